@@ -1,0 +1,70 @@
+//! The compiled policy: what one instance enforces, per direction, as one
+//! flat first-match list with every reference resolved.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use secgroup_model::{Action, Direction, InstanceId, MacAddr, Service, SgId};
+
+/// Where an effective rule came from: rule `index` (0-based) of
+/// `direction` in security group `sg`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuleOrigin {
+    pub sg: SgId,
+    pub direction: Direction,
+    pub index: usize,
+}
+
+/// One rule of an instance's concatenated list, fully resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EffectiveRule {
+    pub origin: RuleOrigin,
+    pub action: Action,
+    /// The rule matches a packet whose protocol/port any of these match.
+    /// More than one when the rule names a service set (group). Empty when
+    /// that set is empty: the rule then matches nothing.
+    pub services: Vec<Service>,
+    /// The rule matches a packet whose remote address lies in any of these
+    /// prefixes: literals, ranges split into CIDRs, address sets and
+    /// security-group members resolved. Sorted, without duplicates or
+    /// prefixes covered by another. Empty (a group with no members) matches
+    /// nothing.
+    pub remotes: Vec<IpNet>,
+}
+
+/// An ordered first-match list for one instance and direction: the rules of
+/// its security groups concatenated in binding order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct RuleList {
+    pub rules: Vec<EffectiveRule>,
+}
+
+/// What one instance enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstancePolicy {
+    pub id: InstanceId,
+    /// `None` for instances on other hosts (they only lend their addresses
+    /// to security-group references).
+    pub interface: Option<String>,
+    pub mac: Option<MacAddr>,
+    pub ips: Vec<IpAddr>,
+    pub security_groups: Vec<SgId>,
+    pub ingress: RuleList,
+    pub egress: RuleList,
+}
+
+impl InstancePolicy {
+    pub fn rules(&self, direction: Direction) -> &RuleList {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+}
+
+/// The compiled policy of the whole rules directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub instances: BTreeMap<InstanceId, InstancePolicy>,
+}

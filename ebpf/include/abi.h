@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one contract between the BPF programs and userspace.
+ *
+ * Every map key and value, every code that crosses the boundary, is defined
+ * here and nowhere else. crates/secgroup-dataplane/src/abi.rs mirrors it
+ * with #[repr(C)] types and a test compares both layouts against the BTF of
+ * the compiled object: change one side and that test fails until the other
+ * follows.
+ *
+ * Types only: no maps, no code. Fixed-width types, explicit padding, no
+ * bitfields, so the layout is the same for clang -target bpf and rustc.
+ */
+#ifndef SECGROUP_ABI_H
+#define SECGROUP_ABI_H
+
+#include <linux/types.h>
+
+/* ---- Limits ---------------------------------------------------------- */
+
+/* Rules one table (one instance, one direction) can hold. */
+#define SG_MAX_RULES 4096
+#define SG_RULESET_WORDS (SG_MAX_RULES / 64)
+
+/* No-rule marker in sg_decision.rule_pos. */
+#define SG_NO_RULE 0xffffffffu
+
+/* Table id 0 is never allocated: it means "no table". */
+#define SG_NO_TABLE 0u
+
+/* ---- Directions (seen from the VM) ------------------------------------ */
+
+enum sg_direction {
+	SG_DIR_INGRESS = 0, /* to the VM: TC egress on its tap */
+	SG_DIR_EGRESS = 1,  /* from the VM: XDP on its tap */
+	SG_DIR_MAX = 2,
+};
+
+/* ---- Rule actions ---------------------------------------------------- */
+
+enum sg_action {
+	SG_ACTION_DROP = 0,
+	SG_ACTION_ACCEPT = 1,
+};
+
+/*
+ * ---- Reasons ---------------------------------------------------------
+ *
+ * Why a packet got its verdict. Indexes sg_iface_stats.packets and is
+ * reported in sg_decision.reason; userspace prints the names (abi.rs).
+ * Append only: the numbers are part of pinned state.
+ */
+enum sg_reason {
+	SG_REASON_ACCEPT_RULE = 0,      /* new flow accepted by a rule */
+	SG_REASON_ACCEPT_ESTABLISHED,   /* tracked flow, original direction */
+	SG_REASON_ACCEPT_REPLY,         /* tracked flow, reply direction */
+	SG_REASON_ACCEPT_RELATED,       /* ICMP error about a tracked flow */
+	SG_REASON_ACCEPT_FRAGMENT,      /* later fragment of an accepted datagram */
+	SG_REASON_ACCEPT_IMPLICIT,      /* NDP/MLD, DHCP/DHCPv6 client */
+	SG_REASON_PASS_NON_IP,          /* ARP and other non-IP ethertypes */
+	SG_REASON_DROP_RULE,            /* a drop rule matched */
+	SG_REASON_DROP_DEFAULT,         /* no rule matched */
+	SG_REASON_DROP_MALFORMED,       /* truncated or inconsistent headers */
+	SG_REASON_DROP_FRAGMENT,        /* fragment of no accepted datagram */
+	SG_REASON_DROP_NO_POLICY,       /* hook attached, no sg_ifaces entry */
+	SG_REASON_DROP_REVOKED,         /* tracked flow the new rules refuse */
+	SG_REASON_DROP_UNSUPPORTED,     /* e.g. IPv6 extension chain too long */
+	SG_REASON_MAX,
+};
+
+/* ---- Conntrack ------------------------------------------------------- */
+
+enum sg_ct_state {
+	SG_CT_NEW = 0,          /* non-TCP: seen one way only */
+	SG_CT_REPLIED,          /* non-TCP: seen both ways */
+	SG_CT_TCP_SYN_SENT,     /* SYN from the originator */
+	SG_CT_TCP_SYN_RECV,     /* SYN-ACK from the responder */
+	SG_CT_TCP_ESTABLISHED,
+	SG_CT_TCP_FIN_WAIT,     /* one side sent FIN */
+	SG_CT_TCP_CLOSING,      /* both sides sent FIN */
+	SG_CT_TCP_CLOSED,       /* RST seen */
+	SG_CT_STATE_MAX,
+};
+
+/* Indexes sg_config.ct_timeout_ns. */
+enum sg_ct_timeout {
+	SG_CT_TIMEOUT_TCP_SYN = 0,      /* default 60 s */
+	SG_CT_TIMEOUT_TCP_ESTABLISHED,  /* default 5 days */
+	SG_CT_TIMEOUT_TCP_CLOSING,      /* FIN seen: default 120 s */
+	SG_CT_TIMEOUT_TCP_CLOSED,       /* RST seen: default 10 s */
+	SG_CT_TIMEOUT_UDP,              /* one way: default 30 s */
+	SG_CT_TIMEOUT_UDP_STREAM,       /* replied: default 180 s */
+	SG_CT_TIMEOUT_ICMP,             /* default 30 s */
+	SG_CT_TIMEOUT_OTHER,            /* default 600 s */
+	SG_CT_TIMEOUT_FRAGMENT,         /* sg_frags entries: default 30 s */
+	SG_CT_TIMEOUT_MAX,
+};
+
+/* sg_ct_entry.flags */
+#define SG_CT_F_SEEN_REPLY   (1u << 0)
+#define SG_CT_F_FIN_ORIGINAL (1u << 1) /* FIN from the originator */
+#define SG_CT_F_FIN_REPLY    (1u << 2) /* FIN from the responder */
+
+/*
+ * One flow on one interface (the zone), keyed from the VM's point of view so
+ * both directions find the same entry: "local" is the VM's side.
+ * Ports are in network byte order; for ICMP echo both hold the echo id; for
+ * portless protocols both are 0. IPv4 addresses use the first 4 bytes of
+ * the 16, the rest zero.
+ */
+struct sg_ct_key {
+	__u32 ifindex;
+	__u8 family;        /* AF_INET (2) or AF_INET6 (10) */
+	__u8 proto;
+	__u16 pad;
+	__be16 local_port;
+	__be16 remote_port;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+};
+
+struct sg_ct_entry {
+	__u64 created_ns;
+	__u64 expires_ns;       /* sg clock; past it the entry is dead */
+	__u64 packets[SG_DIR_MAX];
+	__u64 bytes[SG_DIR_MAX];
+	/* The table that accepted the flow, in origin_dir. A table id changes
+	 * whenever that direction's rules change, so a mismatch with the
+	 * interface's current table means: re-check before trusting. */
+	__u32 table;
+	__u32 rule_pos;         /* position in that table of the accepting rule */
+	__u8 origin_dir;        /* enum sg_direction of the first packet */
+	__u8 state;             /* enum sg_ct_state */
+	__u8 flags;             /* SG_CT_F_* */
+	__u8 pad[5];
+};
+
+/* Later fragments of an accepted IPv4/IPv6 datagram. */
+struct sg_frag_key {
+	__u32 ifindex;
+	__u32 id;               /* IPv4 id (zero-extended) or IPv6 frag id */
+	__u8 family;
+	__u8 proto;
+	__u8 dir;
+	__u8 pad;
+	__u8 src[16];
+	__u8 dst[16];
+};
+
+struct sg_frag_entry {
+	__u64 expires_ns;
+};
+
+/* ---- Classifier tables ------------------------------------------------ */
+
+/*
+ * A table is one instance-direction's compiled first-match list. It lives in
+ * the maps below under its id; see ARCHITECTURE.md for the algorithm. Every
+ * lookup key starts with the table id so many tables share the maps and a
+ * new table is written beside the old one before any interface points to it.
+ */
+
+/* LPM key for remote IPv4 addresses: prefixlen counts the 32 table bits. */
+struct sg_v4_key {
+	__u32 prefixlen;
+	__u32 table;
+	__u8 addr[4];
+};
+
+struct sg_v6_key {
+	__u32 prefixlen;
+	__u32 table;
+	__u8 addr[16];
+};
+
+/*
+ * LPM key for protocol + destination port: prefixlen counts the 32 table
+ * bits, then 8 protocol bits, then 16 port bits (network order). "all
+ * protocols" is prefixlen 32, "tcp any port" 40, "tcp 80" 56. Packets of
+ * portless protocols look up port 0.
+ */
+struct sg_l4_key {
+	__u32 prefixlen;
+	__u32 table;
+	__u8 proto;
+	__u8 port[2];
+	__u8 pad;
+};
+
+/* What an LPM entry leads to: one of the table's distinct rule sets. */
+struct sg_class_ref {
+	__u32 class_id;
+};
+
+struct sg_class_key {
+	__u32 table;
+	__u32 class_id;
+};
+
+/*
+ * A set of rule positions. summary bit i is set iff words[i] != 0, so an AND
+ * of two sets finds its lowest common bit by visiting only the words both
+ * summaries mark.
+ */
+struct sg_ruleset {
+	__u64 summary;
+	__u64 words[SG_RULESET_WORDS];
+};
+
+struct sg_rule_key {
+	__u32 table;
+	__u32 pos;
+};
+
+struct sg_rule_meta {
+	__u32 rule_uid;         /* stable id of (sg, direction, index): counters */
+	__u8 action;            /* enum sg_action */
+	__u8 pad[3];
+};
+
+/* ---- Interfaces ------------------------------------------------------- */
+
+/* sg_iface.flags */
+#define SG_IFACE_F_KEEP_ESTABLISHED (1u << 0) /* rule changes spare tracked flows */
+
+/*
+ * What an interface enforces. Replaced whole, never edited in place: the map
+ * is BPF_F_NO_PREALLOC so a reader holding the old value keeps a valid copy
+ * until it finishes (a preallocated hash would recycle it at once).
+ */
+struct sg_iface {
+	__u32 table[SG_DIR_MAX];  /* by enum sg_direction; SG_NO_TABLE drops */
+	__u32 flags;              /* SG_IFACE_F_* */
+	__u32 instance_uid;       /* for userspace bookkeeping */
+};
+
+/* ---- Counters ---------------------------------------------------------- */
+
+/* Per-CPU hits of one rule on one interface (new flows classified). */
+struct sg_rule_counter_key {
+	__u32 ifindex;
+	__u32 rule_uid;
+};
+
+struct sg_rule_counter {
+	__u64 packets;
+	__u64 bytes;
+	__u64 last_hit_ns;      /* sg clock */
+};
+
+struct sg_iface_stats_key {
+	__u32 ifindex;
+	__u32 dir;
+};
+
+struct sg_iface_stats {
+	__u64 packets[SG_REASON_MAX];
+	__u64 bytes[SG_REASON_MAX];
+};
+
+/* ---- Global configuration (sg_config, one element) ------------------- */
+
+struct sg_config {
+	__u64 ct_timeout_ns[SG_CT_TIMEOUT_MAX];
+	/* Added to bpf_ktime_get_boot_ns(): the one clock every timeout reads,
+	 * so tests can move time forward. Zero in production. */
+	__u64 clock_offset_ns;
+};
+
+/* ---- Decision report ---------------------------------------------------- */
+
+/*
+ * Every verdict is reported where BPF_PROG_TEST_RUN can read it back: in
+ * the XDP metadata area in front of the frame, and in __sk_buff->cb[0..3]
+ * for TC. That is how tests, the differential checker and `secgroupctl
+ * trace` learn which rule decided, from the program itself.
+ */
+#define SG_DECISION_MAGIC 0x53474456u /* "SGDV" */
+
+struct sg_decision {
+	__u32 magic;            /* SG_DECISION_MAGIC */
+	__u32 rule_pos;         /* winning position, or SG_NO_RULE */
+	__u32 table;            /* table consulted, or SG_NO_TABLE */
+	__u8 reason;            /* enum sg_reason */
+	__u8 action;            /* enum sg_action: what the packet got */
+	__u8 dir;               /* enum sg_direction */
+	__u8 pad;
+};
+
+#endif /* SECGROUP_ABI_H */
