@@ -1,1 +1,29 @@
+//! The one crate that talks to the kernel: loads the eBPF object built from
+//! `ebpf/`, turns compiled rule lists into classifier tables in BPF maps,
+//! swaps them atomically, attaches the hooks to VM interfaces, and reads
+//! counters and conntrack back.
+//!
+//! Nothing here decides policy: `secgroup-policy` says what a packet should
+//! get, `secgroup-classifier` lays that out as tables, this crate puts the
+//! tables where the programs read them.
 
+pub mod abi;
+#[cfg(test)]
+mod btf;
+mod bpffs;
+mod dataplane;
+mod error;
+mod maps;
+pub mod netns;
+pub mod object;
+pub mod packet;
+mod tables;
+mod testrun;
+mod uids;
+
+pub use dataplane::{
+    AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, InterfaceBinding, LoadOptions, RuleHits,
+    XdpAttachMode,
+};
+pub use error::DataplaneError;
+pub use testrun::{Hook, TestRunOutcome, TestRunner};

@@ -1,0 +1,85 @@
+//! Typed, owned handles on every map of the object, taken once at load.
+
+use aya::Ebpf;
+use aya::maps::{Array, ArrayOfMaps, HashMap, LpmTrie, Map, MapData, PerCpuHashMap};
+
+use crate::abi::*;
+use crate::error::{DataplaneError, map_err};
+
+pub(crate) mod names {
+    pub const IFACES: &str = "sg_ifaces";
+    pub const V4: &str = "sg_v4";
+    pub const V6: &str = "sg_v6";
+    pub const L4: &str = "sg_l4";
+    pub const CLASSES: &str = "sg_classes";
+    pub const RULES: &str = "sg_rules";
+    pub const CT: &str = "sg_ct";
+    pub const FRAGS: &str = "sg_frags";
+    pub const RULE_HITS: &str = "sg_rule_hits";
+    pub const IF_STATS: &str = "sg_if_stats";
+    pub const CONFIG: &str = "sg_config";
+    pub const RCU_BARRIER: &str = "sg_rcu_barrier";
+}
+
+/// The maps that outlive the process when a pin directory is given: all
+/// but the barrier, which holds nothing. The C definitions carry no
+/// `pinning` attribute on purpose: aya would pin those in /sys/fs/bpf even
+/// for a private (test) instance, so pinning is decided here.
+pub(crate) const PINNED: &[&str] = &[
+    names::IFACES,
+    names::V4,
+    names::V6,
+    names::L4,
+    names::CLASSES,
+    names::RULES,
+    names::CT,
+    names::FRAGS,
+    names::RULE_HITS,
+    names::IF_STATS,
+    names::CONFIG,
+];
+
+pub(crate) struct Maps {
+    pub ifaces: HashMap<MapData, u32, Iface>,
+    pub v4: LpmTrie<MapData, V4KeyData, ClassRef>,
+    pub v6: LpmTrie<MapData, V6KeyData, ClassRef>,
+    pub l4: LpmTrie<MapData, L4KeyData, ClassRef>,
+    pub classes: HashMap<MapData, ClassKey, RuleSetBits>,
+    pub rules: HashMap<MapData, RuleKey, RuleMeta>,
+    pub ct: HashMap<MapData, CtKey, CtEntry>,
+    pub frags: HashMap<MapData, FragKey, FragEntry>,
+    pub rule_hits: PerCpuHashMap<MapData, RuleCounterKey, RuleCounter>,
+    pub if_stats: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats>,
+    pub config: Array<MapData, Config>,
+    pub rcu_barrier: ArrayOfMaps<MapData, Array<MapData, u32>>,
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, DataplaneError> {
+    ebpf.take_map(name).ok_or(DataplaneError::MissingMap { name })
+}
+
+macro_rules! typed {
+    ($ebpf:expr, $name:expr) => {
+        take($ebpf, $name)?.try_into().map_err(map_err($name))?
+    };
+}
+
+impl Maps {
+    pub fn take_all(ebpf: &mut Ebpf) -> Result<Maps, DataplaneError> {
+        use names::*;
+        Ok(Maps {
+            ifaces: typed!(ebpf, IFACES),
+            v4: typed!(ebpf, V4),
+            v6: typed!(ebpf, V6),
+            l4: typed!(ebpf, L4),
+            classes: typed!(ebpf, CLASSES),
+            rules: typed!(ebpf, RULES),
+            ct: typed!(ebpf, CT),
+            frags: typed!(ebpf, FRAGS),
+            rule_hits: typed!(ebpf, RULE_HITS),
+            if_stats: typed!(ebpf, IF_STATS),
+            config: typed!(ebpf, CONFIG),
+            rcu_barrier: typed!(ebpf, RCU_BARRIER),
+        })
+    }
+}

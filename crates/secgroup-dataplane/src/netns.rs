@@ -1,0 +1,51 @@
+//! Acting inside another network namespace.
+//!
+//! Interface names and ifindexes resolve in the calling thread's network
+//! namespace. `setns` changes the namespace of one thread only, so the work
+//! runs on a dedicated short-lived thread: never on a tokio worker or any
+//! thread that goes back to a pool.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::DataplaneError;
+
+/// Where `ip netns add NAME` puts its namespaces.
+pub fn named(name: &str) -> PathBuf {
+    Path::new("/run/netns").join(name)
+}
+
+/// Runs `work` on a fresh thread that has entered the network namespace at
+/// `netns` (e.g. `/run/netns/NAME` or `/proc/PID/ns/net`), and returns its
+/// result.
+pub fn run_in<T: Send>(netns: &Path, work: impl FnOnce() -> T + Send) -> Result<T, DataplaneError> {
+    let netns_err = |source| DataplaneError::Netns {
+        path: netns.to_owned(),
+        source,
+    };
+    let file = File::open(netns).map_err(netns_err)?;
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(move || -> io::Result<T> {
+            // SAFETY: a valid fd; CLONE_NEWNET only affects this thread.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(work())
+        });
+        match worker.join() {
+            Ok(result) => result.map_err(netns_err),
+            Err(_) => Err(DataplaneError::NetnsThread { path: netns.to_owned() }),
+        }
+    })
+}
+
+/// The ifindex of `name` in the calling thread's namespace.
+pub fn ifindex(name: &str) -> Result<u32, DataplaneError> {
+    let unknown = || DataplaneError::UnknownInterface { name: name.to_owned() };
+    let c_name = std::ffi::CString::new(name).map_err(|_| unknown())?;
+    // SAFETY: c_name is NUL-terminated.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    if index == 0 { Err(unknown()) } else { Ok(index) }
+}

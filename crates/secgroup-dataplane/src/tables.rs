@@ -1,0 +1,223 @@
+//! Classifier tables in the kernel: writing one under a fresh id, deleting
+//! one, and sweeping tables nobody references (after adopting pinned maps
+//! whose contents this process did not write).
+//!
+//! Every key starts with the table id, so tables never overlap: a new table
+//! is complete in the maps before any interface points at it, and an old one
+//! is removed only after every interface has moved away and an RCU grace
+//! period has passed.
+
+use std::collections::{HashMap, HashSet};
+
+use aya::maps::lpm_trie::Key;
+use secgroup_classifier::Table;
+use secgroup_model::Action;
+use secgroup_policy::RuleList;
+
+use crate::abi::*;
+use crate::error::{DataplaneError, map_err};
+use crate::maps::{Maps, names};
+use crate::uids::RuleUids;
+
+/// The tables this process has written, by content. Identical rule lists
+/// (same rules, same origins) share one table whatever the number of
+/// interfaces using it.
+#[derive(Default)]
+pub(crate) struct TableStore {
+    by_list: HashMap<RuleList, u32>,
+    tables: HashMap<u32, StoredTable>,
+    next_id: u32,
+}
+
+pub(crate) struct StoredTable {
+    pub list: RuleList,
+    pub table: Table,
+}
+
+impl TableStore {
+    pub fn with_next_id(next_id: u32) -> TableStore {
+        TableStore {
+            next_id: next_id.max(1),
+            ..TableStore::default()
+        }
+    }
+
+    pub fn id_of(&self, list: &RuleList) -> Option<u32> {
+        self.by_list.get(list).copied()
+    }
+
+    pub fn get(&self, id: u32) -> Option<&StoredTable> {
+        self.tables.get(&id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.tables.keys().copied()
+    }
+
+    pub fn allocate(&mut self) -> Result<u32, DataplaneError> {
+        let id = self.next_id;
+        if id == u32::MAX {
+            return Err(DataplaneError::TableIdsExhausted);
+        }
+        self.next_id += 1;
+        Ok(id)
+    }
+
+    pub fn insert(&mut self, id: u32, list: RuleList, table: Table) {
+        self.by_list.insert(list.clone(), id);
+        self.tables.insert(id, StoredTable { list, table });
+    }
+
+    pub fn remove(&mut self, id: u32) -> Option<StoredTable> {
+        let stored = self.tables.remove(&id)?;
+        self.by_list.remove(&stored.list);
+        Some(stored)
+    }
+}
+
+fn v4_key(table: u32, net: &ipnet::Ipv4Net) -> Key<V4KeyData> {
+    Key::new(
+        LPM_TABLE_BITS + u32::from(net.prefix_len()),
+        V4KeyData {
+            table,
+            addr: net.network().octets(),
+        },
+    )
+}
+
+fn v6_key(table: u32, net: &ipnet::Ipv6Net) -> Key<V6KeyData> {
+    Key::new(
+        LPM_TABLE_BITS + u32::from(net.prefix_len()),
+        V6KeyData {
+            table,
+            addr: net.network().octets(),
+        },
+    )
+}
+
+fn l4_key(table: u32, prefix: &secgroup_classifier::L4Prefix) -> Key<L4KeyData> {
+    Key::new(
+        LPM_TABLE_BITS + u32::from(prefix.len),
+        L4KeyData {
+            table,
+            proto: prefix.protocol,
+            port: prefix.port.to_be_bytes(),
+            pad: 0,
+        },
+    )
+}
+
+/// Writes every entry of `table` under `id`. On error the caller removes
+/// what was written with [`delete`].
+pub(crate) fn write(maps: &mut Maps, uids: &mut RuleUids, id: u32, table: &Table) -> Result<(), DataplaneError> {
+    for (pos, rule) in table.rules.iter().enumerate() {
+        let meta = RuleMeta {
+            rule_uid: uids.uid(&rule.origin),
+            action: match rule.action {
+                Action::Accept => ACTION_ACCEPT,
+                Action::Drop => ACTION_DROP,
+            },
+            pad: [0; 3],
+        };
+        let key = RuleKey { table: id, pos: pos as u32 };
+        maps.rules.insert(key, meta, 0).map_err(map_err(names::RULES))?;
+    }
+    for (class_id, set) in table.classes.iter().enumerate() {
+        let key = ClassKey {
+            table: id,
+            class_id: class_id as u32,
+        };
+        let bits = RuleSetBits {
+            summary: set.summary,
+            words: set.words,
+        };
+        maps.classes.insert(key, bits, 0).map_err(map_err(names::CLASSES))?;
+    }
+    for (net, class_id) in &table.v4 {
+        let value = ClassRef { class_id: *class_id };
+        maps.v4.insert(&v4_key(id, net), value, 0).map_err(map_err(names::V4))?;
+    }
+    for (net, class_id) in &table.v6 {
+        let value = ClassRef { class_id: *class_id };
+        maps.v6.insert(&v6_key(id, net), value, 0).map_err(map_err(names::V6))?;
+    }
+    for (prefix, class_id) in &table.l4 {
+        let value = ClassRef { class_id: *class_id };
+        maps.l4.insert(&l4_key(id, prefix), value, 0).map_err(map_err(names::L4))?;
+    }
+    Ok(())
+}
+
+/// Removes every entry of `table` stored under `id`. Missing entries are
+/// fine (a half-written table is deleted this way too).
+pub(crate) fn delete(maps: &mut Maps, id: u32, table: &Table) {
+    // Errors here can only be ENOENT for entries a failed write never made.
+    for (net, _) in &table.v4 {
+        let _ = maps.v4.remove(&v4_key(id, net));
+    }
+    for (net, _) in &table.v6 {
+        let _ = maps.v6.remove(&v6_key(id, net));
+    }
+    for (prefix, _) in &table.l4 {
+        let _ = maps.l4.remove(&l4_key(id, prefix));
+    }
+    for class_id in 0..table.classes.len() {
+        let _ = maps.classes.remove(&ClassKey {
+            table: id,
+            class_id: class_id as u32,
+        });
+    }
+    for pos in 0..table.rules.len() {
+        let _ = maps.rules.remove(&RuleKey { table: id, pos: pos as u32 });
+    }
+}
+
+/// Every table id present in any table map or referenced by an interface.
+pub(crate) fn ids_in_kernel(maps: &Maps) -> Result<HashSet<u32>, DataplaneError> {
+    let mut ids = HashSet::new();
+    for iface in maps.ifaces.iter() {
+        let (_, iface) = iface.map_err(map_err(names::IFACES))?;
+        ids.extend(iface.table.iter().copied().filter(|t| *t != NO_TABLE));
+    }
+    for key in maps.rules.keys() {
+        ids.insert(key.map_err(map_err(names::RULES))?.table);
+    }
+    for key in maps.classes.keys() {
+        ids.insert(key.map_err(map_err(names::CLASSES))?.table);
+    }
+    for key in maps.v4.keys() {
+        ids.insert(key.map_err(map_err(names::V4))?.data().table);
+    }
+    for key in maps.v6.keys() {
+        ids.insert(key.map_err(map_err(names::V6))?.data().table);
+    }
+    for key in maps.l4.keys() {
+        ids.insert(key.map_err(map_err(names::L4))?.data().table);
+    }
+    Ok(ids)
+}
+
+/// Deletes every table entry whose id is not in `keep`; returns how many
+/// entries went. Used once after adopting pinned maps.
+pub(crate) fn sweep(maps: &mut Maps, keep: &HashSet<u32>) -> Result<usize, DataplaneError> {
+    let mut removed = 0;
+    macro_rules! sweep_map {
+        ($map:expr, $name:expr, |$key:ident| $table:expr) => {{
+            let doomed: Vec<_> = $map
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|$key| !keep.contains(&$table))
+                .collect();
+            for key in &doomed {
+                $map.remove(key).map_err(map_err($name))?;
+            }
+            removed += doomed.len();
+        }};
+    }
+    sweep_map!(maps.v4, names::V4, |k| k.data().table);
+    sweep_map!(maps.v6, names::V6, |k| k.data().table);
+    sweep_map!(maps.l4, names::L4, |k| k.data().table);
+    sweep_map!(maps.classes, names::CLASSES, |k| k.table);
+    sweep_map!(maps.rules, names::RULES, |k| k.table);
+    Ok(removed)
+}

@@ -1,0 +1,591 @@
+//! The real programs on crafted frames (BPF_PROG_TEST_RUN): seed scenarios,
+//! state tracking, fragments, VLAN, IPv6 extension headers, malformed
+//! frames, implicit allows, hot rule changes and counters.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use secgroup_dataplane::abi::{CtState, NO_RULE, Reason};
+use secgroup_dataplane::packet::{self, ExtHeader, Fragment, Packet, tcp_flags::*};
+use secgroup_dataplane::{Dataplane, InterfaceBinding};
+use secgroup_model::Direction::{self, Egress, Ingress};
+
+const VM: &str = "198.51.100.10";
+const VM6: &str = "2001:db8::10";
+const CLIENT_A: &str = "203.0.113.1";
+const CLIENT_B: &str = "203.0.113.2";
+const CLB_VIP: &str = "203.0.113.100";
+const OTHER: &str = "203.0.113.77";
+
+macro_rules! kernel_test {
+    () => {
+        if !kernel_tests_enabled(module_path!()) {
+            return;
+        }
+    };
+}
+
+/// One security group `sg-test` with the given rule arrays bound to
+/// instance `ins-vm` (198.51.100.10, 2001:db8::10).
+fn one_group(ingress: &str, egress: &str) -> String {
+    format!(
+        r#"{{
+  "security_groups": [ {{ "id": "sg-test", "ingress": [{ingress}], "egress": [{egress}] }} ],
+  "instances": [ {{ "id": "ins-vm", "interface": "tap-vm", "ips": ["{VM}", "{VM6}"], "security_groups": ["sg-test"] }} ]
+}}"#
+    )
+}
+
+fn tcp_in(remote: &str, dport: u16, flags: u8) -> Packet {
+    Packet::tcp(ip(remote), 40000, ip(VM), dport, flags)
+}
+
+fn tcp_out(remote: &str, dport: u16, flags: u8) -> Packet {
+    Packet::tcp(ip(VM), 40000, ip(remote), dport, flags)
+}
+
+/// A table of (direction, packet, expected reason, expected rule position).
+type Case = (Direction, Packet, Reason, Option<usize>);
+
+fn check(fixture: &Fixture, cases: &[Case]) {
+    for (i, (direction, pkt, reason, pos)) in cases.iter().enumerate() {
+        let outcome = fixture.send(*direction, pkt);
+        expect(&outcome, *reason, *pos, &format!("case {i}: {direction} {pkt:?}"));
+    }
+}
+
+#[test]
+fn seed_004_scenario_1_only_clients_and_vip_reach_8080() {
+    kernel_test!();
+    let f = Fixture::new(
+        &one_group(
+            &format!(
+                r#"{{"action":"accept","protocol":"tcp","port":"8080","remote":"{CLIENT_A}"}},
+                   {{"action":"accept","protocol":"tcp","port":"8080","remote":"{CLIENT_B}"}},
+                   {{"action":"accept","protocol":"tcp","port":"8080","remote":"{CLB_VIP}"}},
+                   {{"action":"drop","protocol":"tcp","port":"8080","remote":"0.0.0.0/0"}}"#
+            ),
+            "",
+        ),
+        "ins-vm",
+    );
+    check(
+        &f,
+        &[
+            (Ingress, tcp_in(CLIENT_A, 8080, SYN), Reason::AcceptRule, Some(0)),
+            (Ingress, tcp_in(CLIENT_B, 8080, SYN), Reason::AcceptRule, Some(1)),
+            (Ingress, tcp_in(CLB_VIP, 8080, SYN), Reason::AcceptRule, Some(2)),
+            (Ingress, tcp_in(OTHER, 8080, SYN), Reason::DropRule, Some(3)),
+            (Ingress, tcp_in(CLIENT_A, 8081, SYN), Reason::DropDefault, None),
+            (Egress, tcp_out(OTHER, 443, SYN), Reason::DropDefault, None),
+        ],
+    );
+}
+
+#[test]
+fn seed_004_scenario_5_blocklist_order_matters() {
+    kernel_test!();
+    let blocklist = one_group(
+        &format!(
+            r#"{{"action":"drop","protocol":"tcp","port":"80","remote":"{CLIENT_A}"}},
+               {{"action":"drop","protocol":"tcp","port":"80","remote":"{CLIENT_B}"}},
+               {{"action":"accept","protocol":"tcp","port":"80","remote":"0.0.0.0/0"}}"#
+        ),
+        "",
+    );
+    let f = Fixture::new(&blocklist, "ins-vm");
+    check(
+        &f,
+        &[
+            (Ingress, tcp_in(CLIENT_A, 80, SYN), Reason::DropRule, Some(0)),
+            (Ingress, tcp_in(CLIENT_B, 80, SYN), Reason::DropRule, Some(1)),
+            (Ingress, tcp_in(OTHER, 80, SYN), Reason::AcceptRule, Some(2)),
+        ],
+    );
+    let wrong_order = one_group(
+        &format!(
+            r#"{{"action":"accept","protocol":"tcp","port":"80","remote":"0.0.0.0/0"}},
+               {{"action":"drop","protocol":"tcp","port":"80","remote":"{CLIENT_A}"}}"#
+        ),
+        "",
+    );
+    let f = Fixture::new(&wrong_order, "ins-vm");
+    check(&f, &[(Ingress, tcp_in(CLIENT_A, 80, SYN), Reason::AcceptRule, Some(0))]);
+}
+
+#[test]
+fn empty_group_denies_everything_both_ways() {
+    kernel_test!();
+    let f = Fixture::new(&one_group("", ""), "ins-vm");
+    check(
+        &f,
+        &[
+            (Ingress, tcp_in(OTHER, 22, SYN), Reason::DropDefault, None),
+            (Egress, tcp_out(OTHER, 443, SYN), Reason::DropDefault, None),
+            (Egress, Packet::udp(ip(VM), 5000, ip(OTHER), 53), Reason::DropDefault, None),
+            (Ingress, Packet::echo(ip(OTHER), ip(VM), true, 7), Reason::DropDefault, None),
+            (Ingress, Packet::other(ip(OTHER), ip(VM), 47), Reason::DropDefault, None),
+        ],
+    );
+}
+
+fn stateful_fixture() -> Fixture {
+    // Ingress denies everything; egress accepts everything.
+    Fixture::new(
+        &one_group(
+            r#"{"action":"drop","protocol":"all"}"#,
+            r#"{"action":"accept","protocol":"all"}"#,
+        ),
+        "ins-vm",
+    )
+}
+
+fn ct_state(f: &Fixture, remote: &str) -> Option<CtState> {
+    let remote = ip(remote);
+    let entries = f.dp.conntrack().unwrap_or_else(|e| panic!("reading conntrack: {}", error_chain(&e)));
+    entries
+        .iter()
+        .find(|(k, _)| {
+            let addr = match remote {
+                std::net::IpAddr::V4(a) => {
+                    let mut b = [0u8; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    b
+                }
+                std::net::IpAddr::V6(a) => a.octets(),
+            };
+            k.remote_addr == addr
+        })
+        .and_then(|(_, e)| CtState::from_u8(e.state))
+}
+
+#[test]
+fn replies_to_accepted_flows_pass_whatever_the_other_direction_says() {
+    kernel_test!();
+    let f = stateful_fixture();
+    let out = tcp_out(OTHER, 443, SYN);
+    let udp_out = Packet::udp(ip(VM), 5000, ip(OTHER), 53);
+    let ping = Packet::echo(ip(VM), ip(OTHER), true, 99);
+    check(
+        &f,
+        &[
+            (Egress, out.clone(), Reason::AcceptRule, Some(0)),
+            (Ingress, out.reversed(), Reason::AcceptReply, None),
+            (Egress, udp_out.clone(), Reason::AcceptRule, Some(0)),
+            (Ingress, udp_out.reversed(), Reason::AcceptReply, None),
+            (Egress, ping.clone(), Reason::AcceptRule, Some(0)),
+            (Ingress, ping.reversed(), Reason::AcceptReply, None),
+            // Unsolicited: another port, another echo id, another peer.
+            (Ingress, tcp_in(OTHER, 22, SYN), Reason::DropRule, Some(0)),
+            (Ingress, Packet::echo(ip(OTHER), ip(VM), false, 100), Reason::DropRule, Some(0)),
+            (Ingress, Packet::udp(ip(CLIENT_A), 53, ip(VM), 5000), Reason::DropRule, Some(0)),
+        ],
+    );
+}
+
+#[test]
+fn tcp_state_machine_walks_through_every_state() {
+    kernel_test!();
+    let f = stateful_fixture();
+    let syn = tcp_out(OTHER, 443, SYN);
+    let steps: &[(Direction, u8, Reason, CtState)] = &[
+        (Egress, SYN, Reason::AcceptRule, CtState::TcpSynSent),
+        (Ingress, SYN | ACK, Reason::AcceptReply, CtState::TcpSynRecv),
+        (Egress, ACK, Reason::AcceptEstablished, CtState::TcpEstablished),
+        (Ingress, ACK | PSH, Reason::AcceptReply, CtState::TcpEstablished),
+        (Egress, FIN | ACK, Reason::AcceptEstablished, CtState::TcpFinWait),
+        (Ingress, FIN | ACK, Reason::AcceptReply, CtState::TcpClosing),
+        (Egress, RST, Reason::AcceptEstablished, CtState::TcpClosed),
+    ];
+    for (i, (direction, flags, reason, state)) in steps.iter().enumerate() {
+        let pkt = match direction {
+            Egress => tcp_out(OTHER, 443, *flags),
+            Ingress => {
+                let mut p = syn.reversed();
+                p.transport = packet::Transport::Tcp {
+                    src: 443,
+                    dst: 40000,
+                    flags: *flags,
+                };
+                p
+            }
+        };
+        let outcome = f.send(*direction, &pkt);
+        expect(&outcome, *reason, None, &format!("step {i} ({direction} flags {flags:#x})"));
+        assert_eq!(ct_state(&f, OTHER), Some(*state), "step {i}: conntrack state");
+    }
+}
+
+#[test]
+fn expired_flows_no_longer_admit_replies() {
+    kernel_test!();
+    let mut f = stateful_fixture();
+    let out = Packet::udp(ip(VM), 5000, ip(OTHER), 53);
+    check(&f, &[(Egress, out.clone(), Reason::AcceptRule, Some(0))]);
+    // One-way UDP lives 30 s by default.
+    f.dp.set_clock_offset(Duration::from_secs(31))
+        .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    check(&f, &[(Ingress, out.reversed(), Reason::DropRule, Some(0))]);
+    // A SYN waits 60 s for its answer.
+    let syn = tcp_out(OTHER, 443, SYN);
+    check(&f, &[(Egress, syn.clone(), Reason::AcceptRule, Some(0))]);
+    f.dp.set_clock_offset(Duration::from_secs(31 + 59))
+        .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    check(&f, &[(Ingress, syn.reversed(), Reason::AcceptReply, None)]);
+}
+
+#[test]
+fn icmp_errors_about_tracked_flows_are_related() {
+    kernel_test!();
+    let f = stateful_fixture();
+    let out = tcp_out(OTHER, 443, SYN);
+    check(&f, &[(Egress, out.clone(), Reason::AcceptRule, Some(0))]);
+    let unreachable = Packet::icmp_error(ip(OTHER), ip(VM), 3, 3, &out);
+    let unrelated = Packet::icmp_error(ip(OTHER), ip(VM), 3, 3, &tcp_out(OTHER, 444, SYN));
+    check(
+        &f,
+        &[
+            (Ingress, unreachable, Reason::AcceptRelated, None),
+            (Ingress, unrelated, Reason::DropRule, Some(0)),
+        ],
+    );
+    // The same over IPv6 (destination unreachable, type 1).
+    let out6 = Packet::tcp(ip(VM6), 40000, ip("2001:db8::99"), 443, SYN);
+    check(&f, &[(Egress, out6.clone(), Reason::AcceptRule, Some(0))]);
+    let unreachable6 = Packet::icmp_error(ip("2001:db8::99"), ip(VM6), 1, 4, &out6);
+    check(&f, &[(Ingress, unreachable6, Reason::AcceptRelated, None)]);
+}
+
+#[test]
+fn later_fragments_follow_their_first_fragment() {
+    kernel_test!();
+    let f = Fixture::new(
+        &one_group(
+            &format!(r#"{{"action":"accept","protocol":"udp","port":"53","remote":"{CLIENT_A}"}}"#),
+            "",
+        ),
+        "ins-vm",
+    );
+    let first = |remote: &str, id: u32| {
+        Packet::udp(ip(remote), 5000, ip(VM), 53).with_fragment(Fragment { id, offset: 0, more: true })
+    };
+    let later = |remote: &str, id: u32| {
+        Packet::udp(ip(remote), 5000, ip(VM), 53)
+            .with_payload(vec![0; 16])
+            .with_fragment(Fragment { id, offset: 3, more: false })
+    };
+    check(
+        &f,
+        &[
+            (Ingress, first(CLIENT_A, 7), Reason::AcceptRule, Some(0)),
+            (Ingress, later(CLIENT_A, 7), Reason::AcceptFragment, None),
+            (Ingress, later(CLIENT_A, 8), Reason::DropFragment, None),
+            (Ingress, first(OTHER, 9), Reason::DropDefault, None),
+            (Ingress, later(OTHER, 9), Reason::DropFragment, None),
+        ],
+    );
+    // IPv6 fragment headers behave the same.
+    let f6 = Fixture::new(
+        &one_group(r#"{"action":"accept","protocol":"udp","port":"53","remote":"2001:db8::1"}"#, ""),
+        "ins-vm",
+    );
+    let first6 = Packet::udp(ip("2001:db8::1"), 5000, ip(VM6), 53).with_fragment(Fragment {
+        id: 77,
+        offset: 0,
+        more: true,
+    });
+    let later6 = Packet::udp(ip("2001:db8::1"), 5000, ip(VM6), 53)
+        .with_payload(vec![0; 16])
+        .with_fragment(Fragment {
+            id: 77,
+            offset: 3,
+            more: false,
+        });
+    check(
+        &f6,
+        &[
+            (Ingress, first6, Reason::AcceptRule, Some(0)),
+            (Ingress, later6, Reason::AcceptFragment, None),
+        ],
+    );
+}
+
+#[test]
+fn vlan_tags_and_ipv6_extension_headers_are_seen_through() {
+    kernel_test!();
+    let f = Fixture::new(
+        &one_group(
+            r#"{"action":"accept","protocol":"tcp","port":"22","remote":"203.0.113.0/24"},
+               {"action":"accept","protocol":"udp","port":"53","remote":"2001:db8::/32"}"#,
+            "",
+        ),
+        "ins-vm",
+    );
+    let v6 = |ext: Vec<ExtHeader>| Packet::udp(ip("2001:db8::1"), 5000, ip(VM6), 53).with_ipv6_ext(ext);
+    check(
+        &f,
+        &[
+            (Ingress, tcp_in(OTHER, 22, SYN).with_vlan(100), Reason::AcceptRule, Some(0)),
+            (Ingress, tcp_in(OTHER, 23, SYN).with_vlan(100), Reason::DropDefault, None),
+            (Ingress, tcp_in(OTHER, 22, SYN).with_ipv4_options(vec![1, 1, 1, 0]), Reason::AcceptRule, Some(0)),
+            (Ingress, v6(vec![ExtHeader::HopByHop]), Reason::AcceptRule, Some(1)),
+            (
+                Ingress,
+                v6(vec![ExtHeader::HopByHop, ExtHeader::DestinationOptions, ExtHeader::Routing]),
+                Reason::AcceptRule,
+                Some(1),
+            ),
+            (Ingress, v6(vec![ExtHeader::DestinationOptions; 12]), Reason::DropUnsupported, None),
+        ],
+    );
+}
+
+#[test]
+fn malformed_frames_are_dropped_and_counted() {
+    kernel_test!();
+    let f = Fixture::new(&one_group(r#"{"action":"accept","protocol":"all"}"#, ""), "ins-vm");
+    let good = tcp_in(OTHER, 22, SYN).frame();
+    let good6 = Packet::tcp(ip("2001:db8::1"), 4000, ip(VM6), 22, SYN).frame();
+    let with = |mut frame: Vec<u8>, at: usize, value: u8| {
+        frame[at] = value;
+        frame
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("ipv4 header cut short", good[..14 + 12].to_vec()),
+        ("tcp header cut short", good[..14 + 20 + 10].to_vec()),
+        ("ipv4 ihl below 5", with(good.clone(), 14, 0x44)),
+        ("ipv4 ihl beyond the frame", with(good.clone(), 14, 0x4f)),
+        ("ipv4 total length beyond the frame", with(good.clone(), 16, 0x7f)),
+        ("ipv4 version is not 4", with(good.clone(), 14, 0x65)),
+        ("tcp data offset below 5", with(good.clone(), 14 + 20 + 12, 0x20)),
+        ("ipv6 header cut short", good6[..14 + 30].to_vec()),
+        ("ipv6 payload length beyond the frame", with(good6.clone(), 14 + 4, 0x7f)),
+        ("ipv6 tcp cut short", good6[..14 + 40 + 8].to_vec()),
+        ("vlan tag without payload", {
+            let mut v = tcp_in(OTHER, 22, SYN).with_vlan(5).frame();
+            v.truncate(14 + 4);
+            v
+        }),
+    ];
+    for (what, frame) in &cases {
+        let outcome = f.run(Ingress, frame);
+        expect(&outcome, Reason::DropMalformed, None, what);
+    }
+    // A runt Ethernet frame cannot even be handed to the program (the
+    // kernel refuses frames under 14 bytes), so it is not a case here.
+    let stats = f.dp.interface_stats(TEST_IFINDEX, Ingress).unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    assert_eq!(
+        stats.packets[Reason::DropMalformed as usize],
+        cases.len() as u64,
+        "every malformed frame is counted under drop-malformed"
+    );
+}
+
+#[test]
+fn non_ip_passes_and_address_configuration_is_implicitly_allowed() {
+    kernel_test!();
+    let f = Fixture::new(&one_group("", ""), "ins-vm");
+    let ndp = |icmp_type: u8| {
+        Packet::new(
+            ip("fe80::1"),
+            ip("ff02::1:ff00:10"),
+            packet::Transport::Icmp {
+                icmp_type,
+                code: 0,
+                body: vec![0; 16],
+            },
+        )
+    };
+    check(
+        &f,
+        &[
+            (Egress, ndp(135), Reason::AcceptImplicit, None),
+            (Ingress, ndp(136), Reason::AcceptImplicit, None),
+            (Egress, ndp(133), Reason::AcceptImplicit, None),
+            (Ingress, ndp(134), Reason::AcceptImplicit, None),
+            (Egress, ndp(143), Reason::AcceptImplicit, None),
+            (
+                Egress,
+                Packet::udp(ip("0.0.0.0"), 68, ip("255.255.255.255"), 67),
+                Reason::AcceptImplicit,
+                None,
+            ),
+            (Ingress, Packet::udp(ip(CLIENT_A), 67, ip(VM), 68), Reason::AcceptImplicit, None),
+            (Egress, Packet::udp(ip("fe80::10"), 546, ip("ff02::1:2"), 547), Reason::AcceptImplicit, None),
+            (Ingress, Packet::udp(ip("fe80::1"), 547, ip("fe80::10"), 546), Reason::AcceptImplicit, None),
+            // The DHCP server side is not implicit.
+            (Ingress, Packet::udp(ip(CLIENT_A), 68, ip(VM), 67), Reason::DropDefault, None),
+            (Ingress, ndp(128), Reason::DropDefault, None),
+        ],
+    );
+    let arp = packet::arp_request([198, 51, 100, 10], [198, 51, 100, 1]);
+    expect(&f.run(Egress, &arp), Reason::PassNonIp, None, "arp out");
+    expect(&f.run(Ingress, &arp), Reason::PassNonIp, None, "arp in");
+}
+
+#[test]
+fn an_interface_without_policy_fails_closed() {
+    kernel_test!();
+    let dp = load_dataplane();
+    for direction in Direction::ALL {
+        let outcome = run_frame(&dp, direction, &tcp_in(OTHER, 22, SYN).frame());
+        expect(&outcome, Reason::DropNoPolicy, None, &format!("{direction} without policy"));
+        assert_eq!(decision(&outcome).rule_pos, NO_RULE);
+    }
+}
+
+#[test]
+fn removing_the_accepting_rule_cuts_tracked_flows_unless_told_to_keep_them() {
+    kernel_test!();
+    let open = one_group(
+        r#"{"action":"accept","protocol":"tcp","port":"22"},{"action":"accept","protocol":"tcp","port":"80"}"#,
+        "",
+    );
+    let closed = one_group(r#"{"action":"accept","protocol":"tcp","port":"80"}"#, "");
+    let mut f = Fixture::new(&open, "ins-vm");
+    let ssh = tcp_in(OTHER, 22, SYN);
+    let web = tcp_in(CLIENT_A, 80, SYN);
+    check(
+        &f,
+        &[
+            (Ingress, ssh.clone(), Reason::AcceptRule, Some(0)),
+            (Ingress, web.clone(), Reason::AcceptRule, Some(1)),
+            (Egress, ssh.reversed(), Reason::AcceptReply, None),
+        ],
+    );
+    f.bind(&compile(&closed));
+    // The web flow is re-checked against the new table and survives (now
+    // at position 0); the ssh flow no longer has a rule: cut, and its entry
+    // goes, so later packets are judged as new.
+    check(
+        &f,
+        &[
+            (Egress, web.reversed(), Reason::AcceptReply, None),
+            (Egress, ssh.reversed(), Reason::DropRevoked, None),
+            (Ingress, ssh.clone(), Reason::DropDefault, None),
+        ],
+    );
+
+    // With keep-established the ssh flow outlives its rule.
+    let mut keep = Fixture::new(&open, "ins-vm");
+    check(&keep, &[(Ingress, ssh.clone(), Reason::AcceptRule, Some(0))]);
+    let closed_policy = compile(&closed);
+    let inst = closed_policy
+        .instances
+        .values()
+        .next()
+        .unwrap_or_else(|| panic!("no instance"));
+    keep.dp
+        .apply(&[InterfaceBinding {
+            ifindex: TEST_IFINDEX,
+            ingress: &inst.ingress,
+            egress: &inst.egress,
+            keep_established: true,
+            instance_uid: 1,
+        }])
+        .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    check(&keep, &[(Egress, ssh.reversed(), Reason::AcceptReply, None)]);
+}
+
+#[test]
+fn rule_hits_count_new_flows_per_rule() {
+    kernel_test!();
+    let f = Fixture::new(
+        &one_group(
+            &format!(
+                r#"{{"action":"drop","protocol":"tcp","port":"22","remote":"{CLIENT_A}"}},
+                   {{"action":"accept","protocol":"tcp","port":"22"}}"#
+            ),
+            "",
+        ),
+        "ins-vm",
+    );
+    // Three new flows from B (distinct source ports), two dropped SYNs
+    // from A, then established traffic that must not count.
+    for sport in [1000, 1001, 1002] {
+        let p = Packet::tcp(ip(CLIENT_B), sport, ip(VM), 22, SYN);
+        expect(&f.send(Ingress, &p), Reason::AcceptRule, Some(1), "B new flow");
+        expect(&f.send(Ingress, &p), Reason::AcceptEstablished, None, "B again");
+    }
+    for _ in 0..2 {
+        expect(&f.send(Ingress, &tcp_in(CLIENT_A, 22, SYN)), Reason::DropRule, Some(0), "A");
+    }
+    let hits = f.dp.rule_hits().unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    let count = |index: usize| -> u64 {
+        hits.iter()
+            .filter(|h| h.ifindex == TEST_IFINDEX && h.origin.as_ref().is_some_and(|o| o.index == index))
+            .map(|h| h.packets)
+            .sum()
+    };
+    assert_eq!(count(0), 2, "drop rule hits: {hits:?}");
+    assert_eq!(count(1), 3, "accept rule hits (new flows only): {hits:?}");
+    assert!(hits.iter().all(|h| h.last_hit_ns > 0), "last hit times recorded: {hits:?}");
+
+    let stats = f.dp.interface_stats(TEST_IFINDEX, Ingress).unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    assert_eq!(stats.packets[Reason::AcceptRule as usize], 3);
+    assert_eq!(stats.packets[Reason::AcceptEstablished as usize], 3);
+    assert_eq!(stats.packets[Reason::DropRule as usize], 2);
+}
+
+#[test]
+fn multiple_groups_are_evaluated_in_binding_order() {
+    kernel_test!();
+    let policy = |order: &str| {
+        format!(
+            r#"{{
+  "security_groups": [
+    {{ "id": "sg-deny-ssh", "ingress": [ {{"action":"drop","protocol":"tcp","port":"22","remote":"{CLIENT_A}"}} ] }},
+    {{ "id": "sg-allow-all", "ingress": [ {{"action":"accept","protocol":"all"}} ], "egress": [ {{"action":"accept","protocol":"all"}} ] }}
+  ],
+  "instances": [ {{ "id": "ins-vm", "interface": "tap-vm", "ips": ["{VM}"], "security_groups": [{order}] }} ]
+}}"#
+        )
+    };
+    let f = Fixture::new(&policy(r#""sg-deny-ssh","sg-allow-all""#), "ins-vm");
+    check(
+        &f,
+        &[
+            (Ingress, tcp_in(CLIENT_A, 22, SYN), Reason::DropRule, Some(0)),
+            (Ingress, tcp_in(CLIENT_B, 22, SYN), Reason::AcceptRule, Some(1)),
+        ],
+    );
+    let f = Fixture::new(&policy(r#""sg-allow-all","sg-deny-ssh""#), "ins-vm");
+    check(&f, &[(Ingress, tcp_in(CLIENT_A, 22, SYN), Reason::AcceptRule, Some(0))]);
+}
+
+#[test]
+fn apply_shares_tables_and_waits_for_one_grace_period_per_swap() {
+    kernel_test!();
+    let mut dp = load_dataplane();
+    let a = compile(&one_group(r#"{"action":"accept","protocol":"tcp","port":"22"}"#, ""));
+    let b = compile(&one_group(r#"{"action":"accept","protocol":"tcp","port":"80"}"#, ""));
+    let bind_all = |dp: &mut Dataplane, policy: &secgroup_policy::Policy| {
+        let inst = policy.instances.values().next().unwrap_or_else(|| panic!("no instance"));
+        let bindings: Vec<InterfaceBinding<'_>> = (100..400)
+            .map(|ifindex| InterfaceBinding {
+                ifindex,
+                ingress: &inst.ingress,
+                egress: &inst.egress,
+                keep_established: false,
+                instance_uid: ifindex,
+            })
+            .collect();
+        dp.apply(&bindings).unwrap_or_else(|e| panic!("{}", error_chain(&e)))
+    };
+    let first = bind_all(&mut dp, &a);
+    assert_eq!(first.tables_written, 2, "300 interfaces with one list per direction share 2 tables");
+    assert_eq!(first.interfaces_changed, 300);
+    assert_eq!(first.rcu_barriers, 0, "nothing to free on the first apply");
+    let again = bind_all(&mut dp, &a);
+    assert_eq!((again.tables_written, again.interfaces_changed, again.rcu_barriers), (0, 0, 0), "no-op apply");
+    let swap = bind_all(&mut dp, &b);
+    assert_eq!(swap.tables_written, 1, "only the ingress list changed");
+    assert_eq!(swap.tables_freed, 1);
+    assert_eq!(swap.rcu_barriers, 1, "one grace period for the whole batch");
+    assert_eq!(dp.table_count(), 2);
+    let none = dp.apply(&[]).unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    assert_eq!(none.interfaces_removed, 300);
+    assert_eq!(dp.table_count(), 0, "unused tables are freed");
+}
