@@ -1,0 +1,81 @@
+//! Located error reports and the limits that can produce them.
+
+use std::fmt;
+
+/// One problem in the rule files, pointing at the value that causes it.
+///
+/// Field order matters: the derived `Ord` sorts by file, then position,
+/// which is the order diagnostics are reported in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Diagnostic {
+    /// The file name as given to [`crate::load`].
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, counted in characters (not bytes).
+    pub column: usize,
+    /// JSON path of the offending value, e.g.
+    /// `security_groups[0].ingress[2].port`; `$` for the whole document.
+    pub path: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.line, self.column, self.path, self.message
+        )
+    }
+}
+
+/// Every problem found in a set of rule files, sorted by file and position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Quotas enforced while loading. The defaults follow Tencent Cloud's
+/// (100 rules per direction per group) plus what the data plane can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Rules in one direction of one security group.
+    pub max_rules_per_direction: usize,
+    /// Rules in one instance's concatenated list for one direction: the sum
+    /// over its security groups of that direction's rule counts.
+    pub max_effective_rules: usize,
+    /// Size of one rule file in bytes.
+    pub max_file_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_rules_per_direction: 100,
+            max_effective_rules: 4096,
+            max_file_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// One rule file handed to [`crate::load`].
+#[derive(Debug, Clone, Copy)]
+pub struct SourceFile<'a> {
+    /// How diagnostics name the file, usually its path.
+    pub name: &'a str,
+    pub bytes: &'a [u8],
+}

@@ -1,0 +1,196 @@
+//! Writes the model back out as a native rule file. [`crate::load`] of the
+//! output gives back the same model (tested), so this is how templates are
+//! shown and how rule sets can be exported.
+
+use std::fmt::Write;
+
+use crate::location::quote;
+use crate::model::{
+    AddressSet, AddressSetGroup, Instance, Ports, Protocol, Remote, Rule, RuleSet, SecurityGroup,
+    Service, ServiceSet, ServiceSetGroup, Traffic, proto,
+};
+
+/// A rule file holding one security group.
+pub fn security_group_file(group: &SecurityGroup) -> String {
+    let mut out = String::from("{\n  \"security_groups\": [\n");
+    write_group(&mut out, group);
+    out.push_str("\n  ]\n}\n");
+    out
+}
+
+/// A rule file holding the whole rule set.
+pub fn rule_file(rules: &RuleSet) -> String {
+    let mut sections: Vec<(&str, Vec<String>)> = Vec::new();
+    let groups: Vec<String> = rules
+        .security_groups
+        .values()
+        .map(|g| {
+            let mut s = String::new();
+            write_group(&mut s, g);
+            s
+        })
+        .collect();
+    sections.push(("security_groups", groups));
+    sections.push((
+        "instances",
+        rules.instances.values().map(instance).collect(),
+    ));
+    sections.push((
+        "address_sets",
+        rules.address_sets.values().map(address_set).collect(),
+    ));
+    sections.push((
+        "address_set_groups",
+        rules
+            .address_set_groups
+            .values()
+            .map(address_set_group)
+            .collect(),
+    ));
+    sections.push((
+        "service_sets",
+        rules.service_sets.values().map(service_set).collect(),
+    ));
+    sections.push((
+        "service_set_groups",
+        rules
+            .service_set_groups
+            .values()
+            .map(service_set_group)
+            .collect(),
+    ));
+    let body: Vec<String> = sections
+        .into_iter()
+        .filter(|(_, items)| !items.is_empty())
+        .map(|(key, items)| format!("  \"{key}\": [\n{}\n  ]", items.join(",\n")))
+        .collect();
+    format!("{{\n{}\n}}\n", body.join(",\n"))
+}
+
+fn write_group(out: &mut String, group: &SecurityGroup) {
+    let _ = write!(out, "    {{\n      \"id\": {}", quote(group.id.as_str()));
+    if let Some(name) = &group.name {
+        let _ = write!(out, ",\n      \"name\": {}", quote(name));
+    }
+    if let Some(description) = &group.description {
+        let _ = write!(out, ",\n      \"description\": {}", quote(description));
+    }
+    for (key, rules) in [("ingress", &group.ingress), ("egress", &group.egress)] {
+        if rules.is_empty() {
+            let _ = write!(out, ",\n      \"{key}\": []");
+            continue;
+        }
+        let lines: Vec<String> = rules
+            .iter()
+            .map(|r| format!("        {}", rule(r)))
+            .collect();
+        let _ = write!(out, ",\n      \"{key}\": [\n{}\n      ]", lines.join(",\n"));
+    }
+    out.push_str("\n    }");
+}
+
+/// One rule as a one-line JSON object.
+fn rule(rule: &Rule) -> String {
+    let mut fields = vec![format!("\"action\": {}", quote(rule.action.as_str()))];
+    match &rule.traffic {
+        Traffic::Service(service) => {
+            fields.push(format!("\"protocol\": {}", protocol(service.protocol)));
+            if service.ports != Ports::All {
+                fields.push(format!("\"port\": {}", quote(&service.ports.to_string())));
+            }
+        }
+        Traffic::ServiceSet(id) => fields.push(format!("\"service\": {}", quote(id.as_str()))),
+        Traffic::ServiceSetGroup(id) => {
+            fields.push(format!("\"service\": {}", quote(id.as_str())));
+        }
+    }
+    let remote = match &rule.remote {
+        Remote::Anywhere => None,
+        Remote::Block(block) => Some(block.to_string()),
+        Remote::SecurityGroup(id) => Some(id.to_string()),
+        Remote::AddressSet(id) => Some(id.to_string()),
+        Remote::AddressSetGroup(id) => Some(id.to_string()),
+    };
+    if let Some(remote) = remote {
+        fields.push(format!("\"remote\": {}", quote(&remote)));
+    }
+    if let Some(description) = &rule.description {
+        fields.push(format!("\"description\": {}", quote(description)));
+    }
+    format!("{{ {} }}", fields.join(", "))
+}
+
+/// Named protocols as names, others as JSON numbers.
+fn protocol(p: Protocol) -> String {
+    match p {
+        Protocol::Number(n)
+            if !matches!(
+                n,
+                proto::TCP | proto::UDP | proto::ICMP | proto::ICMPV6 | proto::GRE
+            ) =>
+        {
+            n.to_string()
+        }
+        _ => quote(&p.to_string()),
+    }
+}
+
+fn service(s: &Service) -> String {
+    match &s.ports {
+        Ports::All => s.protocol.to_string(),
+        ports => format!("{}:{ports}", s.protocol),
+    }
+}
+
+fn string_list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
+    let items: Vec<String> = items.into_iter().map(|i| quote(&i.to_string())).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn instance(i: &Instance) -> String {
+    let mut fields = vec![format!("\"id\": {}", quote(i.id.as_str()))];
+    if let Some(interface) = &i.interface {
+        fields.push(format!("\"interface\": {}", quote(interface)));
+    }
+    if let Some(mac) = &i.mac {
+        fields.push(format!("\"mac\": {}", quote(&mac.to_string())));
+    }
+    fields.push(format!("\"ips\": {}", string_list(&i.ips)));
+    fields.push(format!(
+        "\"security_groups\": {}",
+        string_list(&i.security_groups)
+    ));
+    format!("    {{ {} }}", fields.join(", "))
+}
+
+fn address_set(s: &AddressSet) -> String {
+    format!(
+        "    {{ \"id\": {}, \"addresses\": {} }}",
+        quote(s.id.as_str()),
+        string_list(&s.addresses)
+    )
+}
+
+fn address_set_group(g: &AddressSetGroup) -> String {
+    format!(
+        "    {{ \"id\": {}, \"sets\": {} }}",
+        quote(g.id.as_str()),
+        string_list(&g.sets)
+    )
+}
+
+fn service_set(s: &ServiceSet) -> String {
+    format!(
+        "    {{ \"id\": {}, \"services\": {} }}",
+        quote(s.id.as_str()),
+        string_list(s.services.iter().map(service))
+    )
+}
+
+fn service_set_group(g: &ServiceSetGroup) -> String {
+    format!(
+        "    {{ \"id\": {}, \"sets\": {} }}",
+        quote(g.id.as_str()),
+        string_list(&g.sets)
+    )
+}

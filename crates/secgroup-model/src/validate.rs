@@ -1,0 +1,786 @@
+//! Raw files → the validated model. Every problem in every file is
+//! collected (one bad rule must not hide the next), then the checks that
+//! need all files at once run: duplicate ids, dangling references, an
+//! interface bound twice, per-instance quotas.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::net::IpAddr;
+
+use crate::diagnostic::{Diagnostic, Limits};
+use crate::location::quote;
+use crate::model::{
+    AddressBlock, AddressSet, AddressSetGroup, AddressSetGroupId, AddressSetId, Direction,
+    Instance, InstanceId, Ports, Remote, Rule, RuleSet, SecurityGroup, ServiceSet, ServiceSetGroup,
+    ServiceSetGroupId, ServiceSetId, SgId, Traffic,
+};
+use crate::raw::{
+    Dialect, Loc, Located, RawAddressSet, RawFile, RawInstance, RawRule, RawSecurityGroup,
+    RawServiceSet, RawSetGroup, RemoteField, ServiceField,
+};
+use crate::values::{self, Case};
+
+/// An id kind with a fixed prefix, for uniform parsing and messages.
+trait PrefixedId: Sized + Ord + Clone + Display {
+    /// "a security group", "an address set", ...
+    const KIND: &'static str;
+    const ARTICLE: &'static str;
+    const PREFIX: &'static str;
+    fn parse(s: &str) -> Option<Self>;
+}
+
+macro_rules! prefixed_id {
+    ($ty:ty, $article:literal, $kind:literal) => {
+        impl PrefixedId for $ty {
+            const KIND: &'static str = $kind;
+            const ARTICLE: &'static str = $article;
+            const PREFIX: &'static str = <$ty>::PREFIX;
+            fn parse(s: &str) -> Option<Self> {
+                <$ty>::new(s)
+            }
+        }
+    };
+}
+
+prefixed_id!(SgId, "a", "security group");
+prefixed_id!(AddressSetId, "an", "address set");
+prefixed_id!(AddressSetGroupId, "an", "address set group");
+prefixed_id!(ServiceSetId, "a", "service set");
+prefixed_id!(ServiceSetGroupId, "a", "service set group");
+
+/// Every prefix, longest first so `ipmg-` is not taken for `ipm-`.
+const PREFIXES: &[(&str, &str, &str)] = &[
+    ("ipmg-", "an", "address set group"),
+    ("ppmg-", "a", "service set group"),
+    ("ipm-", "an", "address set"),
+    ("ppm-", "a", "service set"),
+    ("sg-", "a", "security group"),
+];
+
+const ID_CHARS: &str = "letters, digits, '_', '.' or '-'";
+
+fn parse_id<T: PrefixedId>(s: &str) -> Result<T, String> {
+    if let Some(id) = T::parse(s) {
+        return Ok(id);
+    }
+    let (article, kind, prefix) = (T::ARTICLE, T::KIND, T::PREFIX);
+    let q = quote(s);
+    if s.is_empty() {
+        return Err(format!(
+            "empty id; expected {article} {kind} id like \"{prefix}web\""
+        ));
+    }
+    let other = PREFIXES.iter().find(|(p, _, _)| s.starts_with(p));
+    if let Some(&(other_prefix, other_article, other_kind)) = other
+        && other_prefix != prefix
+    {
+        return Err(format!(
+            "{q} is {other_article} {other_kind} id; expected {article} {kind} id (\"{prefix}…\")"
+        ));
+    }
+    let Some(rest) = s.strip_prefix(prefix) else {
+        return Err(format!(
+            "{q} is not {article} {kind} id; expected \"{prefix}\" followed by {ID_CHARS}"
+        ));
+    };
+    Err(id_body_problem(
+        &q,
+        rest,
+        s.len(),
+        &format!("{article} {kind} id"),
+    ))
+}
+
+/// Why the part after the prefix (or a whole prefix-less id) is invalid.
+fn id_body_problem(q: &str, body: &str, len: usize, what: &str) -> String {
+    if body.is_empty() {
+        return format!("{q} is not {what}: nothing follows the prefix");
+    }
+    if len > 64 {
+        return format!("{q} is not {what}: {len} bytes, at most 64");
+    }
+    match body
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        Some(c) => format!(
+            "{q} is not {what}: {} is not allowed; use {ID_CHARS}",
+            quote(&c.to_string())
+        ),
+        None => format!("{q} is not {what}"),
+    }
+}
+
+fn parse_instance_id(s: &str) -> Result<InstanceId, String> {
+    match InstanceId::new(s) {
+        Some(id) => Ok(id),
+        None if s.is_empty() => {
+            Err("empty id; expected an instance id like \"ins-web-1\"".to_owned())
+        }
+        None => Err(id_body_problem(&quote(s), s, s.len(), "an instance id")),
+    }
+}
+
+const REMOTE_EXPECTED: &str = "expected an IPv4/IPv6 address, CIDR or range \"a-b\", or an id starting with \"sg-\", \"ipm-\" or \"ipmg-\"";
+
+/// A rule's remote as written in a field that admits `field`.
+fn parse_remote(s: &str, field: RemoteField) -> Result<Remote, String> {
+    match field {
+        RemoteField::Any => {
+            if s.is_empty() {
+                return Err(format!(
+                    "empty remote; {REMOTE_EXPECTED} (omit \"remote\" to mean anywhere)"
+                ));
+            }
+            if s.starts_with(SgId::PREFIX) {
+                return parse_id(s).map(Remote::SecurityGroup);
+            }
+            if s.starts_with(AddressSetGroupId::PREFIX) {
+                return parse_id(s).map(Remote::AddressSetGroup);
+            }
+            if s.starts_with(AddressSetId::PREFIX) {
+                return parse_id(s).map(Remote::AddressSet);
+            }
+            if s.starts_with(ServiceSetId::PREFIX) || s.starts_with(ServiceSetGroupId::PREFIX) {
+                return Err(format!(
+                    "{} is a service id, not a remote; services go in \"service\"",
+                    quote(s)
+                ));
+            }
+            // An attempt at an address gets the precise address message;
+            // anything else (a mistyped id) the list of what a remote is.
+            let address_like =
+                s.starts_with(|c: char| c.is_ascii_hexdigit()) && s.contains(['.', ':', '/']);
+            match values::address_block(s) {
+                Ok(block) => Ok(Remote::Block(block)),
+                Err(e) if address_like => Err(e),
+                Err(_) => Err(format!("{} is not a remote; {REMOTE_EXPECTED}", quote(s))),
+            }
+        }
+        RemoteField::Ipv4Block | RemoteField::Ipv6Block => {
+            let want_v4 = field == RemoteField::Ipv4Block;
+            let block = values::address_block(s)?;
+            let is_v4 = match block {
+                AddressBlock::Net(net) => net.addr().is_ipv4(),
+                AddressBlock::Range(range) => range.first().is_ipv4(),
+            };
+            if is_v4 != want_v4 {
+                let (this, other, other_field) = if want_v4 {
+                    ("IPv4", "IPv6", "Ipv6CidrBlock")
+                } else {
+                    ("IPv6", "IPv4", "CidrBlock")
+                };
+                return Err(format!(
+                    "{} is {other}; this field takes {this} (put {other} in {other_field})",
+                    quote(s)
+                ));
+            }
+            Ok(Remote::Block(block))
+        }
+        RemoteField::SecurityGroup => parse_id(s).map(Remote::SecurityGroup),
+        RemoteField::AddressSet => parse_id(s).map(Remote::AddressSet),
+        RemoteField::AddressSetGroup => parse_id(s).map(Remote::AddressSetGroup),
+    }
+}
+
+fn parse_service_ref(s: &str, field: ServiceField) -> Result<Traffic, String> {
+    match field {
+        ServiceField::Set => parse_id(s).map(Traffic::ServiceSet),
+        ServiceField::Group => parse_id(s).map(Traffic::ServiceSetGroup),
+        ServiceField::Any if s.starts_with(ServiceSetGroupId::PREFIX) => {
+            parse_id(s).map(Traffic::ServiceSetGroup)
+        }
+        ServiceField::Any if s.starts_with(ServiceSetId::PREFIX) => {
+            parse_id(s).map(Traffic::ServiceSet)
+        }
+        ServiceField::Any if s.is_empty() => {
+            Err("empty service; expected a service set id (\"ppm-…\") or service set group id (\"ppmg-…\")".to_owned())
+        }
+        ServiceField::Any => Err(format!(
+            "{} is not a service; expected a service set id (\"ppm-…\") or service set group id (\"ppmg-…\"); for a protocol use \"protocol\"",
+            quote(s)
+        )),
+    }
+}
+
+/// Something a rule or instance refers to by id.
+#[derive(Debug, Clone)]
+enum Target {
+    SecurityGroup(SgId),
+    AddressSet(AddressSetId),
+    AddressSetGroup(AddressSetGroupId),
+    ServiceSet(ServiceSetId),
+    ServiceSetGroup(ServiceSetGroupId),
+}
+
+/// Where each id was first defined.
+#[derive(Default)]
+struct Definitions {
+    security_groups: BTreeMap<SgId, Loc>,
+    instances: BTreeMap<InstanceId, Loc>,
+    address_sets: BTreeMap<AddressSetId, Loc>,
+    address_set_groups: BTreeMap<AddressSetGroupId, Loc>,
+    service_sets: BTreeMap<ServiceSetId, Loc>,
+    service_set_groups: BTreeMap<ServiceSetGroupId, Loc>,
+}
+
+/// An instance's group list, kept for the quota check once every group's
+/// size is known.
+struct Binding {
+    instance: String,
+    groups: Vec<SgId>,
+    loc: Loc,
+}
+
+pub(crate) struct Validator<'l> {
+    limits: &'l Limits,
+    errors: Vec<Diagnostic>,
+    set: RuleSet,
+    defined: Definitions,
+    references: Vec<(Target, Loc)>,
+    /// Rules per direction of each group as written, for instance quotas.
+    rule_counts: BTreeMap<SgId, [usize; 2]>,
+    bindings: Vec<Binding>,
+    /// Interface name → instance id and where it was bound.
+    interfaces: BTreeMap<String, (String, Loc)>,
+}
+
+impl<'l> Validator<'l> {
+    pub(crate) fn new(limits: &'l Limits) -> Validator<'l> {
+        Validator {
+            limits,
+            errors: Vec::new(),
+            set: RuleSet::default(),
+            defined: Definitions::default(),
+            references: Vec::new(),
+            rule_counts: BTreeMap::new(),
+            bindings: Vec::new(),
+            interfaces: BTreeMap::new(),
+        }
+    }
+
+    /// Validates one file's definitions. Call in file-name order: the first
+    /// definition of an id wins and later ones are reported.
+    pub(crate) fn file(&mut self, file: &RawFile) {
+        for g in &file.security_groups {
+            self.security_group(g);
+        }
+        for i in &file.instances {
+            self.instance(i);
+        }
+        for s in &file.address_sets {
+            self.address_set(s);
+        }
+        for g in &file.address_set_groups {
+            self.address_set_group(g);
+        }
+        for s in &file.service_sets {
+            self.service_set(s);
+        }
+        for g in &file.service_set_groups {
+            self.service_set_group(g);
+        }
+    }
+
+    /// Runs the checks across files and hands back the rule set (complete
+    /// only when no errors were reported).
+    pub(crate) fn finish(mut self) -> (RuleSet, Vec<Diagnostic>) {
+        for (target, loc) in std::mem::take(&mut self.references) {
+            let defined = match &target {
+                Target::SecurityGroup(id) => self.defined.security_groups.contains_key(id),
+                Target::AddressSet(id) => self.defined.address_sets.contains_key(id),
+                Target::AddressSetGroup(id) => self.defined.address_set_groups.contains_key(id),
+                Target::ServiceSet(id) => self.defined.service_sets.contains_key(id),
+                Target::ServiceSetGroup(id) => self.defined.service_set_groups.contains_key(id),
+            };
+            if !defined {
+                let (kind, id) = match &target {
+                    Target::SecurityGroup(id) => (SgId::KIND, id.to_string()),
+                    Target::AddressSet(id) => (AddressSetId::KIND, id.to_string()),
+                    Target::AddressSetGroup(id) => (AddressSetGroupId::KIND, id.to_string()),
+                    Target::ServiceSet(id) => (ServiceSetId::KIND, id.to_string()),
+                    Target::ServiceSetGroup(id) => (ServiceSetGroupId::KIND, id.to_string()),
+                };
+                self.error(
+                    &loc,
+                    format!("unknown {kind} {}: no rule file defines it", quote(&id)),
+                );
+            }
+        }
+        for binding in std::mem::take(&mut self.bindings) {
+            for (d, direction) in Direction::ALL.into_iter().enumerate() {
+                let total: usize = binding
+                    .groups
+                    .iter()
+                    .filter_map(|g| self.rule_counts.get(g))
+                    .map(|counts| counts[d])
+                    .sum();
+                if total > self.limits.max_effective_rules {
+                    let message = format!(
+                        "instance {} would enforce {total} {direction} rules (the sum over its security groups), over the limit of {} (max_effective_rules)",
+                        quote(&binding.instance),
+                        self.limits.max_effective_rules
+                    );
+                    self.error(&binding.loc, message);
+                }
+            }
+        }
+        (self.set, self.errors)
+    }
+
+    fn error(&mut self, loc: &Loc, message: impl Into<String>) {
+        self.errors.push(loc.diagnostic(message));
+    }
+
+    /// The value, or `None` after reporting the message at `loc`.
+    fn check<T>(&mut self, loc: &Loc, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.error(loc, message)).ok()
+    }
+
+    /// Records the first definition of `id`; reports later ones. Returns
+    /// whether this is the first.
+    fn define<K: Ord + Clone + Display>(
+        errors: &mut Vec<Diagnostic>,
+        map: &mut BTreeMap<K, Loc>,
+        id: &K,
+        loc: &Loc,
+        kind: &str,
+    ) -> bool {
+        if let Some(first) = map.get(id) {
+            errors.push(loc.diagnostic(format!(
+                "duplicate {kind} id {}; first defined at {}",
+                quote(&id.to_string()),
+                first.position()
+            )));
+            false
+        } else {
+            map.insert(id.clone(), loc.clone());
+            true
+        }
+    }
+
+    fn refer(&mut self, target: Target, loc: &Loc) {
+        self.references.push((target, loc.clone()));
+    }
+
+    fn security_group(&mut self, raw: &Located<RawSecurityGroup>) {
+        let g = &raw.value;
+        let id: Option<SgId> = self.check(&g.id.loc, parse_id(&g.id.value));
+        let first = id.as_ref().is_some_and(|id| {
+            Self::define(
+                &mut self.errors,
+                &mut self.defined.security_groups,
+                id,
+                &g.id.loc,
+                SgId::KIND,
+            )
+        });
+        let ingress = self.rules(g.ingress.as_ref(), Direction::Ingress);
+        let egress = self.rules(g.egress.as_ref(), Direction::Egress);
+        let (Some(id), true) = (id, first) else {
+            return;
+        };
+        let count = |list: &Option<Located<Vec<Located<RawRule>>>>| {
+            list.as_ref().map_or(0, |l| l.value.len())
+        };
+        self.rule_counts
+            .insert(id.clone(), [count(&g.ingress), count(&g.egress)]);
+        if let (Some(ingress), Some(egress)) = (ingress, egress) {
+            let group = SecurityGroup {
+                id: id.clone(),
+                name: non_empty(g.name.as_ref()),
+                description: non_empty(g.description.as_ref()),
+                ingress,
+                egress,
+            };
+            self.set.security_groups.insert(id, group);
+        }
+    }
+
+    fn rules(
+        &mut self,
+        list: Option<&Located<Vec<Located<RawRule>>>>,
+        direction: Direction,
+    ) -> Option<Vec<Rule>> {
+        let Some(list) = list else {
+            return Some(Vec::new());
+        };
+        let max = self.limits.max_rules_per_direction;
+        if list.value.len() > max {
+            self.error(
+                &list.loc,
+                format!(
+                    "{} {direction} rules, over the limit of {max} per direction (max_rules_per_direction)",
+                    list.value.len()
+                ),
+            );
+        }
+        // Validate every rule even after a failure, to report them all.
+        let rules: Vec<Option<Rule>> = list.value.iter().map(|r| self.rule(r)).collect();
+        rules.into_iter().collect()
+    }
+
+    fn rule(&mut self, raw: &Located<RawRule>) -> Option<Rule> {
+        let r = &raw.value;
+        let case = match r.dialect {
+            Dialect::Native => Case::Exact,
+            Dialect::Tencent => Case::Insensitive,
+        };
+        let action = self.check(&r.action.loc, values::action(&r.action.value, case));
+        let traffic = self.traffic(raw, case);
+        let remote = match &r.remote {
+            None if r.dialect == Dialect::Native => Some(Remote::Anywhere),
+            // Tencent rules must name a remote; the decoder reported it.
+            None => None,
+            Some(remote) => {
+                let parsed = self.check(&remote.loc, parse_remote(&remote.value, r.remote_field));
+                if let Some(target) = parsed.as_ref().and_then(remote_target) {
+                    self.refer(target, &remote.loc);
+                }
+                parsed
+            }
+        };
+        Some(Rule {
+            action: action?,
+            traffic: traffic?,
+            remote: remote?,
+            description: non_empty(r.description.as_ref()),
+        })
+    }
+
+    fn traffic(&mut self, raw: &Located<RawRule>, case: Case) -> Option<Traffic> {
+        let r = &raw.value;
+        let (protocol_key, port_key, service_key) = match r.dialect {
+            Dialect::Native => ("\"protocol\"", "\"port\"", "\"service\""),
+            Dialect::Tencent => ("Protocol", "Port", "ServiceTemplate"),
+        };
+        match (&r.service, &r.protocol) {
+            (Some(_), Some(protocol)) => {
+                self.error(
+                    &protocol.loc,
+                    format!(
+                        "{protocol_key} cannot be combined with {service_key}; a rule matches either a protocol (and port) or a service set"
+                    ),
+                );
+                None
+            }
+            (Some(service), None) => {
+                if let Some(port) = &r.port {
+                    self.error(
+                        &port.loc,
+                        format!(
+                            "{port_key} cannot be combined with {service_key}; the service set brings its own ports"
+                        ),
+                    );
+                    return None;
+                }
+                let traffic = self.check(
+                    &service.loc,
+                    parse_service_ref(&service.value, r.service_field),
+                )?;
+                let target = match &traffic {
+                    Traffic::ServiceSet(id) => Target::ServiceSet(id.clone()),
+                    Traffic::ServiceSetGroup(id) => Target::ServiceSetGroup(id.clone()),
+                    Traffic::Service(_) => return Some(traffic),
+                };
+                self.refer(target, &service.loc);
+                Some(traffic)
+            }
+            (None, Some(protocol)) => {
+                let parsed = self.check(&protocol.loc, values::protocol(&protocol.value, case));
+                let ports = match &r.port {
+                    None => Some(Ports::All),
+                    Some(port) => self.check(&port.loc, values::ports(&port.value, case)),
+                };
+                let (protocol_value, ports) = (parsed?, ports?);
+                if ports != Ports::All && !protocol_value.has_ports() {
+                    if let Some(port) = &r.port {
+                        self.error(
+                            &port.loc,
+                            format!(
+                                "port {} given for protocol {protocol_value}; only tcp and udp (6, 17) have ports (omit {port_key} or write \"all\")",
+                                port.value.display()
+                            ),
+                        );
+                    }
+                    return None;
+                }
+                Some(Traffic::Service(crate::model::Service {
+                    protocol: protocol_value,
+                    ports,
+                }))
+            }
+            (None, None) => {
+                if r.intact {
+                    self.error(
+                        &raw.loc,
+                        format!(
+                            "missing {protocol_key} (or {service_key}); a rule matches either a protocol (and port) or a service set"
+                        ),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn instance(&mut self, raw: &Located<RawInstance>) {
+        let i = &raw.value;
+        let id = self.check(&i.id.loc, parse_instance_id(&i.id.value));
+        let first = id.as_ref().is_some_and(|id| {
+            Self::define(
+                &mut self.errors,
+                &mut self.defined.instances,
+                id,
+                &i.id.loc,
+                "instance",
+            )
+        });
+        let mut ok = true;
+        if let Some(iface) = &i.interface {
+            match values::interface_name(&iface.value) {
+                Err(message) => {
+                    self.error(&iface.loc, message);
+                    ok = false;
+                }
+                Ok(()) => {
+                    if let Some((owner, loc)) = self.interfaces.get(&iface.value) {
+                        let message = format!(
+                            "interface {} is already bound to instance {} at {}; an interface belongs to one instance",
+                            quote(&iface.value),
+                            quote(owner),
+                            loc.position()
+                        );
+                        self.error(&iface.loc, message);
+                        ok = false;
+                    } else {
+                        self.interfaces
+                            .insert(iface.value.clone(), (i.id.value.clone(), iface.loc.clone()));
+                    }
+                }
+            }
+        }
+        let mac = match &i.mac {
+            None => Some(None),
+            Some(mac) => self.check(&mac.loc, values::mac(&mac.value)).map(Some),
+        };
+        let ips: Option<Vec<IpAddr>> = all_good(self.unique_list(&i.ips, "address", values::ip));
+        let (groups, groups_ok) =
+            self.unique_list(&i.security_groups, "security group", parse_id::<SgId>);
+        for (group, loc) in &groups {
+            self.refer(Target::SecurityGroup(group.clone()), loc);
+        }
+        let groups: Vec<SgId> = groups.into_iter().map(|(g, _)| g).collect();
+        self.bindings.push(Binding {
+            instance: i.id.value.clone(),
+            groups: groups.clone(),
+            loc: i.security_groups.loc.clone(),
+        });
+        let groups = groups_ok.then_some(groups);
+        if i.security_groups.value.is_empty() {
+            self.error(
+                &i.security_groups.loc,
+                "no security group; an instance needs at least one (with none it would match no rule and drop everything silently)",
+            );
+            ok = false;
+        }
+        let (Some(id), true, true, Some(mac), Some(ips), Some(groups)) =
+            (id, first, ok, mac, ips, groups)
+        else {
+            return;
+        };
+        let instance = Instance {
+            id: id.clone(),
+            interface: i.interface.as_ref().map(|l| l.value.clone()),
+            mac,
+            ips,
+            security_groups: groups,
+        };
+        self.set.instances.insert(id, instance);
+    }
+
+    /// Parses every element of a list, reporting bad and repeated ones.
+    /// Returns the good elements with their locations (so references in
+    /// them can still be checked) and whether all were good.
+    fn unique_list<'r, T: PartialEq>(
+        &mut self,
+        list: &'r Located<Vec<Located<String>>>,
+        what: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> (Vec<(T, &'r Loc)>, bool) {
+        let mut out: Vec<(T, &Loc)> = Vec::new();
+        let mut ok = true;
+        for item in &list.value {
+            match parse(&item.value) {
+                Err(message) => {
+                    self.error(&item.loc, message);
+                    ok = false;
+                }
+                Ok(value) => {
+                    if let Some((_, first)) = out.iter().find(|(v, _)| *v == value) {
+                        let message = format!(
+                            "{what} {} is listed twice (first at {})",
+                            quote(&item.value),
+                            first.position()
+                        );
+                        self.error(&item.loc, message);
+                        ok = false;
+                    } else {
+                        out.push((value, &item.loc));
+                    }
+                }
+            }
+        }
+        (out, ok)
+    }
+
+    fn address_set(&mut self, raw: &Located<RawAddressSet>) {
+        let s = &raw.value;
+        let id: Option<AddressSetId> = self.check(&s.id.loc, parse_id(&s.id.value));
+        let first = id.as_ref().is_some_and(|id| {
+            Self::define(
+                &mut self.errors,
+                &mut self.defined.address_sets,
+                id,
+                &s.id.loc,
+                AddressSetId::KIND,
+            )
+        });
+        let addresses = all_good(self.unique_list(&s.addresses, "address", values::address_block));
+        if let (Some(id), true, Some(addresses)) = (id, first, addresses) {
+            let set = AddressSet {
+                id: id.clone(),
+                addresses,
+            };
+            self.set.address_sets.insert(id, set);
+        }
+    }
+
+    fn service_set(&mut self, raw: &Located<RawServiceSet>) {
+        let s = &raw.value;
+        let id: Option<ServiceSetId> = self.check(&s.id.loc, parse_id(&s.id.value));
+        let first = id.as_ref().is_some_and(|id| {
+            Self::define(
+                &mut self.errors,
+                &mut self.defined.service_sets,
+                id,
+                &s.id.loc,
+                ServiceSetId::KIND,
+            )
+        });
+        let services = all_good(self.unique_list(&s.services, "service", values::service));
+        if let (Some(id), true, Some(services)) = (id, first, services) {
+            let set = ServiceSet {
+                id: id.clone(),
+                services,
+            };
+            self.set.service_sets.insert(id, set);
+        }
+    }
+
+    fn address_set_group(&mut self, raw: &Located<RawSetGroup>) {
+        let g = &raw.value;
+        let Some((id, first, sets)) = self.set_group::<AddressSetGroupId, AddressSetId>(
+            g,
+            |validator| &mut validator.defined.address_set_groups,
+            Target::AddressSet,
+        ) else {
+            return;
+        };
+        if first {
+            let group = AddressSetGroup {
+                id: id.clone(),
+                sets,
+            };
+            self.set.address_set_groups.insert(id, group);
+        }
+    }
+
+    fn service_set_group(&mut self, raw: &Located<RawSetGroup>) {
+        let g = &raw.value;
+        let Some((id, first, sets)) = self.set_group::<ServiceSetGroupId, ServiceSetId>(
+            g,
+            |validator| &mut validator.defined.service_set_groups,
+            Target::ServiceSet,
+        ) else {
+            return;
+        };
+        if first {
+            let group = ServiceSetGroup {
+                id: id.clone(),
+                sets,
+            };
+            self.set.service_set_groups.insert(id, group);
+        }
+    }
+
+    /// The common part of address and service set groups. Groups hold sets
+    /// only, which makes cycles impossible; a group naming itself or another
+    /// group is reported as such.
+    fn set_group<G: PrefixedId, S: PrefixedId>(
+        &mut self,
+        g: &RawSetGroup,
+        definitions: impl Fn(&mut Self) -> &mut BTreeMap<G, Loc>,
+        target: impl Fn(S) -> Target,
+    ) -> Option<(G, bool, Vec<S>)> {
+        let id: Option<G> = self.check(&g.id.loc, parse_id(&g.id.value));
+        let first = match &id {
+            Some(id) => {
+                let mut errors = std::mem::take(&mut self.errors);
+                let first = Self::define(&mut errors, definitions(self), id, &g.id.loc, G::KIND);
+                self.errors = errors;
+                first
+            }
+            None => false,
+        };
+        let (members, members_ok) = self.unique_list(&g.sets, "set", |s| {
+            if s == g.id.value {
+                return Err(format!(
+                    "{} is this group itself; {} {} holds {}s (\"{}…\"), never groups",
+                    quote(s),
+                    G::ARTICLE,
+                    G::KIND,
+                    S::KIND,
+                    S::PREFIX
+                ));
+            }
+            if s.starts_with(G::PREFIX) {
+                return Err(format!(
+                    "{} is {} {} id; {} {} holds {}s (\"{}…\"), never groups",
+                    quote(s),
+                    G::ARTICLE,
+                    G::KIND,
+                    G::ARTICLE,
+                    G::KIND,
+                    S::KIND,
+                    S::PREFIX
+                ));
+            }
+            parse_id::<S>(s)
+        });
+        for (member, loc) in &members {
+            self.refer(target(member.clone()), loc);
+        }
+        let members = all_good((members, members_ok))?;
+        Some((id?, first, members))
+    }
+}
+
+/// The values of a [`Validator::unique_list`] if every element was good.
+fn all_good<T>((items, ok): (Vec<(T, &Loc)>, bool)) -> Option<Vec<T>> {
+    ok.then(|| items.into_iter().map(|(v, _)| v).collect())
+}
+
+fn remote_target(remote: &Remote) -> Option<Target> {
+    match remote {
+        Remote::SecurityGroup(id) => Some(Target::SecurityGroup(id.clone())),
+        Remote::AddressSet(id) => Some(Target::AddressSet(id.clone())),
+        Remote::AddressSetGroup(id) => Some(Target::AddressSetGroup(id.clone())),
+        Remote::Block(_) | Remote::Anywhere => None,
+    }
+}
+
+/// Blank names and descriptions mean none (Tencent exports `""` for them).
+fn non_empty(value: Option<&Located<String>>) -> Option<String> {
+    value.map(|l| l.value.clone()).filter(|s| !s.is_empty())
+}

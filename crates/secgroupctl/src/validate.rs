@@ -1,0 +1,136 @@
+//! `secgroupctl validate`: load the rules the way the daemon would and say
+//! what is wrong, or what they define.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use secgroup_model::{Diagnostics, Direction, Limits, RuleSet, SourceFile};
+use secgroup_policy::Policy;
+use secgroup_rulesdir::LoadedFile;
+
+use crate::cli::ValidateArgs;
+
+pub fn run(args: &ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let limits = Limits::default();
+    let paths = args.sources();
+    let files = secgroup_rulesdir::read_sources_limited(&paths, limits.max_file_bytes)
+        .context("cannot read the rule files")?;
+    let sources: Vec<SourceFile<'_>> = files.iter().map(LoadedFile::source).collect();
+    match secgroup_model::load(&sources, &limits) {
+        Ok(rules) => {
+            let policy = secgroup_policy::compile(&rules);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary_json(&files, &rules, &policy))?
+                );
+            } else {
+                print!("{}", summary_text(&files, &rules, &policy));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diagnostics) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&diagnostics_json(&diagnostics))?
+                );
+            } else {
+                for d in &diagnostics.0 {
+                    eprintln!("{d}");
+                }
+                let n = diagnostics.0.len();
+                eprintln!(
+                    "secgroupctl: {n} error{} in the rule files; nothing was loaded",
+                    plural(n)
+                );
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Per local instance: id, interface and effective rule count per direction.
+fn local_instances(policy: &Policy) -> Vec<(&str, &str, [usize; 2])> {
+    policy
+        .instances
+        .values()
+        .filter_map(|i| {
+            let interface = i.interface.as_deref()?;
+            let counts = Direction::ALL.map(|d| i.rules(d).rules.len());
+            Some((i.id.as_str(), interface, counts))
+        })
+        .collect()
+}
+
+fn summary_text(files: &[LoadedFile], rules: &RuleSet, policy: &Policy) -> String {
+    let count = |n: usize, what: &str| format!("{n} {what}{}", plural(n));
+    let local = local_instances(policy);
+    let mut out = format!(
+        "valid: {}, {}, {} ({} on this host), {}, {}, {}, {}\n",
+        count(files.len(), "file"),
+        count(rules.security_groups.len(), "security group"),
+        count(rules.instances.len(), "instance"),
+        local.len(),
+        count(rules.address_sets.len(), "address set"),
+        count(rules.address_set_groups.len(), "address set group"),
+        count(rules.service_sets.len(), "service set"),
+        count(rules.service_set_groups.len(), "service set group"),
+    );
+    let width = local.iter().map(|(id, _, _)| id.len()).max().unwrap_or(0);
+    for (id, interface, [ingress, egress]) in local {
+        out.push_str(&format!(
+            "  {id:width$}  {interface}: {}, {}\n",
+            count(ingress, "ingress rule"),
+            count(egress, "egress rule"),
+        ));
+    }
+    out
+}
+
+fn summary_json(files: &[LoadedFile], rules: &RuleSet, policy: &Policy) -> serde_json::Value {
+    let instances: Vec<serde_json::Value> = local_instances(policy)
+        .into_iter()
+        .map(|(id, interface, [ingress, egress])| {
+            serde_json::json!({
+                "id": id,
+                "interface": interface,
+                "ingress_rules": ingress,
+                "egress_rules": egress,
+            })
+        })
+        .collect();
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    serde_json::json!({
+        "valid": true,
+        "files": names,
+        "security_groups": rules.security_groups.len(),
+        "instances": rules.instances.len(),
+        "address_sets": rules.address_sets.len(),
+        "address_set_groups": rules.address_set_groups.len(),
+        "service_sets": rules.service_sets.len(),
+        "service_set_groups": rules.service_set_groups.len(),
+        "local_instances": instances,
+    })
+}
+
+fn diagnostics_json(diagnostics: &Diagnostics) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = diagnostics
+        .0
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "file": d.file,
+                "line": d.line,
+                "column": d.column,
+                "path": d.path,
+                "message": d.message,
+            })
+        })
+        .collect();
+    serde_json::json!({ "valid": false, "diagnostics": items })
+}
