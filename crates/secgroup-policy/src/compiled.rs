@@ -63,8 +63,30 @@ impl InstancePolicy {
     }
 }
 
+/// One security group's rules, compiled once and copied into the list of
+/// every instance bound to it. Kept so that a reload can be diffed group by
+/// group and a group can be shown on its own, bound or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPolicy {
+    pub id: SgId,
+    pub name: Option<String>,
+    pub ingress: RuleList,
+    pub egress: RuleList,
+}
+
+impl GroupPolicy {
+    pub fn rules(&self, direction: Direction) -> &RuleList {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+}
+
 /// The compiled policy of the whole rules directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     pub instances: BTreeMap<InstanceId, InstancePolicy>,
+    /// Every security group, bound to an instance or not.
+    pub security_groups: BTreeMap<SgId, GroupPolicy>,
 }

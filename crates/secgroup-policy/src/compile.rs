@@ -1,0 +1,521 @@
+//! From the validated model to per-instance first-match lists.
+//!
+//! Every reference is resolved once: the addresses of each security group's
+//! members, each address set (group) and each service set (group) go into
+//! an index before any rule is looked at, and each security group is
+//! compiled once and then copied into the list of every instance bound to
+//! it. That keeps compilation linear in the size of its output.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use secgroup_model::{
+    AddressBlock, AddressSetGroupId, AddressSetId, Direction, Instance, Remote, Rule, RuleSet,
+    SecurityGroup, Service, ServiceSetGroupId, ServiceSetId, SgId, Traffic,
+};
+
+use crate::compiled::{EffectiveRule, GroupPolicy, InstancePolicy, Policy, RuleList, RuleOrigin};
+use crate::prefix::{normalise, split_range};
+
+/// Compiles a validated rule set.
+///
+/// Infallible because the model is: ids are unique, references resolve and
+/// quotas hold. Should a hand-built `RuleSet` break that anyway, a dangling
+/// reference resolves to nothing (the rule matches no packet) and a binding
+/// to an unknown group contributes no rules.
+pub fn compile(rules: &RuleSet) -> Policy {
+    let resolver = Resolver::new(rules);
+    let security_groups: BTreeMap<SgId, GroupPolicy> = rules
+        .security_groups
+        .values()
+        .map(|sg| (sg.id.clone(), resolver.group(sg)))
+        .collect();
+    let instances = rules
+        .instances
+        .values()
+        .map(|instance| {
+            let policy = instance_policy(instance, &security_groups);
+            (instance.id.clone(), policy)
+        })
+        .collect();
+    Policy {
+        instances,
+        security_groups,
+    }
+}
+
+fn instance_policy(instance: &Instance, groups: &BTreeMap<SgId, GroupPolicy>) -> InstancePolicy {
+    let concatenate = |direction: Direction| {
+        let bound: Vec<&RuleList> = instance
+            .security_groups
+            .iter()
+            .filter_map(|id| groups.get(id))
+            .map(|group| group.rules(direction))
+            .collect();
+        let mut rules = Vec::with_capacity(bound.iter().map(|list| list.rules.len()).sum());
+        for list in bound {
+            rules.extend(list.rules.iter().cloned());
+        }
+        RuleList { rules }
+    };
+    InstancePolicy {
+        id: instance.id.clone(),
+        interface: instance.interface.clone(),
+        mac: instance.mac,
+        ips: instance.ips.clone(),
+        security_groups: instance.security_groups.clone(),
+        ingress: concatenate(Direction::Ingress),
+        egress: concatenate(Direction::Egress),
+    }
+}
+
+/// Every named thing a rule can refer to, resolved up front.
+struct Resolver<'a> {
+    /// Normalised host prefixes of every instance bound to the group, on
+    /// this host or not.
+    members: HashMap<&'a SgId, Vec<IpNet>>,
+    address_sets: HashMap<&'a AddressSetId, Vec<IpNet>>,
+    address_set_groups: HashMap<&'a AddressSetGroupId, Vec<IpNet>>,
+    service_sets: HashMap<&'a ServiceSetId, Vec<Service>>,
+    service_set_groups: HashMap<&'a ServiceSetGroupId, Vec<Service>>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(rules: &'a RuleSet) -> Resolver<'a> {
+        let mut member_ips: HashMap<&SgId, Vec<IpNet>> = rules
+            .security_groups
+            .keys()
+            .map(|id| (id, Vec::new()))
+            .collect();
+        for instance in rules.instances.values() {
+            for sg in &instance.security_groups {
+                member_ips
+                    .entry(sg)
+                    .or_default()
+                    .extend(instance.ips.iter().map(|&ip| IpNet::from(ip)));
+            }
+        }
+        let members = member_ips
+            .into_iter()
+            .map(|(id, ips)| (id, normalise(ips)))
+            .collect();
+
+        let address_sets: HashMap<&AddressSetId, Vec<IpNet>> = rules
+            .address_sets
+            .values()
+            .map(|set| {
+                let nets = set.addresses.iter().flat_map(|&block| block_nets(block));
+                (&set.id, normalise(nets))
+            })
+            .collect();
+        let address_set_groups = rules
+            .address_set_groups
+            .values()
+            .map(|group| {
+                let nets = group
+                    .sets
+                    .iter()
+                    .filter_map(|id| address_sets.get(id))
+                    .flatten()
+                    .copied();
+                (&group.id, normalise(nets))
+            })
+            .collect();
+
+        let service_sets: HashMap<&ServiceSetId, Vec<Service>> = rules
+            .service_sets
+            .values()
+            .map(|set| (&set.id, dedupe(&set.services)))
+            .collect();
+        let service_set_groups = rules
+            .service_set_groups
+            .values()
+            .map(|group| {
+                let services = group
+                    .sets
+                    .iter()
+                    .filter_map(|id| service_sets.get(id))
+                    .flatten();
+                (&group.id, dedupe(services))
+            })
+            .collect();
+
+        Resolver {
+            members,
+            address_sets,
+            address_set_groups,
+            service_sets,
+            service_set_groups,
+        }
+    }
+
+    fn group(&self, sg: &SecurityGroup) -> GroupPolicy {
+        let list = |direction: Direction| RuleList {
+            rules: sg
+                .rules(direction)
+                .iter()
+                .enumerate()
+                .map(|(index, rule)| {
+                    let origin = RuleOrigin {
+                        sg: sg.id.clone(),
+                        direction,
+                        index,
+                    };
+                    self.rule(origin, rule)
+                })
+                .collect(),
+        };
+        GroupPolicy {
+            id: sg.id.clone(),
+            name: sg.name.clone(),
+            ingress: list(Direction::Ingress),
+            egress: list(Direction::Egress),
+        }
+    }
+
+    fn rule(&self, origin: RuleOrigin, rule: &Rule) -> EffectiveRule {
+        EffectiveRule {
+            origin,
+            action: rule.action,
+            services: self.services(&rule.traffic),
+            remotes: self.remotes(&rule.remote),
+        }
+    }
+
+    fn services(&self, traffic: &Traffic) -> Vec<Service> {
+        match traffic {
+            Traffic::Service(service) => vec![service.clone()],
+            Traffic::ServiceSet(id) => self.service_sets.get(id).cloned().unwrap_or_default(),
+            Traffic::ServiceSetGroup(id) => {
+                self.service_set_groups.get(id).cloned().unwrap_or_default()
+            }
+        }
+    }
+
+    fn remotes(&self, remote: &Remote) -> Vec<IpNet> {
+        let cached = |nets: Option<&Vec<IpNet>>| nets.cloned().unwrap_or_default();
+        match remote {
+            // A range splits into an already normalised list; a lone CIDR
+            // is one trivially.
+            Remote::Block(block) => block_nets(*block),
+            Remote::Anywhere => vec![
+                IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::UNSPECIFIED, 0)),
+                IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::UNSPECIFIED, 0)),
+            ],
+            Remote::SecurityGroup(id) => cached(self.members.get(id)),
+            Remote::AddressSet(id) => cached(self.address_sets.get(id)),
+            Remote::AddressSetGroup(id) => cached(self.address_set_groups.get(id)),
+        }
+    }
+}
+
+fn block_nets(block: AddressBlock) -> Vec<IpNet> {
+    match block {
+        AddressBlock::Net(net) => vec![net.trunc()],
+        AddressBlock::Range(range) => split_range(range),
+    }
+}
+
+/// Keeps the first of exact duplicates, preserving order.
+fn dedupe<'s>(services: impl IntoIterator<Item = &'s Service>) -> Vec<Service> {
+    let mut seen = HashSet::new();
+    services
+        .into_iter()
+        .filter(|service| seen.insert(*service))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use secgroup_model::{Action, AddressSet, AddressSetGroup, ServiceSet, ServiceSetGroup};
+
+    use super::*;
+    use crate::testing::*;
+
+    fn origin(sg: &str, direction: Direction, index: usize) -> RuleOrigin {
+        RuleOrigin {
+            sg: sg_id(sg),
+            direction,
+            index,
+        }
+    }
+
+    fn origins(list: &RuleList) -> Vec<RuleOrigin> {
+        list.rules.iter().map(|r| r.origin.clone()).collect()
+    }
+
+    #[test]
+    fn concatenates_groups_in_binding_order() {
+        let rules = rule_set(
+            vec![
+                group(
+                    "sg-a",
+                    vec![accept(tcp("22"), anywhere()), drop(all(), anywhere())],
+                    vec![accept(all(), anywhere())],
+                ),
+                group("sg-b", vec![accept(tcp("80"), anywhere())], vec![]),
+                group("sg-unbound", vec![accept(all(), anywhere())], vec![]),
+            ],
+            vec![
+                instance(
+                    "ins-ba",
+                    Some("tap0"),
+                    &["198.51.100.10"],
+                    &["sg-b", "sg-a"],
+                ),
+                instance(
+                    "ins-ab",
+                    Some("tap1"),
+                    &["198.51.100.11"],
+                    &["sg-a", "sg-b"],
+                ),
+            ],
+        );
+        let policy = compile(&rules);
+        let ba = &policy.instances[&instance_id("ins-ba")];
+        assert_eq!(
+            origins(&ba.ingress),
+            vec![
+                origin("sg-b", Direction::Ingress, 0),
+                origin("sg-a", Direction::Ingress, 0),
+                origin("sg-a", Direction::Ingress, 1),
+            ]
+        );
+        assert_eq!(
+            origins(&ba.egress),
+            vec![origin("sg-a", Direction::Egress, 0)]
+        );
+        let ab = &policy.instances[&instance_id("ins-ab")];
+        assert_eq!(
+            origins(&ab.ingress),
+            vec![
+                origin("sg-a", Direction::Ingress, 0),
+                origin("sg-a", Direction::Ingress, 1),
+                origin("sg-b", Direction::Ingress, 0),
+            ]
+        );
+        assert_eq!(ab.interface.as_deref(), Some("tap1"));
+        assert_eq!(ab.security_groups, vec![sg_id("sg-a"), sg_id("sg-b")]);
+        // Every group is compiled, bound or not.
+        assert_eq!(policy.security_groups.len(), 3);
+        assert_eq!(
+            policy.security_groups[&sg_id("sg-unbound")]
+                .ingress
+                .rules
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn resolves_security_group_members_everywhere() {
+        let rules = rule_set(
+            vec![
+                group("sg-web", vec![accept(all(), sg_ref("sg-web"))], vec![]),
+                group("sg-db", vec![accept(tcp("5432"), sg_ref("sg-web"))], vec![]),
+                group("sg-empty", vec![], vec![]),
+                group(
+                    "sg-ref-empty",
+                    vec![accept(all(), sg_ref("sg-empty"))],
+                    vec![],
+                ),
+            ],
+            vec![
+                instance(
+                    "ins-web1",
+                    Some("tap0"),
+                    &["198.51.100.10", "2001:db8::10"],
+                    &["sg-web"],
+                ),
+                // On another host: lends its addresses, enforces nothing here.
+                instance("ins-web2", None, &["203.0.113.20"], &["sg-web"]),
+                instance(
+                    "ins-db",
+                    Some("tap1"),
+                    &["198.51.100.30"],
+                    &["sg-db", "sg-ref-empty"],
+                ),
+            ],
+        );
+        let policy = compile(&rules);
+        let web_members = nets(&["198.51.100.10/32", "203.0.113.20/32", "2001:db8::10/128"]);
+        let web1 = &policy.instances[&instance_id("ins-web1")];
+        assert_eq!(web1.ingress.rules[0].remotes, web_members);
+        let db = &policy.instances[&instance_id("ins-db")];
+        assert_eq!(db.ingress.rules[0].remotes, web_members);
+        assert_eq!(db.ingress.rules[1].remotes, Vec::<IpNet>::new());
+        // Remote instances get a policy too, for inspection.
+        let web2 = &policy.instances[&instance_id("ins-web2")];
+        assert_eq!(web2.interface, None);
+        assert_eq!(web2.ingress.rules[0].remotes, web_members);
+    }
+
+    #[test]
+    fn resolves_address_blocks_and_sets() {
+        let mut rules = rule_set(
+            vec![group(
+                "sg-a",
+                vec![
+                    accept(all(), block_net("198.51.100.0/24")),
+                    accept(all(), block_range("198.51.100.1", "198.51.100.6")),
+                    accept(all(), anywhere()),
+                    accept(all(), Remote::AddressSet(ipm("ipm-a"))),
+                    accept(all(), Remote::AddressSetGroup(ipmg("ipmg-ab"))),
+                ],
+                vec![],
+            )],
+            vec![instance(
+                "ins-a",
+                Some("tap0"),
+                &["198.51.100.10"],
+                &["sg-a"],
+            )],
+        );
+        rules.address_sets.insert(
+            ipm("ipm-a"),
+            AddressSet {
+                id: ipm("ipm-a"),
+                addresses: vec![
+                    AddressBlock::Net(net("203.0.113.128/25")),
+                    AddressBlock::Net(net("2001:db8::/64")),
+                    AddressBlock::Net(net("203.0.113.200/32")),
+                    range_block("203.0.113.0", "203.0.113.127"),
+                ],
+            },
+        );
+        rules.address_sets.insert(
+            ipm("ipm-b"),
+            AddressSet {
+                id: ipm("ipm-b"),
+                addresses: vec![AddressBlock::Net(net("198.51.100.0/25"))],
+            },
+        );
+        rules.address_set_groups.insert(
+            ipmg("ipmg-ab"),
+            AddressSetGroup {
+                id: ipmg("ipmg-ab"),
+                sets: vec![ipm("ipm-b"), ipm("ipm-a")],
+            },
+        );
+        let policy = compile(&rules);
+        let remotes: Vec<Vec<IpNet>> = policy.instances[&instance_id("ins-a")]
+            .ingress
+            .rules
+            .iter()
+            .map(|r| r.remotes.clone())
+            .collect();
+        assert_eq!(
+            remotes,
+            vec![
+                nets(&["198.51.100.0/24"]),
+                nets(&[
+                    "198.51.100.1/32",
+                    "198.51.100.2/31",
+                    "198.51.100.4/31",
+                    "198.51.100.6/32"
+                ]),
+                nets(&["0.0.0.0/0", "::/0"]),
+                nets(&["203.0.113.0/24", "2001:db8::/64"]),
+                nets(&["198.51.100.0/25", "203.0.113.0/24", "2001:db8::/64"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn resolves_services() {
+        let mut rules = rule_set(
+            vec![group(
+                "sg-a",
+                vec![
+                    accept(tcp("22"), anywhere()),
+                    accept(Traffic::ServiceSet(ppm("ppm-web")), anywhere()),
+                    accept(Traffic::ServiceSetGroup(ppmg("ppmg-all")), anywhere()),
+                    accept(Traffic::ServiceSet(ppm("ppm-empty")), anywhere()),
+                ],
+                vec![],
+            )],
+            vec![instance(
+                "ins-a",
+                Some("tap0"),
+                &["198.51.100.10"],
+                &["sg-a"],
+            )],
+        );
+        for (id, services) in [
+            (
+                "ppm-web",
+                vec![tcp_service("80"), tcp_service("443"), tcp_service("80")],
+            ),
+            ("ppm-dns", vec![udp_service("53"), tcp_service("53")]),
+            ("ppm-empty", vec![]),
+        ] {
+            rules.service_sets.insert(
+                ppm(id),
+                ServiceSet {
+                    id: ppm(id),
+                    services,
+                },
+            );
+        }
+        rules.service_set_groups.insert(
+            ppmg("ppmg-all"),
+            ServiceSetGroup {
+                id: ppmg("ppmg-all"),
+                sets: vec![ppm("ppm-dns"), ppm("ppm-web"), ppm("ppm-empty")],
+            },
+        );
+        let policy = compile(&rules);
+        let services: Vec<Vec<Service>> = policy.instances[&instance_id("ins-a")]
+            .ingress
+            .rules
+            .iter()
+            .map(|r| r.services.clone())
+            .collect();
+        assert_eq!(
+            services,
+            vec![
+                vec![tcp_service("22")],
+                vec![tcp_service("80"), tcp_service("443")],
+                vec![
+                    udp_service("53"),
+                    tcp_service("53"),
+                    tcp_service("80"),
+                    tcp_service("443"),
+                ],
+                vec![],
+            ]
+        );
+    }
+
+    #[test]
+    fn keeps_actions() {
+        let rules = rule_set(
+            vec![group(
+                "sg-a",
+                vec![drop(tcp("22"), anywhere()), accept(all(), anywhere())],
+                vec![],
+            )],
+            vec![instance(
+                "ins-a",
+                Some("tap0"),
+                &["198.51.100.10"],
+                &["sg-a"],
+            )],
+        );
+        let policy = compile(&rules);
+        let actions: Vec<Action> = policy.instances[&instance_id("ins-a")]
+            .ingress
+            .rules
+            .iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(actions, vec![Action::Drop, Action::Accept]);
+    }
+
+    #[test]
+    fn empty_rule_set_compiles_to_empty_policy() {
+        assert_eq!(compile(&RuleSet::default()), Policy::default());
+    }
+}
