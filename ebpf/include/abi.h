@@ -138,10 +138,12 @@ struct sg_ct_entry {
 /* Later fragments of an accepted IPv4/IPv6 datagram. */
 struct sg_frag_key {
 	__u32 ifindex;
-	__u32 id;               /* IPv4 id (zero-extended) or IPv6 frag id */
+	__u32 id;               /* IPv4 id (zero-extended) or IPv6 frag id,
+				 * host byte order */
 	__u8 family;
-	__u8 proto;
-	__u8 dir;
+	__u8 proto;             /* IPv4 protocol, or the next header named by
+				 * the IPv6 fragment header */
+	__u8 dir;               /* enum sg_direction */
 	__u8 pad;
 	__u8 src[16];
 	__u8 dst[16];
@@ -261,9 +263,12 @@ struct sg_iface_stats {
 /* ---- Global configuration (sg_config, one element) ------------------- */
 
 struct sg_config {
+	/* 0 selects the default noted in enum sg_ct_timeout. */
 	__u64 ct_timeout_ns[SG_CT_TIMEOUT_MAX];
 	/* Added to bpf_ktime_get_boot_ns(): the one clock every timeout reads,
-	 * so tests can move time forward. Zero in production. */
+	 * so tests can move time forward. Zero in production. Each CPU reads
+	 * the boot clock at most once per jiffy, so the sg clock runs up to
+	 * one tick (1-10 ms) behind CLOCK_BOOTTIME, never ahead. */
 	__u64 clock_offset_ns;
 };
 

@@ -6,10 +6,19 @@ use anyhow::{Result, bail};
 /// Debian packages and why each is needed.
 const PACKAGES: &[(&str, &str)] = &[
     ("clang-19", "compiles the eBPF programs in ebpf/"),
-    ("llvm-19", "llvm-objdump and friends for inspecting the BPF object"),
+    (
+        "llvm-19",
+        "llvm-objdump and friends for inspecting the BPF object",
+    ),
     ("libbpf-dev", "bpf_helpers.h and friends for the C programs"),
-    ("linux-libc-dev", "kernel UAPI headers (linux/bpf.h, linux/if_ether.h, ...)"),
-    ("iproute2", "ip: network namespaces, veth, tap and bridges in tests"),
+    (
+        "linux-libc-dev",
+        "kernel UAPI headers (linux/bpf.h, linux/if_ether.h, ...)",
+    ),
+    (
+        "iproute2",
+        "ip: network namespaces, veth, tap and bridges in tests",
+    ),
     ("nftables", "the nftables baseline of the benchmarks"),
     ("bpftool", "inspecting loaded programs and maps"),
     ("iputils-ping", "ICMP echo in end-to-end tests"),
@@ -23,7 +32,11 @@ fn installed(package: &str) -> bool {
 }
 
 pub fn missing() -> Vec<&'static str> {
-    PACKAGES.iter().map(|(p, _)| *p).filter(|p| !installed(p)).collect()
+    PACKAGES
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| !installed(p))
+        .collect()
 }
 
 pub fn install() -> Result<()> {

@@ -8,7 +8,15 @@ pub fn run(extra: &[String]) -> Result<()> {
     crate::run_cmd("cargo", &["fmt", "--all", "--", "--check"])?;
     crate::run_cmd(
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     let mut args = vec!["test", "--workspace", "--locked"];
     args.extend(extra.iter().map(String::as_str));

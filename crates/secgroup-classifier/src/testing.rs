@@ -63,7 +63,13 @@ pub fn random_rule_list(rng: &mut impl Rng, n_rules: usize) -> RuleList {
 /// implicit-allow traffic (see the module docs).
 pub fn random_packet(rng: &mut impl Rng, list: &RuleList) -> Packet {
     let remote = random_remote_addr(rng, list);
-    let protocol = random_protocol_of(rng, list);
+    let mut protocol = random_protocol_of(rng, list);
+    // An IPv6 packet cannot carry an extension header's number as its
+    // upper-layer protocol: hop-by-hop, routing, fragment, AH and
+    // destination options are walked over by the data plane.
+    if remote.is_ipv6() && matches!(protocol, 0 | 43 | 44 | 51 | 60) {
+        protocol = proto::GRE;
+    }
     let has_ports = matches!(protocol, proto::TCP | proto::UDP);
     let (mut src_port, dst_port) = if has_ports {
         (

@@ -26,21 +26,37 @@ fn is_bpffs(path: &Path) -> io::Result<bool> {
 pub(crate) fn ensure_pin_dir(dir: &Path) -> Result<(), DataplaneError> {
     let io_err = |action: &'static str, path: &Path| {
         let path = path.to_owned();
-        move |source| DataplaneError::Io { action, path, source }
+        move |source| DataplaneError::Io {
+            action,
+            path,
+            source,
+        }
     };
     let root = Path::new("/sys/fs/bpf");
     if dir.starts_with(root) && !is_bpffs(root).map_err(io_err("checking", root))? {
-        let source = CString::new("bpf").map_err(|e| io_err("mounting bpffs at", root)(io::Error::other(e)))?;
-        let target = CString::new("/sys/fs/bpf").map_err(|e| io_err("mounting bpffs at", root)(io::Error::other(e)))?;
+        let source = CString::new("bpf")
+            .map_err(|e| io_err("mounting bpffs at", root)(io::Error::other(e)))?;
+        let target = CString::new("/sys/fs/bpf")
+            .map_err(|e| io_err("mounting bpffs at", root)(io::Error::other(e)))?;
         // SAFETY: all pointers are valid NUL-terminated strings or null.
-        let rc = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), source.as_ptr(), 0, std::ptr::null()) };
+        let rc = unsafe {
+            libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                source.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
         if rc != 0 {
             return Err(io_err("mounting bpffs at", root)(io::Error::last_os_error()));
         }
     }
     std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     if !is_bpffs(dir).map_err(io_err("checking", dir))? {
-        return Err(io_err("pin directory is not on a bpffs:", dir)(io::Error::from(io::ErrorKind::InvalidInput)));
+        return Err(io_err("pin directory is not on a bpffs:", dir)(
+            io::Error::from(io::ErrorKind::InvalidInput),
+        ));
     }
     Ok(())
 }

@@ -44,7 +44,9 @@ impl StructLayouts {
     /// Reads the `.BTF` section of an ELF object.
     pub fn from_object(elf: &[u8]) -> Result<StructLayouts, String> {
         let file = object::File::parse(elf).map_err(|e| format!("not an ELF object: {e}"))?;
-        let section = file.section_by_name(".BTF").ok_or("the object has no .BTF section (built without -g?)")?;
+        let section = file
+            .section_by_name(".BTF")
+            .ok_or("the object has no .BTF section (built without -g?)")?;
         let data = section.data().map_err(|e| format!("reading .BTF: {e}"))?;
         StructLayouts::parse(data)
     }
@@ -68,7 +70,9 @@ impl StructLayouts {
         let type_end = type_start + u32_at(12)? as usize;
         let str_start = hdr_len + u32_at(16)? as usize;
         let str_end = str_start + u32_at(20)? as usize;
-        let strings = btf.get(str_start..str_end).ok_or("BTF string section out of bounds")?;
+        let strings = btf
+            .get(str_start..str_end)
+            .ok_or("BTF string section out of bounds")?;
         let name = |off: u32| -> String {
             let rest = strings.get(off as usize..).unwrap_or_default();
             let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
@@ -92,7 +96,11 @@ impl StructLayouts {
                         let m = at + i * 12;
                         let raw_offset = u32_at(m + 8)?;
                         // With kind_flag the low 24 bits are the bit offset.
-                        let bits = if kind_flag { raw_offset & 0x00ff_ffff } else { raw_offset };
+                        let bits = if kind_flag {
+                            raw_offset & 0x00ff_ffff
+                        } else {
+                            raw_offset
+                        };
                         members.push((name(u32_at(m)?), (bits / 8) as usize));
                     }
                     at += vlen * 12;

@@ -149,6 +149,14 @@ pub struct RuleHits {
     pub last_hit_ns: u64,
 }
 
+/// Links just created, before they are pinned or kept.
+struct FreshLinks {
+    ifindex: u32,
+    xdp: aya::programs::xdp::XdpLinkId,
+    tc: aya::programs::tc::SchedClassifierLinkId,
+    xdp_mode: XdpAttachMode,
+}
+
 /// Attachments held by this process when nothing is pinned.
 struct OwnedLinks {
     xdp: aya::programs::xdp::XdpLinkId,
@@ -177,7 +185,11 @@ pub struct Dataplane {
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DataplaneError {
     let path = path.to_owned();
-    move |source| DataplaneError::Io { action, path, source }
+    move |source| DataplaneError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 impl Dataplane {
@@ -188,8 +200,12 @@ impl Dataplane {
         let pin_paths: Vec<(&str, PathBuf)> = match &options.pin_dir {
             Some(dir) => {
                 bpffs::ensure_pin_dir(dir)?;
-                std::fs::create_dir_all(dir.join("links")).map_err(io_err("creating", &dir.join("links")))?;
-                crate::maps::PINNED.iter().map(|name| (*name, dir.join(name))).collect()
+                std::fs::create_dir_all(dir.join("links"))
+                    .map_err(io_err("creating", &dir.join("links")))?;
+                crate::maps::PINNED
+                    .iter()
+                    .map(|name| (*name, dir.join(name)))
+                    .collect()
             }
             None => Vec::new(),
         };
@@ -200,7 +216,9 @@ impl Dataplane {
         }
         let mut ebpf = loader.load(BYTES).map_err(DataplaneError::Load)?;
         for name in [PROG_XDP_EGRESS, PROG_TC_INGRESS] {
-            let program = ebpf.program_mut(name).ok_or(DataplaneError::MissingProgram { name })?;
+            let program = ebpf
+                .program_mut(name)
+                .ok_or(DataplaneError::MissingProgram { name })?;
             let load_err = |source| DataplaneError::Program {
                 name,
                 action: "load",
@@ -214,7 +232,8 @@ impl Dataplane {
         }
         let maps = Maps::take_all(&mut ebpf)?;
         let runner = test_runner_for(&ebpf)?;
-        let barrier_inner = Array::<MapData, u32>::create(1, 0).map_err(map_err(names::RCU_BARRIER))?;
+        let barrier_inner =
+            Array::<MapData, u32>::create(1, 0).map_err(map_err(names::RCU_BARRIER))?;
 
         let mut ifaces = HashMap::new();
         for entry in maps.ifaces.iter() {
@@ -274,10 +293,14 @@ impl Dataplane {
     /// The data plane's clock: CLOCK_BOOTTIME plus the test offset, the
     /// clock of conntrack expiry and last-hit times.
     pub fn now_ns(&self) -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: ts is a valid out-pointer.
         unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-        (ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64).saturating_add(self.config.clock_offset_ns)
+        (ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+            .saturating_add(self.config.clock_offset_ns)
     }
 
     /// Makes exactly `bindings` the enforced policy, atomically per
@@ -291,7 +314,10 @@ impl Dataplane {
     ///    (their hooks then drop IP traffic: fail closed).
     /// 3. If some tables lost their last user: one RCU barrier, after which
     ///    no program can still hold their ids, then their entries go.
-    pub fn apply(&mut self, bindings: &[InterfaceBinding<'_>]) -> Result<ApplyReport, DataplaneError> {
+    pub fn apply(
+        &mut self,
+        bindings: &[InterfaceBinding<'_>],
+    ) -> Result<ApplyReport, DataplaneError> {
         let started = Instant::now();
         let mut report = ApplyReport::default();
 
@@ -301,7 +327,11 @@ impl Dataplane {
         for binding in bindings {
             let mut iface = Iface {
                 table: [NO_TABLE; DIR_MAX],
-                flags: if binding.keep_established { IFACE_F_KEEP_ESTABLISHED } else { 0 },
+                flags: if binding.keep_established {
+                    IFACE_F_KEEP_ESTABLISHED
+                } else {
+                    0
+                },
                 instance_uid: binding.instance_uid,
             };
             for (dir, list) in [(DIR_INGRESS, binding.ingress), (DIR_EGRESS, binding.egress)] {
@@ -341,9 +371,17 @@ impl Dataplane {
             self.add_ref(iface);
             report.interfaces_changed += 1;
         }
-        let gone: Vec<u32> = self.ifaces.keys().filter(|i| !wanted.contains_key(i)).copied().collect();
+        let gone: Vec<u32> = self
+            .ifaces
+            .keys()
+            .filter(|i| !wanted.contains_key(i))
+            .copied()
+            .collect();
         for ifindex in gone {
-            self.maps.ifaces.remove(&ifindex).map_err(map_err(names::IFACES))?;
+            self.maps
+                .ifaces
+                .remove(&ifindex)
+                .map_err(map_err(names::IFACES))?;
             if let Some(old) = self.ifaces.remove(&ifindex) {
                 self.unref(&old);
             }
@@ -375,10 +413,11 @@ impl Dataplane {
     }
 
     fn write_new_table(&mut self, list: &RuleList, ifindex: u32) -> Result<u32, DataplaneError> {
-        let table = secgroup_classifier::build(list).map_err(|source| DataplaneError::Classifier {
-            what: format!("interface {ifindex}"),
-            source,
-        })?;
+        let table =
+            secgroup_classifier::build(list).map_err(|source| DataplaneError::Classifier {
+                what: format!("interface {ifindex}"),
+                source,
+            })?;
         let id = self.store.allocate()?;
         if let Err(e) = tables::write(&mut self.maps, &mut self.uids, id, &table) {
             tables::delete(&mut self.maps, id, &table);
@@ -447,9 +486,14 @@ impl Dataplane {
 
     // ---- Attaching ------------------------------------------------------
 
+    /// Where an interface's links are pinned. No dots: bpffs reserves
+    /// names containing one (EPERM).
     fn link_paths(&self, ifindex: u32) -> Option<(PathBuf, PathBuf)> {
         let dir = self.pin_dir.as_ref()?.join("links");
-        Some((dir.join(format!("{ifindex}.xdp")), dir.join(format!("{ifindex}.tcx"))))
+        Some((
+            dir.join(format!("{ifindex}_xdp")),
+            dir.join(format!("{ifindex}_tcx")),
+        ))
     }
 
     /// Attaches both hooks to `ifname` in the calling thread's network
@@ -461,30 +505,48 @@ impl Dataplane {
         if let Some(info) = self.adopt_links(ifindex)? {
             return Ok(info);
         }
+        let fresh = self.create_links(ifname, ifindex)?;
+        self.keep_links(fresh)
+    }
+
+    /// Attaches inside the network namespace at `netns`. Only the link
+    /// creation runs on the namespace's thread (interface names and
+    /// ifindexes resolve there); adoption and pinning happen here.
+    pub fn attach_in(&mut self, netns: &Path, ifname: &str) -> Result<AttachInfo, DataplaneError> {
+        let ifindex = netns::run_in(netns, || netns::ifindex(ifname))??;
+        if let Some(info) = self.adopt_links(ifindex)? {
+            return Ok(info);
+        }
+        let fresh = netns::run_in(netns, || self.create_links(ifname, ifindex))??;
+        self.keep_links(fresh)
+    }
+
+    /// Creates both links, driver-mode XDP first, generic if the driver
+    /// has no XDP. Never leaves one hook attached without the other.
+    fn create_links(&mut self, ifname: &str, ifindex: u32) -> Result<FreshLinks, DataplaneError> {
         let xdp_prog = self.xdp_mut()?;
-        let (xdp_link, xdp_mode) = match xdp_prog.attach_to_if_index(ifindex, XdpMode::Driver) {
+        let (xdp, xdp_mode) = match xdp_prog.attach_to_if_index(ifindex, XdpMode::Driver) {
             Ok(link) => (link, XdpAttachMode::Driver),
             Err(_) => {
-                let link = xdp_prog
-                    .attach_to_if_index(ifindex, XdpMode::Skb)
-                    .map_err(|source| DataplaneError::Program {
-                        name: PROG_XDP_EGRESS,
-                        action: "attach",
-                        source,
-                    })?;
+                let link =
+                    xdp_prog
+                        .attach_to_if_index(ifindex, XdpMode::Skb)
+                        .map_err(|source| DataplaneError::Program {
+                            name: PROG_XDP_EGRESS,
+                            action: "attach",
+                            source,
+                        })?;
                 (link, XdpAttachMode::Generic)
             }
         };
-        let tc_prog = self.tc_mut()?;
-        let tc_link = match tc_prog.attach_with_options(
+        let tc = match self.tc_mut()?.attach_with_options(
             ifname,
             TcAttachType::Egress,
             TcAttachOptions::TcxOrder(LinkOrder::default()),
         ) {
             Ok(link) => link,
             Err(source) => {
-                // Do not leave half an attachment behind.
-                let _ = self.xdp_mut()?.detach(xdp_link);
+                let _ = self.xdp_mut()?.detach(xdp);
                 return Err(DataplaneError::Program {
                     name: PROG_TC_INGRESS,
                     action: "attach",
@@ -492,50 +554,65 @@ impl Dataplane {
                 });
             }
         };
-        if let Some((xdp_path, tc_path)) = self.link_paths(ifindex) {
-            let take_err = |name, source| DataplaneError::Program {
-                name,
-                action: "take link",
-                source,
-            };
-            let xdp_fd: FdLink = self
-                .xdp_mut()?
-                .take_link(xdp_link)
-                .map_err(|e| take_err(PROG_XDP_EGRESS, e))?
-                .try_into()
-                .map_err(|source| DataplaneError::Link {
-                    path: xdp_path.clone(),
-                    source,
-                })?;
-            let tc_fd: FdLink = self
-                .tc_mut()?
-                .take_link(tc_link)
-                .map_err(|e| take_err(PROG_TC_INGRESS, e))?
-                .try_into()
-                .map_err(|source| DataplaneError::Link {
-                    path: tc_path.clone(),
-                    source,
-                })?;
-            xdp_fd
-                .pin(&xdp_path)
-                .map_err(|source| DataplaneError::Pin { path: xdp_path, source })?;
-            tc_fd
-                .pin(&tc_path)
-                .map_err(|source| DataplaneError::Pin { path: tc_path, source })?;
-        } else {
-            self.owned_links.insert(
-                ifindex,
-                OwnedLinks {
-                    xdp: xdp_link,
-                    tc: tc_link,
-                },
-            );
-        }
-        Ok(AttachInfo {
+        Ok(FreshLinks {
+            ifindex,
+            xdp,
+            tc,
+            xdp_mode,
+        })
+    }
+
+    /// Pins fresh links (with a pin directory) or keeps them owned.
+    fn keep_links(&mut self, fresh: FreshLinks) -> Result<AttachInfo, DataplaneError> {
+        let FreshLinks {
+            ifindex,
+            xdp,
+            tc,
+            xdp_mode,
+        } = fresh;
+        let info = AttachInfo {
             ifindex,
             xdp_mode,
             adopted: false,
-        })
+        };
+        let Some((xdp_path, tc_path)) = self.link_paths(ifindex) else {
+            self.owned_links.insert(ifindex, OwnedLinks { xdp, tc });
+            return Ok(info);
+        };
+        let take_err = |name, source| DataplaneError::Program {
+            name,
+            action: "take link",
+            source,
+        };
+        let xdp_fd: FdLink = self
+            .xdp_mut()?
+            .take_link(xdp)
+            .map_err(|e| take_err(PROG_XDP_EGRESS, e))?
+            .try_into()
+            .map_err(|source| DataplaneError::Link {
+                path: xdp_path.clone(),
+                source,
+            })?;
+        let tc_fd: FdLink = self
+            .tc_mut()?
+            .take_link(tc)
+            .map_err(|e| take_err(PROG_TC_INGRESS, e))?
+            .try_into()
+            .map_err(|source| DataplaneError::Link {
+                path: tc_path.clone(),
+                source,
+            })?;
+        xdp_fd
+            .pin(&xdp_path)
+            .map_err(|source| DataplaneError::Pin {
+                path: xdp_path,
+                source,
+            })?;
+        tc_fd.pin(&tc_path).map_err(|source| DataplaneError::Pin {
+            path: tc_path,
+            source,
+        })?;
+        Ok(info)
     }
 
     /// Points pinned links of a previous process at our programs. `None`
@@ -561,12 +638,13 @@ impl Dataplane {
                 path: xdp_path.clone(),
                 source,
             })?;
-        let tc_link: SchedClassifierLink = FdLink::from(open(&tc_path)?)
-            .try_into()
-            .map_err(|source| DataplaneError::Link {
-                path: tc_path.clone(),
-                source,
-            })?;
+        let tc_link: SchedClassifierLink =
+            FdLink::from(open(&tc_path)?)
+                .try_into()
+                .map_err(|source| DataplaneError::Link {
+                    path: tc_path.clone(),
+                    source,
+                })?;
         // A link whose interface is gone refuses the update: start afresh.
         let xdp_ok = self.xdp_mut()?.attach_to_link(xdp_link).is_ok();
         let tc_ok = self.tc_mut()?.attach_to_link(tc_link).is_ok();
@@ -581,11 +659,6 @@ impl Dataplane {
         }))
     }
 
-    /// Attaches inside the network namespace at `netns`.
-    pub fn attach_in(&mut self, netns: &Path, ifname: &str) -> Result<AttachInfo, DataplaneError> {
-        netns::run_in(netns, || self.attach(ifname))?
-    }
-
     /// Detaches both hooks from `ifindex` and removes its pins. Its
     /// `sg_ifaces` entry stays until the next [`apply`](Self::apply)
     /// without it.
@@ -598,8 +671,12 @@ impl Dataplane {
                     source,
                 }
             };
-            self.xdp_mut()?.detach(links.xdp).map_err(detach_err(PROG_XDP_EGRESS))?;
-            self.tc_mut()?.detach(links.tc).map_err(detach_err(PROG_TC_INGRESS))?;
+            self.xdp_mut()?
+                .detach(links.xdp)
+                .map_err(detach_err(PROG_XDP_EGRESS))?;
+            self.tc_mut()?
+                .detach(links.tc)
+                .map_err(detach_err(PROG_TC_INGRESS))?;
         }
         if let Some((xdp_path, tc_path)) = self.link_paths(ifindex) {
             remove_pins(&[&xdp_path, &tc_path]);
@@ -616,7 +693,7 @@ impl Dataplane {
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".xdp")?.parse().ok())
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix("_xdp")?.parse().ok())
             .collect();
         found.sort_unstable();
         found
@@ -626,14 +703,18 @@ impl Dataplane {
         self.ebpf
             .program_mut(PROG_XDP_EGRESS)
             .and_then(|p| p.try_into().ok())
-            .ok_or(DataplaneError::MissingProgram { name: PROG_XDP_EGRESS })
+            .ok_or(DataplaneError::MissingProgram {
+                name: PROG_XDP_EGRESS,
+            })
     }
 
     fn tc_mut(&mut self) -> Result<&mut SchedClassifier, DataplaneError> {
         self.ebpf
             .program_mut(PROG_TC_INGRESS)
             .and_then(|p| p.try_into().ok())
-            .ok_or(DataplaneError::MissingProgram { name: PROG_TC_INGRESS })
+            .ok_or(DataplaneError::MissingProgram {
+                name: PROG_TC_INGRESS,
+            })
     }
 
     // ---- Observing ------------------------------------------------------
@@ -693,7 +774,11 @@ impl Dataplane {
 
     /// Per-reason packet and byte counts of one interface and direction,
     /// summed over CPUs.
-    pub fn interface_stats(&self, ifindex: u32, direction: Direction) -> Result<IfaceStats, DataplaneError> {
+    pub fn interface_stats(
+        &self,
+        ifindex: u32,
+        direction: Direction,
+    ) -> Result<IfaceStats, DataplaneError> {
         let dir = match direction {
             Direction::Ingress => DIR_INGRESS,
             Direction::Egress => DIR_EGRESS,
@@ -785,26 +870,67 @@ impl Dataplane {
 
     /// Writes a conntrack entry directly (tests and restart recovery).
     pub fn insert_conntrack(&mut self, key: CtKey, entry: CtEntry) -> Result<(), DataplaneError> {
-        self.maps.ct.insert(key, entry, 0).map_err(map_err(names::CT))
+        self.maps
+            .ct
+            .insert(key, entry, 0)
+            .map_err(map_err(names::CT))
+    }
+}
+
+/// Detaches everything secgroup pinned under `pin_dir` and removes the
+/// pins: links first (each unpin detaches its hooks), then the maps (freed
+/// once no program holds them). For `secgroupd --uninstall` and test
+/// cleanup. Missing pins are fine.
+pub fn uninstall(pin_dir: &Path) -> Result<(), DataplaneError> {
+    let links = pin_dir.join("links");
+    if let Ok(entries) = std::fs::read_dir(&links) {
+        for entry in entries.flatten() {
+            std::fs::remove_file(entry.path()).map_err(io_err("removing", &entry.path()))?;
+        }
+    }
+    match std::fs::remove_dir(&links) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("removing", &links)(e)),
+    }
+    for name in crate::maps::PINNED {
+        let path = pin_dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("removing", &path)(e)),
+        }
+    }
+    match std::fs::remove_dir(pin_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("removing", pin_dir)(e)),
     }
 }
 
 /// Duplicates the program fds into a [`TestRunner`].
 fn test_runner_for(ebpf: &Ebpf) -> Result<TestRunner, DataplaneError> {
     let dup = |name: &'static str| -> Result<std::os::fd::OwnedFd, DataplaneError> {
-        let program = ebpf.program(name).ok_or(DataplaneError::MissingProgram { name })?;
+        let program = ebpf
+            .program(name)
+            .ok_or(DataplaneError::MissingProgram { name })?;
         let fd = program.fd().map_err(|source| DataplaneError::Program {
             name,
             action: "get fd",
             source,
         })?;
-        fd.as_fd().try_clone_to_owned().map_err(|source| DataplaneError::Io {
-            action: "duplicating the fd of program",
-            path: PathBuf::from(name),
-            source,
-        })
+        fd.as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| DataplaneError::Io {
+                action: "duplicating the fd of program",
+                path: PathBuf::from(name),
+                source,
+            })
     };
-    Ok(TestRunner::new(dup(PROG_XDP_EGRESS)?, dup(PROG_TC_INGRESS)?))
+    Ok(TestRunner::new(
+        dup(PROG_XDP_EGRESS)?,
+        dup(PROG_TC_INGRESS)?,
+    ))
 }
 
 fn remove_pins(paths: &[&Path]) {

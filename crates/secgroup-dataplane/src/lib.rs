@@ -8,9 +8,9 @@
 //! tables where the programs read them.
 
 pub mod abi;
+mod bpffs;
 #[cfg(test)]
 mod btf;
-mod bpffs;
 mod dataplane;
 mod error;
 mod maps;
@@ -22,8 +22,8 @@ mod testrun;
 mod uids;
 
 pub use dataplane::{
-    AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, InterfaceBinding, LoadOptions, RuleHits,
-    XdpAttachMode,
+    AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, InterfaceBinding, LoadOptions,
+    RuleHits, XdpAttachMode, uninstall,
 };
 pub use error::DataplaneError;
 pub use testrun::{Hook, TestRunOutcome, TestRunner};

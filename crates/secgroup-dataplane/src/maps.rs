@@ -55,7 +55,8 @@ pub(crate) struct Maps {
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, DataplaneError> {
-    ebpf.take_map(name).ok_or(DataplaneError::MissingMap { name })
+    ebpf.take_map(name)
+        .ok_or(DataplaneError::MissingMap { name })
 }
 
 macro_rules! typed {

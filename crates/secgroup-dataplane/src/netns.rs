@@ -36,16 +36,24 @@ pub fn run_in<T: Send>(netns: &Path, work: impl FnOnce() -> T + Send) -> Result<
         });
         match worker.join() {
             Ok(result) => result.map_err(netns_err),
-            Err(_) => Err(DataplaneError::NetnsThread { path: netns.to_owned() }),
+            Err(_) => Err(DataplaneError::NetnsThread {
+                path: netns.to_owned(),
+            }),
         }
     })
 }
 
 /// The ifindex of `name` in the calling thread's namespace.
 pub fn ifindex(name: &str) -> Result<u32, DataplaneError> {
-    let unknown = || DataplaneError::UnknownInterface { name: name.to_owned() };
+    let unknown = || DataplaneError::UnknownInterface {
+        name: name.to_owned(),
+    };
     let c_name = std::ffi::CString::new(name).map_err(|_| unknown())?;
     // SAFETY: c_name is NUL-terminated.
     let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-    if index == 0 { Err(unknown()) } else { Ok(index) }
+    if index == 0 {
+        Err(unknown())
+    } else {
+        Ok(index)
+    }
 }

@@ -21,15 +21,33 @@ pub mod tcp_flags {
 /// The transport part of a packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
-    Tcp { src: u16, dst: u16, flags: u8 },
-    Udp { src: u16, dst: u16 },
+    Tcp {
+        src: u16,
+        dst: u16,
+        flags: u8,
+    },
+    Udp {
+        src: u16,
+        dst: u16,
+    },
     /// ICMP or ICMPv6 (by the address family) echo request or reply.
-    Echo { request: bool, id: u16, seq: u16 },
+    Echo {
+        request: bool,
+        id: u16,
+        seq: u16,
+    },
     /// Any other ICMP/ICMPv6 message; `body` follows the 4-byte rest of
     /// header (for errors: the offending packet, see [`Packet::ip_bytes`]).
-    Icmp { icmp_type: u8, code: u8, body: Vec<u8> },
+    Icmp {
+        icmp_type: u8,
+        code: u8,
+        body: Vec<u8>,
+    },
     /// Any other protocol number with an opaque payload.
-    Other { proto: u8, payload: Vec<u8> },
+    Other {
+        proto: u8,
+        payload: Vec<u8>,
+    },
 }
 
 impl Transport {
@@ -103,15 +121,38 @@ impl Packet {
     }
 
     pub fn tcp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, flags: u8) -> Packet {
-        Packet::new(src, dst, Transport::Tcp { src: sport, dst: dport, flags })
+        Packet::new(
+            src,
+            dst,
+            Transport::Tcp {
+                src: sport,
+                dst: dport,
+                flags,
+            },
+        )
     }
 
     pub fn udp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Packet {
-        Packet::new(src, dst, Transport::Udp { src: sport, dst: dport })
+        Packet::new(
+            src,
+            dst,
+            Transport::Udp {
+                src: sport,
+                dst: dport,
+            },
+        )
     }
 
     pub fn echo(src: IpAddr, dst: IpAddr, request: bool, id: u16) -> Packet {
-        Packet::new(src, dst, Transport::Echo { request, id, seq: 1 })
+        Packet::new(
+            src,
+            dst,
+            Transport::Echo {
+                request,
+                id,
+                seq: 1,
+            },
+        )
     }
 
     pub fn other(src: IpAddr, dst: IpAddr, proto: u8) -> Packet {
@@ -126,7 +167,13 @@ impl Packet {
     }
 
     /// An ICMP(v6) error from `src` to `dst` quoting `offending`.
-    pub fn icmp_error(src: IpAddr, dst: IpAddr, icmp_type: u8, code: u8, offending: &Packet) -> Packet {
+    pub fn icmp_error(
+        src: IpAddr,
+        dst: IpAddr,
+        icmp_type: u8,
+        code: u8,
+        offending: &Packet,
+    ) -> Packet {
         let mut quoted = offending.ip_bytes();
         // Errors quote the header and at least 8 bytes of payload.
         let keep = match offending.src {
@@ -187,7 +234,10 @@ impl Packet {
                 dst: *src,
                 flags: *flags,
             },
-            Transport::Udp { src, dst } => Transport::Udp { src: *dst, dst: *src },
+            Transport::Udp { src, dst } => Transport::Udp {
+                src: *dst,
+                dst: *src,
+            },
             Transport::Echo { request, id, seq } => Transport::Echo {
                 request: !request,
                 id: *id,
@@ -237,7 +287,11 @@ impl Packet {
                 h.extend_from_slice(&seq.to_be_bytes());
                 h
             }
-            Transport::Icmp { icmp_type, code, body } => {
+            Transport::Icmp {
+                icmp_type,
+                code,
+                body,
+            } => {
                 let mut h = vec![*icmp_type, *code, 0, 0, 0, 0, 0, 0];
                 h.extend_from_slice(body);
                 h
@@ -264,7 +318,11 @@ impl Packet {
         }
         if let Some(at) = checksum_at {
             // ICMPv4 has no pseudo-header; TCP, UDP and ICMPv6 do.
-            let pseudo = if proto == 1 { Vec::new() } else { self.pseudo_header(proto, out.len()) };
+            let pseudo = if proto == 1 {
+                Vec::new()
+            } else {
+                self.pseudo_header(proto, out.len())
+            };
             let sum = checksum(&[&pseudo, &out]);
             let sum = if sum == 0 && proto == 17 { 0xffff } else { sum };
             out[at..at + 2].copy_from_slice(&sum.to_be_bytes());
@@ -302,7 +360,7 @@ impl Packet {
         match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
                 let mut options = self.ipv4_options.clone();
-                while options.len() % 4 != 0 {
+                while !options.len().is_multiple_of(4) {
                     options.push(0); // end-of-options padding
                 }
                 let ihl = 5 + options.len() / 4;
@@ -371,7 +429,10 @@ impl Packet {
                 h.extend_from_slice(&body);
                 h
             }
-            _ => panic!("packet mixes address families: {} -> {}", self.src, self.dst),
+            _ => panic!(
+                "packet mixes address families: {} -> {}",
+                self.src, self.dst
+            ),
         }
     }
 
@@ -443,7 +504,11 @@ mod tests {
         assert_eq!(checksum(&[&ip[..20]]), 0, "a correct header sums to zero");
         let tcp = &ip[20..];
         let pseudo = p.pseudo_header(6, tcp.len());
-        assert_eq!(checksum(&[&pseudo, tcp]), 0, "a correct TCP segment sums to zero");
+        assert_eq!(
+            checksum(&[&pseudo, tcp]),
+            0,
+            "a correct TCP segment sums to zero"
+        );
     }
 
     #[test]

@@ -109,7 +109,12 @@ fn l4_key(table: u32, prefix: &secgroup_classifier::L4Prefix) -> Key<L4KeyData> 
 
 /// Writes every entry of `table` under `id`. On error the caller removes
 /// what was written with [`delete`].
-pub(crate) fn write(maps: &mut Maps, uids: &mut RuleUids, id: u32, table: &Table) -> Result<(), DataplaneError> {
+pub(crate) fn write(
+    maps: &mut Maps,
+    uids: &mut RuleUids,
+    id: u32,
+    table: &Table,
+) -> Result<(), DataplaneError> {
     for (pos, rule) in table.rules.iter().enumerate() {
         let meta = RuleMeta {
             rule_uid: uids.uid(&rule.origin),
@@ -119,8 +124,13 @@ pub(crate) fn write(maps: &mut Maps, uids: &mut RuleUids, id: u32, table: &Table
             },
             pad: [0; 3],
         };
-        let key = RuleKey { table: id, pos: pos as u32 };
-        maps.rules.insert(key, meta, 0).map_err(map_err(names::RULES))?;
+        let key = RuleKey {
+            table: id,
+            pos: pos as u32,
+        };
+        maps.rules
+            .insert(key, meta, 0)
+            .map_err(map_err(names::RULES))?;
     }
     for (class_id, set) in table.classes.iter().enumerate() {
         let key = ClassKey {
@@ -131,19 +141,33 @@ pub(crate) fn write(maps: &mut Maps, uids: &mut RuleUids, id: u32, table: &Table
             summary: set.summary,
             words: set.words,
         };
-        maps.classes.insert(key, bits, 0).map_err(map_err(names::CLASSES))?;
+        maps.classes
+            .insert(key, bits, 0)
+            .map_err(map_err(names::CLASSES))?;
     }
     for (net, class_id) in &table.v4 {
-        let value = ClassRef { class_id: *class_id };
-        maps.v4.insert(&v4_key(id, net), value, 0).map_err(map_err(names::V4))?;
+        let value = ClassRef {
+            class_id: *class_id,
+        };
+        maps.v4
+            .insert(&v4_key(id, net), value, 0)
+            .map_err(map_err(names::V4))?;
     }
     for (net, class_id) in &table.v6 {
-        let value = ClassRef { class_id: *class_id };
-        maps.v6.insert(&v6_key(id, net), value, 0).map_err(map_err(names::V6))?;
+        let value = ClassRef {
+            class_id: *class_id,
+        };
+        maps.v6
+            .insert(&v6_key(id, net), value, 0)
+            .map_err(map_err(names::V6))?;
     }
     for (prefix, class_id) in &table.l4 {
-        let value = ClassRef { class_id: *class_id };
-        maps.l4.insert(&l4_key(id, prefix), value, 0).map_err(map_err(names::L4))?;
+        let value = ClassRef {
+            class_id: *class_id,
+        };
+        maps.l4
+            .insert(&l4_key(id, prefix), value, 0)
+            .map_err(map_err(names::L4))?;
     }
     Ok(())
 }
@@ -168,7 +192,10 @@ pub(crate) fn delete(maps: &mut Maps, id: u32, table: &Table) {
         });
     }
     for pos in 0..table.rules.len() {
-        let _ = maps.rules.remove(&RuleKey { table: id, pos: pos as u32 });
+        let _ = maps.rules.remove(&RuleKey {
+            table: id,
+            pos: pos as u32,
+        });
     }
 }
 

@@ -160,7 +160,12 @@ impl TestRunner {
         }
     }
 
-    fn run_xdp(&self, frame: &[u8], ifindex: Option<u32>, repeat: u32) -> Result<TestRunOutcome, DataplaneError> {
+    fn run_xdp(
+        &self,
+        frame: &[u8],
+        ifindex: Option<u32>,
+        repeat: u32,
+    ) -> Result<TestRunOutcome, DataplaneError> {
         // Room for the frame plus the metadata the program prepends.
         let mut out = vec![0u8; frame.len() + 256];
         let mut ctx_in = [0u8; XDP_MD_LEN];
@@ -168,10 +173,18 @@ impl TestRunner {
         // The kernel insists data_end equals the frame length.
         ctx_in[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
         if let Some(ifindex) = ifindex {
-            ctx_in[XDP_MD_INGRESS_IFINDEX..XDP_MD_INGRESS_IFINDEX + 4].copy_from_slice(&ifindex.to_ne_bytes());
+            ctx_in[XDP_MD_INGRESS_IFINDEX..XDP_MD_INGRESS_IFINDEX + 4]
+                .copy_from_slice(&ifindex.to_ne_bytes());
         }
-        let raw = prog_test_run(&self.xdp, frame, &mut out, &ctx_in, &mut ctx_out, repeat.max(1))
-            .map_err(|source| test_run_err(PROG_XDP_EGRESS, source))?;
+        let raw = prog_test_run(
+            &self.xdp,
+            frame,
+            &mut out,
+            &ctx_in,
+            &mut ctx_out,
+            repeat.max(1),
+        )
+        .map_err(|source| test_run_err(PROG_XDP_EGRESS, source))?;
         // data_out starts at data_meta; ctx_out.data is where the frame
         // begins relative to it, i.e. the metadata length.
         let meta_len = u32::from_ne_bytes([
@@ -192,15 +205,27 @@ impl TestRunner {
         })
     }
 
-    fn run_tc(&self, frame: &[u8], ifindex: Option<u32>, repeat: u32) -> Result<TestRunOutcome, DataplaneError> {
+    fn run_tc(
+        &self,
+        frame: &[u8],
+        ifindex: Option<u32>,
+        repeat: u32,
+    ) -> Result<TestRunOutcome, DataplaneError> {
         let mut out = vec![0u8; frame.len() + 256];
         let mut ctx_in = [0u8; SKB_CTX_LEN];
         let mut ctx_out = [0u8; SKB_CTX_LEN];
         if let Some(ifindex) = ifindex {
             ctx_in[SKB_IFINDEX..SKB_IFINDEX + 4].copy_from_slice(&ifindex.to_ne_bytes());
         }
-        let raw = prog_test_run(&self.tc, frame, &mut out, &ctx_in, &mut ctx_out, repeat.max(1))
-            .map_err(|source| test_run_err(PROG_TC_INGRESS, source))?;
+        let raw = prog_test_run(
+            &self.tc,
+            frame,
+            &mut out,
+            &ctx_in,
+            &mut ctx_out,
+            repeat.max(1),
+        )
+        .map_err(|source| test_run_err(PROG_TC_INGRESS, source))?;
         Ok(TestRunOutcome {
             passed: raw.retval == TC_ACT_OK || raw.retval == TCX_NEXT,
             return_value: raw.retval,

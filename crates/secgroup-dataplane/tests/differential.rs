@@ -28,7 +28,16 @@ const PACKETS_PER_LIST: usize = 60;
 fn unique_local(n: u32, remote: IpAddr) -> IpAddr {
     match remote {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (n & 0x00ff_ffff))),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, (n >> 16) as u16, n as u16)),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0xffff,
+            0,
+            0,
+            0,
+            (n >> 16) as u16,
+            n as u16,
+        )),
     }
 }
 
@@ -44,7 +53,10 @@ fn run_seed(seed: u64, lists: usize) {
             _ => rng.gen_range(120..=600),
         };
         let list = random_rule_list(&mut rng, n_rules);
-        let direction = list.rules.first().map_or(Direction::Ingress, |r| r.origin.direction);
+        let direction = list
+            .rules
+            .first()
+            .map_or(Direction::Ingress, |r| r.origin.direction);
         let empty = RuleList::default();
         let (ingress, egress) = match direction {
             Direction::Ingress => (&list, &empty),
@@ -86,7 +98,10 @@ fn kernel_agrees_with_the_reference_evaluator() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let seeds: Vec<u64> = match std::env::var("SECGROUP_DIFF_SEED") {
-        Ok(seed) => vec![seed.parse().unwrap_or_else(|e| panic!("SECGROUP_DIFF_SEED: {e}"))],
+        Ok(seed) => vec![
+            seed.parse()
+                .unwrap_or_else(|e| panic!("SECGROUP_DIFF_SEED: {e}")),
+        ],
         Err(_) => {
             let base: u64 = rand::thread_rng().r#gen();
             eprintln!("differential: base seed {base}");

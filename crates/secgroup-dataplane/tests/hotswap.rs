@@ -69,7 +69,8 @@ fn every_packet_sees_the_old_or_the_new_policy_never_a_mix() {
             instance_uid: 1,
         }]
     }
-    dp.apply(&bind(&a, &empty)).unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    dp.apply(&bind(&a, &empty))
+        .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
 
     let runner = dp.test_runner();
     let stop = Arc::new(AtomicBool::new(false));
@@ -109,7 +110,9 @@ fn every_packet_sees_the_old_or_the_new_policy_never_a_mix() {
                     let under_a = compare(&a, Direction::Ingress, &p, &outcome);
                     let under_b = compare(&b, Direction::Ingress, &p, &outcome);
                     if let (Err(why_a), Err(why_b)) = (under_a, under_b) {
-                        return Err(format!("verdict of neither policy (seed {seed}):\n  A: {why_a}\n  B: {why_b}"));
+                        return Err(format!(
+                            "verdict of neither policy (seed {seed}):\n  A: {why_a}\n  B: {why_b}"
+                        ));
                     }
                     classified.fetch_add(1, Ordering::Relaxed);
                 }
@@ -120,9 +123,17 @@ fn every_packet_sees_the_old_or_the_new_policy_never_a_mix() {
 
     for swap in 0..SWAPS {
         let list = if swap % 2 == 0 { &b } else { &a };
-        let report = dp.apply(&bind(list, &empty)).unwrap_or_else(|e| panic!("swap {swap}: {}", error_chain(&e)));
-        assert_eq!(report.interfaces_changed, 1, "swap {swap} switches the interface");
-        assert_eq!(report.tables_freed, 1, "swap {swap} frees the table it replaced");
+        let report = dp
+            .apply(&bind(list, &empty))
+            .unwrap_or_else(|e| panic!("swap {swap}: {}", error_chain(&e)));
+        assert_eq!(
+            report.interfaces_changed, 1,
+            "swap {swap} switches the interface"
+        );
+        assert_eq!(
+            report.tables_freed, 1,
+            "swap {swap} frees the table it replaced"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
@@ -134,5 +145,8 @@ fn every_packet_sees_the_old_or_the_new_policy_never_a_mix() {
     }
     let total = classified.load(Ordering::Relaxed);
     eprintln!("hotswap: {total} packets classified during {SWAPS} swaps");
-    assert!(total >= SWAPS as u64, "too few packets ran during the swaps ({total}) to prove anything");
+    assert!(
+        total >= SWAPS as u64,
+        "too few packets ran during the swaps ({total}) to prove anything"
+    );
 }

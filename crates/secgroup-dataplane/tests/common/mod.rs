@@ -29,7 +29,9 @@ pub fn kernel_tests_enabled(test: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{test}: CI=true but not running as root: kernel tests must run in CI");
     }
-    eprintln!("\n*** SKIPPED {test}: needs root (CAP_BPF, CAP_NET_ADMIN) to load BPF programs ***\n");
+    eprintln!(
+        "\n*** SKIPPED {test}: needs root (CAP_BPF, CAP_NET_ADMIN) to load BPF programs ***\n"
+    );
     false
 }
 
@@ -73,7 +75,8 @@ impl Fixture {
         let mut fixture = Fixture {
             dp: load_dataplane(),
             policy: compile(json),
-            instance: InstanceId::new(instance).unwrap_or_else(|| panic!("bad instance id {instance}")),
+            instance: InstanceId::new(instance)
+                .unwrap_or_else(|| panic!("bad instance id {instance}")),
         };
         fixture.bind(&fixture.policy.clone());
         fixture
@@ -127,9 +130,12 @@ pub fn run_frame(dp: &Dataplane, direction: Direction, frame: &[u8]) -> TestRunO
 
 /// The decision of an outcome, insisting the program reported one.
 pub fn decision(outcome: &TestRunOutcome) -> Decision {
-    outcome
-        .decision
-        .unwrap_or_else(|| panic!("the program reported no decision (return {})", outcome.return_value))
+    outcome.decision.unwrap_or_else(|| {
+        panic!(
+            "the program reported no decision (return {})",
+            outcome.return_value
+        )
+    })
 }
 
 pub fn reason(outcome: &TestRunOutcome) -> Reason {
@@ -149,7 +155,11 @@ pub fn expect(outcome: &TestRunOutcome, want: Reason, want_pos: Option<usize>, w
         outcome.return_value
     );
     if let Some(pos) = want_pos {
-        assert_eq!(decision(outcome).rule_pos, pos as u32, "{what}: matched rule position");
+        assert_eq!(
+            decision(outcome).rule_pos,
+            pos as u32,
+            "{what}: matched rule position"
+        );
     }
 }
 
@@ -184,7 +194,8 @@ pub fn frame_for(direction: Direction, p: &secgroup_policy::Packet) -> Vec<u8> {
             };
             let body = if is_error {
                 // Quote something the other side "sent": untracked.
-                packet::Packet::udp(dst, 5353, src, 5353).ip_bytes()[..if v6 { 48 } else { 28 }].to_vec()
+                packet::Packet::udp(dst, 5353, src, 5353).ip_bytes()[..if v6 { 48 } else { 28 }]
+                    .to_vec()
             } else {
                 vec![0, 1, 0, 1]
             };
@@ -232,7 +243,8 @@ pub fn compare(
     } else {
         NO_RULE
     };
-    if reason != want_reason || kernel_pos != want_pos || outcome.passed != want_reason.is_accept() {
+    if reason != want_reason || kernel_pos != want_pos || outcome.passed != want_reason.is_accept()
+    {
         return Err(format!(
             "{direction} {p}: evaluator says {verdict} (reason {want_reason}, position {want_pos:?}); \
              kernel says {reason} at position {} (passed: {})",

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * First-match classification without a loop over rules.
+ *
+ * A table (one interface-direction's ordered rule list) is stored as:
+ *  - sg_v4 / sg_v6: longest-prefix match on the remote address, giving the
+ *    class of "rules whose remotes contain this address";
+ *  - sg_l4: longest-prefix match on protocol then destination port, giving
+ *    the class of "rules whose services contain this protocol and port";
+ *  - sg_classes: each class as a bit set over rule positions.
+ * Userspace builds the tries so that the longest matching prefix's class
+ * already includes every shorter prefix's rules. A rule matches iff its
+ * bit is in both sets, and the first matching rule is the lowest common
+ * bit. The summaries let the AND visit only words both sets populate, so a
+ * lookup costs 3 trie walks, 2-3 hash lookups and a few word ANDs, whatever
+ * the number of rules.
+ *
+ * Any miss (no prefix covers the address, no protocol entry, a class or
+ * rule absent) means no rule matches: the caller drops by default.
+ */
+#ifndef SG_CLASSIFY_H
+#define SG_CLASSIFY_H
+
+#include "common.h"
+#include "maps.h"
+#include "parse.h"
+
+#define SG_LPM_TABLE_BITS 32
+
+/* What a packet is classified by. */
+struct sg_query {
+	__u32 remote[4];  /* network order; IPv4 uses remote[0] */
+	__u32 table;
+	__u8 family;
+	__u8 proto;
+	__be16 port;      /* see sg_rule_port() */
+};
+
+struct sg_match {
+	__u32 pos;       /* position in the table */
+	__u32 rule_uid;
+	__u8 action;     /* enum sg_action */
+	__u8 pad[3];
+};
+
+/*
+ * Index of the lowest set bit of a non-zero word, without branches or
+ * tables: the population count of the bits below it. BPF has no ctz
+ * instruction and LLVM lowers __builtin_ctzll to a de Bruijn table in
+ * .rodata; the empty asm hides the idiom so it is not recognised and
+ * turned back into that table.
+ */
+static __always_inline __u32 sg_ctz64(__u64 x)
+{
+	__u64 v = (x & -x) - 1;
+
+	asm volatile("" : "+r"(v));
+	v = v - ((v >> 1) & 0x5555555555555555ull);
+	v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+	v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (v * 0x0101010101010101ull) >> 56;
+}
+
+/*
+ * Lowest rule position present in both sets, or SG_NO_RULE.
+ *
+ * Jumps to the first word both summaries mark, then walks the common
+ * summary upwards one word at a time: a step costs a shift and a test, and
+ * only marked words are loaded and ANDed. That is cheaper than a ctz per
+ * marked word when summaries are dense (the worst case: 64 marked words
+ * with no common rule until the last), and bounded by 64 steps either way.
+ */
+static __always_inline __u32 sg_ruleset_first(const struct sg_ruleset *a,
+						const struct sg_ruleset *b)
+{
+	__u64 common = a->summary & b->summary;
+	__u64 bits;
+	__u32 i, w;
+
+	if (!common)
+		return SG_NO_RULE;
+	w = sg_ctz64(common);
+	common >>= w;
+	for (i = 0; i < SG_RULESET_WORDS; i++) {
+		if (common & 1) {
+			/* w < 64 here; the mask tells the verifier. */
+			bits = a->words[w & (SG_RULESET_WORDS - 1)] &
+			       b->words[w & (SG_RULESET_WORDS - 1)];
+			if (bits)
+				return w * 64 + sg_ctz64(bits);
+		}
+		common >>= 1;
+		if (!common)
+			break;
+		w++;
+	}
+	return SG_NO_RULE;
+}
+
+static __always_inline const struct sg_class_ref *sg_lookup_remote(__u32 table, __u8 family,
+								    const __u32 *remote)
+{
+	if (family == SG_AF_INET) {
+		struct sg_v4_key k = {
+			.prefixlen = SG_LPM_TABLE_BITS + 32,
+			.table = table,
+		};
+
+		__builtin_memcpy(k.addr, remote, sizeof(k.addr));
+		return bpf_map_lookup_elem(&sg_v4, &k);
+	} else {
+		struct sg_v6_key k = {
+			.prefixlen = SG_LPM_TABLE_BITS + 128,
+			.table = table,
+		};
+
+		__builtin_memcpy(k.addr, remote, sizeof(k.addr));
+		return bpf_map_lookup_elem(&sg_v6, &k);
+	}
+}
+
+static __always_inline const struct sg_class_ref *sg_lookup_l4(__u32 table, __u8 proto, __be16 port)
+{
+	struct sg_l4_key k = {
+		.prefixlen = SG_LPM_TABLE_BITS + 8 + 16,
+		.table = table,
+		.proto = proto,
+		.pad = 0,
+	};
+
+	__builtin_memcpy(k.port, &port, sizeof(k.port));
+	return bpf_map_lookup_elem(&sg_l4, &k);
+}
+
+/*
+ * The port rules match on: the destination port for TCP and UDP, 0 for
+ * every other protocol (ICMP included: its echo id is no port).
+ */
+static __always_inline __be16 sg_rule_port(__u8 proto, __be16 dport)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP ? dport : 0;
+}
+
+/* No match yet. Field by field: an initialiser list would be kept as a
+ * constant in .rodata, an extra map for the loader. */
+static __always_inline void sg_match_init(struct sg_match *m)
+{
+	__builtin_memset(m, 0, sizeof(*m));
+	m->pos = SG_NO_RULE;
+	m->action = SG_ACTION_DROP;
+}
+
+/*
+ * Classifies @q. Returns 1 and fills @m when a rule matches, 0 otherwise.
+ *
+ * Tables are immutable once an interface points at them (a change writes a
+ * new table under a new id), so the lookups here see one consistent table
+ * even while userspace swaps tables: see sg_rcu_barrier in maps.h.
+ *
+ * A global subprogram: its 64-word loop is verified once, not once per
+ * caller path.
+ */
+SG_SUBPROG int sg_classify(const struct sg_query *q, struct sg_match *m)
+{
+	const struct sg_class_ref *net, *l4;
+	const struct sg_ruleset *a, *b;
+	const struct sg_rule_meta *meta;
+	struct sg_class_key ck;
+	struct sg_rule_key rk;
+	__u32 pos;
+
+	if (!q || !m)
+		return 0;
+	net = sg_lookup_remote(q->table, q->family, q->remote);
+	if (!net)
+		return 0;
+	l4 = sg_lookup_l4(q->table, q->proto, q->port);
+	if (!l4)
+		return 0;
+
+	ck.table = q->table;
+	ck.class_id = net->class_id;
+	a = bpf_map_lookup_elem(&sg_classes, &ck);
+	if (!a)
+		return 0;
+	if (l4->class_id == net->class_id) {
+		b = a;
+	} else {
+		ck.class_id = l4->class_id;
+		b = bpf_map_lookup_elem(&sg_classes, &ck);
+		if (!b)
+			return 0;
+	}
+
+	pos = sg_ruleset_first(a, b);
+	if (pos == SG_NO_RULE)
+		return 0;
+	rk.table = q->table;
+	rk.pos = pos;
+	meta = bpf_map_lookup_elem(&sg_rules, &rk);
+	if (!meta)
+		return 0;
+	m->pos = pos;
+	m->rule_uid = meta->rule_uid;
+	m->action = meta->action;
+	return 1;
+}
+
+#endif /* SG_CLASSIFY_H */

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Per-CPU counters: rule hits (new flows a rule decided) and per-interface
+ * packets and bytes by reason (every packet).
+ *
+ * Per-CPU values need no atomics: a BPF program runs with migration
+ * disabled and is not re-entered on the same CPU for the same hook. An
+ * entry missing on first use is created from the program; creating with
+ * BPF_NOEXIST zeroes the other CPUs' slots. If another CPU created it in
+ * between, the create fails with -EEXIST and the packet is counted in the
+ * existing entry.
+ */
+#ifndef SG_COUNTERS_H
+#define SG_COUNTERS_H
+
+#include "common.h"
+#include "maps.h"
+
+#define SG_EEXIST 17
+
+static __always_inline void sg_count_rule(__u32 ifindex, __u32 rule_uid, __u32 len, __u64 now)
+{
+	struct sg_rule_counter_key k = { .ifindex = ifindex, .rule_uid = rule_uid };
+	struct sg_rule_counter *c;
+
+	c = bpf_map_lookup_elem(&sg_rule_hits, &k);
+	if (unlikely(!c)) {
+		struct sg_rule_counter init = { .packets = 1, .bytes = len, .last_hit_ns = now };
+
+		if (bpf_map_update_elem(&sg_rule_hits, &k, &init, BPF_NOEXIST) != -SG_EEXIST)
+			return;
+		c = bpf_map_lookup_elem(&sg_rule_hits, &k);
+		if (!c)
+			return;
+	}
+	c->packets++;
+	c->bytes += len;
+	c->last_hit_ns = now;
+}
+
+static __always_inline void sg_count_iface(__u32 ifindex, const __u8 dir, __u8 reason, __u32 len)
+{
+	struct sg_iface_stats_key k = { .ifindex = ifindex, .dir = dir };
+	struct sg_iface_stats *s;
+
+	s = bpf_map_lookup_elem(&sg_if_stats, &k);
+	if (unlikely(!s)) {
+		/* Cold path, once per interface and direction. */
+		struct sg_scratch *scratch = sg_scratch_get();
+
+		if (!scratch)
+			return;
+		__builtin_memset(&scratch->zero_stats, 0, sizeof(scratch->zero_stats));
+		bpf_map_update_elem(&sg_if_stats, &k, &scratch->zero_stats, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&sg_if_stats, &k);
+		if (!s)
+			return;
+	}
+	if (reason < SG_REASON_MAX) {
+		s->packets[reason]++;
+		s->bytes[reason] += len;
+	}
+}
+
+#endif /* SG_COUNTERS_H */

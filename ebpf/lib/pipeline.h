@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The per-packet decision, shared by both hooks. Stages, first verdict
+ * wins:
+ *
+ *   parse       non-IP passes; an IP packet on an interface without an
+ *               sg_ifaces entry is dropped (fail closed); malformed or
+ *               unsupported headers are dropped.
+ *   implicit    NDP/MLD and DHCP clients: accepted, not tracked.
+ *   fragment    a later fragment passes iff its first fragment passed.
+ *   related     an ICMP error quoting a tracked flow passes.
+ *   conntrack   a packet of a live flow passes (after a re-check if the
+ *               rules changed since the flow was accepted).
+ *   classify    the first matching rule of the direction's table decides;
+ *               no match drops. An accepted new flow is tracked.
+ *   record      an accepted first fragment admits its later fragments.
+ *
+ * Implicit allows come before conntrack so they never depend on, or
+ * create, state; conntrack comes before the rules so replies pass
+ * whatever the rules of their own direction say.
+ */
+#ifndef SG_PIPELINE_H
+#define SG_PIPELINE_H
+
+#include "common.h"
+#include "maps.h"
+#include "ctx.h"
+#include "env.h"
+#include "parse.h"
+#include "clock.h"
+#include "implicit.h"
+#include "classify.h"
+#include "conntrack.h"
+#include "frag.h"
+#include "counters.h"
+#include "decision.h"
+
+/* @pkt comes from a hook's parse subprogram; @dir is a constant per program. */
+static __always_inline void sg_decide(const struct sg_pkt *pkt, const __u8 dir,
+				      struct sg_decision *d)
+{
+	struct sg_match m;
+	struct sg_query q;
+	struct sg_ct_key key;
+	struct sg_env env;
+	__u32 ifindex = pkt->ifindex;
+	int st = pkt->status;
+
+	sg_decision_init(d, dir);
+	if (st == SG_PARSE_NON_IP) {
+		sg_accept(d, SG_REASON_PASS_NON_IP);
+		return;
+	}
+
+	env.iface = bpf_map_lookup_elem(&sg_ifaces, &ifindex);
+	if (!env.iface) {
+		sg_drop(d, SG_REASON_DROP_NO_POLICY);
+		return;
+	}
+	if (st != SG_PARSE_OK) {
+		sg_drop(d, st == SG_PARSE_MALFORMED ? SG_REASON_DROP_MALFORMED :
+						      SG_REASON_DROP_UNSUPPORTED);
+		return;
+	}
+	env.cfg = sg_config_get();
+	if (!env.cfg) {
+		sg_drop(d, SG_REASON_DROP_UNSUPPORTED);
+		return;
+	}
+	env.now = sg_now(env.cfg);
+	env.ifindex = ifindex;
+	env.len = pkt->len;
+	env.dir = dir;
+
+	if (sg_implicit_allowed(pkt, dir)) {
+		sg_accept(d, SG_REASON_ACCEPT_IMPLICIT);
+		goto accepted;
+	}
+
+	if (pkt->frag == SG_FRAG_LATER) {
+		if (sg_frag_accepted(&env, pkt))
+			sg_accept(d, SG_REASON_ACCEPT_FRAGMENT);
+		else
+			sg_drop(d, SG_REASON_DROP_FRAGMENT);
+		return;
+	}
+
+	if (sg_ct_related(&env, pkt, &key, d))
+		goto accepted;
+
+	if (sg_ct_tracked(pkt)) {
+		sg_ct_key_init(&key, ifindex, &pkt->t, dir == SG_DIR_EGRESS);
+		switch (sg_ct_process(&env, pkt, &key, d)) {
+		case SG_CT_PASS:
+			goto accepted;
+		case SG_CT_REVOKED:
+			return;
+		}
+	}
+
+	/* A new flow: the remote is the source of what comes in, the
+	 * destination of what goes out. */
+	q.table = env.iface->table[dir];
+	d->table = q.table;
+	if (q.table == SG_NO_TABLE) {
+		sg_drop(d, SG_REASON_DROP_DEFAULT);
+		return;
+	}
+	__builtin_memcpy(q.remote, dir == SG_DIR_INGRESS ? pkt->t.src.w : pkt->t.dst.w,
+			 sizeof(q.remote));
+	q.family = pkt->t.family;
+	q.proto = pkt->t.proto;
+	q.port = sg_rule_port(pkt->t.proto, pkt->t.dport);
+	sg_match_init(&m);
+	if (!sg_classify(&q, &m)) {
+		sg_drop(d, SG_REASON_DROP_DEFAULT);
+		return;
+	}
+	d->rule_pos = m.pos;
+	sg_count_rule(ifindex, m.rule_uid, env.len, env.now);
+	if (m.action != SG_ACTION_ACCEPT) {
+		sg_drop(d, SG_REASON_DROP_RULE);
+		return;
+	}
+	if (sg_ct_tracked(pkt) && sg_ct_creates(pkt))
+		sg_ct_create(&env, pkt, &key, q.table, m.pos);
+	sg_accept(d, SG_REASON_ACCEPT_RULE);
+
+accepted:
+	if (pkt->frag == SG_FRAG_FIRST)
+		sg_frag_record(&env, pkt);
+}
+
+#endif /* SG_PIPELINE_H */

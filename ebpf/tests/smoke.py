@@ -1,0 +1,424 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+"""Functional smoke test of the data plane object, through bpftool.
+
+    sudo python3 ebpf/tests/smoke.py [OBJECT]
+
+Builds ebpf/secgroup.c when no OBJECT is given. Needs root, clang-19 and
+bpftool. Runs in a private mount namespace with its own bpffs on
+/sys/fs/bpf, so the maps it pins by name vanish when it exits and nothing
+outside is touched.
+
+Each check sends one packet through BPF_PROG_TEST_RUN and compares the
+decision the program reports (TC: __sk_buff cb[0..3], XDP: the metadata in
+front of data_out) and its return code. Checks run in order: conntrack and
+fragment state carry over from one to the next. The tables are written by
+hand here (classes as the classifier crate would build them), so this
+tests the data plane alone.
+"""
+import ipaddress
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EBPF = os.path.dirname(HERE)
+PINS = '/sys/fs/bpf'
+PROGS = PINS + '/sgtest'
+
+REASONS = ['ACCEPT_RULE', 'ACCEPT_ESTABLISHED', 'ACCEPT_REPLY', 'ACCEPT_RELATED',
+           'ACCEPT_FRAGMENT', 'ACCEPT_IMPLICIT', 'PASS_NON_IP', 'DROP_RULE', 'DROP_DEFAULT',
+           'DROP_MALFORMED', 'DROP_FRAGMENT', 'DROP_NO_POLICY', 'DROP_REVOKED',
+           'DROP_UNSUPPORTED']
+NO_RULE = 0xffffffff
+INGRESS, EGRESS = 0, 1
+TC, XDP = 'sg_tc_ingress', 'sg_xdp_egress'
+IFINDEX = 1            # test runs see the loopback device
+SKB_SIZE, SKB_CB = 192, 48  # sizeof(struct __sk_buff), offsetof(cb)
+SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
+
+
+def sh(*args):
+    r = subprocess.run(args, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f'{" ".join(args)}: {r.stderr.strip()}')
+    return r.stdout
+
+
+# ---- packets ------------------------------------------------------------
+
+def checksum(b):
+    if len(b) % 2:
+        b += b'\0'
+    s = sum(struct.unpack(f'!{len(b) // 2}H', b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+def eth(ethertype):
+    return bytes.fromhex('020000000001' '020000000002') + struct.pack('!H', ethertype)
+
+
+def vlan(frame, tpid=0x8100, vid=5):
+    return frame[:12] + struct.pack('!HH', tpid, vid) + frame[12:]
+
+
+def ipv4(src, dst, proto, payload, frag=0, ident=1):
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,
+                    ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed)
+    h = h[:10] + struct.pack('!H', checksum(h)) + h[12:]
+    return eth(0x0800) + h + payload
+
+
+def ipv6(src, dst, nexthdr, payload, exts=b''):
+    body = exts + payload
+    h = struct.pack('!IHBB16s16s', 6 << 28, len(body), nexthdr, 64,
+                    ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed)
+    return eth(0x86dd) + h + body
+
+
+def ext(nexthdr, units=0):
+    """Hop-by-hop, routing or destination options header of (units + 1) * 8 bytes."""
+    return struct.pack('!BB', nexthdr, units) + bytes(6 + units * 8)
+
+
+def frag6(nexthdr, offset, more, ident):
+    return struct.pack('!BBHI', nexthdr, 0, (offset << 3) | more, ident)
+
+
+def tcp(sport, dport, flags):
+    return struct.pack('!HHIIBBHHH', sport, dport, 1, 0, 5 << 4, flags, 65535, 0, 0)
+
+
+def udp(sport, dport, data=b'x'):
+    return struct.pack('!HHHH', sport, dport, 8 + len(data), 0) + data
+
+
+def icmp(type_, code, rest=b'\0\0\0\0', data=b''):
+    return struct.pack('!BBH', type_, code, 0) + rest + data
+
+
+def echo(type_, ident, seq=1):
+    return icmp(type_, 0, struct.pack('!HH', ident, seq))
+
+
+def quote(frame):
+    """What an ICMP error quotes of a frame: its IP header and 8 bytes."""
+    ip = frame[14:]
+    return ip[:48] if ip[0] >> 4 == 6 else ip[:28]
+
+
+# ---- maps -----------------------------------------------------------------
+
+class Maps:
+    def __init__(self):
+        self.cmds = []
+
+    def update(self, name, key, value):
+        hexb = lambda b: ' '.join(f'0x{x:02x}' for x in b)
+        self.cmds.append(f'map update pinned {PINS}/{name} key {hexb(key)} value {hexb(value)}')
+
+    def flush(self, tmp):
+        if self.cmds:
+            path = os.path.join(tmp, 'batch')
+            with open(path, 'w') as f:
+                f.write('\n'.join(self.cmds) + '\n')
+            sh('bpftool', 'batch', 'file', path)
+            self.cmds = []
+
+    def iface(self, ingress, egress, keep_established=False):
+        self.update('sg_ifaces', struct.pack('<I', IFINDEX),
+                    struct.pack('<IIII', ingress, egress, int(keep_established), 1))
+
+    def config(self, clock_offset_s):
+        self.update('sg_config', struct.pack('<I', 0),
+                    bytes(9 * 8) + struct.pack('<Q', clock_offset_s * 10**9))
+
+    def table(self, table, v4=(), v6=(), l4=(), classes=(), rules=()):
+        """v4/v6: (cidr, class); l4: (proto or None, port or None, class);
+        classes: list of rule-position lists; rules: (uid, accept)."""
+        for cidr, cls in v4:
+            net = ipaddress.IPv4Network(cidr)
+            self.update('sg_v4', struct.pack('<II', 32 + net.prefixlen, table) +
+                        net.network_address.packed, struct.pack('<I', cls))
+        for cidr, cls in v6:
+            net = ipaddress.IPv6Network(cidr)
+            self.update('sg_v6', struct.pack('<II', 32 + net.prefixlen, table) +
+                        net.network_address.packed, struct.pack('<I', cls))
+        for proto, port, cls in l4:
+            plen = 0 if proto is None else 8 if port is None else 24
+            self.update('sg_l4', struct.pack('<II', 32 + plen, table) +
+                        struct.pack('!BHB', proto or 0, port or 0, 0), struct.pack('<I', cls))
+        for cls, positions in enumerate(classes):
+            words = [0] * 64
+            for pos in positions:
+                words[pos // 64] |= 1 << (pos % 64)
+            summary = sum(1 << i for i, w in enumerate(words) if w)
+            self.update('sg_classes', struct.pack('<II', table, cls),
+                        struct.pack('<Q64Q', summary, *words))
+        for pos, (uid, accept) in enumerate(rules):
+            self.update('sg_rules', struct.pack('<II', table, pos),
+                        struct.pack('<IB3x', uid, int(accept)))
+
+
+# ---- running ----------------------------------------------------------------
+
+class Runner:
+    def __init__(self, tmp, maps):
+        self.tmp, self.maps = tmp, maps
+        self.passed, self.failed = 0, []
+
+    def run(self, prog, frame, name):
+        self.maps.flush(self.tmp)
+        data = os.path.join(self.tmp, 'in')
+        out = os.path.join(self.tmp, 'out')
+        ctx, ctx_out = os.path.join(self.tmp, 'ctx'), os.path.join(self.tmp, 'ctx_out')
+        with open(data, 'wb') as f:
+            f.write(frame)
+        args = ['bpftool', 'prog', 'run', 'pinned', f'{PROGS}/{prog}', 'data_in', data,
+                'data_out', out]
+        if prog == TC:
+            with open(ctx, 'wb') as f:
+                f.write(bytes(SKB_SIZE))
+            args += ['ctx_in', ctx, 'ctx_out', ctx_out]
+        ret = int(sh(*args).split('Return value:')[1].split(',')[0])
+        with open(ctx_out if prog == TC else out, 'rb') as f:
+            raw = f.read()
+        report = raw[SKB_CB:SKB_CB + 16] if prog == TC else raw[:16]
+        magic, pos, table, reason, action, direction, _ = struct.unpack('<IIIBBBB', report)
+        if magic != 0x53474456:
+            return ret, None
+        return ret, (REASONS[reason], pos, table, action, direction)
+
+    def check(self, prog, frame, name, reason, pos=NO_RULE, table=None):
+        ret, got = self.run(prog, frame, name)
+        accept = not reason.startswith('DROP')
+        want_ret = (2 if accept else 1) if prog == XDP else (0xffffffff if accept else 2)
+        want = (reason, pos, table, int(accept), EGRESS if prog == XDP else INGRESS)
+        ok = got is not None and ret == want_ret and \
+            got[:2] == want[:2] and got[3:] == want[3:] and (table is None or got[2] == table)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed.append(name)
+            print(f'FAIL {name}: want {want} ret {want_ret}, got {got} ret {ret}')
+
+
+def scenario(r, m):
+    vm, good, bad, router = '10.0.0.5', '198.51.100.10', '203.0.113.5', '192.0.2.1'
+    vm6, good6, bad6 = 'fd00::5', '2001:db8::10', '2001:db9::10'
+    c = r.check
+
+    # No sg_ifaces entry: IP fails closed, the rest passes.
+    c(TC, ipv4(good, vm, 6, tcp(40000, 80, SYN)), 'no-policy', 'DROP_NO_POLICY')
+    c(TC, eth(0x0806) + bytes(28), 'arp-without-policy', 'PASS_NON_IP')
+
+    # Table 7, ingress: 0 accept tcp 80 from 198.51.100.0/24 (and
+    # 2001:db8::/32), 1 drop all. Class 0 = {1}, class 1 = {0, 1}.
+    m.table(7, v4=[('0.0.0.0/0', 0), ('198.51.100.0/24', 1)],
+            v6=[('::/0', 0), ('2001:db8::/32', 1)],
+            l4=[(None, None, 0), (6, 80, 1)], classes=[[1], [0, 1]],
+            rules=[(100, True), (101, False)])
+    # Table 8, egress: 0 accept all.
+    m.table(8, v4=[('0.0.0.0/0', 0)], v6=[('::/0', 0)], l4=[(None, None, 0)],
+            classes=[[0]], rules=[(200, True)])
+    m.iface(7, 0)
+
+    # The brief's example: accepted, dropped, reply through conntrack
+    # (egress has no table yet: only conntrack lets the reply out).
+    c(TC, ipv4(good, vm, 6, tcp(40000, 80, SYN)), 'syn-80', 'ACCEPT_RULE', 0, 7)
+    c(TC, ipv4(good, vm, 6, tcp(40000, 22, SYN)), 'syn-22', 'DROP_RULE', 1, 7)
+    c(TC, ipv4(bad, vm, 6, tcp(40001, 80, SYN)), 'other-source', 'DROP_RULE', 1, 7)
+    c(TC, ipv4(good, vm, 17, udp(5000, 80)), 'udp-80', 'DROP_RULE', 1, 7)
+    c(XDP, ipv4(vm, good, 6, tcp(80, 40000, SYN | ACK)), 'syn-ack', 'ACCEPT_REPLY', 0, 7)
+    c(TC, ipv4(good, vm, 6, tcp(40000, 80, ACK)), 'ack', 'ACCEPT_ESTABLISHED', 0, 7)
+    c(XDP, ipv4(vm, good, 6, tcp(80, 40001, SYN | ACK)), 'untracked-egress', 'DROP_DEFAULT',
+      NO_RULE, 0)
+    c(XDP, eth(0x0806) + bytes(28), 'arp', 'PASS_NON_IP')
+    c(XDP, ipv4(vm, '255.255.255.255', 17, udp(68, 67)), 'dhcp4', 'ACCEPT_IMPLICIT')
+    c(TC, ipv4(good, vm, 17, udp(68, 67)), 'dhcp4-wrong-way', 'DROP_RULE', 1, 7)
+    m.iface(7, 8)
+
+    # ICMP errors about the tracked flow are related, others go to rules.
+    flow_in = ipv4(good, vm, 6, tcp(40000, 80, ACK))
+    flow_out = ipv4(vm, good, 6, tcp(80, 40000, ACK))
+    c(XDP, ipv4(vm, good, 1, icmp(3, 3, data=quote(flow_in))), 'icmp-error-out', 'ACCEPT_RELATED',
+      0, 7)
+    c(TC, ipv4(router, vm, 1, icmp(3, 4, data=quote(flow_out))), 'icmp-error-in',
+      'ACCEPT_RELATED', 0, 7)
+    other = ipv4(vm, good, 6, tcp(80, 40999, ACK))
+    c(TC, ipv4(good, vm, 1, icmp(3, 4, data=quote(other))), 'icmp-error-unrelated', 'DROP_RULE',
+      1, 7)
+    c(TC, ipv4(good, vm, 1, icmp(3, 4, data=quote(flow_out)[:10])), 'icmp-error-short',
+      'DROP_RULE', 1, 7)
+
+    # ICMP echo is keyed by id; only requests open flows.
+    c(XDP, ipv4(vm, good, 1, echo(8, 77)), 'echo-request-out', 'ACCEPT_RULE', 0, 8)
+    c(TC, ipv4(good, vm, 1, echo(0, 77)), 'echo-reply-in', 'ACCEPT_REPLY', 0, 8)
+    c(TC, ipv4(good, vm, 1, echo(0, 78)), 'echo-reply-other-id', 'DROP_RULE', 1, 7)
+    c(TC, ipv4(good, vm, 1, echo(8, 77)), 'echo-request-in-same-id', 'DROP_RULE', 1, 7)
+    c(XDP, ipv4(vm, good, 1, echo(8, 77, 2)), 'echo-request-again', 'ACCEPT_ESTABLISHED', 0, 8)
+
+    # UDP, and GRE matched by protocol only.
+    c(XDP, ipv4(vm, bad, 17, udp(5353, 53)), 'udp-out', 'ACCEPT_RULE', 0, 8)
+    c(TC, ipv4(bad, vm, 17, udp(53, 5353)), 'udp-reply', 'ACCEPT_REPLY', 0, 8)
+    c(TC, ipv4(good, vm, 47, bytes(8)), 'gre-in', 'DROP_RULE', 1, 7)
+    c(XDP, ipv4(vm, good, 47, bytes(8)), 'gre-out', 'ACCEPT_RULE', 0, 8)
+    c(TC, ipv4(good, vm, 47, bytes(8)), 'gre-reply', 'ACCEPT_REPLY', 0, 8)
+
+    # IPv6, extension headers, NDP/MLD/DHCPv6, ICMPv6.
+    c(TC, ipv6(good6, vm6, 6, tcp(41000, 80, SYN)), 'v6-syn-80', 'ACCEPT_RULE', 0, 7)
+    c(TC, ipv6(bad6, vm6, 6, tcp(41000, 80, SYN)), 'v6-other-source', 'DROP_RULE', 1, 7)
+    c(TC, ipv6(good6, vm6, 0, tcp(41001, 80, SYN), ext(60, 1) + ext(6)), 'v6-hbh-dstopts',
+      'ACCEPT_RULE', 0, 7)
+    c(XDP, ipv6(vm6, good6, 6, tcp(80, 41001, SYN | ACK)), 'v6-reply', 'ACCEPT_REPLY', 0, 7)
+    six = ext(60) * 5 + ext(6)
+    c(TC, ipv6(good6, vm6, 0, tcp(41002, 80, SYN), six), 'v6-six-ext', 'ACCEPT_RULE', 0, 7)
+    c(TC, ipv6(good6, vm6, 0, tcp(41003, 80, SYN), ext(60) + six), 'v6-seven-ext',
+      'DROP_UNSUPPORTED')
+    c(TC, ipv6(good6, vm6, 0, b'', ext(6, 3)[:20]), 'v6-ext-truncated', 'DROP_MALFORMED')
+    c(TC, ipv6('fe80::1', vm6, 58, icmp(135, 0, data=bytes(16))), 'ndp-ns', 'ACCEPT_IMPLICIT')
+    c(XDP, ipv6(vm6, 'ff02::16', 0, icmp(143, 0), ext(58)), 'mld2-report', 'ACCEPT_IMPLICIT')
+    c(XDP, ipv6(vm6, 'ff02::1:2', 17, udp(546, 547)), 'dhcp6', 'ACCEPT_IMPLICIT')
+    c(TC, ipv6(good6, vm6, 17, udp(547, 546)), 'dhcp6-reply', 'ACCEPT_IMPLICIT')
+    c(XDP, ipv6(vm6, good6, 58, echo(128, 9)), 'v6-echo-out', 'ACCEPT_RULE', 0, 8)
+    c(TC, ipv6(good6, vm6, 58, echo(129, 9)), 'v6-echo-reply', 'ACCEPT_REPLY', 0, 8)
+    c(TC, ipv6(good6, vm6, 58, echo(129, 10)), 'v6-echo-reply-no-flow', 'DROP_RULE', 1, 7)
+    flow6_out = ipv6(vm6, good6, 6, tcp(80, 41000, ACK))
+    c(TC, ipv6('2001:db8::1', vm6, 58, icmp(2, 0, struct.pack('!I', 1280), quote(flow6_out))),
+      'v6-too-big-related', 'ACCEPT_RELATED', 0, 7)
+
+    # Fragments: later ones pass iff the first one did.
+    c(TC, ipv4(good, vm, 6, tcp(40010, 80, SYN) + bytes(8), frag=0x2000, ident=555),
+      'frag-first', 'ACCEPT_RULE', 0, 7)
+    c(TC, ipv4(good, vm, 6, bytes(16), frag=3, ident=555), 'frag-later', 'ACCEPT_FRAGMENT')
+    c(TC, ipv4(good, vm, 6, bytes(16), frag=3, ident=556), 'frag-orphan', 'DROP_FRAGMENT')
+    c(TC, ipv4(good, vm, 6, bytes(16), frag=1, ident=555), 'frag-tcp-overlap', 'DROP_FRAGMENT')
+    c(TC, ipv4(good, vm, 6, tcp(40011, 22, SYN), frag=0x2000, ident=557), 'frag-first-dropped',
+      'DROP_RULE', 1, 7)
+    c(TC, ipv4(good, vm, 6, bytes(16), frag=3, ident=557), 'frag-later-of-dropped',
+      'DROP_FRAGMENT')
+    c(TC, ipv4(good, vm, 6, tcp(40012, 80, SYN)[:12], frag=0x2000, ident=558),
+      'frag-first-short', 'DROP_MALFORMED')
+    c(TC, ipv6(good6, vm6, 44, tcp(41010, 80, SYN), frag6(6, 0, 1, 99)), 'v6-frag-first',
+      'ACCEPT_RULE', 0, 7)
+    c(TC, ipv6(good6, vm6, 44, bytes(16), frag6(6, 2, 0, 99)), 'v6-frag-later',
+      'ACCEPT_FRAGMENT')
+    c(TC, ipv6(good6, vm6, 44, bytes(16), frag6(6, 2, 0, 98)), 'v6-frag-orphan',
+      'DROP_FRAGMENT')
+    c(TC, ipv6(good6, vm6, 44, tcp(41011, 80, SYN), frag6(6, 0, 0, 97)), 'v6-atomic-fragment',
+      'ACCEPT_RULE', 0, 7)
+    c(TC, ipv6(good6, vm6, 44, tcp(41012, 80, SYN), frag6(60, 0, 1, 96) + ext(6)),
+      'v6-frag-first-dstopts', 'ACCEPT_RULE', 0, 7)
+    c(TC, ipv6(good6, vm6, 44, bytes(16), frag6(60, 2, 0, 96)), 'v6-frag-later-dstopts',
+      'ACCEPT_FRAGMENT')
+    c(XDP, ipv6(vm6, good6, 44, bytes(16), frag6(60, 2, 0, 96)), 'v6-frag-other-direction',
+      'DROP_FRAGMENT')
+
+    # Link layer and malformed headers.
+    c(TC, vlan(ipv4(good, vm, 6, tcp(40020, 80, SYN))), 'vlan', 'ACCEPT_RULE', 0, 7)
+    c(TC, vlan(vlan(ipv4(good, vm, 6, tcp(40021, 80, SYN))), 0x88a8), 'qinq',
+      'DROP_UNSUPPORTED')
+    frame = bytearray(ipv4(good, vm, 6, tcp(40022, 80, SYN)))
+    frame[14] = 0x44
+    c(TC, bytes(frame), 'ihl-4', 'DROP_MALFORMED')
+    frame = bytearray(ipv4(good, vm, 6, tcp(40022, 80, SYN)))
+    frame[16:18] = struct.pack('!H', 100)
+    c(TC, bytes(frame), 'total-length-too-long', 'DROP_MALFORMED')
+    c(TC, ipv4(good, vm, 6, tcp(40023, 80, SYN)) + bytes(6), 'ethernet-padding', 'ACCEPT_RULE',
+      0, 7)
+    frame = bytearray(ipv4(good, vm, 6, tcp(40024, 80, SYN)))
+    frame[14 + 20 + 12] = 4 << 4
+    c(TC, bytes(frame), 'tcp-data-offset-4', 'DROP_MALFORMED')
+    c(TC, ipv4(good, vm, 6, tcp(40025, 80, SYN))[:40], 'tcp-truncated', 'DROP_MALFORMED')
+    c(XDP, eth(0x0800) + bytes(8), 'ipv4-runt', 'DROP_MALFORMED')
+    c(XDP, eth(0x86dd) + bytes(20), 'ipv6-runt', 'DROP_MALFORMED')
+
+    # Rule changes. Table 10 = table 7 with tcp 8080 instead of 80;
+    # table 11 = table 7's rules under a new id.
+    m.table(10, v4=[('0.0.0.0/0', 0), ('198.51.100.0/24', 1)],
+            l4=[(None, None, 0), (6, 8080, 1)], classes=[[1], [0, 1]],
+            rules=[(110, True), (111, False)])
+    m.table(11, v4=[('0.0.0.0/0', 0), ('198.51.100.0/24', 1)],
+            l4=[(None, None, 0), (6, 80, 1)], classes=[[1], [0, 1]],
+            rules=[(120, True), (121, False)])
+    c(TC, ipv4(good, vm, 6, tcp(40030, 80, SYN)), 'flow-b', 'ACCEPT_RULE', 0, 7)
+    c(TC, ipv4(good, vm, 6, tcp(40031, 80, SYN)), 'flow-c', 'ACCEPT_RULE', 0, 7)
+    m.iface(11, 8)
+    c(TC, ipv4(good, vm, 6, tcp(40031, 80, ACK)), 'recheck-accepts', 'ACCEPT_ESTABLISHED', 0, 11)
+    m.iface(10, 8, keep_established=True)
+    c(TC, ipv4(good, vm, 6, tcp(40030, 80, ACK)), 'keep-established', 'ACCEPT_ESTABLISHED', 0, 7)
+    m.iface(10, 8)
+    c(XDP, ipv4(vm, good, 6, tcp(80, 40030, ACK)), 'revoked', 'DROP_REVOKED', 1, 10)
+    c(TC, ipv4(good, vm, 6, tcp(40030, 80, ACK)), 'after-revoke', 'DROP_RULE', 1, 10)
+    c(TC, ipv4(good, vm, 6, tcp(40031, 80, ACK)), 'revoked-after-recheck', 'DROP_REVOKED', 1, 10)
+    m.iface(7, 8)
+
+    # Time (sg_config is all zero: default timeouts).
+    c(XDP, ipv4(vm, bad, 17, udp(6000, 53)), 'udp-out-2', 'ACCEPT_RULE', 0, 8)
+    m.config(31)
+    c(TC, ipv4(bad, vm, 17, udp(53, 6000)), 'udp-one-way-expired-30s', 'DROP_RULE', 1, 7)
+    c(TC, ipv4(bad, vm, 17, udp(53, 5353)), 'udp-replied-lives-180s', 'ACCEPT_REPLY', 0, 8)
+    m.config(400)
+    c(XDP, ipv4(vm, good, 6, tcp(80, 40000, ACK)), 'tcp-established-lives', 'ACCEPT_REPLY', 0, 7)
+    c(TC, ipv4(good, vm, 6, tcp(40000, 80, FIN | ACK)), 'fin-in', 'ACCEPT_ESTABLISHED', 0, 7)
+    c(XDP, ipv4(vm, good, 6, tcp(80, 40000, FIN | ACK)), 'fin-out', 'ACCEPT_REPLY', 0, 7)
+    m.config(600)
+    c(XDP, ipv4(vm, good, 6, tcp(80, 40000, ACK)), 'closing-expired-120s', 'ACCEPT_RULE', 0, 8)
+    c(TC, ipv4(good, vm, 6, tcp(40000, 80, RST)), 'rst', 'ACCEPT_REPLY', 0, 8)
+    c(TC, ipv4(good, vm, 6, tcp(40000, 80, SYN)), 'syn-after-rst-is-new', 'ACCEPT_RULE', 0, 7)
+    m.config(0)
+
+
+def elf_sections(path):
+    """Section names of a 64-bit little-endian ELF file."""
+    with open(path, 'rb') as f:
+        elf = f.read()
+    shoff, = struct.unpack_from('<Q', elf, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from('<HHH', elf, 0x3a)
+    headers = [struct.unpack_from('<IIQQQQ', elf, shoff + i * shentsize) for i in range(shnum)]
+    strtab = headers[shstrndx][4]
+    return [elf[strtab + h[0]:elf.index(b'\0', strtab + h[0])].decode() for h in headers]
+
+
+def check_object(obj):
+    """Global data would become extra, unpinned maps the loader must handle."""
+    bad = [s for s in elf_sections(obj) if s.startswith(('.rodata', '.data', '.bss'))]
+    if bad:
+        sys.exit(f'{obj}: unexpected global data sections {bad}')
+
+
+def build(tmp):
+    obj = os.path.join(tmp, 'secgroup.o')
+    multiarch = subprocess.run(['gcc', '-print-multiarch'], capture_output=True,
+                               text=True).stdout.strip() or 'x86_64-linux-gnu'
+    sh('clang-19', '-O2', '-g', '-target', 'bpf', '-Wall', '-Werror',
+       f'-I/usr/include/{multiarch}', '-I', os.path.join(EBPF, 'include'), '-I', EBPF,
+       '-c', os.path.join(EBPF, 'secgroup.c'), '-o', obj)
+    return obj
+
+
+def main():
+    if os.environ.get('SG_SMOKE_ISOLATED') != '1':
+        # Private mount namespace and bpffs: pins disappear on exit.
+        env = dict(os.environ, SG_SMOKE_ISOLATED='1')
+        cmd = f'mount -t bpf bpf {PINS} && exec "$0" "$@"'
+        os.execvpe('unshare', ['unshare', '-m', 'sh', '-c', cmd, sys.executable,
+                               os.path.abspath(__file__)] + sys.argv[1:], env)
+    with tempfile.TemporaryDirectory() as tmp:
+        obj = sys.argv[1] if len(sys.argv) > 1 else build(tmp)
+        check_object(obj)
+        # The object pins nothing itself: pin every map by name here.
+        sh('bpftool', 'prog', 'loadall', obj, PROGS, 'pinmaps', PINS)
+        maps = Maps()
+        runner = Runner(tmp, maps)
+        scenario(runner, maps)
+    print(f'{runner.passed} passed, {len(runner.failed)} failed')
+    return 1 if runner.failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
