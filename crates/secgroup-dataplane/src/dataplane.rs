@@ -509,6 +509,13 @@ impl Dataplane {
         self.keep_links(fresh)
     }
 
+    /// Attaches to the interface with index `ifindex` in the calling
+    /// thread's network namespace.
+    pub fn attach_index(&mut self, ifindex: u32) -> Result<AttachInfo, DataplaneError> {
+        let name = netns::ifname(ifindex)?;
+        self.attach(&name)
+    }
+
     /// Attaches inside the network namespace at `netns`. Only the link
     /// creation runs on the namespace's thread (interface names and
     /// ifindexes resolve there); adoption and pinning happen here.

@@ -57,3 +57,17 @@ pub fn ifindex(name: &str) -> Result<u32, DataplaneError> {
         Ok(index)
     }
 }
+
+/// The name of interface `ifindex` in the calling thread's namespace.
+pub fn ifname(ifindex: u32) -> Result<String, DataplaneError> {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: buf has the IF_NAMESIZE bytes if_indextoname may write.
+    let name = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr().cast()) };
+    if name.is_null() {
+        return Err(DataplaneError::UnknownInterface {
+            name: format!("#{ifindex}"),
+        });
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
+}
