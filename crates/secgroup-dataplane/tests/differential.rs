@@ -149,10 +149,17 @@ fn kernel_agrees_with_the_evaluator_on_the_example_rules() {
                 p.local = unique_local(packet_no, p.remote);
                 let outcome = run_frame(&dp, direction, &frame_for(direction, &p));
                 if let Err(why) = compare(list, direction, &p, &outcome) {
-                    panic!("{} (seed {seed}): {why}\nrules:\n{}", inst.id, describe(list));
+                    panic!(
+                        "{} (seed {seed}): {why}\nrules:\n{}",
+                        inst.id,
+                        describe(list)
+                    );
                 }
             }
         }
     }
-    assert!(local_instances >= 5, "config/examples has only {local_instances} local instances");
+    assert!(
+        local_instances >= 5,
+        "config/examples has only {local_instances} local instances"
+    );
 }
