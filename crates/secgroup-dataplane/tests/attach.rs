@@ -71,6 +71,31 @@ impl Drop for NetNs {
     }
 }
 
+/// A "host" namespace holding `vm0` (198.51.100.1), the stand-in for a
+/// VM's tap, and a "guest" namespace holding its peer `eth0`
+/// (198.51.100.2), the VM's NIC.
+fn host_and_guest(tag: &str) -> (NetNs, NetNs) {
+    let host = NetNs::new(&format!("{tag}-host"));
+    let guest = NetNs::new(&format!("{tag}-guest"));
+    host.ip(&[
+        "link",
+        "add",
+        "vm0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &guest.name,
+    ]);
+    host.ip(&["addr", "add", "198.51.100.1/24", "dev", "vm0"]);
+    host.ip(&["link", "set", "vm0", "up"]);
+    guest.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
+    guest.ip(&["link", "set", "eth0", "up"]);
+    (host, guest)
+}
+
 fn sh(args: &[&str]) {
     let out = Command::new(args[0])
         .args(&args[1..])
@@ -150,25 +175,7 @@ fn hooks_on_a_veth_filter_real_traffic_both_ways() {
     if !kernel_tests_enabled("hooks_on_a_veth_filter_real_traffic_both_ways") {
         return;
     }
-    let host = NetNs::new("host");
-    let guest = NetNs::new("guest");
-    // vm0 is the "tap" in the host namespace; its peer is the guest's NIC.
-    host.ip(&[
-        "link",
-        "add",
-        "vm0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &guest.name,
-    ]);
-    host.ip(&["addr", "add", "198.51.100.1/24", "dev", "vm0"]);
-    host.ip(&["link", "set", "vm0", "up"]);
-    guest.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
-    guest.ip(&["link", "set", "eth0", "up"]);
+    let (host, guest) = host_and_guest("veth");
     assert!(
         ping(&guest, "198.51.100.1"),
         "without hooks the guest reaches the host"
@@ -265,24 +272,7 @@ fn pinned_state_outlives_the_process_and_is_adopted_by_the_next() {
     if !kernel_tests_enabled("pinned_state_outlives_the_process_and_is_adopted_by_the_next") {
         return;
     }
-    let host = NetNs::new("pin");
-    let guest = NetNs::new("pinguest");
-    host.ip(&[
-        "link",
-        "add",
-        "vm0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &guest.name,
-    ]);
-    host.ip(&["addr", "add", "198.51.100.1/24", "dev", "vm0"]);
-    host.ip(&["link", "set", "vm0", "up"]);
-    guest.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
-    guest.ip(&["link", "set", "eth0", "up"]);
+    let (host, guest) = host_and_guest("pin");
     let pins = PinDir(PathBuf::from(format!(
         "/sys/fs/bpf/sgt-pin-{}",
         std::process::id()
