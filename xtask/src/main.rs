@@ -1,7 +1,9 @@
 //! Project automation: `cargo xtask <command>`. One module per command.
 
+mod demo;
 mod deps;
 mod ebpf;
+mod install;
 mod test;
 
 use anyhow::{Result, bail};
@@ -13,6 +15,8 @@ commands:
   test        install missing system packages, then fmt check, clippy and every test
   deps        install the system packages secgroup needs (Debian; as root)
   build-ebpf  compile ebpf/secgroup.c into target/bpf/secgroup.bpf.o and show program sizes
+  install     release build, then install binaries, systemd unit and example rules [--prefix P] [--destdir D]
+  demo        secgroupd on a pretend hypervisor (network namespaces) with real traffic (root) [--keep]
 ";
 
 fn main() {
@@ -33,6 +37,8 @@ fn run() -> Result<()> {
         "test" => test::run(rest),
         "deps" => deps::install(),
         "build-ebpf" => ebpf::build(),
+        "install" => install::run(rest),
+        "demo" => demo::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

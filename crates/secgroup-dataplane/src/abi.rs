@@ -4,6 +4,7 @@
 //! silently.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const MAX_RULES: usize = 4096;
 pub const RULESET_WORDS: usize = MAX_RULES / 64;
@@ -153,6 +154,67 @@ pub struct CtKey {
     pub remote_port: u16,
     pub local_addr: [u8; 16],
     pub remote_addr: [u8; 16],
+}
+
+impl CtKey {
+    /// The key the programs use for a flow seen from the VM: zone =
+    /// `ifindex`, ports in host order here (stored in network order), IPv4
+    /// addresses in the first four of the sixteen bytes. Portless
+    /// protocols use port 0; ICMP echo uses the echo id for both.
+    pub fn new(
+        ifindex: u32,
+        proto: u8,
+        local: IpAddr,
+        local_port: u16,
+        remote: IpAddr,
+        remote_port: u16,
+    ) -> CtKey {
+        CtKey {
+            ifindex,
+            family: if local.is_ipv6() { AF_INET6 } else { AF_INET },
+            proto,
+            pad: 0,
+            local_port: local_port.to_be(),
+            remote_port: remote_port.to_be(),
+            local_addr: addr_bytes(local),
+            remote_addr: addr_bytes(remote),
+        }
+    }
+
+    pub fn local(&self) -> IpAddr {
+        bytes_addr(self.family, self.local_addr)
+    }
+
+    pub fn remote(&self) -> IpAddr {
+        bytes_addr(self.family, self.remote_addr)
+    }
+
+    /// Host byte order.
+    pub fn local_port(&self) -> u16 {
+        u16::from_be(self.local_port)
+    }
+
+    /// Host byte order.
+    pub fn remote_port(&self) -> u16 {
+        u16::from_be(self.remote_port)
+    }
+}
+
+fn addr_bytes(addr: IpAddr) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    match addr {
+        IpAddr::V4(a) => out[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => out = a.octets(),
+    }
+    out
+}
+
+fn bytes_addr(family: u8, bytes: [u8; 16]) -> IpAddr {
+    if family == AF_INET6 {
+        IpAddr::V6(Ipv6Addr::from(bytes))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
+    }
 }
 
 #[repr(C)]

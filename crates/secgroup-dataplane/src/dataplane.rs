@@ -823,6 +823,30 @@ impl Dataplane {
         Ok(entries)
     }
 
+    /// The conntrack entry of one flow, expired or not.
+    pub fn conntrack_entry(&self, key: &CtKey) -> Result<Option<CtEntry>, DataplaneError> {
+        match self.maps.ct.get(key, 0) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(names::CT)(e)),
+        }
+    }
+
+    /// Deletes one flow's entry; `false` when there was none (never made,
+    /// or evicted from the LRU meanwhile).
+    pub fn remove_conntrack(&mut self, key: &CtKey) -> Result<bool, DataplaneError> {
+        match self.maps.ct.remove(key) {
+            Ok(()) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(map_err(names::CT)(e)),
+        }
+    }
+
     /// Deletes the conntrack entries of one interface, or all of them;
     /// returns how many went.
     pub fn flush_conntrack(&mut self, ifindex: Option<u32>) -> Result<usize, DataplaneError> {

@@ -1,0 +1,476 @@
+//! Request and response bodies. Field names are the JSON keys; enums are
+//! kebab-case strings. Ids, addresses and rules travel as the strings an
+//! operator writes: this crate does not depend on the rule model.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Every 4xx and 5xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    /// For an unknown id: the ids that do exist, so a typo is easy to spot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known: Option<Vec<String>>,
+}
+
+/// A point in time, for people and for programs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timestamp {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub unix_ms: u64,
+}
+
+impl Timestamp {
+    pub fn from_unix_ms(unix_ms: u64) -> Timestamp {
+        Timestamp {
+            at: crate::rfc3339(unix_ms),
+            unix_ms,
+        }
+    }
+}
+
+// ---- /v1/status ---------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The daemon's version.
+    pub version: String,
+    pub rules_dir: String,
+    pub pin_dir: String,
+    /// Which policy the kernel enforces.
+    pub policy: PolicySource,
+    /// Bumped every time a new policy is applied; a reload that changes
+    /// nothing leaves it alone.
+    pub generation: u64,
+    /// Reload attempts finished, successful or not.
+    pub reloads: u64,
+    pub keep_established: bool,
+    pub last_reload: Option<ReloadReport>,
+    /// The error of the latest failed reload, until a reload succeeds.
+    pub last_error: Option<ReloadError>,
+    /// Every instance of the policy that lives on this host.
+    pub instances: Vec<InstanceStatus>,
+    /// Interfaces that carry secgroup's hooks but no instance binds: they
+    /// drop all IP traffic (fail closed) until bound again or removed.
+    pub unbound_interfaces: Vec<UnboundInterface>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicySource {
+    /// The rules directory, as this daemon last loaded it.
+    RulesDir,
+    /// What a previous daemon pinned: this one has not loaded a valid rules
+    /// directory yet and keeps enforcing that.
+    Pinned,
+    /// Nothing: no valid rules and nothing pinned.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReloadTrigger {
+    Startup,
+    /// A change in the rules directory.
+    Watch,
+    /// SIGHUP.
+    Signal,
+    /// `POST /v1/reload`.
+    Api,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReloadOutcome {
+    /// A new policy is in force.
+    Applied,
+    /// The rules compile to the policy already in force: no map was
+    /// touched.
+    Unchanged,
+    /// The rules directory was rejected; the previous policy stays.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    pub trigger: ReloadTrigger,
+    pub outcome: ReloadOutcome,
+    pub finished: Timestamp,
+    pub duration_ms: f64,
+    /// The generation in force after this reload.
+    pub generation: u64,
+    /// What changed (`groups +1 -0 ~2, ...`), `no changes`, or the error.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadError {
+    pub at: Timestamp,
+    /// One line.
+    pub message: String,
+    /// For invalid rule files: one `file:line:column: path: message` per
+    /// problem, as `secgroupctl validate` prints them.
+    pub diagnostics: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub id: String,
+    pub interface: String,
+    #[serde(flatten)]
+    pub attach: AttachState,
+}
+
+/// Whether an instance's interface carries the hooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum AttachState {
+    Attached {
+        ifindex: u32,
+        /// `driver` or `generic`.
+        xdp_mode: String,
+        /// The hooks were left pinned by a previous daemon and taken over.
+        adopted: bool,
+    },
+    /// The interface does not exist (yet): attached as soon as it appears.
+    Waiting,
+    /// The kernel refused; retried on the next link event or reload.
+    Failed { ifindex: Option<u32>, error: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnboundInterface {
+    pub ifindex: u32,
+    /// `None` when the name could not be looked up.
+    pub name: Option<String>,
+    pub reason: String,
+}
+
+// ---- /v1/security-groups ------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroupSummary {
+    pub id: String,
+    pub name: Option<String>,
+    pub ingress_rules: usize,
+    pub egress_rules: usize,
+    /// Instances bound to it, local or not.
+    pub bound_instances: Vec<String>,
+    /// Groups with a rule whose remote is this group.
+    pub referenced_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecurityGroupDetail {
+    pub id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub ingress: Vec<GroupRule>,
+    pub egress: Vec<GroupRule>,
+    pub bound_instances: Vec<String>,
+    pub referenced_by: Vec<String>,
+}
+
+/// One rule of a group, as written and as resolved, with its hits summed
+/// over every interface that enforces it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRule {
+    /// 0-based, in the file's order.
+    pub index: usize,
+    pub action: String,
+    /// As written: `tcp:80,443`, `all`, or a service set id.
+    pub traffic: String,
+    /// As written: a CIDR, a range, `anywhere`, or a set or group id.
+    pub remote: String,
+    pub description: Option<String>,
+    /// Resolved services (`tcp:80,443`, `[udp:53, tcp:53]`).
+    pub services: String,
+    /// Resolved remote prefixes.
+    pub remotes: Vec<String>,
+    pub hits: Hits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Hits {
+    pub packets: u64,
+    pub bytes: u64,
+    pub last_hit: Option<Timestamp>,
+}
+
+// ---- /v1/instances ------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSummary {
+    pub id: String,
+    /// `None` for instances on other hosts.
+    pub interface: Option<String>,
+    pub ips: Vec<String>,
+    /// In binding order.
+    pub security_groups: Vec<String>,
+    /// `None` for instances on other hosts.
+    pub attach: Option<AttachState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceDetail {
+    pub id: String,
+    pub interface: Option<String>,
+    pub mac: Option<String>,
+    pub ips: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub attach: Option<AttachState>,
+    /// The effective first-match list, rules of every group concatenated
+    /// in binding order, with this interface's hits.
+    pub ingress: Vec<EffectiveRule>,
+    pub egress: Vec<EffectiveRule>,
+    /// Packets per verdict reason, for an attached interface.
+    pub verdicts: Option<Verdicts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectiveRule {
+    /// 0-based position in the concatenated list.
+    pub position: usize,
+    pub action: String,
+    pub services: String,
+    pub remotes: Vec<String>,
+    pub origin: RuleRef,
+    pub hits: Hits,
+}
+
+/// Rule `index` of `direction` in `security_group`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRef {
+    pub security_group: String,
+    pub direction: Direction,
+    pub index: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdicts {
+    /// Reason (`accept-rule`, `drop-default`, ...) → counts; reasons never
+    /// seen are left out.
+    pub ingress: BTreeMap<String, Count>,
+    pub egress: BTreeMap<String, Count>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Count {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// To the instance.
+    Ingress,
+    /// From the instance.
+    Egress,
+}
+
+// ---- /v1/conntrack ------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConntrackList {
+    /// Live entries matching the query, before the limit.
+    pub total: usize,
+    pub truncated: bool,
+    pub entries: Vec<ConntrackEntry>,
+}
+
+/// One tracked flow, seen from the instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConntrackEntry {
+    pub instance: Option<String>,
+    pub ifindex: u32,
+    pub protocol: String,
+    pub local: IpAddr,
+    /// For ICMP echo: the echo id.
+    pub local_port: u16,
+    pub remote: IpAddr,
+    pub remote_port: u16,
+    /// Who opened the flow.
+    pub direction: Direction,
+    pub state: String,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub age_ms: u64,
+    pub expires_in_ms: u64,
+    /// The rule that accepted the flow, when the daemon knows its table.
+    pub rule: Option<RuleRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushResult {
+    pub flushed: usize,
+}
+
+// ---- /v1/trace ----------------------------------------------------------
+
+/// "What would happen to this packet": one packet that opens a flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceRequest {
+    pub instance: String,
+    pub direction: Direction,
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, `gre` or a protocol number.
+    pub protocol: String,
+    /// The other end: the source of an ingress packet, the destination of
+    /// an egress one.
+    pub remote: IpAddr,
+    /// Destination port; required for tcp and udp, refused otherwise.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The instance's address; defaults to its first of the remote's
+    /// family.
+    #[serde(default)]
+    pub local: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceResponse {
+    pub instance: String,
+    pub interface: String,
+    pub direction: Direction,
+    /// The packet that was built and run.
+    pub packet: TracePacket,
+    /// What the eBPF program did with it (BPF_PROG_TEST_RUN on the live
+    /// program and maps).
+    pub kernel: KernelVerdict,
+    /// What the reference evaluator says.
+    pub reference: ReferenceVerdict,
+    /// The two differ in action or in the deciding rule: a bug.
+    pub disagree: bool,
+    /// Why the two verdicts are not comparable rule for rule, when they
+    /// are not (e.g. the packet matched an existing flow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TracePacket {
+    pub protocol: u8,
+    pub src: IpAddr,
+    pub src_port: u16,
+    pub dst: IpAddr,
+    pub dst_port: u16,
+    /// One line, as the evaluator prints packets.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelVerdict {
+    /// `accept` or `drop`.
+    pub action: String,
+    /// The program's reason (`accept-rule`, `drop-default`, ...).
+    pub reason: String,
+    pub rule: Option<TracedRule>,
+    pub duration_ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceVerdict {
+    pub action: String,
+    /// `sg-web ingress #2`, `implicit allow: DHCPv4 client`, `no rule
+    /// matched`.
+    pub matched: String,
+    pub rule: Option<TracedRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TracedRule {
+    /// Position in the instance's concatenated list.
+    pub position: usize,
+    pub origin: Option<RuleRef>,
+    /// The rule rendered, e.g. `accept tcp:22 from 198.51.100.0/24 (sg-web
+    /// ingress #0)`.
+    pub text: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON shape is the contract: these pin it down.
+    fn check<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(
+        value: T,
+        json: &str,
+    ) {
+        let encoded =
+            serde_json::to_string(&value).unwrap_or_else(|e| panic!("encoding {value:?}: {e}"));
+        assert_eq!(encoded, json);
+        let decoded: T =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("decoding {json}: {e}"));
+        assert_eq!(decoded, value);
+    }
+
+    #[test]
+    fn json_shapes() {
+        check(
+            InstanceStatus {
+                id: "ins-1".into(),
+                interface: "tap1".into(),
+                attach: AttachState::Attached {
+                    ifindex: 7,
+                    xdp_mode: "driver".into(),
+                    adopted: false,
+                },
+            },
+            r#"{"id":"ins-1","interface":"tap1","state":"attached","ifindex":7,"xdp_mode":"driver","adopted":false}"#,
+        );
+        check(
+            InstanceStatus {
+                id: "ins-1".into(),
+                interface: "tap1".into(),
+                attach: AttachState::Waiting,
+            },
+            r#"{"id":"ins-1","interface":"tap1","state":"waiting"}"#,
+        );
+        check(PolicySource::RulesDir, r#""rules-dir""#);
+        check(ReloadTrigger::Signal, r#""signal""#);
+        check(Direction::Egress, r#""egress""#);
+        check(
+            ErrorBody {
+                error: "no such instance".into(),
+                known: Some(vec!["ins-1".into()]),
+            },
+            r#"{"error":"no such instance","known":["ins-1"]}"#,
+        );
+        check(
+            ErrorBody {
+                error: "bad".into(),
+                known: None,
+            },
+            r#"{"error":"bad"}"#,
+        );
+    }
+
+    #[test]
+    fn trace_requests() {
+        let ok: TraceRequest = serde_json::from_str(
+            r#"{"instance":"ins-1","direction":"ingress","protocol":"tcp","remote":"198.51.100.7","port":22}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.port, Some(22));
+        assert_eq!(ok.local, None);
+        let refused = [
+            r#"{"instance":"ins-1","direction":"sideways","protocol":"tcp","remote":"198.51.100.7"}"#,
+            r#"{"instance":"ins-1","direction":"ingress","protocol":"tcp","remote":"not-an-ip"}"#,
+            r#"{"instance":"ins-1","direction":"ingress","protocol":"tcp","remote":"198.51.100.7","prot":22}"#,
+            r#"{"direction":"ingress","protocol":"tcp","remote":"198.51.100.7"}"#,
+        ];
+        for json in refused {
+            assert!(
+                serde_json::from_str::<TraceRequest>(json).is_err(),
+                "accepted {json}"
+            );
+        }
+    }
+}

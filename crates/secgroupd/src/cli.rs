@@ -1,0 +1,143 @@
+//! Command line and environment. Every flag has an environment variable
+//! (`SECGROUP_<FLAG>`), which is how a systemd drop-in usually sets them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use secgroup_dataplane::CtTimeouts;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "secgroupd",
+    version,
+    about = "The secgroup daemon: enforces the security groups of a rules directory on this host's VM interfaces"
+)]
+pub struct Args {
+    /// Directory of JSON rule files, watched for changes.
+    #[arg(long, env = "SECGROUP_RULES_DIR", default_value = secgroup_rulesdir::DEFAULT_RULES_DIR)]
+    pub rules_dir: PathBuf,
+
+    /// Unix socket of the local API.
+    #[arg(long, env = "SECGROUP_SOCKET", default_value = secgroup_api::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+
+    /// bpffs directory where maps and hooks are pinned so that they outlive
+    /// the daemon.
+    #[arg(long, env = "SECGROUP_BPFFS", default_value = "/sys/fs/bpf/secgroup")]
+    pub bpffs: PathBuf,
+
+    /// Log lines as text, or one JSON object per line.
+    #[arg(long, env = "SECGROUP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Rule changes spare flows already tracked (the default cuts those the
+    /// new rules refuse).
+    #[arg(long, env = "SECGROUP_KEEP_ESTABLISHED")]
+    pub keep_established: bool,
+
+    /// Detach every hook, remove the pins (the --bpffs directory) and exit.
+    #[arg(long)]
+    pub uninstall: bool,
+
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Conntrack timeouts: `5d`, `2h30m`, `90s`, `500ms` or seconds.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Conntrack timeouts (e.g. 5d, 2h30m, 90s, 500ms, or seconds)")]
+pub struct TimeoutArgs {
+    /// TCP while opening [default: 60s]
+    #[arg(long, env = "SECGROUP_CT_TCP_SYN", value_parser = crate::duration::parse)]
+    pub ct_tcp_syn: Option<Duration>,
+    /// TCP once established [default: 5d]
+    #[arg(long, env = "SECGROUP_CT_TCP_ESTABLISHED", value_parser = crate::duration::parse)]
+    pub ct_tcp_established: Option<Duration>,
+    /// TCP after a FIN [default: 120s]
+    #[arg(long, env = "SECGROUP_CT_TCP_CLOSING", value_parser = crate::duration::parse)]
+    pub ct_tcp_closing: Option<Duration>,
+    /// TCP after a RST or both FINs [default: 10s]
+    #[arg(long, env = "SECGROUP_CT_TCP_CLOSED", value_parser = crate::duration::parse)]
+    pub ct_tcp_closed: Option<Duration>,
+    /// UDP seen one way [default: 30s]
+    #[arg(long, env = "SECGROUP_CT_UDP", value_parser = crate::duration::parse)]
+    pub ct_udp: Option<Duration>,
+    /// UDP once replied [default: 180s]
+    #[arg(long, env = "SECGROUP_CT_UDP_STREAM", value_parser = crate::duration::parse)]
+    pub ct_udp_stream: Option<Duration>,
+    /// ICMP echo [default: 30s]
+    #[arg(long, env = "SECGROUP_CT_ICMP", value_parser = crate::duration::parse)]
+    pub ct_icmp: Option<Duration>,
+    /// Other protocols [default: 600s]
+    #[arg(long, env = "SECGROUP_CT_OTHER", value_parser = crate::duration::parse)]
+    pub ct_other: Option<Duration>,
+    /// Later fragments of an accepted datagram [default: 30s]
+    #[arg(long, env = "SECGROUP_CT_FRAGMENT", value_parser = crate::duration::parse)]
+    pub ct_fragment: Option<Duration>,
+}
+
+impl TimeoutArgs {
+    /// The data plane's defaults with what was given on top.
+    pub fn resolve(&self) -> CtTimeouts {
+        let d = CtTimeouts::default();
+        CtTimeouts {
+            tcp_syn: self.ct_tcp_syn.unwrap_or(d.tcp_syn),
+            tcp_established: self.ct_tcp_established.unwrap_or(d.tcp_established),
+            tcp_closing: self.ct_tcp_closing.unwrap_or(d.tcp_closing),
+            tcp_closed: self.ct_tcp_closed.unwrap_or(d.tcp_closed),
+            udp: self.ct_udp.unwrap_or(d.udp),
+            udp_stream: self.ct_udp_stream.unwrap_or(d.udp_stream),
+            icmp: self.ct_icmp.unwrap_or(d.icmp),
+            other: self.ct_other.unwrap_or(d.other),
+            fragment: self.ct_fragment.unwrap_or(d.fragment),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        Args::try_parse_from(std::iter::once("secgroupd").chain(args.iter().copied()))
+            .map_err(|e| e.kind().to_string())
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let args = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.rules_dir, PathBuf::from("/etc/secgroup/rules.d"));
+        assert_eq!(args.socket, PathBuf::from("/run/secgroup/secgroupd.sock"));
+        assert_eq!(args.bpffs, PathBuf::from("/sys/fs/bpf/secgroup"));
+        assert_eq!(args.log_format, LogFormat::Text);
+        assert!(!args.keep_established);
+        assert_eq!(args.timeouts.resolve(), CtTimeouts::default());
+
+        let args = parse(&[
+            "--ct-tcp-established",
+            "2h",
+            "--ct-udp",
+            "45",
+            "--log-format",
+            "json",
+            "--keep-established",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let timeouts = args.timeouts.resolve();
+        assert_eq!(timeouts.tcp_established, Duration::from_secs(7200));
+        assert_eq!(timeouts.udp, Duration::from_secs(45));
+        assert_eq!(timeouts.icmp, CtTimeouts::default().icmp);
+        assert_eq!(args.log_format, LogFormat::Json);
+        assert!(args.keep_established);
+
+        assert!(parse(&["--ct-udp", "0"]).is_err());
+        assert!(parse(&["--log-format", "xml"]).is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! Reading the rules directory: everything or nothing. Either the whole
+//! directory validates and compiles, or the reload fails with every
+//! problem listed and the policy in force stays.
+
+use std::path::Path;
+
+use secgroup_model::{Limits, RuleSet};
+use secgroup_policy::Policy;
+use secgroup_rulesdir::RulesDirError;
+
+/// A valid rules directory: the rules as written (for showing them) and
+/// the compiled policy (for enforcing it).
+#[derive(Debug)]
+pub struct Loaded {
+    pub rules: RuleSet,
+    pub policy: Policy,
+}
+
+/// Why a rules directory was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// One line.
+    pub message: String,
+    /// `file:line:column: path: message`, one per problem, as `secgroupctl
+    /// validate` prints them; empty when the files could not be read.
+    pub diagnostics: Vec<String>,
+}
+
+pub fn load(dir: &Path) -> Result<Loaded, LoadFailure> {
+    match secgroup_rulesdir::load_paths(&[dir.to_owned()], &Limits::default()) {
+        Ok(rules) => {
+            let policy = secgroup_policy::compile(&rules);
+            Ok(Loaded { rules, policy })
+        }
+        Err(RulesDirError::Invalid(diagnostics)) => {
+            let n = diagnostics.0.len();
+            Err(LoadFailure {
+                message: format!(
+                    "{n} error{} in the rule files of {}",
+                    if n == 1 { "" } else { "s" },
+                    dir.display()
+                ),
+                diagnostics: diagnostics.0.iter().map(ToString::to_string).collect(),
+            })
+        }
+        Err(e) => Err(LoadFailure {
+            message: e.to_string(),
+            diagnostics: Vec::new(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let dir =
+                std::env::temp_dir().join(format!("secgroupd-rules-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+            TempDir(dir)
+        }
+
+        fn write(&self, name: &str, text: &str) {
+            std::fs::write(self.0.join(name), text)
+                .unwrap_or_else(|e| panic!("writing {name}: {e}"));
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn valid_invalid_and_missing() {
+        let dir = TempDir::new("load");
+        dir.write(
+            "a.json",
+            r#"{ "security_groups": [ { "id": "sg-a", "ingress": [ { "action": "accept", "protocol": "tcp", "port": "22" } ] } ],
+  "instances": [ { "id": "ins-a", "interface": "tap-a", "ips": ["198.51.100.5"], "security_groups": ["sg-a"] } ] }"#,
+        );
+        dir.write(".a.json.swp", "not json");
+        let loaded = load(&dir.0).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(loaded.policy.instances.len(), 1);
+
+        dir.write(
+            "b.json",
+            "{\n  \"security_groups\": [ { \"id\": \"web\" } ]\n}",
+        );
+        let failure = load(&dir.0)
+            .err()
+            .unwrap_or_else(|| panic!("an invalid file was accepted"));
+        assert_eq!(
+            failure.message,
+            format!("1 error in the rule files of {}", dir.0.display())
+        );
+        assert_eq!(failure.diagnostics.len(), 1);
+        assert_eq!(
+            failure.diagnostics[0],
+            format!(
+                "{}:2:32: security_groups[0].id: \"web\" is not a security group id; expected \"sg-\" \
+                 followed by letters, digits, '_', '.' or '-'",
+                dir.0.join("b.json").display()
+            )
+        );
+
+        let missing = dir.0.join("nope");
+        let failure = load(&missing)
+            .err()
+            .unwrap_or_else(|| panic!("a missing directory was accepted"));
+        assert!(failure.message.starts_with("cannot access"), "{failure:?}");
+        assert!(failure.diagnostics.is_empty());
+    }
+}

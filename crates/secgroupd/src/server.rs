@@ -1,0 +1,159 @@
+//! The HTTP side of the API: accepts connections on the Unix socket, reads
+//! each request, checks it ([`routes`]) and the caller ([`auth`]), hands it
+//! to the main loop and writes back what the loop answers. No daemon state
+//! lives here.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::auth::{self, Peer};
+use crate::event::{ApiError, ApiReply, Event};
+use crate::routes;
+
+/// How long a request may wait for the main loop (a reload of a huge rules
+/// directory is the slowest thing ahead of it).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connection may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the API until the process exits.
+pub async fn serve(listener: UnixListener, events: mpsc::Sender<Event>, admin_gid: Option<u32>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE and friends: back off rather than spin.
+                warn!(error = %e, "accepting an API connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let peer = peer_of(&stream);
+        let may_mutate = peer
+            .as_ref()
+            .is_some_and(|p| auth::may_mutate(p, admin_gid));
+        debug!(?peer, may_mutate, "API connection");
+        let events = events.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| handle(request, events.clone(), may_mutate));
+            // A client that connects and says nothing (or idles between
+            // requests) does not hold a connection forever.
+            if let Err(e) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(error = %e, "API connection ended with an error");
+            }
+        });
+    }
+}
+
+/// SO_PEERCRED plus the supplementary groups; `None` if the kernel would
+/// not say (then only read-only calls are allowed).
+fn peer_of(stream: &UnixStream) -> Option<Peer> {
+    let cred = stream.peer_cred().ok()?;
+    Some(Peer {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        groups: cred
+            .pid()
+            .map(auth::supplementary_groups)
+            .unwrap_or_default(),
+    })
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    events: mpsc::Sender<Event>,
+    may_mutate: bool,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let reply = answer(request, events, may_mutate).await;
+    if let Err(e) = &reply {
+        debug!(%method, %path, status = e.status, error = %e.body.error, "API error");
+    }
+    Ok(respond(reply))
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    events: mpsc::Sender<Event>,
+    may_mutate: bool,
+) -> ApiReply {
+    let endpoint = routes::endpoint(request.method().as_str(), request.uri().path())?;
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    // The body is read before any refusal: a client still sending it when
+    // the connection closes would see a broken pipe instead of our answer.
+    let body = Limited::new(request.into_body(), routes::MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::too_large(routes::MAX_BODY)
+            } else {
+                ApiError::bad_request(format!("reading the request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    if endpoint.mutating() && !may_mutate {
+        return Err(ApiError::forbidden(format!(
+            "only root and members of group {} may call {} {path}",
+            auth::ADMIN_GROUP,
+            endpoint.method(),
+        )));
+    }
+    let api_request = endpoint.request(query.as_deref(), &body)?;
+    let (reply_tx, reply_rx) = oneshot::channel();
+    events
+        .send(Event::Api(api_request, reply_tx))
+        .await
+        .map_err(|_| ApiError::unavailable("secgroupd is shutting down"))?;
+    match tokio::time::timeout(REPLY_TIMEOUT, reply_rx).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(_)) => Err(ApiError::unavailable("secgroupd is shutting down")),
+        Err(_) => Err(ApiError::unavailable("secgroupd did not answer in time")),
+    }
+}
+
+fn respond(reply: ApiReply) -> Response<Full<Bytes>> {
+    let (status, body, allow) = match reply {
+        Ok(body) => (200, body, None),
+        Err(e) => {
+            let mut body = serde_json::to_vec_pretty(&e.body)
+                // Cannot fail for this type; answer rather than drop the
+                // connection if it ever does.
+                .unwrap_or_else(|_| br#"{"error":"encoding the error failed"}"#.to_vec());
+            body.push(b'\n');
+            (e.status, body, e.allow)
+        }
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(allow) = allow {
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}

@@ -1,0 +1,235 @@
+//! Rule files dropped, edited, replaced and removed take effect at once;
+//! an invalid file changes nothing.
+
+use std::time::Duration;
+
+use secgroup_api::{PolicySource, ReloadOutcome, ReloadTrigger};
+
+use crate::harness::*;
+
+/// How long a change may take from the write to the new generation being
+/// in force. `SECGROUPD_TEST_RELOAD_BUDGET_MS` raises it on a machine too
+/// loaded for the real target.
+fn budget() -> Duration {
+    let ms = std::env::var("SECGROUPD_TEST_RELOAD_BUDGET_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    Duration::from_millis(ms)
+}
+
+/// Runs `change` and waits for the generation to move past `generation`;
+/// fails if the daemon finished applying it more than the budget after
+/// the write. The daemon's own timestamp is used, not the moment this
+/// test happens to see it, so the measure is of the daemon.
+fn timed_change(daemon: &Daemon, what: &str, generation: u64, change: impl FnOnce()) -> u64 {
+    let written_ms = unix_ms();
+    change();
+    let status = wait_for(what, Duration::from_secs(5), || {
+        let status = daemon.status();
+        (status.generation > generation).then_some(status)
+    });
+    let report = status
+        .last_reload
+        .unwrap_or_else(|| panic!("no reload report"));
+    assert_eq!(
+        (report.trigger, report.outcome),
+        (ReloadTrigger::Watch, ReloadOutcome::Applied),
+        "{what}"
+    );
+    let took = Duration::from_millis(report.finished.unix_ms.saturating_sub(written_ms));
+    eprintln!(
+        "{what}: in force {took:?} after the write (the reload itself: {:.1} ms)",
+        report.duration_ms
+    );
+    assert!(
+        took <= budget(),
+        "{what} took {took:?}, more than {:?}",
+        budget()
+    );
+    status.generation
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[test]
+fn dropped_edited_replaced_and_removed_files_take_effect_within_100ms() {
+    if !kernel_tests_enabled("dropped_edited_replaced_and_removed_files_take_effect_within_100ms") {
+        return;
+    }
+    let lab = Lab::new("reload");
+    let daemon = Daemon::start(&lab);
+    let status = daemon.status();
+    assert_eq!(
+        status.policy,
+        PolicySource::RulesDir,
+        "an empty directory is a valid, empty policy"
+    );
+    assert!(lab.guest_pings_host(), "nothing bound, nothing attached");
+
+    // Dropped: a new file binds the tap.
+    let generation = timed_change(&daemon, "a dropped file", status.generation, || {
+        lab.write_rules("vm.json", &vm_rules("", ACCEPT_ICMP));
+    });
+    daemon.wait_attached(Duration::from_secs(2));
+    assert!(lab.guest_pings_host(), "icmp out is allowed");
+    assert!(!lab.host_pings_guest(), "nothing in");
+
+    // Replaced atomically (temp file renamed over it): icmp in, not out.
+    let generation = timed_change(&daemon, "a file renamed into place", generation, || {
+        lab.replace_rules("vm.json", &vm_rules(ACCEPT_ICMP, ""));
+    });
+    assert!(!lab.guest_pings_host(), "icmp out is refused now");
+    assert!(lab.host_pings_guest(), "icmp in is allowed now");
+
+    // Edited in place.
+    let generation = timed_change(&daemon, "a file edited in place", generation, || {
+        lab.write_rules("vm.json", &vm_rules(ACCEPT_ICMP, ACCEPT_ICMP));
+    });
+    assert!(
+        lab.guest_pings_host() && lab.host_pings_guest(),
+        "both ways now"
+    );
+
+    // Removed: the instance is gone; its tap keeps the hooks and, with no
+    // policy, drops (fail closed).
+    timed_change(&daemon, "a removed file", generation, || {
+        lab.remove_rules("vm.json")
+    });
+    let status = daemon.status();
+    assert!(status.instances.is_empty(), "{:?}", status.instances);
+    assert!(
+        status
+            .unbound_interfaces
+            .iter()
+            .any(|u| u.name.as_deref() == Some(TAP)),
+        "the tap is listed as unbound: {:?}",
+        status.unbound_interfaces
+    );
+    assert!(!lab.guest_pings_host(), "fail closed: nothing out");
+    assert!(!lab.host_pings_guest(), "fail closed: nothing in");
+
+    // Editor leftovers are ignored: no reload at all.
+    let reloads = daemon.status().reloads;
+    lab.write_rules(".vm.json.swp", "garbage");
+    lab.write_rules("vm.json~", "garbage");
+    lab.write_rules("notes.txt", "garbage");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        daemon.status().reloads,
+        reloads,
+        "dotfiles and backups do not trigger reloads"
+    );
+}
+
+#[test]
+fn an_invalid_file_leaves_the_previous_policy_in_force() {
+    if !kernel_tests_enabled("an_invalid_file_leaves_the_previous_policy_in_force") {
+        return;
+    }
+    let lab = Lab::new("invalid");
+    lab.write_rules("vm.json", &vm_rules("", ACCEPT_ICMP));
+    let daemon = Daemon::start(&lab);
+    let before = daemon.status();
+    assert!(lab.guest_pings_host());
+
+    // A second file that is broken, and an edit of the first that would
+    // open ingress: the whole directory is rejected, nothing changes.
+    lab.write_rules(
+        "zz-bad.json",
+        "{\n  \"instances\": [ { \"id\": \"ins-x\", \"security_groups\": [\"sg-nope\"] } ]\n}\n",
+    );
+    let status = daemon.wait_reload_after(before.reloads, Duration::from_secs(5));
+    let report = status
+        .last_reload
+        .clone()
+        .unwrap_or_else(|| panic!("no report"));
+    assert_eq!(report.outcome, ReloadOutcome::Failed);
+    assert_eq!(status.generation, before.generation, "nothing applied");
+    let error = status
+        .last_error
+        .clone()
+        .unwrap_or_else(|| panic!("the error is in the status"));
+    let bad = lab.rules.join("zz-bad.json").display().to_string();
+    assert!(!error.diagnostics.is_empty());
+    for diagnostic in &error.diagnostics {
+        assert!(
+            diagnostic.starts_with(&format!("{bad}:2:")),
+            "file:line:col: message: {diagnostic}"
+        );
+    }
+    assert!(
+        daemon.log_text().contains(&format!("{bad}:2:")),
+        "the error is in the log"
+    );
+    assert!(
+        lab.guest_pings_host(),
+        "the previous policy is still in force"
+    );
+
+    let reloads = status.reloads;
+    lab.write_rules("vm.json", &vm_rules(ACCEPT_ICMP, ACCEPT_ICMP));
+    let status = daemon.wait_reload_after(reloads, Duration::from_secs(5));
+    assert_eq!(
+        status.generation, before.generation,
+        "still rejected as a whole"
+    );
+    assert!(
+        !lab.host_pings_guest(),
+        "the edit of the valid file is not applied either"
+    );
+
+    // Fixed: everything applies at once and the error clears.
+    lab.remove_rules("zz-bad.json");
+    let status = wait_for(
+        "the fixed directory to apply",
+        Duration::from_secs(5),
+        || {
+            let s = daemon.status();
+            (s.generation > before.generation).then_some(s)
+        },
+    );
+    assert!(status.last_error.is_none(), "{:?}", status.last_error);
+    assert!(lab.host_pings_guest(), "the edit is in force now");
+}
+
+#[test]
+fn rule_changes_cut_refused_flows_unless_keep_established() {
+    if !kernel_tests_enabled("rule_changes_cut_refused_flows_unless_keep_established") {
+        return;
+    }
+    for keep in [false, true] {
+        let lab = Lab::new(if keep { "keep" } else { "cut" });
+        lab.write_rules("vm.json", &vm_rules("", ACCEPT_TCP_8080));
+        let _servers = lab.echo_servers(&[8080]);
+        let flags: &[&str] = if keep { &["--keep-established"] } else { &[] };
+        let daemon = Daemon::start_with(&lab, flags);
+        assert_eq!(daemon.status().keep_established, keep);
+        let mut flow = lab
+            .guest_connects(8080)
+            .unwrap_or_else(|e| panic!("allowed connect failed: {e}"));
+        assert!(echoes(&mut flow, "before"), "keep={keep}: the flow works");
+
+        // The rule that accepted the flow goes away.
+        let generation = daemon.status().generation;
+        lab.replace_rules("vm.json", &vm_rules("", ACCEPT_ICMP));
+        wait_for("the change", Duration::from_secs(5), || {
+            (daemon.status().generation > generation).then_some(())
+        });
+        assert!(
+            lab.guest_connects(8080).is_err(),
+            "keep={keep}: new flows are refused"
+        );
+        assert_eq!(
+            echoes(&mut flow, "after"),
+            keep,
+            "keep={keep}: the established flow {}",
+            if keep { "is spared" } else { "is cut" }
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! Crashes and restarts: the pinned hooks keep filtering while no daemon
+//! runs, established flows survive, and the next daemon converges.
+//! Uninstall removes it all.
+
+use std::time::Duration;
+
+use secgroup_api::{AttachState, ConntrackList, PolicySource};
+
+use crate::harness::*;
+
+#[test]
+fn sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything() {
+    if !kernel_tests_enabled(
+        "sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything",
+    ) {
+        return;
+    }
+    let lab = Lab::new("restart");
+    lab.write_rules("vm.json", &vm_rules("", ACCEPT_TCP_8080));
+    let _servers = lab.echo_servers(&[8080, 9090]);
+    let daemon = Daemon::start(&lab);
+    let mut flow = lab
+        .guest_connects(8080)
+        .unwrap_or_else(|e| panic!("allowed connect failed: {e}"));
+    assert!(echoes(&mut flow, "before"), "the flow works");
+    assert!(lab.guest_connects(9090).is_err(), "9090 is denied");
+    let local_port = flow.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+
+    // Crash.
+    daemon.kill9();
+    let hooks = lab.hooks_on_tap();
+    assert!(hooks.are_secgroups(), "pinned hooks stay: {hooks:?}");
+    assert!(
+        echoes(&mut flow, "while down"),
+        "the established flow keeps flowing with no daemon"
+    );
+    assert!(
+        lab.guest_connects(9090).is_err(),
+        "denied stays denied with no daemon"
+    );
+    assert!(
+        !lab.guest_pings_host(),
+        "icmp was never allowed and still is not"
+    );
+
+    // Restart on an invalid rules directory: the pinned policy stays.
+    lab.write_rules("vm.json", "{ not json");
+    let daemon = Daemon::start(&lab);
+    let status = daemon.status();
+    assert_eq!(status.policy, PolicySource::Pinned, "{status:?}");
+    assert!(status.last_error.is_some());
+    assert!(
+        status
+            .unbound_interfaces
+            .iter()
+            .any(|u| u.name.as_deref() == Some(TAP)),
+        "the pinned interface is reported: {:?}",
+        status.unbound_interfaces
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("keeping the policy a previous secgroupd pinned"),
+        "said loudly"
+    );
+    assert!(echoes(&mut flow, "pinned"), "still flowing");
+    assert!(lab.guest_connects(9090).is_err(), "still denied");
+
+    // Fixed: converges, adopting the pinned hooks and the flow.
+    lab.replace_rules("vm.json", &vm_rules("", ACCEPT_TCP_8080));
+    daemon.wait_attached(Duration::from_secs(5));
+    match daemon.vm_state() {
+        Some(AttachState::Attached { adopted, .. }) => {
+            assert!(adopted, "the pinned links are taken over")
+        }
+        other => panic!("not attached: {other:?}"),
+    }
+    let hooks = lab.hooks_on_tap();
+    assert!(
+        hooks.are_secgroups(),
+        "our two hooks, once each (taken over, not duplicated): {hooks:?}"
+    );
+    assert!(
+        echoes(&mut flow, "after"),
+        "the flow survives the new daemon's first apply"
+    );
+    assert!(
+        lab.guest_connects(9090).is_err(),
+        "denied after the restart"
+    );
+    let conntrack: ConntrackList = daemon
+        .client()
+        .get(&secgroup_api::paths::conntrack(Some("ins-vm"), None))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        conntrack.entries.iter().any(|e| e.local_port == local_port
+            && e.remote_port == 8080
+            && e.state == "established"),
+        "the flow's conntrack entry survived: {conntrack:?}"
+    );
+
+    // A clean stop leaves the hooks; --uninstall removes them.
+    let status = daemon.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    assert!(
+        !lab.socket().exists(),
+        "the socket is removed on a clean exit"
+    );
+    assert!(
+        lab.hooks_on_tap().are_secgroups(),
+        "hooks stay after a clean stop"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secgroupd"))
+        .arg("--uninstall")
+        .arg("--bpffs")
+        .arg(&lab.pin_dir)
+        .arg("--socket")
+        .arg(lab.socket())
+        .output()
+        .unwrap_or_else(|e| panic!("running --uninstall: {e}"));
+    assert!(
+        out.status.success(),
+        "--uninstall failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!lab.pin_dir.exists(), "the pin directory is gone");
+    // The kernel releases an unpinned link from a work queue: soon, not
+    // at once.
+    wait_for("the hooks to detach", Duration::from_secs(2), || {
+        lab.hooks_on_tap().none().then_some(())
+    });
+    assert!(lab.guest_pings_host(), "unfiltered after uninstall");
+}

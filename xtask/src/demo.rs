@@ -1,0 +1,605 @@
+//! `cargo xtask demo [--keep]`: secgroupd on a pretend hypervisor, with
+//! real traffic.
+//!
+//! Network namespaces stand in for the machines: `sgdemo-host` is the
+//! hypervisor, with a bridge whose ports are the VMs' "taps" (host ends of
+//! veth pairs); `sgdemo-web` and `sgdemo-db` are VMs; `sgdemo-ext` is a
+//! client outside the host, not protected by secgroup. secgroupd runs in
+//! the host namespace on rules written for the demo, TCP servers run in the
+//! VMs, and connections and pings show what is accepted and dropped, also
+//! across a live rule change. Only documentation addresses are used and no
+//! packet leaves the namespaces. Everything is removed on exit, Ctrl-C
+//! included; `--keep` waits for Ctrl-C before cleaning up, to explore.
+//!
+//! The servers and clients are this program run again inside a namespace
+//! (`demo --serve PORTS`, `demo --connect ADDR`), so the demo needs no
+//! netcat.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+const HOST: &str = "sgdemo-host";
+const WEB: &str = "sgdemo-web";
+const DB: &str = "sgdemo-db";
+const EXT: &str = "sgdemo-ext";
+const PIN_DIR: &str = "/sys/fs/bpf/sgdemo";
+
+const WEB_IP: &str = "198.51.100.10";
+const DB_IP: &str = "198.51.100.20";
+const EXT_IP: &str = "203.0.113.7";
+
+/// `println!` that ignores a closed stdout (`cargo xtask demo | head`):
+/// a panic there would skip the cleanup.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Set by SIGINT/SIGTERM: every wait checks it and the demo unwinds,
+/// cleaning up on the way.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("--serve") => return serve(args.get(1).context("--serve needs ports")?),
+        Some("--connect") => return connect(args.get(1).context("--connect needs an address")?),
+        Some("--keep") | None => {}
+        Some(other) => bail!("unknown argument {other:?}\nusage: cargo xtask demo [--keep]"),
+    }
+    let keep = args.first().is_some_and(|a| a == "--keep");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the demo creates network namespaces and loads eBPF programs: run it as root");
+    }
+    crate::run_cmd("cargo", &["build", "-p", "secgroupd", "-p", "secgroupctl"])?;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let mut demo = Demo::new()?;
+    let result = demo.run(keep);
+    drop(demo); // cleans up, also after an error or Ctrl-C
+    result
+}
+
+struct Demo {
+    dir: PathBuf,
+    daemon: Option<Child>,
+    servers: Vec<Child>,
+    namespaces: Vec<&'static str>,
+}
+
+impl Demo {
+    fn new() -> Result<Demo> {
+        // Leftovers of a demo that was killed hard.
+        for ns in [HOST, WEB, DB, EXT] {
+            let _ = quiet("ip", &["netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(PIN_DIR);
+        let dir = std::env::temp_dir().join(format!("secgroup-demo-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("rules")).context("creating the demo directory")?;
+        Ok(Demo {
+            dir,
+            daemon: None,
+            servers: Vec::new(),
+            namespaces: Vec::new(),
+        })
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("secgroupd.sock")
+    }
+
+    fn run(&mut self, keep: bool) -> Result<()> {
+        self.network()?;
+        self.write_rules(false)?;
+        self.start_daemon()?;
+        self.servers.push(serve_in(WEB, "80,22")?);
+        self.servers.push(serve_in(DB, "5432,22")?);
+        self.servers.push(serve_in(EXT, "80")?);
+        std::thread::sleep(Duration::from_millis(200));
+
+        title("The rules (a temp file, as an operator would drop it into /etc/secgroup/rules.d)");
+        out!("{}", rules(false));
+        title("Traffic");
+        let checks = [
+            (
+                "ext → web  tcp/80   (HTTP from anywhere)",
+                EXT,
+                WEB_IP,
+                Probe::Tcp(80),
+                true,
+            ),
+            (
+                "ext → web  tcp/22   (no rule: default drop)",
+                EXT,
+                WEB_IP,
+                Probe::Tcp(22),
+                false,
+            ),
+            (
+                "ext → web  ping     (icmp only from 198.51.100.0/24)",
+                EXT,
+                WEB_IP,
+                Probe::Ping,
+                false,
+            ),
+            (
+                "db  → web  ping     (from the VM subnet)",
+                DB,
+                WEB_IP,
+                Probe::Ping,
+                true,
+            ),
+            (
+                "web → db   tcp/5432 (remote sg-web)",
+                WEB,
+                DB_IP,
+                Probe::Tcp(5432),
+                true,
+            ),
+            (
+                "ext → db   tcp/5432 (not in sg-web)",
+                EXT,
+                DB_IP,
+                Probe::Tcp(5432),
+                false,
+            ),
+            (
+                "web → db   tcp/22   (explicit drop all)",
+                WEB,
+                DB_IP,
+                Probe::Tcp(22),
+                false,
+            ),
+            (
+                "db  → ext  tcp/80   (db egress: VM subnet only)",
+                DB,
+                EXT_IP,
+                Probe::Tcp(80),
+                false,
+            ),
+        ];
+        let mut failures = self.check_all(&checks)?;
+
+        title("GET /v1/status");
+        out!("{}", self.api("GET", "/v1/status", None)?);
+        title("GET /v1/security-groups/sg-db (rules with their hit counters)");
+        out!("{}", self.api("GET", "/v1/security-groups/sg-db", None)?);
+        title(
+            "POST /v1/trace: ext → db tcp/5432, asked of the kernel program and of the reference evaluator",
+        );
+        let trace = format!(
+            r#"{{"instance":"ins-db","direction":"ingress","protocol":"tcp","remote":"{EXT_IP}","port":5432}}"#
+        );
+        out!("{}", self.api("POST", "/v1/trace", Some(&trace))?);
+
+        title(
+            "A live change: sg-db now lets 203.0.113.0/24 in on tcp/22 (admin access), first rule",
+        );
+        self.write_rules(true)?;
+        let started = Instant::now();
+        wait(Duration::from_secs(5), || {
+            Ok(self
+                .api("GET", "/v1/status", None)?
+                .contains("\"generation\": 2"))
+        })
+        .context("the change was not applied")?;
+        out!("applied within {:?} of the write", started.elapsed());
+        failures += self.check_all(&[
+            (
+                "ext → db   tcp/22   (new rule)",
+                EXT,
+                DB_IP,
+                Probe::Tcp(22),
+                true,
+            ),
+            (
+                "web → db   tcp/22   (still dropped)",
+                WEB,
+                DB_IP,
+                Probe::Tcp(22),
+                false,
+            ),
+            (
+                "web → db   tcp/5432 (unchanged)",
+                WEB,
+                DB_IP,
+                Probe::Tcp(5432),
+                true,
+            ),
+        ])?;
+
+        title("What secgroupd logged");
+        let log = std::fs::read_to_string(self.dir.join("secgroupd.log")).unwrap_or_default();
+        for line in log.lines().filter(|l| !l.contains("DEBUG")) {
+            out!("  {line}");
+        }
+        if keep {
+            title("Kept running: try it yourself, Ctrl-C cleans up");
+            out!(
+                "  curl --unix-socket {} http://localhost/v1/instances/ins-web\n  \
+                 ip netns exec {EXT} ping {WEB_IP}\n  \
+                 rules: {}",
+                self.socket().display(),
+                self.dir.join("rules").display()
+            );
+            while !INTERRUPTED.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        if failures > 0 {
+            bail!("{failures} check(s) did not go as expected");
+        }
+        out!("\nAll checks went as expected.");
+        Ok(())
+    }
+
+    /// The host namespace with bridge br0 (198.51.100.1/24 for the VMs,
+    /// 203.0.113.1/24 for the outside), and one veth per machine.
+    fn network(&mut self) -> Result<()> {
+        for ns in [HOST, WEB, DB, EXT] {
+            sh("ip", &["netns", "add", ns])?;
+            self.namespaces.push(ns);
+            sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        sh("ip", &["-n", HOST, "link", "add", "br0", "type", "bridge"])?;
+        sh(
+            "ip",
+            &["-n", HOST, "addr", "add", "198.51.100.1/24", "dev", "br0"],
+        )?;
+        sh(
+            "ip",
+            &["-n", HOST, "addr", "add", "203.0.113.1/24", "dev", "br0"],
+        )?;
+        sh("ip", &["-n", HOST, "link", "set", "br0", "up"])?;
+        sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                HOST,
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv4.ip_forward=1",
+            ],
+        )?;
+        for (ns, tap, addr, gateway) in [
+            (WEB, "tap-web", "198.51.100.10/24", "198.51.100.1"),
+            (DB, "tap-db", "198.51.100.20/24", "198.51.100.1"),
+            (EXT, "uplink", "203.0.113.7/24", "203.0.113.1"),
+        ] {
+            sh(
+                "ip",
+                &[
+                    "-n", HOST, "link", "add", tap, "type", "veth", "peer", "name", "eth0",
+                    "netns", ns,
+                ],
+            )?;
+            sh("ip", &["-n", HOST, "link", "set", tap, "master", "br0"])?;
+            sh("ip", &["-n", HOST, "link", "set", tap, "up"])?;
+            sh("ip", &["-n", ns, "addr", "add", addr, "dev", "eth0"])?;
+            sh("ip", &["-n", ns, "link", "set", "eth0", "up"])?;
+            sh("ip", &["-n", ns, "route", "add", "default", "via", gateway])?;
+        }
+        Ok(())
+    }
+
+    fn write_rules(&self, admin_ssh: bool) -> Result<()> {
+        let path = self.dir.join("rules/demo.json");
+        let tmp = self.dir.join("rules/.demo.json.tmp");
+        std::fs::write(&tmp, rules(admin_ssh)).context("writing the rules")?;
+        std::fs::rename(&tmp, &path).context("renaming the rules into place")
+    }
+
+    fn start_daemon(&mut self) -> Result<()> {
+        let bin = crate::install::target_dir().join("debug/secgroupd");
+        let notify_path = self.dir.join("notify");
+        let notify = UnixDatagram::bind(&notify_path).context("binding the notify socket")?;
+        let log =
+            std::fs::File::create(self.dir.join("secgroupd.log")).context("creating the log")?;
+        let netns = std::fs::File::open(format!("/run/netns/{HOST}"))
+            .context("opening the host namespace")?;
+        let fd = netns.as_raw_fd();
+        let mut command = Command::new(&bin);
+        command
+            .arg("--rules-dir")
+            .arg(self.dir.join("rules"))
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--bpffs")
+            .arg(PIN_DIR)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // Enter only the network namespace (`ip netns exec` would also
+        // give it a private /sys without the host's bpffs).
+        // SAFETY: only setns, async-signal-safe, between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                // Die with us, whatever happens to us.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        title("Starting secgroupd in the host namespace");
+        self.daemon = Some(
+            command
+                .spawn()
+                .with_context(|| format!("starting {}", bin.display()))?,
+        );
+        drop(netns);
+        notify.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut buf = [0u8; 512];
+        loop {
+            interrupted()?;
+            if let Ok(n) = notify.recv(&mut buf) {
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if message.lines().any(|l| l == "READY=1") {
+                    out!("secgroupd is ready: {}", message.replace('\n', "; "));
+                    return Ok(());
+                }
+            }
+            if let Some(Ok(Some(status))) = self.daemon.as_mut().map(Child::try_wait) {
+                bail!(
+                    "secgroupd exited ({status}); see {}",
+                    self.dir.join("secgroupd.log").display()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("secgroupd did not become ready within 30 s");
+            }
+        }
+    }
+
+    fn check_all(&self, checks: &[(&str, &str, &str, Probe, bool)]) -> Result<usize> {
+        let mut failures = 0;
+        for (what, from, to, probe, expected) in checks {
+            interrupted()?;
+            let passed = probe.run(from, to)?;
+            let word = |ok: bool| if ok { "ACCEPTED" } else { "DROPPED " };
+            let mark = if passed == *expected { "ok  " } else { "FAIL" };
+            out!("  {mark} {what:<56} {}", word(passed));
+            if passed != *expected {
+                failures += 1;
+            }
+        }
+        Ok(failures)
+    }
+
+    /// One API call; the body as text.
+    fn api(&self, method: &str, path: &str, body: Option<&str>) -> Result<String> {
+        let mut stream = UnixStream::connect(self.socket()).context("connecting to secgroupd")?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let body = body.unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let (head, body) = answer.split_once("\r\n\r\n").context("malformed answer")?;
+        let status = head.lines().next().unwrap_or_default();
+        if !status.contains(" 200 ") {
+            bail!("{method} {path}: {status}: {body}");
+        }
+        Ok(body.trim_end().to_owned())
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        title("Cleaning up");
+        for server in &mut self.servers {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        if let Some(mut daemon) = self.daemon.take() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !matches!(daemon.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
+        // Detach the pinned hooks and free the maps.
+        let uninstall = Command::new(crate::install::target_dir().join("debug/secgroupd"))
+            .args(["--uninstall", "--bpffs", PIN_DIR, "--socket"])
+            .arg(self.socket())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !uninstall.is_ok_and(|s| s.success()) {
+            let _ = std::fs::remove_dir_all(PIN_DIR);
+        }
+        for ns in self.namespaces.drain(..) {
+            let _ = quiet("ip", &["netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        out!(
+            "removed the namespaces, the pins ({PIN_DIR}) and {}",
+            self.dir.display()
+        );
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    Tcp(u16),
+    Ping,
+}
+
+impl Probe {
+    /// Whether the traffic got through, from namespace `from` to `to`.
+    fn run(self, from: &str, to: &str) -> Result<bool> {
+        let exe = std::env::current_exe().context("finding the xtask binary")?;
+        let status = match self {
+            Probe::Tcp(port) => Command::new("ip")
+                .args(["netns", "exec", from])
+                .arg(&exe)
+                .args(["demo", "--connect", &format!("{to}:{port}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status(),
+            Probe::Ping => Command::new("ip")
+                .args([
+                    "netns", "exec", from, "ping", "-c", "1", "-W", "1", "-q", to,
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status(),
+        }
+        .context("running a probe")?;
+        Ok(status.success())
+    }
+}
+
+/// Starts `demo --serve PORTS` in namespace `ns`.
+fn serve_in(ns: &str, ports: &str) -> Result<Child> {
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(exe)
+        .args(["demo", "--serve", ports])
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting the servers in {ns}"))
+}
+
+/// `demo --serve 80,22`: on each port, greets and closes every connection.
+fn serve(ports: &str) -> Result<()> {
+    let mut threads = Vec::new();
+    for port in ports.split(',') {
+        let port: u16 = port.parse().with_context(|| format!("bad port {port:?}"))?;
+        let listener =
+            TcpListener::bind(("0.0.0.0", port)).with_context(|| format!("binding port {port}"))?;
+        threads.push(std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = writeln!(stream, "hello from port {port}");
+            }
+        }));
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(())
+}
+
+/// `demo --connect ADDR`: succeeds if the greeting arrives within a second.
+fn connect(addr: &str) -> Result<()> {
+    let addr: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("bad address {addr:?}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let mut greeting = [0u8; 5];
+    stream.read_exact(&mut greeting)?;
+    Ok(())
+}
+
+fn rules(admin_ssh: bool) -> String {
+    let admin = if admin_ssh {
+        r#"
+        { "action": "accept", "protocol": "tcp", "port": "22", "remote": "203.0.113.0/24", "description": "admin SSH" },"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{
+  "security_groups": [
+    {{ "id": "sg-web", "name": "web",
+      "ingress": [
+        {{ "action": "accept", "protocol": "tcp", "port": "80", "description": "HTTP from anywhere" }},
+        {{ "action": "accept", "protocol": "icmp", "remote": "198.51.100.0/24", "description": "ping from the VM subnet" }}
+      ],
+      "egress": [ {{ "action": "accept", "protocol": "all" }} ] }},
+    {{ "id": "sg-db", "name": "db",
+      "ingress": [{admin}
+        {{ "action": "accept", "protocol": "tcp", "port": "5432", "remote": "sg-web", "description": "PostgreSQL from the web tier" }},
+        {{ "action": "drop", "protocol": "all", "description": "nothing else" }}
+      ],
+      "egress": [ {{ "action": "accept", "protocol": "all", "remote": "198.51.100.0/24" }} ] }}
+  ],
+  "instances": [
+    {{ "id": "ins-web", "interface": "tap-web", "ips": ["{WEB_IP}"], "security_groups": ["sg-web"] }},
+    {{ "id": "ins-db", "interface": "tap-db", "ips": ["{DB_IP}"], "security_groups": ["sg-db"] }}
+  ]
+}}"#
+    )
+}
+
+fn title(text: &str) {
+    out!("\n== {text}");
+}
+
+fn wait(timeout: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        interrupted()?;
+        if done()? {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bail!("timed out after {timeout:?}")
+}
+
+fn sh(program: &str, args: &[&str]) -> Result<()> {
+    interrupted()?;
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn quiet(program: &str, args: &[&str]) -> std::io::Result<std::process::ExitStatus> {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+}
