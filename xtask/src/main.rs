@@ -4,6 +4,7 @@ mod demo;
 mod deps;
 mod ebpf;
 mod install;
+mod man;
 mod test;
 
 use anyhow::{Result, bail};
@@ -17,6 +18,7 @@ commands:
   build-ebpf  compile ebpf/secgroup.c into target/bpf/secgroup.bpf.o and show program sizes
   install     release build, then install binaries, systemd unit and example rules [--prefix P] [--destdir D]
   demo        secgroupd on a pretend hypervisor (network namespaces) with real traffic (root) [--keep]
+  man         man pages for secgroupctl and its subcommands into target/man
 ";
 
 fn main() {
@@ -39,6 +41,7 @@ fn run() -> Result<()> {
         "build-ebpf" => ebpf::build(),
         "install" => install::run(rest),
         "demo" => demo::run(rest),
+        "man" => man::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -1,29 +1,5 @@
-//! `secgroupctl`: check rule files and print security group templates.
+//! `secgroupctl`: see the library for everything.
 
-mod cli;
-mod template;
-mod validate;
-
-use std::process::ExitCode;
-
-use clap::Parser;
-
-use crate::cli::{Cli, Command, TemplateCommand};
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Validate(args) => validate::run(args, cli.json),
-        Command::Template(args) => match &args.command {
-            TemplateCommand::List => template::list(cli.json),
-            TemplateCommand::Show(show) => template::show(show),
-        },
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("secgroupctl: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    secgroupctl::main()
 }

@@ -1,38 +1,38 @@
 //! `secgroupctl template list|show`.
 
-use std::process::ExitCode;
-
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow};
 use secgroup_model::SgId;
 use secgroup_model::templates::{self, TEMPLATES};
 
-use crate::cli::ShowArgs;
+use crate::cli::TemplateShowArgs;
+use crate::outcome::{Output, Result, json};
 
-pub fn list(json: bool) -> anyhow::Result<ExitCode> {
-    if json {
+pub fn list(as_json: bool) -> Result<Output> {
+    if as_json {
         let items: Vec<serde_json::Value> = TEMPLATES
             .iter()
             .map(|t| serde_json::json!({ "name": t.name, "description": t.description }))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
-    } else {
-        let width = TEMPLATES.iter().map(|t| t.name.len()).max().unwrap_or(0);
-        for t in TEMPLATES {
-            println!("{:width$}  {}", t.name, t.description);
-        }
+        return json(&items);
     }
-    Ok(ExitCode::SUCCESS)
+    let width = TEMPLATES.iter().map(|t| t.name.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    for t in TEMPLATES {
+        text.push_str(&format!("{:width$}  {}\n", t.name, t.description));
+    }
+    Ok(Output::success(text))
 }
 
 /// Prints the rule file (JSON already, so `--json` changes nothing).
-pub fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
+pub fn show(args: &TemplateShowArgs) -> Result<Output> {
     let Some(template) = templates::find(&args.name) else {
         let names: Vec<&str> = TEMPLATES.iter().map(|t| t.name).collect();
-        bail!(
+        return Err(anyhow!(
             "unknown template {:?}; available: {}",
             args.name,
             names.join(", ")
-        );
+        )
+        .into());
     };
     let id_text = args
         .id
@@ -43,6 +43,5 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
             "{id_text:?} is not a security group id; expected \"sg-\" followed by letters, digits, '_', '.' or '-' (at most 64 bytes)"
         )
     })?;
-    print!("{}", template.rule_file(id));
-    Ok(ExitCode::SUCCESS)
+    Ok(Output::success(template.rule_file(id)))
 }

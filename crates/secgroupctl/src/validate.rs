@@ -1,16 +1,16 @@
 //! `secgroupctl validate`: load the rules the way the daemon would and say
 //! what is wrong, or what they define.
 
-use std::process::ExitCode;
-
 use anyhow::Context;
 use secgroup_model::{Diagnostics, Direction, Limits, RuleSet, SourceFile};
 use secgroup_policy::Policy;
 use secgroup_rulesdir::LoadedFile;
 
 use crate::cli::ValidateArgs;
+use crate::outcome::{Output, Result, json};
+use crate::rulesdir::refused;
 
-pub fn run(args: &ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ValidateArgs, as_json: bool) -> Result<Output> {
     let limits = Limits::default();
     let paths = args.sources();
     let files = secgroup_rulesdir::read_sources_limited(&paths, limits.max_file_bytes)
@@ -19,34 +19,17 @@ pub fn run(args: &ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
     match secgroup_model::load(&sources, &limits) {
         Ok(rules) => {
             let policy = secgroup_policy::compile(&rules);
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary_json(&files, &rules, &policy))?
-                );
+            if as_json {
+                json(&summary_json(&files, &rules, &policy))
             } else {
-                print!("{}", summary_text(&files, &rules, &policy));
+                Ok(Output::success(summary_text(&files, &rules, &policy)))
             }
-            Ok(ExitCode::SUCCESS)
         }
-        Err(diagnostics) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&diagnostics_json(&diagnostics))?
-                );
-            } else {
-                for d in &diagnostics.0 {
-                    eprintln!("{d}");
-                }
-                let n = diagnostics.0.len();
-                eprintln!(
-                    "secgroupctl: {n} error{} in the rule files; nothing was loaded",
-                    plural(n)
-                );
-            }
-            Ok(ExitCode::FAILURE)
-        }
+        Err(diagnostics) => Ok(refused(
+            &diagnostics,
+            "in the rule files; nothing was loaded",
+            as_json,
+        )),
     }
 }
 
@@ -118,7 +101,7 @@ fn summary_json(files: &[LoadedFile], rules: &RuleSet, policy: &Policy) -> serde
     })
 }
 
-fn diagnostics_json(diagnostics: &Diagnostics) -> serde_json::Value {
+pub fn diagnostics_json(diagnostics: &Diagnostics) -> serde_json::Value {
     let items: Vec<serde_json::Value> = diagnostics
         .0
         .iter()

@@ -175,3 +175,369 @@ fn template_list_and_show() {
     expect_exit(&bad_id, 1);
     assert!(text(&bad_id.stderr).starts_with("secgroupctl: \"web\" is not a security group id"));
 }
+
+/// Runs secgroupctl with `env` set and the socket variables otherwise
+/// cleared.
+fn secgroupctl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_secgroupctl"));
+    command
+        .args(args)
+        .env_remove("SECGROUP_SOCKET")
+        .env_remove("SECGROUP_RULES_DIR");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run secgroupctl: {e}"))
+}
+
+/// Every command that asks the daemon, as argument lists.
+const DAEMON_COMMANDS: &[&[&str]] = &[
+    &["status"],
+    &["reload"],
+    &["sg", "list"],
+    &["sg", "show", "sg-web"],
+    &["instance", "list"],
+    &["instance", "show", "ins-web-1"],
+    &["conntrack", "list"],
+    &["conntrack", "flush", "--all"],
+    &[
+        "trace",
+        "--instance",
+        "ins-web-1",
+        "--direction",
+        "ingress",
+        "--protocol",
+        "tcp",
+        "--remote",
+        "203.0.113.9",
+        "--port",
+        "22",
+    ],
+];
+
+#[test]
+fn no_daemon_is_one_clear_line_and_exit_3() {
+    let dir = scratch("no-daemon");
+    let missing = dir.join("secgroupd.sock");
+    let not_a_socket = dir.join("plain-file");
+    write(&dir, "plain-file", "");
+    let cases = [
+        (
+            missing.clone(),
+            "no such file (is the daemon running? systemctl start secgroupd, or pass --socket)",
+        ),
+        (
+            not_a_socket,
+            "connection refused (a socket file is left but nobody listens) (is the daemon running? systemctl start secgroupd, or pass --socket)",
+        ),
+    ];
+    for (socket, reason) in cases {
+        let socket_text = socket.display().to_string();
+        for command in DAEMON_COMMANDS {
+            for json in [false, true] {
+                let mut args = vec!["--socket", socket_text.as_str()];
+                if json {
+                    args.push("--json");
+                }
+                args.extend_from_slice(command);
+                let output = secgroupctl(&args);
+                expect_exit(&output, 3);
+                assert_eq!(
+                    text(&output.stderr),
+                    format!("secgroupctl: cannot reach secgroupd at {socket_text}: {reason}\n"),
+                    "{args:?}"
+                );
+                assert!(output.stdout.is_empty(), "{args:?}");
+            }
+        }
+    }
+    // The socket comes from SECGROUP_SOCKET too, and the default is named.
+    let from_env = secgroupctl_env(
+        &["status"],
+        &[("SECGROUP_SOCKET", &missing.display().to_string())],
+    );
+    expect_exit(&from_env, 3);
+    assert!(
+        text(&from_env.stderr).contains(&missing.display().to_string()),
+        "{}",
+        text(&from_env.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let cases: &[&[&str]] = &[
+        &[],
+        &["frobnicate"],
+        &["sg"],
+        &["sg", "show"],
+        &["conntrack", "flush"],
+        &["conntrack", "list", "--limit", "0"],
+        &[
+            "trace",
+            "--instance",
+            "i",
+            "--direction",
+            "up",
+            "--protocol",
+            "tcp",
+            "--remote",
+            "203.0.113.9",
+        ],
+        &[
+            "trace",
+            "--instance",
+            "i",
+            "--direction",
+            "ingress",
+            "--protocol",
+            "tcp",
+            "--remote",
+            "203.0.113.300",
+        ],
+        &["export", "sg-web", "--format", "yaml"],
+        &["completions", "cmd.exe"],
+    ];
+    for args in cases {
+        let output = secgroupctl(args);
+        expect_exit(&output, 2);
+        assert!(!output.stderr.is_empty(), "{args:?}: no message");
+    }
+    let help = secgroupctl(&["--help"]);
+    expect_exit(&help, 0);
+    assert!(text(&help.stdout).contains("3  secgroupd cannot be reached"));
+}
+
+/// A copy of the examples directory to change.
+fn examples_copy(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    for entry in fs::read_dir(examples()).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let target = dir.join(path.file_name().unwrap_or_default());
+            fs::copy(&path, &target).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+    dir
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap_or_else(|e| panic!("{e}"));
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn export_import_and_clone_offline() {
+    let dir = examples_copy("offline");
+    let d = dir.display().to_string();
+    let work = scratch("offline-work");
+
+    // Export of an unknown group names the known ones.
+    let unknown = secgroupctl(&["export", "sg-nope", "--rules-dir", &d]);
+    expect_exit(&unknown, 1);
+    assert!(
+        text(&unknown.stderr).starts_with(&format!(
+            "secgroupctl: no security group \"sg-nope\" in {d} (known: sg-base, sg-bastion, sg-blocklist, "
+        )),
+        "{}",
+        text(&unknown.stderr)
+    );
+
+    // sg-db lives alone in a Tencent file: its export in either format
+    // imports as "nothing to do".
+    for format in ["native", "tencent"] {
+        let exported = secgroupctl(&["export", "sg-db", "--format", format, "--rules-dir", &d]);
+        expect_exit(&exported, 0);
+        let file = work.join(format!("sg-db.{format}.json"));
+        fs::write(&file, &exported.stdout).unwrap_or_else(|e| panic!("{e}"));
+        let before = snapshot(&dir);
+        let again = secgroupctl(&["import", &file.display().to_string(), "--rules-dir", &d]);
+        expect_exit(&again, 0);
+        assert!(
+            text(&again.stdout).contains("is this group already"),
+            "{format}: {}",
+            text(&again.stdout)
+        );
+        assert_eq!(snapshot(&dir), before, "{format}");
+    }
+
+    // A changed sg-db replaces the Tencent file, which is kept.
+    let native = secgroupctl(&["export", "sg-db", "--rules-dir", &d]);
+    let changed =
+        text(&native.stdout).replace("\"SSH from the bastion\"", "\"SSH from the bastion host\"");
+    let file = work.join("sg-db.changed.json");
+    fs::write(&file, &changed).unwrap_or_else(|e| panic!("{e}"));
+    let file_text = file.display().to_string();
+    let wrong_format = secgroupctl(&[
+        "import",
+        &file_text,
+        "--format",
+        "tencent",
+        "--rules-dir",
+        &d,
+    ]);
+    expect_exit(&wrong_format, 1);
+    assert_eq!(
+        text(&wrong_format.stderr),
+        format!("secgroupctl: {file_text} is in native format, not tencent (--format)\n")
+    );
+    let imported = secgroupctl(&["--json", "import", &file_text, "--rules-dir", &d]);
+    expect_exit(&imported, 0);
+    let report: serde_json::Value =
+        serde_json::from_slice(&imported.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let target = dir.join("tencent-format-sg-db.json");
+    assert_eq!(report["file"], target.display().to_string());
+    assert_eq!(report["changed"], true);
+    assert_eq!(fs::read_to_string(&target).unwrap_or_default(), changed);
+    let backup = report["backup"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no backup: {report}"));
+    assert_eq!(
+        fs::read(backup).unwrap_or_default(),
+        fs::read(examples().join("tencent-format-sg-db.json")).unwrap_or_default()
+    );
+
+    // Files that are not one group are refused before anything else.
+    let cases = [
+        (
+            "two.json",
+            "{\"security_groups\": [{\"id\": \"sg-a\"}, {\"id\": \"sg-b\"}]}",
+            "defines 2 security groups and 0 other objects",
+        ),
+        (
+            "none.json",
+            "{}",
+            "defines 0 security groups and 0 other objects",
+        ),
+        (
+            "mixed.json",
+            "{\"security_groups\": [{\"id\": \"sg-a\"}], \"instances\": [{\"id\": \"i\", \"ips\": [], \"security_groups\": [\"sg-a\"]}]}",
+            "defines 1 security group and 1 other object",
+        ),
+    ];
+    for (name, contents, message) in cases {
+        write(&work, name, contents);
+        let before = snapshot(&dir);
+        let path = work.join(name).display().to_string();
+        let output = secgroupctl(&["import", &path, "--rules-dir", &d]);
+        expect_exit(&output, 1);
+        assert!(
+            text(&output.stderr).contains(message),
+            "{name}: {}",
+            text(&output.stderr)
+        );
+        assert_eq!(snapshot(&dir), before, "{name}");
+    }
+
+    // Syntax errors and a group that breaks a reference elsewhere: located,
+    // and nothing changes.
+    write(&work, "broken.json", "{\"security_groups\": [,]}");
+    write(
+        &work,
+        "dangling.json",
+        "{\"security_groups\": [{\"id\": \"sg-new\", \"ingress\": [{\"action\": \"accept\", \"protocol\": \"tcp\", \"port\": 22, \"remote\": \"sg-ghost\"}]}]}",
+    );
+    let broken = work.join("broken.json").display().to_string();
+    let dangling = work.join("dangling.json").display().to_string();
+    for (path, expected) in [
+        (
+            &broken,
+            format!(
+                "{broken}:1:22: security_groups[0]: unexpected character ','; expected a value\n"
+            ),
+        ),
+        (
+            &dangling,
+            format!(
+                "{dangling}:1:113: security_groups[0].ingress[0].remote: unknown security group \"sg-ghost\": no rule file defines it\n"
+            ),
+        ),
+    ] {
+        let before = snapshot(&dir);
+        let output = secgroupctl(&["import", path, "--rules-dir", &d]);
+        expect_exit(&output, 1);
+        assert_eq!(
+            text(&output.stderr),
+            format!(
+                "{expected}secgroupctl: 1 error in the resulting rules directory; nothing was changed\n"
+            )
+        );
+        assert_eq!(snapshot(&dir), before, "{path}");
+    }
+
+    // A new group goes to its own file; the directory stays valid.
+    write(
+        &work,
+        "new.json",
+        "{\"security_groups\": [{\"id\": \"sg-new\", \"ingress\": [{\"action\": \"accept\", \"protocol\": \"tcp\", \"port\": 22, \"remote\": \"sg-bastion\"}]}]}",
+    );
+    let new = secgroupctl(&[
+        "import",
+        &work.join("new.json").display().to_string(),
+        "--rules-dir",
+        &d,
+    ]);
+    expect_exit(&new, 0);
+    assert_eq!(
+        text(&new.stdout),
+        format!(
+            "imported sg-new (native format, 1 ingress rule, 0 egress rules) into {d}/sg-new.json\n"
+        )
+    );
+
+    // Clone: a new file, validated; clashes refused. The rules directory
+    // may come from the environment.
+    let cloned = secgroupctl_env(
+        &["--json", "sg", "clone", "sg-web", "sg-web-staging"],
+        &[("SECGROUP_RULES_DIR", &d)],
+    );
+    expect_exit(&cloned, 0);
+    let report: serde_json::Value =
+        serde_json::from_slice(&cloned.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "cloned": "sg-web",
+            "id": "sg-web-staging",
+            "file": dir.join("sg-web-staging.json").display().to_string(),
+            "ingress_rules": 4,
+            "egress_rules": 3,
+        })
+    );
+    let file = fs::read_to_string(dir.join("sg-web-staging.json")).unwrap_or_default();
+    assert!(file.contains("\"id\": \"sg-web-staging\""), "{file}");
+    for (new_id, message) in [
+        (
+            "sg-web-staging",
+            "security group sg-web-staging exists already",
+        ),
+        ("web2", "\"web2\" is not a security group id"),
+    ] {
+        let output = secgroupctl(&["sg", "clone", "sg-web", new_id, "--rules-dir", &d]);
+        expect_exit(&output, 1);
+        assert!(
+            text(&output.stderr).contains(message),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+    let valid = secgroupctl(&["validate", &d]);
+    expect_exit(&valid, 0);
+    assert!(
+        text(&valid.stdout).starts_with("valid: 10 files, 12 security groups"),
+        "{}",
+        text(&valid.stdout)
+    );
+}

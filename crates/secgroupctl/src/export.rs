@@ -1,0 +1,64 @@
+//! `secgroupctl export`: one security group of the rules directory as a
+//! rule file, native or Tencent, on stdout. Offline: the daemon is not
+//! asked, so this works on a directory that is not loaded anywhere.
+
+use anyhow::anyhow;
+use secgroup_api::ErrorBody;
+use secgroup_model::{RuleSet, SecurityGroup, SgId, render};
+
+use crate::cli::{ExportArgs, Format};
+use crate::daemon::refusal;
+use crate::outcome::{Error, Output, Result};
+use crate::rulesdir::{RulesDir, refused};
+use crate::tencent;
+
+pub fn run(args: &ExportArgs, as_json: bool) -> Result<Output> {
+    let dir = RulesDir::read(&args.rules.rules_dir)?;
+    let rules = match dir.load() {
+        Ok(rules) => rules,
+        Err(diagnostics) => {
+            return Ok(refused(
+                &diagnostics,
+                "in the rules directory; nothing was exported",
+                as_json,
+            ));
+        }
+    };
+    let group = find_group(&rules, &args.id, &dir)?;
+    // The output is JSON either way: --json changes nothing.
+    Ok(match args.format {
+        Format::Native => Output::success(render::security_group_file(group)),
+        Format::Tencent => {
+            let (text, split) = tencent::group_file(group);
+            let output = Output::success(text);
+            if split == 0 {
+                output
+            } else {
+                output.with_stderr(format!(
+                    "secgroupctl: note: {} with remote \"anywhere\" became two policies each \
+                     (CidrBlock 0.0.0.0/0 and Ipv6CidrBlock ::/0): Tencent's format has no \"anywhere\"\n",
+                    crate::fmt::count(split, "rule")
+                ))
+            }
+        }
+    })
+}
+
+/// Group `id` of the directory's rules, or the error naming the ones
+/// there are.
+pub fn find_group<'a>(rules: &'a RuleSet, id: &str, dir: &RulesDir) -> Result<&'a SecurityGroup> {
+    SgId::new(id)
+        .and_then(|sg| rules.security_groups.get(&sg))
+        .ok_or_else(|| {
+            Error::Input(anyhow!(refusal(&ErrorBody {
+                error: format!("no security group {id:?} in {}", dir.dir.display()),
+                known: Some(
+                    rules
+                        .security_groups
+                        .keys()
+                        .map(ToString::to_string)
+                        .collect()
+                ),
+            })))
+        })
+}

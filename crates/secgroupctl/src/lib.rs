@@ -1,0 +1,113 @@
+//! `secgroupctl`, the operator's CLI of secgroup. A library only so that
+//! `cargo xtask man` can build man pages from [`command`]; the binary is
+//! a shim around [`main`].
+//!
+//! Two kinds of commands: those that ask secgroupd over its socket
+//! (`status`, `sg list|show`, `instance`, `conntrack`, `trace`, `reload`)
+//! and those that work on rule files offline (`validate`, `template`,
+//! `export`, `import`, `sg clone`). Every command builds its whole output
+//! first ([`outcome::Output`]); [`main`] prints it and exits with its code.
+
+mod cli;
+mod clone;
+mod conntrack;
+mod daemon;
+mod export;
+mod fmt;
+mod import;
+mod instance;
+mod outcome;
+mod rulesdir;
+mod sg;
+mod status;
+mod template;
+mod tencent;
+mod trace;
+mod validate;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command, ConntrackCommand, InstanceCommand, SgCommand, TemplateCommand};
+use crate::daemon::Daemon;
+use crate::outcome::{Code, Output, Result};
+
+/// The command line definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Parses the command line, runs the command, prints, and says how to
+/// exit.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are "errors" printed to stdout.
+            return if e.use_stderr() {
+                Code::Usage.into()
+            } else {
+                Code::Success.into()
+            };
+        }
+    };
+    let output = run(&cli).unwrap_or_else(|e| Output {
+        stdout: String::new(),
+        stderr: format!("secgroupctl: {e}\n"),
+        code: e.code(),
+    });
+    // A closed pipe (`secgroupctl ... | head`) is not worth a panic: the
+    // reader got what it wanted.
+    let _ = io::stdout().lock().write_all(output.stdout.as_bytes());
+    let _ = io::stderr().lock().write_all(output.stderr.as_bytes());
+    output.code.into()
+}
+
+fn run(cli: &Cli) -> Result<Output> {
+    let daemon = || Daemon::new(&cli.socket);
+    let json = cli.json;
+    match &cli.command {
+        Command::Status => status::status(&daemon(), json),
+        Command::Reload => status::reload(&daemon(), json),
+        Command::Sg(SgCommand::List) => sg::list_groups(&daemon(), json),
+        Command::Sg(SgCommand::Show(args)) => sg::show(&daemon(), &args.id, json),
+        Command::Sg(SgCommand::Clone(args)) => clone::run(args, json),
+        Command::Instance(InstanceCommand::List) => instance::list_instances(&daemon(), json),
+        Command::Instance(InstanceCommand::Show(args)) => instance::show(&daemon(), &args.id, json),
+        Command::Conntrack(ConntrackCommand::List(args)) => conntrack::list(&daemon(), args, json),
+        Command::Conntrack(ConntrackCommand::Flush(args)) => {
+            conntrack::flush(&daemon(), args, json)
+        }
+        Command::Trace(args) => trace::run(&daemon(), args, json),
+        Command::Export(args) => export::run(args, json),
+        Command::Import(args) => import::run(args, json),
+        Command::Validate(args) => validate::run(args, json),
+        Command::Template(TemplateCommand::List) => template::list(json),
+        Command::Template(TemplateCommand::Show(args)) => template::show(args),
+        Command::Completions(args) => Ok(completions(args.shell)),
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> Output {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command(), "secgroupctl", &mut script);
+    Output::success(String::from_utf8_lossy(&script).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_scripts_name_every_command() {
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh] {
+            let script = completions(shell).stdout;
+            for word in ["status", "conntrack", "trace", "--socket", "--rules-dir"] {
+                assert!(script.contains(word), "{shell} completions lack {word}");
+            }
+        }
+    }
+}

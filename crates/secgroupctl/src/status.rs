@@ -1,0 +1,314 @@
+//! `secgroupctl status` and `secgroupctl reload`.
+
+use secgroup_api::{
+    AttachState, PolicySource, ReloadOutcome, ReloadReport, ReloadTrigger, Status, paths,
+};
+
+use crate::daemon::Daemon;
+use crate::fmt::{self, ellipsis, field};
+use crate::outcome::{Code, Output, Result, json};
+
+pub fn status(daemon: &Daemon, as_json: bool) -> Result<Output> {
+    let status: Status = daemon.get(paths::STATUS)?;
+    let code = if problems(&status).is_empty() {
+        Code::Success
+    } else {
+        Code::No
+    };
+    let output = if as_json {
+        json(&status)?
+    } else {
+        Output::success(render_status(&status, fmt::now_ms()))
+    };
+    Ok(output.with_code(code))
+}
+
+pub fn reload(daemon: &Daemon, as_json: bool) -> Result<Output> {
+    let report: ReloadReport = daemon.post::<(), _>(paths::RELOAD, None)?;
+    let code = if report.outcome == ReloadOutcome::Failed {
+        Code::No
+    } else {
+        Code::Success
+    };
+    if as_json {
+        return Ok(json(&report)?.with_code(code));
+    }
+    let mut text = format!(
+        "reload {} in {:.1} ms, generation {}: {}\n",
+        outcome_text(report.outcome),
+        report.duration_ms,
+        report.generation,
+        report.summary
+    );
+    if report.outcome == ReloadOutcome::Failed {
+        // The located problems are kept in the status; show them here so
+        // the operator need not ask twice.
+        if let Ok(status) = daemon.get::<Status>(paths::STATUS)
+            && let Some(error) = status.last_error
+        {
+            for diagnostic in &error.diagnostics {
+                text.push_str(&format!("  {diagnostic}\n"));
+            }
+        }
+        text.push_str("the policy in force is unchanged\n");
+    }
+    Ok(Output::success(text).with_code(code))
+}
+
+/// Why the daemon is not healthy; empty when it is.
+fn problems(status: &Status) -> Vec<String> {
+    let mut problems = Vec::new();
+    if status.last_error.is_some() {
+        problems.push("the last reload failed".to_owned());
+    }
+    let failed = status
+        .instances
+        .iter()
+        .filter(|i| matches!(i.attach, AttachState::Failed { .. }))
+        .count();
+    if failed > 0 {
+        problems.push(format!(
+            "{} failed to attach",
+            fmt::count(failed, "instance")
+        ));
+    }
+    if status.policy == PolicySource::None {
+        problems.push("no policy is enforced".to_owned());
+    }
+    problems
+}
+
+fn outcome_text(outcome: ReloadOutcome) -> &'static str {
+    match outcome {
+        ReloadOutcome::Applied => "applied",
+        ReloadOutcome::Unchanged => "unchanged",
+        ReloadOutcome::Failed => "FAILED",
+    }
+}
+
+fn trigger_text(trigger: ReloadTrigger) -> &'static str {
+    match trigger {
+        ReloadTrigger::Startup => "at startup",
+        ReloadTrigger::Watch => "on a file change",
+        ReloadTrigger::Signal => "on SIGHUP",
+        ReloadTrigger::Api => "on request",
+    }
+}
+
+pub fn attach_text(attach: &AttachState) -> (&'static str, String) {
+    match attach {
+        AttachState::Attached {
+            ifindex,
+            xdp_mode,
+            adopted,
+        } => (
+            "attached",
+            format!(
+                "ifindex {ifindex}, xdp {xdp_mode}{}",
+                if *adopted { ", adopted" } else { "" }
+            ),
+        ),
+        AttachState::Waiting => ("waiting", "the interface does not exist yet".to_owned()),
+        AttachState::Failed { ifindex, error } => (
+            "FAILED",
+            match ifindex {
+                Some(i) => format!("ifindex {i}: {error}"),
+                None => error.clone(),
+            },
+        ),
+    }
+}
+
+fn render_status(status: &Status, now_ms: u64) -> String {
+    let mut text = format!("secgroupd {}\n", status.version);
+    text.push_str(&field("rules dir", &status.rules_dir));
+    text.push_str(&field("pin dir", &status.pin_dir));
+    let policy = match status.policy {
+        PolicySource::RulesDir => "the rules directory",
+        PolicySource::Pinned => "pinned by a previous secgroupd (no valid rules loaded yet)",
+        PolicySource::None => "NONE",
+    };
+    text.push_str(&field(
+        "policy",
+        &format!(
+            "{policy}, generation {} ({}{})",
+            status.generation,
+            fmt::count(status.reloads as usize, "reload"),
+            if status.keep_established {
+                ", keep-established"
+            } else {
+                ""
+            }
+        ),
+    ));
+    let last_reload = match &status.last_reload {
+        None => "never".to_owned(),
+        Some(r) => format!(
+            "{} {} {} in {:.1} ms: {}",
+            outcome_text(r.outcome),
+            fmt::ago(now_ms, r.finished.unix_ms),
+            trigger_text(r.trigger),
+            r.duration_ms,
+            r.summary
+        ),
+    };
+    text.push_str(&field(
+        "last reload",
+        &ellipsis(&last_reload, fmt::WIDTH - 15),
+    ));
+    match &status.last_error {
+        None => text.push_str(&field("last error", "none")),
+        Some(e) => {
+            text.push_str(&field(
+                "last error",
+                &ellipsis(
+                    &format!("{}: {}", fmt::ago(now_ms, e.at.unix_ms), e.message),
+                    fmt::WIDTH - 15,
+                ),
+            ));
+            for diagnostic in &e.diagnostics {
+                text.push_str(&format!("  {diagnostic}\n"));
+            }
+        }
+    }
+    let mut counts = [0usize; 3];
+    for instance in &status.instances {
+        counts[match instance.attach {
+            AttachState::Attached { .. } => 0,
+            AttachState::Waiting => 1,
+            AttachState::Failed { .. } => 2,
+        }] += 1;
+    }
+    text.push_str(&field(
+        "instances",
+        &format!(
+            "{} attached, {} waiting, {} failed",
+            counts[0], counts[1], counts[2]
+        ),
+    ));
+    let problems = problems(status);
+    text.push_str(&field(
+        "health",
+        &if problems.is_empty() {
+            "ok".to_owned()
+        } else {
+            format!("DEGRADED: {}", problems.join("; "))
+        },
+    ));
+    if !status.instances.is_empty() {
+        text.push('\n');
+        let rows = status
+            .instances
+            .iter()
+            .map(|i| {
+                let (state, detail) = attach_text(&i.attach);
+                vec![i.id.clone(), i.interface.clone(), state.to_owned(), detail]
+            })
+            .collect();
+        text.push_str(&fmt::table(
+            &["INSTANCE", "INTERFACE", "STATE", "DETAIL"],
+            rows,
+            &[],
+            &[0, 3],
+        ));
+    }
+    if !status.unbound_interfaces.is_empty() {
+        text.push_str("\nunbound interfaces (hooks left behind; their IP traffic is dropped):\n");
+        for u in &status.unbound_interfaces {
+            text.push_str(&format!(
+                "  ifindex {} ({}): {}\n",
+                u.ifindex,
+                u.name.as_deref().unwrap_or("?"),
+                u.reason
+            ));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use secgroup_api::{InstanceStatus, ReloadError, Timestamp};
+
+    use super::*;
+
+    fn status() -> Status {
+        Status {
+            version: "0.1.0".into(),
+            rules_dir: "/etc/secgroup/rules.d".into(),
+            pin_dir: "/sys/fs/bpf/secgroup".into(),
+            policy: PolicySource::RulesDir,
+            generation: 3,
+            reloads: 4,
+            keep_established: false,
+            last_reload: Some(ReloadReport {
+                trigger: ReloadTrigger::Watch,
+                outcome: ReloadOutcome::Applied,
+                finished: Timestamp::from_unix_ms(1_000_000 - 180_000),
+                duration_ms: 12.34,
+                generation: 3,
+                summary: "groups +0 -0 ~1".into(),
+            }),
+            last_error: None,
+            instances: vec![
+                InstanceStatus {
+                    id: "ins-web-1".into(),
+                    interface: "tap-web1".into(),
+                    attach: AttachState::Attached {
+                        ifindex: 7,
+                        xdp_mode: "generic".into(),
+                        adopted: false,
+                    },
+                },
+                InstanceStatus {
+                    id: "ins-db-1".into(),
+                    interface: "tap-db1".into(),
+                    attach: AttachState::Waiting,
+                },
+            ],
+            unbound_interfaces: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn healthy() {
+        assert_eq!(
+            render_status(&status(), 1_000_000),
+            "secgroupd 0.1.0\n\
+             rules dir:     /etc/secgroup/rules.d\n\
+             pin dir:       /sys/fs/bpf/secgroup\n\
+             policy:        the rules directory, generation 3 (4 reloads)\n\
+             last reload:   applied 3m ago on a file change in 12.3 ms: groups +0 -0 ~1\n\
+             last error:    none\n\
+             instances:     1 attached, 1 waiting, 0 failed\n\
+             health:        ok\n\
+             \n\
+             INSTANCE   INTERFACE  STATE     DETAIL\n\
+             ins-web-1  tap-web1   attached  ifindex 7, xdp generic\n\
+             ins-db-1   tap-db1    waiting   the interface does not exist yet\n"
+        );
+        assert!(problems(&status()).is_empty());
+    }
+
+    #[test]
+    fn degraded() {
+        let mut s = status();
+        s.last_error = Some(ReloadError {
+            at: Timestamp::from_unix_ms(1_000_000 - 5_000),
+            message: "invalid rule files (1 problem)".into(),
+            diagnostics: vec!["/r/x.json:1:2: $: bad".into()],
+        });
+        s.instances[1].attach = AttachState::Failed {
+            ifindex: Some(9),
+            error: "xdp refused".into(),
+        };
+        let text = render_status(&s, 1_000_000);
+        for expected in [
+            "last error:    5s ago: invalid rule files (1 problem)\n  /r/x.json:1:2: $: bad\n",
+            "health:        DEGRADED: the last reload failed; 1 instance failed to attach\n",
+            "ins-db-1   tap-db1    FAILED    ifindex 9: xdp refused\n",
+        ] {
+            assert!(text.contains(expected), "{text}\nlacks\n{expected}");
+        }
+    }
+}
