@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask <command>`. One module per command.
 
+mod bench;
 mod demo;
 mod deps;
 mod ebpf;
@@ -17,6 +18,7 @@ commands:
   deps        install the system packages secgroup needs (Debian; as root)
   build-ebpf  compile ebpf/secgroup.c into target/bpf/secgroup.bpf.o and show program sizes
   install     release build, then install binaries, systemd unit and example rules [--prefix P] [--destdir D]
+  bench       performance figures: release build, measure (root), table + plot in target/bench [--quick]
   demo        secgroupd on a pretend hypervisor (network namespaces) with real traffic (root) [--keep]
   man         man pages for secgroupctl and its subcommands into target/man
 ";
@@ -37,6 +39,7 @@ fn run() -> Result<()> {
     let rest = &args[1..];
     match command.as_str() {
         "test" => test::run(rest),
+        "bench" => bench::run(rest),
         "deps" => deps::install(),
         "build-ebpf" => ebpf::build(),
         "install" => install::run(rest),

@@ -1,0 +1,292 @@
+//! The Markdown table of a run: one section per part of the benchmark,
+//! then the goals.
+
+use std::fmt::Write as _;
+
+use super::format;
+use super::goals::{Verdict, goals};
+use crate::machine::Machine;
+use crate::record::Results;
+
+const PER_PACKET: [&str; 4] = [
+    "new-flow-last-rule",
+    "new-flow-default-drop",
+    "established",
+    "sg-reference-10k",
+];
+const HOOKS: [(&str, &str); 2] = [
+    ("secgroup-xdp", "XDP (egress)"),
+    ("secgroup-tc", "TC (ingress)"),
+];
+
+pub fn markdown(r: &Results, machine: Option<&Machine>) -> String {
+    let mut out = String::new();
+    if let Some(m) = machine {
+        let _ = writeln!(
+            out,
+            "Run of {} ({}, {:.0} s): {} × {}, Linux {}; load average {} before, {} after.\n",
+            m.started,
+            if m.quick { "--quick" } else { "full" },
+            m.seconds,
+            m.nproc,
+            m.cpu,
+            m.kernel,
+            m.load_before,
+            m.load_after
+        );
+    }
+    per_packet(&mut out, r);
+    throughput(&mut out, r);
+    control(&mut out, r);
+    let _ = writeln!(
+        out,
+        "### Goals\n\n| goal | measured | verdict |\n|---|---|---|"
+    );
+    for goal in goals(r) {
+        let verdict = match goal.verdict {
+            Verdict::Met => "met".to_owned(),
+            Verdict::Missed(by) => format!("**missed**: {by}"),
+            Verdict::NotMeasured => "not measured".to_owned(),
+        };
+        let _ = writeln!(out, "| {} | {} | {verdict} |", goal.goal, goal.measured);
+    }
+    out
+}
+
+fn per_packet(out: &mut String, r: &Results) {
+    let counts = r.rule_counts("new-flow-last-rule", "secgroup-xdp");
+    if counts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### Per-packet cost\n\nKernel-reported ns per packet (BPF_PROG_TEST_RUN), median of the runs; \
+         in brackets the median ratio to the do-nothing program on the same hook.\n"
+    );
+    let header: Vec<String> = counts
+        .iter()
+        .map(|&c| {
+            if c == 1 {
+                "1 rule".to_owned()
+            } else {
+                format!("{} rules", format::count(c as f64))
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "| scenario | hook | {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|---|{}", "---:|".repeat(counts.len()));
+    for scenario in PER_PACKET {
+        for (variant, hook) in HOOKS {
+            let cells: Vec<String> = counts
+                .iter()
+                .map(|&n| {
+                    match (
+                        r.get(scenario, variant, n, "ns-per-packet"),
+                        r.get(scenario, variant, n, "x-floor"),
+                    ) {
+                        (Some(v), Some(x)) => format!("{} ({})", format::ns(v), format::ratio(x)),
+                        (Some(v), None) => format::ns(v),
+                        _ => "—".to_owned(),
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "| {scenario} | {hook} | {} |", cells.join(" | "));
+        }
+    }
+    let floor = |variant| {
+        r.get("floor", variant, 0, "ns-per-packet")
+            .map_or("—".to_owned(), format::ns)
+    };
+    let _ = writeln!(
+        out,
+        "\nFloor (a program that only returns pass): XDP {}, TC {}.\n",
+        floor("floor-xdp"),
+        floor("floor-tc")
+    );
+}
+
+fn throughput(out: &mut String, r: &Results) {
+    let scenarios = [
+        "throughput-new-flows-64B",
+        "throughput-new-flows-1400B",
+        "throughput-established-64B",
+        "throughput-established-1400B",
+    ];
+    let counts = r.rule_counts(scenarios[0], "secgroup");
+    if counts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### Throughput through the bridge\n\nThousand UDP datagrams per second received by VM B, median of the \
+         rounds. `xdp-pass`: a do-nothing XDP program on both taps.\n"
+    );
+    let mut header = vec!["none".to_owned(), "xdp-pass".to_owned()];
+    header.extend(counts.iter().map(|n| format!("secgroup {n}")));
+    header.extend(counts.iter().map(|n| format!("nftables {n}")));
+    table_header(out, "traffic", &header);
+    for scenario in scenarios {
+        let pps = |variant, n| {
+            r.get(scenario, variant, n, "rx-pps")
+                .map_or("—".to_owned(), format::kpps)
+        };
+        let mut cells = vec![pps("none", 0), pps("xdp-pass", 0)];
+        cells.extend(counts.iter().map(|&n| pps("secgroup", n)));
+        cells.extend(counts.iter().map(|&n| pps("nftables", n)));
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            scenario.trim_start_matches("throughput-"),
+            cells.join(" | ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nsecgroup's throughput relative to each baseline: medians of the ratios within a round.\n"
+    );
+    let mut header = Vec::new();
+    for (baseline, _) in RATIOS {
+        header.extend(counts.iter().map(|n| match baseline {
+            "nftables" => format!("secgroup {n} ÷ nftables {n}"),
+            _ => format!("secgroup {n} ÷ {baseline}"),
+        }));
+    }
+    table_header(out, "traffic", &header);
+    for scenario in scenarios {
+        let mut cells = Vec::new();
+        for (_, metric) in RATIOS {
+            cells.extend(counts.iter().map(|&n| {
+                r.get(scenario, "secgroup", n, metric)
+                    .map_or("—".to_owned(), format::ratio)
+            }));
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            scenario.trim_start_matches("throughput-"),
+            cells.join(" | ")
+        );
+    }
+    out.push('\n');
+}
+
+/// Baselines of the throughput ratios and their metrics.
+const RATIOS: [(&str, &str); 3] = [
+    ("none", "x-none"),
+    ("xdp-pass", "x-xdp-pass"),
+    ("nftables", "x-nftables"),
+];
+
+/// A header row with a left-aligned first column and numeric columns.
+fn table_header(out: &mut String, first: &str, columns: &[String]) {
+    let _ = writeln!(out, "| {first} | {} |", columns.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---:|".repeat(columns.len()));
+}
+
+fn control(out: &mut String, r: &Results) {
+    let sizes = r.rule_counts("compile", "secgroup");
+    if !sizes.is_empty() {
+        let _ = writeln!(
+            out,
+            "### Compile\n\nRule-file bytes to classifier tables, in process, median.\n\n\
+             | effective rules | load + validate | compile | classifier build | total |\n|---:|---:|---:|---:|---:|"
+        );
+        for n in sizes {
+            let cell = |metric| {
+                r.get("compile", "secgroup", n, metric)
+                    .map_or("—".to_owned(), format::ms)
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                format::count(n as f64),
+                cell("load-ms"),
+                cell("compile-ms"),
+                cell("build-ms"),
+                cell("total-ms")
+            );
+        }
+        out.push('\n');
+    }
+    if r.of("apply").next().is_some() {
+        let _ = writeln!(
+            out,
+            "### Apply\n\n100 VMs × 1,000 rules per direction.\n\n| change | p50 | p99 | max | samples |\n|---|---:|---:|---:|---:|"
+        );
+        for (scenario, variant, what) in [
+            (
+                "apply",
+                "shared-group-change",
+                "a rule of the group all 100 VMs share (100 tables rebuilt)",
+            ),
+            (
+                "apply",
+                "one-vm-change",
+                "a rule of one VM's own group (1 table rebuilt)",
+            ),
+            (
+                "apply",
+                "rcu-barrier",
+                "the RCU grace period alone (one per apply that frees tables)",
+            ),
+            (
+                "change-to-enforced",
+                "in-process",
+                "rule-file bytes → load → compile → apply, whole host",
+            ),
+        ] {
+            let cell = |metric| r.get(scenario, variant, 1000, metric);
+            let ms = |metric| cell(metric).map_or("—".to_owned(), format::ms);
+            let changes = cell("changes").map_or("—".to_owned(), format::count);
+            let _ = writeln!(
+                out,
+                "| {what} | {} | {} | {} | {changes} |",
+                ms("p50-ms"),
+                ms("p99-ms"),
+                ms("max-ms")
+            );
+        }
+        if let (Some(ms), Some(tables)) = (
+            r.get("apply", "initial", 1000, "ms"),
+            r.get("apply", "initial", 1000, "tables-written"),
+        ) {
+            let _ = writeln!(
+                out,
+                "\nFirst apply (empty maps): {}, {} tables written.",
+                format::ms(ms),
+                format::count(tables)
+            );
+        }
+        let swap = |metric| {
+            r.get("hot-swap", "secgroup", 1000, metric)
+                .map_or("—".to_owned(), format::count)
+        };
+        let _ = writeln!(
+            out,
+            "\nHot swap: {} packets classified during {} swaps of the whole host's policy: {} lost, {} misclassified.\n",
+            swap("classified"),
+            swap("swaps"),
+            swap("lost"),
+            swap("misclassified")
+        );
+    }
+    let mut maps: Vec<(String, f64)> = r
+        .of("map-memory")
+        .filter(|rec| rec.variant != "total")
+        .map(|rec| (rec.variant.clone(), rec.value))
+        .collect();
+    if !maps.is_empty() {
+        maps.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let _ = writeln!(
+            out,
+            "### BPF map memory\n\nSame configuration, `memlock` of each map.\n\n| map | memory |\n|---|---:|"
+        );
+        for (name, bytes) in maps {
+            let _ = writeln!(out, "| {name} | {} |", format::bytes(bytes));
+        }
+        if let Some(total) = r.get("map-memory", "total", 1000, "memlock") {
+            let _ = writeln!(out, "| **total** | **{}** |", format::bytes(total));
+        }
+        out.push('\n');
+    }
+}
