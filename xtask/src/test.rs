@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the one command that checks everything, on a fresh
 //! machine too. Kernel tests need root; under CI=true they never skip.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 pub fn run(extra: &[String]) -> Result<()> {
     crate::deps::install()?;
@@ -20,5 +20,21 @@ pub fn run(extra: &[String]) -> Result<()> {
     )?;
     let mut args = vec!["test", "--workspace", "--locked"];
     args.extend(extra.iter().map(String::as_str));
-    crate::run_cmd("cargo", &args)
+    crate::run_cmd("cargo", &args)?;
+    ebpf_smoke()
+}
+
+/// The data plane's own smoke test: the C object alone, tables written by
+/// hand, driven through bpftool (ebpf/tests/smoke.py). It needs root like
+/// the kernel tests.
+fn ebpf_smoke() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            bail!("CI=true but not root: the eBPF smoke test must run in CI");
+        }
+        eprintln!("\n*** SKIPPED ebpf/tests/smoke.py: needs root ***\n");
+        return Ok(());
+    }
+    crate::run_cmd("python3", &["ebpf/tests/smoke.py"])
 }
