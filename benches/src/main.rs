@@ -3,7 +3,7 @@
 //! measures, then renders; run it directly to repeat one part:
 //!
 //! ```text
-//! secgroup-bench [measure] [--quick] [--only per-packet,throughput,control] [--dir DIR]
+//! secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon] [--dir DIR]
 //! secgroup-bench report [--dir DIR]
 //! ```
 //!
@@ -21,9 +21,9 @@ use secgroup_bench::record::Results;
 use secgroup_bench::{control, daemon, perpacket, report, throughput};
 
 const USAGE: &str = "\
-usage: secgroup-bench [measure] [--quick] [--only per-packet,throughput,control] [--dir DIR]
+usage: secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon] [--dir DIR]
        secgroup-bench report [--dir DIR]";
-const PARTS: [&str; 3] = ["per-packet", "throughput", "control"];
+const PARTS: [&str; 4] = ["per-packet", "throughput", "control", "daemon"];
 
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
@@ -42,7 +42,8 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         command: Command::Measure,
         quick: false,
-        only: PARTS.iter().map(|p| (*p).to_owned()).collect(),
+        // `control` includes `daemon`; `--only daemon` repeats just that.
+        only: PARTS[..3].iter().map(|p| (*p).to_owned()).collect(),
         dir: PathBuf::from("target/bench"),
     };
     let mut it = std::env::args().skip(1).peekable();
@@ -85,6 +86,7 @@ struct Plan {
     per_packet: perpacket::Settings,
     throughput: throughput::Settings,
     control: control::Settings,
+    daemon: daemon::Settings,
 }
 
 impl Plan {
@@ -110,8 +112,26 @@ impl Plan {
                 swaps: if quick { 10 } else { 100 },
                 change_to_enforced: if quick { 2 } else { 10 },
             },
+            daemon: daemon::Settings {
+                changes: if quick { 20 } else { 100 },
+                interfaces: if quick { 20 } else { 100 },
+                rules: 1000,
+                secgroupd: secgroupd_binary(),
+            },
         }
     }
+}
+
+/// The release secgroupd: `$SECGROUPD`, or next to this binary (where
+/// `cargo xtask bench` builds both).
+fn secgroupd_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SECGROUPD") {
+        return PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("secgroupd")))
+        .unwrap_or_else(|| PathBuf::from("secgroupd"))
 }
 
 /// Raises the open-file limit to its hard maximum: the new-flow sender
@@ -176,7 +196,9 @@ fn measure(args: &Args) -> Result<()> {
         eprintln!("secgroup-bench: control plane");
         control::compile_time(&plan.control, &mut results)?;
         control::apply_and_swap(&plan.control, &mut results)?;
-        daemon::rule_file_to_verdict(&mut results)?;
+    }
+    if wants("control") || wants("daemon") {
+        daemon::rule_file_to_verdict(&plan.daemon, &mut results)?;
     }
     machine.finish(started.elapsed().as_secs_f64());
     let out = args.dir.join("results.json");

@@ -270,6 +270,7 @@ fn control(out: &mut String, r: &Results) {
             swap("misclassified")
         );
     }
+    daemon_table(out, r);
     let mut maps: Vec<(String, f64)> = r
         .of("map-memory")
         .filter(|rec| rec.variant != "total")
@@ -289,4 +290,48 @@ fn control(out: &mut String, r: &Results) {
         }
         out.push('\n');
     }
+}
+
+/// Rule-file write → verdict in force, through secgroupd (`daemon.rs`).
+fn daemon_table(out: &mut String, r: &Results) {
+    let variants = [
+        (
+            "daemon-own-group",
+            "one VM's file, its own ten groups (1 table rebuilt)",
+        ),
+        (
+            "daemon-shared-group",
+            "the ten groups every VM is bound to (identical lists: 1 table rebuilt)",
+        ),
+        (
+            "daemon-shared-base",
+            "the base group every VM is bound to first (distinct lists: 1 table per VM rebuilt)",
+        ),
+    ];
+    if !variants
+        .iter()
+        .any(|(v, _)| r.get("control", v, 1000, "changes").is_some())
+    {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### Rule-file write → verdict, through secgroupd\n\nFrom the `rename(2)` of a rewritten rule file to the new generation in the status and the probe's new verdict from the live kernel program (`/v1/trace`); 1,000 rules per direction per VM, ingress tables rebuilt.\n\n| file rewritten | VMs | p50 | p99 | max | changes | not in force within 5 s |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for (variant, what) in variants {
+        let cell = |metric| r.get("control", variant, 1000, metric);
+        let ms = |metric| cell(metric).map_or("—".to_owned(), format::ms);
+        let count = |metric| cell(metric).map_or("—".to_owned(), format::count);
+        let _ = writeln!(
+            out,
+            "| {what} | {} | {} | {} | {} | {} | {} |",
+            count("vms"),
+            ms("write-to-verdict-p50"),
+            ms("write-to-verdict-p99"),
+            ms("write-to-verdict-max"),
+            count("changes"),
+            count("failures")
+        );
+    }
+    out.push('\n');
 }

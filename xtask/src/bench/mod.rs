@@ -13,8 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--only per-packet,throughput,control] [--report-only]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--only per-packet,throughput,control,daemon] [--report-only]";
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut measure: Vec<&str> = vec!["measure"];
@@ -43,7 +42,17 @@ pub fn run(args: &[String]) -> Result<()> {
         crate::deps::install()?;
         crate::run_cmd(
             "cargo",
-            &["build", "--release", "--locked", "-p", "secgroup-bench"],
+            // secgroupd too: the control part measures rule-file changes
+            // through the real daemon, which it finds next to the bench.
+            &[
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "secgroup-bench",
+                "-p",
+                "secgroupd",
+            ],
         )?;
         measure.extend(["--dir", &dir_arg]);
         crate::run_cmd(&binary, &measure)?;
