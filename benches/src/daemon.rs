@@ -39,7 +39,6 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
@@ -56,6 +55,7 @@ use secgroup_model::Action;
 use crate::record::{Record, Results};
 use crate::rules::{GROUP_QUOTA, LAST_PORTS, LAST_REMOTE, LAST_RULE_REMOTE, PROBE_PORT};
 use crate::stats::percentile;
+use crate::throughput::topology::run;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -774,33 +774,6 @@ fn in_netns(binary: &Path, netns: &Path) -> Result<Command> {
         });
     }
     Ok(command)
-}
-
-fn run(args: &[&str], stdin: Option<&str>) -> Result<()> {
-    let mut child = Command::new(args[0])
-        .args(&args[1..])
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", args[0]))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .with_context(|| format!("feeding {}", args.join(" ")))?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

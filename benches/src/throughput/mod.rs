@@ -25,7 +25,7 @@
 //! traffic they do not is dropped (by all but `none` and `xdp-pass`).
 
 mod nft;
-mod topology;
+pub(crate) mod topology;
 mod traffic;
 
 use std::collections::BTreeMap;

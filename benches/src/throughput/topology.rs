@@ -74,7 +74,9 @@ impl Drop for NetNs {
     }
 }
 
-fn run(args: &[&str], stdin: Option<&str>) -> Result<()> {
+/// Runs a command to completion, feeding `stdin` if given; its stderr
+/// becomes the error when it fails.
+pub(crate) fn run(args: &[&str], stdin: Option<&str>) -> Result<()> {
     let mut child = Command::new(args[0])
         .args(&args[1..])
         .stdin(if stdin.is_some() {
