@@ -37,25 +37,19 @@
 //! Everything is removed on drop, panics included: daemon, hooks and pins
 //! (`secgroupd --uninstall`), namespace, files.
 
-use std::fmt::Write as _;
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use secgroup_api::{AttachState, Client, Direction, Status, TraceRequest, TraceResponse};
-use secgroup_dataplane::netns;
 use secgroup_model::Action;
+use secgroup_testbed::{NetNs, PinDir, Scratch, Secgroupd, Veth, poll, uninstall, unique_with};
 
 use crate::record::{Record, Results};
 use crate::rules::{GROUP_QUOTA, LAST_PORTS, LAST_REMOTE, LAST_RULE_REMOTE, PROBE_PORT};
 use crate::stats::percentile;
-use crate::throughput::topology::run;
+use crate::throughput::topology::{PREFIX, namespace};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -78,9 +72,6 @@ const POLL: Duration = Duration::from_millis(1);
 /// From the start of secgroupd to READY=1 (the first reload of the whole
 /// directory, 200 tables of 1,000 rules on a busy machine).
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
-/// Namespace names start with this (then the pid), as the throughput
-/// namespaces do, so a run killed by a signal is swept by the next one.
-const NETNS_PREFIX: &str = "sgb-";
 /// Host ends of the veth pairs: `sgb000`, ...; peers `sgp000`, ...
 const IF_PREFIX: &str = "sgb";
 const PEER_PREFIX: &str = "sgp";
@@ -542,56 +533,38 @@ fn instance(vm: usize, groups: &[String]) -> String {
 
 // ---- The host -------------------------------------------------------------
 
-/// The host namespace with its veth pairs and a temp dir; both removed on
-/// drop.
+/// The host namespace with its veth pairs, and a temp dir; both removed
+/// on drop.
 struct Host {
-    netns: String,
-    dir: PathBuf,
+    ns: NetNs,
+    dir: Scratch,
 }
 
 impl Host {
     fn new(vms: usize) -> Result<Host> {
-        let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("sgbench-daemon-{pid}"));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let netns = format!("{NETNS_PREFIX}{pid}-daemon");
-        // The guard exists before the namespace does, so a failure halfway
-        // still removes what was made.
-        let host = Host { netns, dir };
-        run(&["ip", "netns", "add", &host.netns], None)?;
-        let mut batch = String::from("link set lo up\n");
-        for vm in 0..vms {
-            let (tap, peer) = (interface(vm), format!("{PEER_PREFIX}{vm:03}"));
-            let _ = writeln!(batch, "link add {tap} type veth peer name {peer}");
-            let _ = writeln!(batch, "link set {peer} up");
-            let _ = writeln!(batch, "link set {tap} up");
-        }
-        run(&["ip", "-n", &host.netns, "-batch", "-"], Some(&batch))?;
+        let dir = Scratch::try_at(std::env::temp_dir().join(unique_with(PREFIX, "daemon")))?;
+        let host = Host {
+            ns: namespace("daemon")?,
+            dir,
+        };
+        let peers: Vec<(String, String)> = (0..vms)
+            .map(|vm| (interface(vm), format!("{PEER_PREFIX}{vm:03}")))
+            .collect();
+        let pairs: Vec<Veth<'_>> = peers
+            .iter()
+            .map(|(tap, peer)| Veth::new(&host.ns, tap, &host.ns, peer))
+            .collect();
+        Veth::try_create_all(&pairs)?;
         Ok(host)
     }
-
-    fn path(&self) -> PathBuf {
-        netns::named(&self.netns)
-    }
 }
 
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// One daemon's files: rules directory, socket, log, notify socket, pin
-/// directory.
+/// One daemon's files: rules directory, socket, log, pin directory.
 struct Run {
+    dir: PathBuf,
     rules_dir: PathBuf,
     socket: PathBuf,
     log: PathBuf,
-    notify: PathBuf,
     pin_dir: PathBuf,
 }
 
@@ -605,85 +578,47 @@ impl Run {
             rules_dir,
             socket: dir.join("sock"),
             log: dir.join("secgroupd.log"),
-            notify: dir.join("notify"),
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/sgbench-{}", std::process::id())),
+            dir,
         })
     }
 }
 
 /// secgroupd in the host namespace. On drop: killed, then its hooks and
 /// pins removed with `secgroupd --uninstall`, then the pin directory.
-struct Daemon {
-    child: Option<Child>,
+struct Daemon<'h> {
+    // Field order is drop order: the process goes first.
+    process: Option<secgroup_testbed::Daemon>,
+    host: &'h Host,
     binary: PathBuf,
-    netns: PathBuf,
     socket: PathBuf,
-    pin_dir: PathBuf,
+    pins: PinDir,
     log: PathBuf,
 }
 
-impl Daemon {
-    fn start(settings: &Settings, host: &Host, run: &Run) -> Result<Daemon> {
-        let notify = UnixDatagram::bind(&run.notify)
-            .with_context(|| format!("binding {}", run.notify.display()))?;
-        let log =
-            File::create(&run.log).with_context(|| format!("creating {}", run.log.display()))?;
-        let mut command = in_netns(&settings.secgroupd, &host.path())?;
-        command
-            .arg("--rules-dir")
-            .arg(&run.rules_dir)
-            .arg("--socket")
-            .arg(&run.socket)
-            .arg("--bpffs")
-            .arg(&run.pin_dir)
-            .env("NOTIFY_SOCKET", &run.notify)
-            .env("SECGROUP_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+impl<'h> Daemon<'h> {
+    fn start(settings: &Settings, host: &'h Host, run: &Run) -> Result<Daemon<'h>> {
         // The guard holds the pin directory before the daemon creates it.
         let mut daemon = Daemon {
-            child: None,
+            process: None,
+            host,
             binary: settings.secgroupd.clone(),
-            netns: host.path(),
             socket: run.socket.clone(),
-            pin_dir: run.pin_dir.clone(),
+            pins: PinDir::at(run.pin_dir.clone()),
             log: run.log.clone(),
         };
-        daemon.child = Some(command.spawn().context("starting secgroupd")?);
-        daemon.wait_ready(&notify)?;
+        let process = Secgroupd::new(&settings.secgroupd, &run.dir)
+            .netns(&host.ns)
+            .rules_dir(&run.rules_dir)
+            .socket(&run.socket)
+            .bpffs(&run.pin_dir)
+            .log(&run.log)
+            .env("SECGROUP_LOG", "info")
+            .ready_timeout(READY_TIMEOUT)
+            .try_start()
+            .context("starting secgroupd")?;
+        daemon.process = Some(process);
         Ok(daemon)
-    }
-
-    fn wait_ready(&mut self, notify: &UnixDatagram) -> Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut buf = [0u8; 512];
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                bail!(
-                    "secgroupd exited before READY=1 ({status}); log: {}",
-                    self.log.display()
-                );
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!(
-                    "secgroupd sent no READY=1 within {READY_TIMEOUT:?}; log: {}",
-                    self.log.display()
-                );
-            }
-            notify.set_read_timeout(Some(left.min(Duration::from_millis(100))))?;
-            if let Ok(n) = notify.recv(&mut buf)
-                && String::from_utf8_lossy(&buf[..n])
-                    .lines()
-                    .any(|l| l == "READY=1")
-            {
-                return Ok(());
-            }
-        }
     }
 
     fn client(&self) -> Client {
@@ -694,86 +629,56 @@ impl Daemon {
     /// the first attach, but a link event may still be on its way).
     fn wait_attached(&self, vms: usize) -> Result<()> {
         let client = self.client();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let status = status(&client)?;
-            let attached = status
+        let attached = |status: &Status| {
+            status
                 .instances
                 .iter()
                 .filter(|i| matches!(i.attach, AttachState::Attached { .. }))
-                .count();
-            if attached == vms {
-                return Ok(());
+                .count()
+        };
+        let mut last = status(&client)?;
+        let done = poll(Duration::from_secs(60), || match status(&client) {
+            Ok(now) => {
+                let all = attached(&now) == vms;
+                last = now;
+                all.then_some(Ok(()))
             }
-            if Instant::now() >= deadline {
-                let failed: Vec<String> = status
-                    .instances
-                    .iter()
-                    .filter_map(|i| match &i.attach {
-                        AttachState::Attached { .. } => None,
-                        other => Some(format!("{}: {other:?}", i.id)),
-                    })
-                    .take(5)
-                    .collect();
-                bail!(
-                    "{attached} of {vms} instances attached after 60 s: {}",
-                    failed.join("; ")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            Err(e) => Some(Err(e)),
+        });
+        if let Some(result) = done {
+            return result;
         }
+        let failed: Vec<String> = last
+            .instances
+            .iter()
+            .filter_map(|i| match &i.attach {
+                AttachState::Attached { .. } => None,
+                other => Some(format!("{}: {other:?}", i.id)),
+            })
+            .take(5)
+            .collect();
+        bail!(
+            "{} of {vms} instances attached after 60 s: {}",
+            attached(&last),
+            failed.join("; ")
+        )
     }
 }
 
-impl Drop for Daemon {
+impl Drop for Daemon<'_> {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(process) = self.process.take() {
+            process.kill();
         }
-        // Unpinning detaches every hook and frees the maps.
-        let uninstalled = in_netns(&self.binary, &self.netns).and_then(|mut command| {
-            Ok(command
-                .arg("--uninstall")
-                .arg("--bpffs")
-                .arg(&self.pin_dir)
-                .arg("--socket")
-                .arg(&self.socket)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()?)
-        });
-        if !matches!(uninstalled, Ok(status) if status.success()) {
+        // Unpinning detaches every hook and frees the maps; dropping
+        // `pins` removes whatever is left by hand.
+        if !uninstall(&self.binary, &self.host.ns, &self.pins.path, &self.socket) {
             eprintln!(
                 "secgroup-bench: `secgroupd --uninstall --bpffs {}` failed; removing the pins by hand",
-                self.pin_dir.display()
+                self.pins.path.display()
             );
-            let _ = secgroup_dataplane::uninstall(&self.pin_dir);
         }
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
     }
-}
-
-/// A command that runs `binary` in the network namespace at `netns`
-/// (network only, as `nsenter --net` does) and dies with us.
-fn in_netns(binary: &Path, netns: &Path) -> Result<Command> {
-    let ns = File::open(netns).with_context(|| format!("opening {}", netns.display()))?;
-    let mut command = Command::new(binary);
-    // SAFETY: only async-signal-safe calls between fork and exec; `ns`
-    // moves into the closure and stays open until the command is dropped.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    Ok(command)
 }
 
 #[cfg(test)]

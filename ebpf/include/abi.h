@@ -272,15 +272,55 @@ struct sg_config {
 	__u64 clock_offset_ns;
 };
 
+/* ---- Pin-directory metadata (sg_meta, one element) ------------------- */
+
+/*
+ * The version of every pinned layout in this header. Bump it whenever a
+ * pinned map's key, value or size changes (a reason appended to enum
+ * sg_reason grows sg_iface_stats, for one): a daemon refuses to adopt pins
+ * whose sg_meta carries another version rather than misread them. (An
+ * enum, not a #define, so that it is in the BTF the layout test reads.)
+ */
+enum sg_abi {
+	SG_ABI_VERSION = 2,
+	SG_META_SOCKET_LEN = 108, /* sizeof(sockaddr_un.sun_path) */
+};
+
+/*
+ * Owned by userspace; the programs never read it. It lives in the pins so
+ * that what must survive a restart survives exactly as long as the state
+ * it describes: table ids are handed out from next_table_id and never
+ * reused while a table, an interface or a conntrack entry may name them;
+ * the policy generation only grows; owner_token changes with every daemon
+ * start, so a daemon that finds another token in place knows someone else
+ * wrote its maps.
+ */
+struct sg_meta {
+	__u32 abi_version;      /* SG_ABI_VERSION of whoever created the pins */
+	__u32 pad;
+	__u64 next_table_id;    /* the next table id to hand out */
+	__u64 generation;       /* the last policy generation applied */
+	__u64 owner_token;      /* random, chosen by the owner at start */
+	__u64 owner_pid;        /* process holding the pin directory's lock */
+	__u64 owner_started_ms; /* unix time the owner took over */
+	char owner_socket[SG_META_SOCKET_LEN]; /* its API socket, NUL-padded */
+	__u32 pad2;
+};
+
 /* ---- Decision report ---------------------------------------------------- */
 
 /*
- * Every verdict is reported where BPF_PROG_TEST_RUN can read it back: in
- * the XDP metadata area in front of the frame, and in __sk_buff->cb[0..3]
- * for TC. That is how tests, the differential checker and `secgroupctl
+ * A BPF_PROG_TEST_RUN caller asks for the verdict by putting
+ * SG_DECISION_REQUEST in the 32-bit word after a report-sized slot: XDP
+ * metadata = slot (16 bytes), request word, then the frame; TC: slot in
+ * __sk_buff->cb[0..3], request word in cb[4]. The program then fills the
+ * slot with its sg_decision and leaves the request word alone, so repeated
+ * runs each report again. Real traffic carries no request and gets no
+ * report. That is how tests, the differential checker and `secgroupctl
  * trace` learn which rule decided, from the program itself.
  */
-#define SG_DECISION_MAGIC 0x53474456u /* "SGDV" */
+#define SG_DECISION_MAGIC 0x53474456u   /* "SGDV" */
+#define SG_DECISION_REQUEST 0x53474452u /* "SGDR" */
 
 struct sg_decision {
 	__u32 magic;            /* SG_DECISION_MAGIC */

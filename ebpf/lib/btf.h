@@ -21,4 +21,10 @@ SG_SUBPROG int sg_btf_abi_enums(enum sg_direction dir, enum sg_action action,
 	return dir + action + reason + state + timeout;
 }
 
+/* A second one: BPF functions take at most five arguments. */
+SG_SUBPROG int sg_btf_abi_enums2(enum sg_abi abi)
+{
+	return abi;
+}
+
 #endif /* SG_BTF_H */

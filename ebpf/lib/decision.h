@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The verdict of one packet (struct sg_decision, abi.h) and how it is
- * reported back to BPF_PROG_TEST_RUN callers:
- *  - TC: in __sk_buff->cb[0..3], which test runs return in ctx_out. The
- *    control block is scratch space for the current layer; qdiscs that use
- *    it initialise it at enqueue, after TCX has run.
- *  - XDP: in the metadata area right in front of the frame, grown with
- *    bpf_xdp_adjust_meta(); test runs return it at the start of data_out
- *    (16 bytes of metadata, then the frame).
- *    Drivers without metadata support (tun among them) refuse to grow it:
- *    the report is then skipped, the verdict stands.
+ * reported back to BPF_PROG_TEST_RUN callers, and to nobody else: only a
+ * run whose input carries SG_DECISION_REQUEST gets a report (see abi.h).
+ *  - TC: request in __sk_buff->cb[4], report in cb[0..3]; test runs take
+ *    cb from ctx_in and return it in ctx_out. On real traffic cb holds
+ *    whatever the layer above left there; in the rare case it happens to
+ *    match the request, the report lands in scratch space that qdiscs
+ *    initialise at enqueue, after TCX has run: harmless.
+ *  - XDP: request and report in the metadata area in front of the frame,
+ *    which a test run fills from data_in (ctx_in.data = its length) and
+ *    returns at the start of data_out. Frames from veth and tap arrive
+ *    with empty metadata, so real traffic fails the bounds check (two
+ *    context loads and a compare); only metadata an earlier XDP program
+ *    left (one that redirected the frame into a veth) gets as far as the
+ *    request word. The metadata is never grown.
  */
 #ifndef SG_DECISION_H
 #define SG_DECISION_H
@@ -48,8 +53,11 @@ static __always_inline void sg_report_tc(struct __sk_buff *skb, const struct sg_
 	union {
 		struct sg_decision d;
 		__u32 w[4];
-	} u = { .d = *d };
+	} u;
 
+	if (likely(skb->cb[4] != SG_DECISION_REQUEST))
+		return;
+	u.d = *d;
 	skb->cb[0] = u.w[0];
 	skb->cb[1] = u.w[1];
 	skb->cb[2] = u.w[2];
@@ -57,29 +65,26 @@ static __always_inline void sg_report_tc(struct __sk_buff *skb, const struct sg_
 }
 
 /*
- * Last thing an XDP program does: growing the metadata invalidates every
- * packet pointer.
- *
- * Metadata is empty when a frame arrives, so the report grows it by 16
- * bytes. A repeated test run (BPF_PROG_TEST_RUN with repeat) reuses one
- * buffer: from the second run on, the 16 bytes are already there and are
- * overwritten. data_out then always starts with exactly one report, the
- * last run's.
+ * The metadata a test run supplies: a slot for the report, then the
+ * request word, then the frame. A repeated run (BPF_PROG_TEST_RUN with
+ * repeat) reuses one buffer: every run finds the request still there and
+ * overwrites the slot, so data_out holds exactly one report, the last
+ * run's.
  */
+struct sg_decision_meta {
+	struct sg_decision report;
+	__u32 request;
+};
+
 static __always_inline void sg_report_xdp(struct xdp_md *ctx, const struct sg_decision *d)
 {
-	struct sg_decision *out = (void *)(long)ctx->data_meta;
-	void *data = (void *)(long)ctx->data;
+	struct sg_decision_meta *meta = (void *)(long)ctx->data_meta;
 
-	if ((void *)(out + 1) > data) {
-		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*d)))
-			return;
-		data = (void *)(long)ctx->data;
-		out = (void *)(long)ctx->data_meta;
-		if ((void *)(out + 1) > data)
-			return;
-	}
-	*out = *d;
+	if (likely((void *)(meta + 1) > (void *)(long)ctx->data))
+		return;
+	if (meta->request != SG_DECISION_REQUEST)
+		return;
+	meta->report = *d;
 }
 
 #endif /* SG_DECISION_H */

@@ -123,6 +123,15 @@ struct {
 	__uint(max_entries, 1);
 } sg_config SEC(".maps");
 
+/* Layout version, table-id counter, generation and owner of the pins
+ * (abi.h, struct sg_meta). Userspace only: no program reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sg_meta);
+	__uint(max_entries, 1);
+} sg_meta SEC(".maps");
+
 /*
  * Per-CPU state private to the programs: not part of the ABI, not pinned
  * (nothing worth keeping across restarts), never read by userspace.

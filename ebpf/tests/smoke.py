@@ -9,9 +9,11 @@ bpftool. Runs in a private mount namespace with its own bpffs on
 /sys/fs/bpf, so the maps it pins by name vanish when it exits and nothing
 outside is touched.
 
-Each check sends one packet through BPF_PROG_TEST_RUN and compares the
-decision the program reports (TC: __sk_buff cb[0..3], XDP: the metadata in
-front of data_out) and its return code. Checks run in order: conntrack and
+Each check sends one packet through BPF_PROG_TEST_RUN, asking for the
+decision report (abi.h SG_DECISION_REQUEST: TC in __sk_buff cb[4], XDP in
+the metadata in front of the frame), and compares the decision the program
+reports (TC: cb[0..3], XDP: the start of data_out) and its return code.
+Runs without the request must come back without a report. Checks run in order: conntrack and
 fragment state carry over from one to the next. The tables are written by
 hand here (classes as the classifier crate would build them), so this
 tests the data plane alone.
@@ -37,6 +39,10 @@ INGRESS, EGRESS = 0, 1
 TC, XDP = 'sg_tc_ingress', 'sg_xdp_egress'
 IFINDEX = 1            # test runs see the loopback device
 SKB_SIZE, SKB_CB = 192, 48  # sizeof(struct __sk_buff), offsetof(cb)
+XDP_MD_SIZE = 24            # sizeof(struct xdp_md)
+DECISION_MAGIC, DECISION_REQUEST = 0x53474456, 0x53474452
+# An empty report slot, then the request word: XDP metadata, TC cb[0..4].
+REQUEST = bytes(16) + struct.pack('<I', DECISION_REQUEST)
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 
 
@@ -171,27 +177,56 @@ class Runner:
         self.tmp, self.maps = tmp, maps
         self.passed, self.failed = 0, []
 
-    def run(self, prog, frame, name):
+    def test_run(self, prog, frame, request):
+        """One run; returns the return code and what the program left where
+        a report goes: TC cb[0..4], XDP the metadata in front of the frame."""
         self.maps.flush(self.tmp)
         data = os.path.join(self.tmp, 'in')
         out = os.path.join(self.tmp, 'out')
         ctx, ctx_out = os.path.join(self.tmp, 'ctx'), os.path.join(self.tmp, 'ctx_out')
+        if prog == TC:
+            skb = bytearray(SKB_SIZE)
+            if request:
+                skb[SKB_CB:SKB_CB + len(REQUEST)] = REQUEST
+            ctx_in = bytes(skb)
+        else:
+            # data_in = metadata + frame; xdp_md.data is where the frame
+            # starts, data_end must be the end of data_in.
+            meta = REQUEST if request else b''
+            frame = meta + frame
+            ctx_in = struct.pack('<6I', len(meta), len(frame), 0, 0, 0, 0)
         with open(data, 'wb') as f:
             f.write(frame)
+        with open(ctx, 'wb') as f:
+            f.write(ctx_in)
         args = ['bpftool', 'prog', 'run', 'pinned', f'{PROGS}/{prog}', 'data_in', data,
-                'data_out', out]
-        if prog == TC:
-            with open(ctx, 'wb') as f:
-                f.write(bytes(SKB_SIZE))
-            args += ['ctx_in', ctx, 'ctx_out', ctx_out]
+                'data_out', out, 'ctx_in', ctx, 'ctx_out', ctx_out]
         ret = int(sh(*args).split('Return value:')[1].split(',')[0])
-        with open(ctx_out if prog == TC else out, 'rb') as f:
-            raw = f.read()
-        report = raw[SKB_CB:SKB_CB + 16] if prog == TC else raw[:16]
-        magic, pos, table, reason, action, direction, _ = struct.unpack('<IIIBBBB', report)
-        if magic != 0x53474456:
+        with open(ctx_out, 'rb') as f:
+            ctx_after = f.read()
+        if prog == TC:
+            return ret, ctx_after[SKB_CB:SKB_CB + len(REQUEST)]
+        meta_len, = struct.unpack_from('<I', ctx_after, 0)  # xdp_md.data
+        with open(out, 'rb') as f:
+            return ret, f.read()[:meta_len]
+
+    def run(self, prog, frame, name):
+        ret, area = self.test_run(prog, frame, request=True)
+        if area[16:] != REQUEST[16:]:
+            return ret, None  # request word lost: the slot is not a report
+        magic, pos, table, reason, action, direction, _ = struct.unpack('<IIIBBBB', area[:16])
+        if magic != DECISION_MAGIC:
             return ret, None
         return ret, (REASONS[reason], pos, table, action, direction)
+
+    def check_unrequested(self, prog, frame, name):
+        """Without the request (real traffic), no report and no metadata."""
+        _, area = self.test_run(prog, frame, request=False)
+        if area == (bytes(len(REQUEST)) if prog == TC else b''):
+            self.passed += 1
+        else:
+            self.failed.append(name)
+            print(f'FAIL {name}: the program left {area.hex()} without a request')
 
     def check(self, prog, frame, name, reason, pos=NO_RULE, table=None):
         ret, got = self.run(prog, frame, name)
@@ -211,6 +246,10 @@ def scenario(r, m):
     vm, good, bad, router = '10.0.0.5', '198.51.100.10', '203.0.113.5', '192.0.2.1'
     vm6, good6, bad6 = 'fd00::5', '2001:db8::10', '2001:db9::10'
     c = r.check
+
+    # Reports only when asked for.
+    r.check_unrequested(TC, ipv4(good, vm, 6, tcp(40000, 80, SYN)), 'tc-unrequested')
+    r.check_unrequested(XDP, ipv4(vm, good, 6, tcp(80, 40000, SYN)), 'xdp-unrequested')
 
     # No sg_ifaces entry: IP fails closed, the rest passes.
     c(TC, ipv4(good, vm, 6, tcp(40000, 80, SYN)), 'no-policy', 'DROP_NO_POLICY')

@@ -17,15 +17,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::os::unix::process::CommandExt;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use secgroup_testbed::{Bridge, Daemon, NetNs, Scratch, Secgroupd, Veth, poll, quietly, uninstall};
 
 const HOST: &str = "sgdemo-host";
 const WEB: &str = "sgdemo-web";
@@ -85,27 +84,39 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 struct Demo {
-    dir: PathBuf,
-    daemon: Option<Child>,
+    // Dropped after `Drop::drop` has stopped the servers and the daemon,
+    // in this order: the namespaces, then the files.
+    daemon: Option<Daemon>,
     servers: Vec<Child>,
-    namespaces: Vec<&'static str>,
+    namespaces: Vec<NetNs>,
+    dir: Scratch,
 }
 
 impl Demo {
     fn new() -> Result<Demo> {
         // Leftovers of a demo that was killed hard.
         for ns in [HOST, WEB, DB, EXT] {
-            let _ = quiet("ip", &["netns", "del", ns]);
+            NetNs::remove(ns);
         }
         let _ = std::fs::remove_dir_all(PIN_DIR);
-        let dir = std::env::temp_dir().join(format!("secgroup-demo-{}", std::process::id()));
+        let dir = Scratch::try_at(
+            std::env::temp_dir().join(format!("secgroup-demo-{}", std::process::id())),
+        )?;
         std::fs::create_dir_all(dir.join("rules")).context("creating the demo directory")?;
         Ok(Demo {
-            dir,
             daemon: None,
             servers: Vec::new(),
             namespaces: Vec::new(),
+            dir,
         })
+    }
+
+    /// The namespace called `name`.
+    fn ns(&self, name: &str) -> Result<&NetNs> {
+        self.namespaces
+            .iter()
+            .find(|ns| ns.name == name)
+            .with_context(|| format!("no namespace {name}"))
     }
 
     fn socket(&self) -> PathBuf {
@@ -116,9 +127,10 @@ impl Demo {
         self.network()?;
         self.write_rules(false)?;
         self.start_daemon()?;
-        self.servers.push(serve_in(WEB, "80,22")?);
-        self.servers.push(serve_in(DB, "5432,22")?);
-        self.servers.push(serve_in(EXT, "80")?);
+        for (ns, ports) in [(WEB, "80,22"), (DB, "5432,22"), (EXT, "80")] {
+            let server = serve_in(self.ns(ns)?, ports)?;
+            self.servers.push(server);
+        }
         std::thread::sleep(Duration::from_millis(200));
 
         title("The rules (a temp file, as an operator would drop it into /etc/secgroup/rules.d)");
@@ -201,12 +213,15 @@ impl Demo {
         );
         self.write_rules(true)?;
         let started = Instant::now();
-        wait(Duration::from_secs(5), || {
-            Ok(self
-                .api("GET", "/v1/status", None)?
-                .contains("\"generation\": 2"))
-        })
-        .context("the change was not applied")?;
+        let applied = poll(Duration::from_secs(5), || {
+            match interrupted().and_then(|()| self.api("GET", "/v1/status", None)) {
+                Ok(status) => status.contains("\"generation\": 2").then_some(Ok(())),
+                Err(e) => Some(Err(e)),
+            }
+        });
+        applied
+            .unwrap_or_else(|| Err(anyhow!("timed out after 5 s")))
+            .context("the change was not applied")?;
         out!("applied within {:?} of the write", started.elapsed());
         failures += self.check_all(&[
             (
@@ -260,50 +275,34 @@ impl Demo {
     /// The host namespace with bridge br0 (198.51.100.1/24 for the VMs,
     /// 203.0.113.1/24 for the outside), and one veth per machine.
     fn network(&mut self) -> Result<()> {
-        for ns in [HOST, WEB, DB, EXT] {
-            sh("ip", &["netns", "add", ns])?;
-            self.namespaces.push(ns);
-            sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+        for name in [HOST, WEB, DB, EXT] {
+            interrupted()?;
+            self.namespaces.push(NetNs::try_create(name)?);
         }
-        sh("ip", &["-n", HOST, "link", "add", "br0", "type", "bridge"])?;
-        sh(
-            "ip",
-            &["-n", HOST, "addr", "add", "198.51.100.1/24", "dev", "br0"],
-        )?;
-        sh(
-            "ip",
-            &["-n", HOST, "addr", "add", "203.0.113.1/24", "dev", "br0"],
-        )?;
-        sh("ip", &["-n", HOST, "link", "set", "br0", "up"])?;
-        sh(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                HOST,
-                "sysctl",
-                "-q",
-                "-w",
-                "net.ipv4.ip_forward=1",
-            ],
-        )?;
-        for (ns, tap, addr, gateway) in [
+        let host = self.ns(HOST)?;
+        Bridge::new(host, "br0")
+            .addr("198.51.100.1/24")
+            .addr("203.0.113.1/24")
+            .try_create()?;
+        host.try_sysctl("net.ipv4.ip_forward", "1")?;
+        let machines = [
             (WEB, "tap-web", "198.51.100.10/24", "198.51.100.1"),
             (DB, "tap-db", "198.51.100.20/24", "198.51.100.1"),
             (EXT, "uplink", "203.0.113.7/24", "203.0.113.1"),
-        ] {
-            sh(
-                "ip",
-                &[
-                    "-n", HOST, "link", "add", tap, "type", "veth", "peer", "name", "eth0",
-                    "netns", ns,
-                ],
-            )?;
-            sh("ip", &["-n", HOST, "link", "set", tap, "master", "br0"])?;
-            sh("ip", &["-n", HOST, "link", "set", tap, "up"])?;
-            sh("ip", &["-n", ns, "addr", "add", addr, "dev", "eth0"])?;
-            sh("ip", &["-n", ns, "link", "set", "eth0", "up"])?;
-            sh("ip", &["-n", ns, "route", "add", "default", "via", gateway])?;
+        ];
+        let mut links = Vec::new();
+        for (ns, tap, addr, _) in machines {
+            links.push(
+                Veth::new(host, tap, self.ns(ns)?, "eth0")
+                    .master("br0")
+                    .peer_addr(addr),
+            );
+        }
+        interrupted()?;
+        Veth::try_create_all(&links)?;
+        for (ns, _, _, gateway) in machines {
+            self.ns(ns)?
+                .try_ip(&["route", "add", "default", "via", gateway])?;
         }
         Ok(())
     }
@@ -317,77 +316,29 @@ impl Demo {
 
     fn start_daemon(&mut self) -> Result<()> {
         let bin = crate::install::target_dir().join("debug/secgroupd");
-        let notify_path = self.dir.join("notify");
-        let notify = UnixDatagram::bind(&notify_path).context("binding the notify socket")?;
-        let log =
-            std::fs::File::create(self.dir.join("secgroupd.log")).context("creating the log")?;
-        let netns = std::fs::File::open(format!("/run/netns/{HOST}"))
-            .context("opening the host namespace")?;
-        let fd = netns.as_raw_fd();
-        let mut command = Command::new(&bin);
-        command
-            .arg("--rules-dir")
-            .arg(self.dir.join("rules"))
-            .arg("--socket")
-            .arg(self.socket())
-            .arg("--bpffs")
-            .arg(PIN_DIR)
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        // Enter only the network namespace (`ip netns exec` would also
-        // give it a private /sys without the host's bpffs).
-        // SAFETY: only setns, async-signal-safe, between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                // Die with us, whatever happens to us.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
         title("Starting secgroupd in the host namespace");
-        self.daemon = Some(
-            command
-                .spawn()
-                .with_context(|| format!("starting {}", bin.display()))?,
+        let daemon = Secgroupd::new(&bin, &self.dir.path)
+            .netns(self.ns(HOST)?)
+            .rules_dir(&self.dir.join("rules"))
+            .socket(&self.socket())
+            .bpffs(PIN_DIR.as_ref())
+            .log(&self.dir.join("secgroupd.log"))
+            .env("SECGROUP_LOG", "info")
+            .try_start()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        out!(
+            "secgroupd is ready: {}",
+            daemon.ready_message().replace('\n', "; ")
         );
-        drop(netns);
-        notify.set_read_timeout(Some(Duration::from_millis(100)))?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut buf = [0u8; 512];
-        loop {
-            interrupted()?;
-            if let Ok(n) = notify.recv(&mut buf) {
-                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-                if message.lines().any(|l| l == "READY=1") {
-                    out!("secgroupd is ready: {}", message.replace('\n', "; "));
-                    return Ok(());
-                }
-            }
-            if let Some(Ok(Some(status))) = self.daemon.as_mut().map(Child::try_wait) {
-                bail!(
-                    "secgroupd exited ({status}); see {}",
-                    self.dir.join("secgroupd.log").display()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!("secgroupd did not become ready within 30 s");
-            }
-        }
+        self.daemon = Some(daemon);
+        Ok(())
     }
 
     fn check_all(&self, checks: &[(&str, &str, &str, Probe, bool)]) -> Result<usize> {
         let mut failures = 0;
         for (what, from, to, probe, expected) in checks {
             interrupted()?;
-            let passed = probe.run(from, to)?;
+            let passed = probe.run(self.ns(from)?, to)?;
             let word = |ok: bool| if ok { "ACCEPTED" } else { "DROPPED " };
             let mark = if passed == *expected { "ok  " } else { "FAIL" };
             out!("  {mark} {what:<56} {}", word(passed));
@@ -427,34 +378,21 @@ impl Drop for Demo {
             let _ = server.kill();
             let _ = server.wait();
         }
-        if let Some(mut daemon) = self.daemon.take() {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !matches!(daemon.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = daemon.kill();
-            let _ = daemon.wait();
+        if let Some(daemon) = self.daemon.take() {
+            let _ = daemon.try_terminate(Duration::from_secs(5));
         }
         // Detach the pinned hooks and free the maps.
-        let uninstall = Command::new(crate::install::target_dir().join("debug/secgroupd"))
-            .args(["--uninstall", "--bpffs", PIN_DIR, "--socket"])
-            .arg(self.socket())
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if !uninstall.is_ok_and(|s| s.success()) {
+        let bin = crate::install::target_dir().join("debug/secgroupd");
+        let uninstalled = self
+            .ns(HOST)
+            .is_ok_and(|host| uninstall(&bin, host, PIN_DIR.as_ref(), &self.socket()));
+        if !uninstalled {
             let _ = std::fs::remove_dir_all(PIN_DIR);
         }
-        for ns in self.namespaces.drain(..) {
-            let _ = quiet("ip", &["netns", "del", ns]);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.namespaces.clear();
         out!(
             "removed the namespaces, the pins ({PIN_DIR}) and {}",
-            self.dir.display()
+            self.dir.path.display()
         );
     }
 }
@@ -467,39 +405,27 @@ enum Probe {
 
 impl Probe {
     /// Whether the traffic got through, from namespace `from` to `to`.
-    fn run(self, from: &str, to: &str) -> Result<bool> {
+    fn run(self, from: &NetNs, to: &str) -> Result<bool> {
         let exe = std::env::current_exe().context("finding the xtask binary")?;
-        let status = match self {
-            Probe::Tcp(port) => Command::new("ip")
-                .args(["netns", "exec", from])
-                .arg(&exe)
-                .args(["demo", "--connect", &format!("{to}:{port}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status(),
-            Probe::Ping => Command::new("ip")
-                .args([
-                    "netns", "exec", from, "ping", "-c", "1", "-W", "1", "-q", to,
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status(),
-        }
-        .context("running a probe")?;
-        Ok(status.success())
+        Ok(match self {
+            Probe::Tcp(port) => quietly(from.try_command(&exe)?.args([
+                "demo",
+                "--connect",
+                &format!("{to}:{port}"),
+            ])),
+            Probe::Ping => from.succeeds(&["ping", "-c", "1", "-W", "1", "-q", to]),
+        })
     }
 }
 
 /// Starts `demo --serve PORTS` in namespace `ns`.
-fn serve_in(ns: &str, ports: &str) -> Result<Child> {
+fn serve_in(ns: &NetNs, ports: &str) -> Result<Child> {
     let exe = std::env::current_exe().context("finding the xtask binary")?;
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(exe)
+    ns.try_command(exe)?
         .args(["demo", "--serve", ports])
         .stdin(Stdio::null())
         .spawn()
-        .with_context(|| format!("starting the servers in {ns}"))
+        .with_context(|| format!("starting the servers in {}", ns.name))
 }
 
 /// `demo --serve 80,22`: on each port, greets and closes every connection.
@@ -566,40 +492,4 @@ fn rules(admin_ssh: bool) -> String {
 
 fn title(text: &str) {
     out!("\n== {text}");
-}
-
-fn wait(timeout: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        interrupted()?;
-        if done()? {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    bail!("timed out after {timeout:?}")
-}
-
-fn sh(program: &str, args: &[&str]) -> Result<()> {
-    interrupted()?;
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "{program} {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn quiet(program: &str, args: &[&str]) -> std::io::Result<std::process::ExitStatus> {
-    Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
 }

@@ -20,8 +20,8 @@ use std::net::Ipv4Addr;
 
 use anyhow::Result;
 
-use super::topology::NetNs;
 use crate::rules::{LAST_PORTS, LAST_REMOTE};
+use secgroup_testbed::NetNs;
 
 pub const TABLE: &str = "sgbench";
 
@@ -80,7 +80,7 @@ pub struct NftTable<'a> {
 
 impl<'a> NftTable<'a> {
     pub fn load(ns: &'a NetNs, ruleset: &str) -> Result<NftTable<'a>> {
-        ns.exec(&["nft", "-f", "-"], Some(ruleset))?;
+        ns.try_exec(&["nft", "-f", "-"], Some(ruleset))?;
         Ok(NftTable { ns })
     }
 }
@@ -89,7 +89,7 @@ impl Drop for NftTable<'_> {
     fn drop(&mut self) {
         if let Err(e) = self
             .ns
-            .exec(&["nft", "delete", "table", "inet", TABLE], None)
+            .try_exec(&["nft", "delete", "table", "inet", TABLE], None)
         {
             eprintln!("secgroup-bench: removing the nftables table: {e:#}");
         }

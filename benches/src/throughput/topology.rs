@@ -5,13 +5,11 @@
 //! Every namespace is deleted on drop, panics included, which also removes
 //! the veths, the bridge and any nftables table inside.
 
-use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use secgroup_dataplane::netns;
+use secgroup_testbed::{Bridge, NetNs, Veth, unique_with};
 
 pub const BRIDGE: &str = "br0";
 pub const TAP_A: &str = "tap-a";
@@ -20,108 +18,21 @@ pub const TAP_B: &str = "tap-b";
 pub const GUEST_IF: &str = "eth0";
 pub const VM_A: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 pub const VM_B: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
-/// Namespace names start with this, then the pid of the benchmark.
-const PREFIX: &str = "sgb-";
+/// Names of namespaces, temp dirs and pin directories start with this,
+/// then the pid of the benchmark (`secgroup_testbed::unique_with`), so a
+/// run killed by a signal is swept by the next one.
+pub const PREFIX: &str = "sgb";
 
-/// A network namespace deleted on drop.
-pub struct NetNs {
-    name: String,
-}
-
-impl NetNs {
-    fn new(role: &str) -> Result<NetNs> {
-        let name = format!("{PREFIX}{}-{role}", std::process::id());
-        run(&["ip", "netns", "add", &name], None)?;
-        let ns = NetNs { name };
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn path(&self) -> PathBuf {
-        netns::named(&self.name)
-    }
-
-    pub fn ip(&self, args: &[&str]) -> Result<()> {
-        let mut full = vec!["ip", "-n", &self.name];
-        full.extend_from_slice(args);
-        run(&full, None)
-    }
-
-    /// Runs a command inside the namespace, `stdin` fed to it.
-    pub fn exec(&self, args: &[&str], stdin: Option<&str>) -> Result<()> {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        run(&full, stdin)
-    }
-
-    fn sysctl(&self, settings: &[&str]) -> Result<()> {
-        let mut args = vec!["sysctl", "-q", "-w"];
-        args.extend_from_slice(settings);
-        self.exec(&args, None)
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Runs a command to completion, feeding `stdin` if given; its stderr
-/// becomes the error when it fails.
-pub(crate) fn run(args: &[&str], stdin: Option<&str>) -> Result<()> {
-    let mut child = Command::new(args[0])
-        .args(&args[1..])
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", args[0]))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .with_context(|| format!("feeding {}", args.join(" ")))?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// Deletes namespaces of earlier benchmark runs that died without cleaning
-/// up (killed by a signal): those whose pid no longer exists.
+/// Removes what earlier benchmark runs that died without cleaning up
+/// (killed by a signal) left: namespaces, pins and temp dirs whose pid no
+/// longer exists.
 pub fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists() {
-            eprintln!("secgroup-bench: removing namespace {name} left by a dead run");
-            let _ = run(&["ip", "netns", "del", &name], None);
-        }
-    }
+    secgroup_testbed::sweep(PREFIX);
+}
+
+/// A fresh namespace `sgb-PID-N-ROLE`, deleted on drop.
+pub fn namespace(role: &str) -> Result<NetNs> {
+    Ok(NetNs::try_create(&unique_with(PREFIX, role))?)
 }
 
 pub struct Topology {
@@ -133,45 +44,32 @@ pub struct Topology {
 impl Topology {
     pub fn new() -> Result<Topology> {
         let topology = Topology {
-            host: NetNs::new("host")?,
-            vm_a: NetNs::new("vm-a")?,
-            vm_b: NetNs::new("vm-b")?,
+            host: namespace("host")?,
+            vm_a: namespace("vm-a")?,
+            vm_b: namespace("vm-b")?,
         };
         for ns in [&topology.host, &topology.vm_a, &topology.vm_b] {
-            ns.sysctl(&[
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ])?;
+            ns.try_sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+            ns.try_sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
         }
         // Bridged frames skip iptables/nftables unless a variant turns it
         // on for the bridge (`set_bridge_netfilter`); the sysctl is per
         // namespace.
-        topology.host.sysctl(&[
-            "net.bridge.bridge-nf-call-iptables=0",
-            "net.bridge.bridge-nf-call-ip6tables=0",
-            "net.bridge.bridge-nf-call-arptables=0",
-        ])?;
-        let host = &topology.host;
-        host.ip(&["link", "add", BRIDGE, "type", "bridge"])?;
-        host.ip(&["link", "set", BRIDGE, "up"])?;
-        for (tap, vm, addr) in [(TAP_A, &topology.vm_a, VM_A), (TAP_B, &topology.vm_b, VM_B)] {
-            host.ip(&[
-                "link",
-                "add",
-                tap,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                GUEST_IF,
-                "netns",
-                vm.name(),
-            ])?;
-            host.ip(&["link", "set", tap, "master", BRIDGE])?;
-            host.ip(&["link", "set", tap, "up"])?;
-            vm.ip(&["addr", "add", &format!("{addr}/24"), "dev", GUEST_IF])?;
-            vm.ip(&["link", "set", GUEST_IF, "up"])?;
+        for key in ["iptables", "ip6tables", "arptables"] {
+            topology
+                .host
+                .try_sysctl(&format!("net.bridge.bridge-nf-call-{key}"), "0")?;
         }
+        let host = &topology.host;
+        Bridge::new(host, BRIDGE).try_create()?;
+        Veth::try_create_all(&[
+            Veth::new(host, TAP_A, &topology.vm_a, GUEST_IF)
+                .master(BRIDGE)
+                .peer_addr(&format!("{VM_A}/24")),
+            Veth::new(host, TAP_B, &topology.vm_b, GUEST_IF)
+                .master(BRIDGE)
+                .peer_addr(&format!("{VM_B}/24")),
+        ])?;
         Ok(topology)
     }
 
@@ -179,7 +77,7 @@ impl Topology {
     /// inet hooks, conntrack included (what libvirt and Neutron's
     /// iptables driver rely on).
     pub fn set_bridge_netfilter(&self, on: bool) -> Result<()> {
-        self.host.ip(&[
+        self.host.try_ip(&[
             "link",
             "set",
             BRIDGE,
@@ -187,7 +85,8 @@ impl Topology {
             "bridge",
             "nf_call_iptables",
             if on { "1" } else { "0" },
-        ])
+        ])?;
+        Ok(())
     }
 
     /// Packets VM B's interface has received.

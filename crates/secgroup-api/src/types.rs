@@ -57,6 +57,45 @@ pub struct Status {
     /// Interfaces that carry secgroup's hooks but no instance binds: they
     /// drop all IP traffic (fail closed) until bound again or removed.
     pub unbound_interfaces: Vec<UnboundInterface>,
+    /// `ok`, or `degraded` with every reason.
+    pub health: Health,
+    /// Who owns the pin directory (holds its lock): this daemon.
+    pub owner: Option<PinOwner>,
+    /// The layout version of the pins this daemon reads and writes.
+    pub abi_version: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok` or `degraded`.
+    pub state: HealthState,
+    /// Why it is degraded; empty when ok.
+    pub reasons: Vec<DegradedReason>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthState {
+    Ok,
+    Degraded,
+}
+
+/// One reason the daemon is not fully enforcing what it reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DegradedReason {
+    /// A stable word for scripts: `reload-failed`, `not-enforced`,
+    /// `attach-failed`, `pins-tampered`, `unbound-drops-all`,
+    /// `no-policy`, `kernel-diverged`, `private-bpffs`.
+    pub kind: String,
+    /// The same for people, naming what is affected.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinOwner {
+    pub pid: u64,
+    pub socket: String,
+    pub since: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

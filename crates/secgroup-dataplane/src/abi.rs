@@ -11,6 +11,8 @@ pub const RULESET_WORDS: usize = MAX_RULES / 64;
 pub const NO_RULE: u32 = u32::MAX;
 pub const NO_TABLE: u32 = 0;
 pub const DECISION_MAGIC: u32 = 0x5347_4456;
+/// Asks a test run for its decision report (abi.h `SG_DECISION_REQUEST`).
+pub const DECISION_REQUEST: u32 = 0x5347_4452;
 
 pub const IFACE_F_KEEP_ESTABLISHED: u32 = 1 << 0;
 
@@ -368,6 +370,61 @@ pub struct Config {
     pub clock_offset_ns: u64,
 }
 
+/// `enum sg_abi`: the version of every pinned layout (see [`Meta`]).
+pub const ABI_VERSION: u32 = 2;
+pub const META_SOCKET_LEN: usize = 108;
+
+/// `struct sg_meta`: owned by userspace, never read by the programs.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub abi_version: u32,
+    pub pad: u32,
+    pub next_table_id: u64,
+    pub generation: u64,
+    pub owner_token: u64,
+    pub owner_pid: u64,
+    pub owner_started_ms: u64,
+    pub owner_socket: [u8; META_SOCKET_LEN],
+    pub pad2: u32,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            abi_version: 0,
+            pad: 0,
+            next_table_id: 0,
+            generation: 0,
+            owner_token: 0,
+            owner_pid: 0,
+            owner_started_ms: 0,
+            owner_socket: [0; META_SOCKET_LEN],
+            pad2: 0,
+        }
+    }
+}
+
+impl Meta {
+    /// The owner's socket path as written (NUL padding removed).
+    pub fn socket(&self) -> String {
+        let end = self
+            .owner_socket
+            .iter()
+            .position(|b| *b == 0)
+            .unwrap_or(META_SOCKET_LEN);
+        String::from_utf8_lossy(&self.owner_socket[..end]).into_owned()
+    }
+
+    /// Stores `path`, cut to fit with room for a NUL.
+    pub fn set_socket(&mut self, path: &str) {
+        self.owner_socket = [0; META_SOCKET_LEN];
+        let bytes = path.as_bytes();
+        let n = bytes.len().min(META_SOCKET_LEN - 1);
+        self.owner_socket[..n].copy_from_slice(&bytes[..n]);
+    }
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Decision {
@@ -424,6 +481,7 @@ pod!(
     IfaceStatsKey,
     IfaceStats,
     Config,
+    Meta,
     Decision,
 );
 
@@ -614,6 +672,15 @@ mod layout {
         );
         check(
             &layouts,
+            "sg_meta",
+            size_of::<Meta>(),
+            fields!(Meta;
+            abi_version => abi_version, pad => pad, next_table_id => next_table_id,
+            generation => generation, owner_token => owner_token, owner_pid => owner_pid,
+            owner_started_ms => owner_started_ms, owner_socket => owner_socket, pad2 => pad2),
+        );
+        check(
+            &layouts,
             "sg_decision",
             size_of::<Decision>(),
             fields!(Decision;
@@ -695,6 +762,18 @@ mod layout {
             ],
             ("SG_DIR_MAX", DIR_MAX),
         );
+        let abi = layouts
+            .enum_values("sg_abi")
+            .unwrap_or_else(|| panic!("enum sg_abi is not in the object's BTF"));
+        for (name, value) in [
+            ("SG_ABI_VERSION", i64::from(ABI_VERSION)),
+            ("SG_META_SOCKET_LEN", META_SOCKET_LEN as i64),
+        ] {
+            assert!(
+                abi.iter().any(|(n, v)| n == name && *v == value),
+                "sg_abi::{name}: C says {abi:?}, Rust says {value}"
+            );
+        }
         check_enum(
             "sg_action",
             &[

@@ -79,11 +79,79 @@ pub enum DataplaneError {
         #[source]
         source: io::Error,
     },
+    /// Looking an interface up failed for a reason that says nothing about
+    /// the interface (EMFILE, ENOBUFS, ...): it may well exist.
+    #[error("looking up interface {name:?}")]
+    InterfaceLookup {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
     /// 2^32 table ids have been used: restart the daemon with fresh pins.
     #[error("table ids exhausted")]
     TableIdsExhausted,
+    /// Another process holds the pin directory's lock.
+    #[error(
+        "pin directory {} is owned by {}: one secgroupd per pin directory; stop that one first, or give this \
+         one another --bpffs",
+        dir.display(),
+        holder.as_ref().map_or_else(
+            || "another process".to_owned(),
+            |h| format!("secgroupd pid {} (socket {})", h.pid, h.socket)
+        )
+    )]
+    PinDirLocked {
+        dir: PathBuf,
+        holder: Option<crate::Owner>,
+    },
+    /// The pins were made with a layout this build would misread.
+    #[error(
+        "the pins in {} have a layout this build cannot read ({found}; this build reads layout version \
+         {expected}): run the secgroupd that made them, or remove them with `secgroupd --uninstall --bpffs {}` \
+         (every hook detaches until the next start) and start this one again",
+        dir.display(),
+        dir.display()
+    )]
+    IncompatiblePins {
+        dir: PathBuf,
+        found: String,
+        expected: u32,
+    },
+    /// The embedded object could not be parsed.
+    #[error("parsing the eBPF object: {message}")]
+    Object { message: String },
+    /// An apply failed half-way and putting the previous entries back
+    /// failed too: the in-memory view was re-read from the kernel, which
+    /// now holds a mix of old and new bindings.
+    #[error(
+        "applying the policy failed ({apply}) and restoring the previous one failed too ({undo}); the \
+         kernel state was re-read and holds part of each"
+    )]
+    ApplyNotUndone { apply: String, undo: String },
+    /// The pin directory is on a bpffs private to this process's mount
+    /// namespace: every pin (and so every hook) would die with the process.
+    #[error(
+        "{} is on a bpffs private to this process's mount namespace (mounted by it, or under `ip netns exec`, \
+         which remounts /sys): pinned hooks would detach when it exits. Run secgroupd in the host's mount \
+         namespace (for another network namespace: `nsenter --net=/run/netns/NAME secgroupd ...`, not \
+         `ip netns exec`), with the host's /sys/fs/bpf mounted",
+        dir.display()
+    )]
+    PrivateBpffs { dir: PathBuf },
 }
 
 pub(crate) fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> DataplaneError {
     move |source| DataplaneError::Map { name, source }
+}
+
+/// `error: cause: cause`, the whole chain on one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

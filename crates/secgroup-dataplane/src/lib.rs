@@ -11,19 +11,24 @@ pub mod abi;
 mod bpffs;
 #[cfg(test)]
 mod btf;
-mod dataplane;
+pub(crate) mod dataplane;
 mod error;
+mod linkinfo;
 mod maps;
 pub mod netns;
 pub mod object;
 pub mod packet;
+mod pins;
 mod tables;
 mod testrun;
 mod uids;
+mod uninstall;
 
 pub use dataplane::{
-    AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, InterfaceBinding, LoadOptions,
-    RuleHits, XdpAttachMode, uninstall,
+    AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, InterfaceBinding,
+    LoadOptions, Owner, RuleHits, Tampering, XdpAttachMode,
 };
 pub use error::DataplaneError;
+pub use pins::PinLock;
 pub use testrun::{Hook, TestRunOutcome, TestRunner};
+pub use uninstall::uninstall;

@@ -18,6 +18,7 @@ pub(crate) mod names {
     pub const RULE_HITS: &str = "sg_rule_hits";
     pub const IF_STATS: &str = "sg_if_stats";
     pub const CONFIG: &str = "sg_config";
+    pub const META: &str = "sg_meta";
     pub const RCU_BARRIER: &str = "sg_rcu_barrier";
 }
 
@@ -37,6 +38,7 @@ pub(crate) const PINNED: &[&str] = &[
     names::RULE_HITS,
     names::IF_STATS,
     names::CONFIG,
+    names::META,
 ];
 
 pub(crate) struct Maps {
@@ -51,6 +53,7 @@ pub(crate) struct Maps {
     pub rule_hits: PerCpuHashMap<MapData, RuleCounterKey, RuleCounter>,
     pub if_stats: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats>,
     pub config: Array<MapData, Config>,
+    pub meta: Array<MapData, Meta>,
     pub rcu_barrier: ArrayOfMaps<MapData, Array<MapData, u32>>,
 }
 
@@ -80,6 +83,7 @@ impl Maps {
             rule_hits: typed!(ebpf, RULE_HITS),
             if_stats: typed!(ebpf, IF_STATS),
             config: typed!(ebpf, CONFIG),
+            meta: typed!(ebpf, META),
             rcu_barrier: typed!(ebpf, RCU_BARRIER),
         })
     }

@@ -43,30 +43,49 @@ pub fn run_in<T: Send>(netns: &Path, work: impl FnOnce() -> T + Send) -> Result<
     })
 }
 
+/// Whether a failed name/index lookup means "no such interface". Only
+/// ENODEV and ENXIO do; anything else (EMFILE, ENOBUFS, EINTR...) says
+/// nothing about the interface and must never be taken for its absence.
+fn lookup_error(what: String, err: io::Error) -> DataplaneError {
+    match err.raw_os_error() {
+        Some(libc::ENODEV | libc::ENXIO) => DataplaneError::UnknownInterface { name: what },
+        _ => DataplaneError::InterfaceLookup {
+            name: what,
+            source: err,
+        },
+    }
+}
+
 /// The ifindex of `name` in the calling thread's namespace.
+/// [`DataplaneError::UnknownInterface`] only when the kernel says there is
+/// no such interface.
 pub fn ifindex(name: &str) -> Result<u32, DataplaneError> {
-    let unknown = || DataplaneError::UnknownInterface {
-        name: name.to_owned(),
+    let Ok(c_name) = std::ffi::CString::new(name) else {
+        return Err(DataplaneError::UnknownInterface {
+            name: name.to_owned(),
+        });
     };
-    let c_name = std::ffi::CString::new(name).map_err(|_| unknown())?;
     // SAFETY: c_name is NUL-terminated.
     let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
     if index == 0 {
-        Err(unknown())
+        Err(lookup_error(name.to_owned(), io::Error::last_os_error()))
     } else {
         Ok(index)
     }
 }
 
 /// The name of interface `ifindex` in the calling thread's namespace.
+/// [`DataplaneError::UnknownInterface`] only when the kernel says there is
+/// no such interface.
 pub fn ifname(ifindex: u32) -> Result<String, DataplaneError> {
     let mut buf = [0u8; libc::IF_NAMESIZE];
     // SAFETY: buf has the IF_NAMESIZE bytes if_indextoname may write.
     let name = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr().cast()) };
     if name.is_null() {
-        return Err(DataplaneError::UnknownInterface {
-            name: format!("#{ifindex}"),
-        });
+        return Err(lookup_error(
+            format!("#{ifindex}"),
+            io::Error::last_os_error(),
+        ));
     }
     let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     Ok(String::from_utf8_lossy(&buf[..len]).into_owned())

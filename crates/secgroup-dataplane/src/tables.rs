@@ -63,6 +63,19 @@ impl TableStore {
         Ok(id)
     }
 
+    /// The id the next [`allocate`](Self::allocate) returns.
+    pub fn next_id(&self) -> u32 {
+        self.next_id
+    }
+
+    /// Forgets every table (their entries stay in the kernel, to be swept)
+    /// and continues numbering from at least `next_id`.
+    pub fn forget_all(&mut self, next_id: u32) {
+        self.by_list.clear();
+        self.tables.clear();
+        self.next_id = self.next_id.max(next_id).max(1);
+    }
+
     pub fn insert(&mut self, id: u32, list: RuleList, table: Table) {
         self.by_list.insert(list.clone(), id);
         self.tables.insert(id, StoredTable { list, table });
@@ -199,8 +212,23 @@ pub(crate) fn delete(maps: &mut Maps, id: u32, table: &Table) {
     }
 }
 
-/// Every table id present in any table map or referenced by an interface.
-pub(crate) fn ids_in_kernel(maps: &Maps) -> Result<HashSet<u32>, DataplaneError> {
+/// The table ids found in the kernel.
+pub(crate) struct KernelIds {
+    /// Ids present in any table map or referenced by an interface.
+    pub tables: HashSet<u32>,
+    /// The highest id a conntrack entry carries (entries outlive tables).
+    pub conntrack_max: Option<u32>,
+    pub conntrack_entries: usize,
+}
+
+impl KernelIds {
+    /// The highest id anything in the kernel may still name.
+    pub fn max(&self) -> Option<u32> {
+        self.tables.iter().copied().chain(self.conntrack_max).max()
+    }
+}
+
+pub(crate) fn ids_in_kernel(maps: &Maps) -> Result<KernelIds, DataplaneError> {
     let mut ids = HashSet::new();
     for iface in maps.ifaces.iter() {
         let (_, iface) = iface.map_err(map_err(names::IFACES))?;
@@ -221,7 +249,30 @@ pub(crate) fn ids_in_kernel(maps: &Maps) -> Result<HashSet<u32>, DataplaneError>
     for key in maps.l4.keys() {
         ids.insert(key.map_err(map_err(names::L4))?.data().table);
     }
-    Ok(ids)
+    let mut conntrack_max = None;
+    let mut conntrack_entries = 0;
+    // An entry that vanishes (LRU, expiry) between the key walk and the
+    // lookup is simply skipped.
+    for entry in maps.ct.iter().filter_map(Result::ok) {
+        conntrack_entries += 1;
+        conntrack_max = conntrack_max.max(Some(entry.1.table));
+    }
+    Ok(KernelIds {
+        tables: ids,
+        conntrack_max,
+        conntrack_entries,
+    })
+}
+
+/// Reference counts of the table ids a set of interface entries use.
+pub(crate) fn refs_of<'a>(ifaces: impl Iterator<Item = &'a Iface>) -> HashMap<u32, usize> {
+    let mut refs = HashMap::new();
+    for iface in ifaces {
+        for table in iface.table.iter().filter(|t| **t != NO_TABLE) {
+            *refs.entry(*table).or_default() += 1;
+        }
+    }
+    refs
 }
 
 /// Deletes every table entry whose id is not in `keep`; returns how many

@@ -2,6 +2,12 @@
 //! real program against the real maps, and the program's own decision
 //! report (abi.h `struct sg_decision`) comes back with the verdict.
 //!
+//! The programs report only when asked: [`TestRunner::run`] puts a report
+//! slot and abi.h's `SG_DECISION_REQUEST` in the XDP metadata in front of
+//! the frame or in TC's `__sk_buff` cb, where real traffic carries none;
+//! [`TestRunner::run_unrequested`] runs a frame the way real traffic
+//! arrives.
+//!
 //! [`TestRunner`] owns duplicates of the program fds and issues the syscall
 //! itself (aya's `TestRun` needs a borrow of the program), so any number of
 //! threads can run frames while the owner of the [`Dataplane`] swaps
@@ -15,7 +21,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
-use crate::abi::Decision;
+use crate::abi::{DECISION_REQUEST, Decision};
 use crate::error::DataplaneError;
 use crate::object::{PROG_TC_INGRESS, PROG_XDP_EGRESS};
 
@@ -41,6 +47,19 @@ pub struct TestRunOutcome {
     pub duration: Duration,
 }
 
+/// What the program did with a frame that did not ask for a report
+/// ([`TestRunner::run_unrequested`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnrequestedOutcome {
+    /// The frame would continue.
+    pub passed: bool,
+    /// The raw return code of the program.
+    pub return_value: u32,
+    /// Where a report would go, after the run: XDP's metadata area in
+    /// front of the frame (its length included), TC's `__sk_buff` cb.
+    pub metadata: Vec<u8>,
+}
+
 // Return codes (linux/bpf.h, linux/pkt_cls.h).
 const XDP_PASS: u32 = 2;
 const TC_ACT_OK: u32 = 0;
@@ -49,12 +68,15 @@ const TCX_NEXT: u32 = u32::MAX; // -1
 // Offsets in the UAPI `struct __sk_buff` (append-only, so stable).
 const SKB_IFINDEX: usize = 40;
 const SKB_CB: usize = 48;
+/// `sizeof(__sk_buff.cb)`: five words.
+const SKB_CB_LEN: usize = 20;
 /// `sizeof(struct __sk_buff)`: the kernel refuses (ENOSPC) a shorter
 /// ctx_out.
 const SKB_CTX_LEN: usize = 192;
 // Offsets in `struct xdp_md`.
 const XDP_MD_LEN: usize = 24;
 const XDP_MD_DATA: usize = 0;
+const XDP_MD_DATA_END: usize = 4;
 const XDP_MD_INGRESS_IFINDEX: usize = 12;
 
 /// `BPF_PROG_TEST_RUN`, the bpf(2) command number.
@@ -144,7 +166,8 @@ impl TestRunner {
     }
 
     /// Runs `frame` through the program of `hook`, `repeat` times (the
-    /// reported duration is the mean). `ifindex`: the interface the frame
+    /// reported duration is the mean), asking for the decision report (the
+    /// last run's). `ifindex`: the interface the frame
     /// pretends to use, which must exist in the calling thread's network
     /// namespace; `None` means that namespace's loopback.
     pub fn run(
@@ -154,31 +177,75 @@ impl TestRunner {
         ifindex: Option<u32>,
         repeat: u32,
     ) -> Result<TestRunOutcome, DataplaneError> {
-        match hook {
-            Hook::Xdp => self.run_xdp(frame, ifindex, repeat),
-            Hook::Tc => self.run_tc(frame, ifindex, repeat),
-        }
+        let (raw, area) = match hook {
+            Hook::Xdp => self.run_xdp(frame, &REQUEST, ifindex, repeat)?,
+            Hook::Tc => self.run_tc(frame, &REQUEST, ifindex, repeat)?,
+        };
+        // The program fills the slot and leaves the request word and the
+        // metadata length alone; anything else means it did not follow
+        // the protocol, and the slot is not trusted.
+        let intact =
+            area.len() == REQUEST.len() && area[Decision::SIZE..] == REQUEST[Decision::SIZE..];
+        let decision = if intact {
+            Decision::from_bytes(&area)
+        } else {
+            None
+        };
+        Ok(TestRunOutcome {
+            passed: passed(hook, raw.retval),
+            return_value: raw.retval,
+            decision,
+            duration: Duration::from_nanos(u64::from(raw.duration_ns)),
+        })
     }
 
+    /// Runs `frame` once the way real traffic reaches the program of
+    /// `hook`: without the report request. `metadata` is what the frame
+    /// carries where a test run's request would go: for XDP the metadata
+    /// area in front of it (empty for frames from veth and tap; a multiple
+    /// of 4 bytes), for TC the start of `__sk_buff` cb (at most 20 bytes,
+    /// the rest zero). The outcome shows what the program left there.
+    pub fn run_unrequested(
+        &self,
+        hook: Hook,
+        frame: &[u8],
+        ifindex: Option<u32>,
+        metadata: &[u8],
+    ) -> Result<UnrequestedOutcome, DataplaneError> {
+        let (raw, metadata) = match hook {
+            Hook::Xdp => self.run_xdp(frame, metadata, ifindex, 1)?,
+            Hook::Tc => self.run_tc(frame, metadata, ifindex, 1)?,
+        };
+        Ok(UnrequestedOutcome {
+            passed: passed(hook, raw.retval),
+            return_value: raw.retval,
+            metadata,
+        })
+    }
+
+    /// One XDP test run of `frame` behind `meta`; returns the metadata
+    /// area as the program left it.
     fn run_xdp(
         &self,
         frame: &[u8],
+        meta: &[u8],
         ifindex: Option<u32>,
         repeat: u32,
-    ) -> Result<TestRunOutcome, DataplaneError> {
-        // Room for the frame plus the metadata the program prepends.
-        let mut out = vec![0u8; frame.len() + 256];
+    ) -> Result<(RawResult, Vec<u8>), DataplaneError> {
+        // data_in is metadata then frame; ctx_in.data says where the frame
+        // starts, and the kernel insists data_end is the end of data_in.
+        let data_in = [meta, frame].concat();
+        let mut out = vec![0u8; data_in.len() + 256];
         let mut ctx_in = [0u8; XDP_MD_LEN];
         let mut ctx_out = [0u8; XDP_MD_LEN];
-        // The kernel insists data_end equals the frame length.
-        ctx_in[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        put_u32(&mut ctx_in, XDP_MD_DATA, meta.len() as u32);
+        put_u32(&mut ctx_in, XDP_MD_DATA_END, data_in.len() as u32);
         if let Some(ifindex) = ifindex {
-            ctx_in[XDP_MD_INGRESS_IFINDEX..XDP_MD_INGRESS_IFINDEX + 4]
-                .copy_from_slice(&ifindex.to_ne_bytes());
+            put_u32(&mut ctx_in, XDP_MD_INGRESS_IFINDEX, ifindex);
         }
         let raw = prog_test_run(
             &self.xdp,
-            frame,
+            &data_in,
             &mut out,
             &ctx_in,
             &mut ctx_out,
@@ -193,30 +260,35 @@ impl TestRunner {
             ctx_out[XDP_MD_DATA + 2],
             ctx_out[XDP_MD_DATA + 3],
         ]) as usize;
-        let decision = match meta_len.checked_sub(Decision::SIZE) {
-            Some(start) => out.get(start..meta_len).and_then(Decision::from_bytes),
-            None => None,
-        };
-        Ok(TestRunOutcome {
-            passed: raw.retval == XDP_PASS,
-            return_value: raw.retval,
-            decision,
-            duration: Duration::from_nanos(u64::from(raw.duration_ns)),
-        })
+        out.truncate(meta_len.min(out.len()));
+        Ok((raw, out))
     }
 
+    /// One TC test run of `frame` with cb starting as `cb`; returns cb as
+    /// the program left it.
     fn run_tc(
         &self,
         frame: &[u8],
+        cb: &[u8],
         ifindex: Option<u32>,
         repeat: u32,
-    ) -> Result<TestRunOutcome, DataplaneError> {
+    ) -> Result<(RawResult, Vec<u8>), DataplaneError> {
+        if cb.len() > SKB_CB_LEN {
+            return Err(test_run_err(
+                PROG_TC_INGRESS,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} bytes of cb, the kernel has {SKB_CB_LEN}", cb.len()),
+                ),
+            ));
+        }
         let mut out = vec![0u8; frame.len() + 256];
         let mut ctx_in = [0u8; SKB_CTX_LEN];
         let mut ctx_out = [0u8; SKB_CTX_LEN];
         if let Some(ifindex) = ifindex {
-            ctx_in[SKB_IFINDEX..SKB_IFINDEX + 4].copy_from_slice(&ifindex.to_ne_bytes());
+            put_u32(&mut ctx_in, SKB_IFINDEX, ifindex);
         }
+        ctx_in[SKB_CB..SKB_CB + cb.len()].copy_from_slice(cb);
         let raw = prog_test_run(
             &self.tc,
             frame,
@@ -226,13 +298,33 @@ impl TestRunner {
             repeat.max(1),
         )
         .map_err(|source| test_run_err(PROG_TC_INGRESS, source))?;
-        Ok(TestRunOutcome {
-            passed: raw.retval == TC_ACT_OK || raw.retval == TCX_NEXT,
-            return_value: raw.retval,
-            decision: Decision::from_bytes(&ctx_out[SKB_CB..SKB_CB + Decision::SIZE]),
-            duration: Duration::from_nanos(u64::from(raw.duration_ns)),
-        })
+        Ok((raw, ctx_out[SKB_CB..SKB_CB + SKB_CB_LEN].to_vec()))
     }
+}
+
+/// The request a test run puts where the program reports (abi.h
+/// `SG_DECISION_REQUEST`): an empty report slot, then the request word.
+/// XDP carries it as metadata in front of the frame, TC in cb[0..4].
+const REQUEST: [u8; Decision::SIZE + 4] = {
+    let mut r = [0u8; Decision::SIZE + 4];
+    let word = DECISION_REQUEST.to_ne_bytes();
+    let mut i = 0;
+    while i < 4 {
+        r[Decision::SIZE + i] = word[i];
+        i += 1;
+    }
+    r
+};
+
+fn passed(hook: Hook, retval: u32) -> bool {
+    match hook {
+        Hook::Xdp => retval == XDP_PASS,
+        Hook::Tc => retval == TC_ACT_OK || retval == TCX_NEXT,
+    }
+}
+
+fn put_u32(buf: &mut [u8], at: usize, value: u32) {
+    buf[at..at + 4].copy_from_slice(&value.to_ne_bytes());
 }
 
 fn test_run_err(name: &'static str, source: io::Error) -> DataplaneError {

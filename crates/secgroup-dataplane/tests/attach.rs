@@ -4,72 +4,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use common::*;
 use secgroup_dataplane::{InterfaceBinding, netns};
-
-/// A network namespace that is deleted on drop.
-struct NetNs {
-    name: String,
-}
-
-static NEXT_NS: AtomicU32 = AtomicU32::new(0);
-
-impl NetNs {
-    fn new(tag: &str) -> NetNs {
-        let name = format!(
-            "sgt-{tag}-{}-{}",
-            std::process::id(),
-            NEXT_NS.fetch_add(1, Ordering::Relaxed)
-        );
-        sh(&["ip", "netns", "add", &name]);
-        let ns = NetNs { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn path(&self) -> PathBuf {
-        netns::named(&self.name)
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut full = vec!["ip", "-n", &self.name];
-        full.extend_from_slice(args);
-        sh(&full);
-    }
-
-    fn exec_ok(&self, args: &[&str]) -> bool {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        Command::new(full[0])
-            .args(&full[1..])
-            .output()
-            .unwrap_or_else(|e| panic!("running {full:?}: {e}"))
-            .status
-            .success()
-    }
-
-    fn output(&self, args: &[&str]) -> String {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        let out = Command::new(full[0])
-            .args(&full[1..])
-            .output()
-            .unwrap_or_else(|e| panic!("running {full:?}: {e}"));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
+use secgroup_testbed::{NetNs, PinDir, Tap, Veth};
 
 /// A "host" namespace holding `vm0` (198.51.100.1), the stand-in for a
 /// VM's tap, and a "guest" namespace holding its peer `eth0`
@@ -77,35 +14,11 @@ impl Drop for NetNs {
 fn host_and_guest(tag: &str) -> (NetNs, NetNs) {
     let host = NetNs::new(&format!("{tag}-host"));
     let guest = NetNs::new(&format!("{tag}-guest"));
-    host.ip(&[
-        "link",
-        "add",
-        "vm0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &guest.name,
-    ]);
-    host.ip(&["addr", "add", "198.51.100.1/24", "dev", "vm0"]);
-    host.ip(&["link", "set", "vm0", "up"]);
-    guest.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
-    guest.ip(&["link", "set", "eth0", "up"]);
+    Veth::new(&host, "vm0", &guest, "eth0")
+        .addr("198.51.100.1/24")
+        .peer_addr("198.51.100.2/24")
+        .create();
     (host, guest)
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Names of the programs attached to `dev` in `ns`: XDP (from the link's
@@ -114,6 +27,7 @@ fn sh(args: &[&str]) {
 fn attached_programs(ns: &NetNs, dev: &str) -> Vec<String> {
     let mut names = Vec::new();
     let link = ns.output(&["ip", "-d", "link", "show", "dev", dev]);
+    let link = String::from_utf8_lossy(&link.stdout);
     let xdp_id = link
         .split("prog/xdp id ")
         .nth(1)
@@ -167,7 +81,7 @@ fn bind(dp: &mut secgroup_dataplane::Dataplane, ifindex: u32, policy: &secgroup_
 }
 
 fn ping(ns: &NetNs, target: &str) -> bool {
-    ns.exec_ok(&["ping", "-c", "1", "-W", "1", "-q", target])
+    ns.succeeds(&["ping", "-c", "1", "-W", "1", "-q", target])
 }
 
 #[test]
@@ -239,8 +153,7 @@ fn hooks_attach_to_a_real_tap_device() {
         return;
     }
     let host = NetNs::new("tap");
-    host.ip(&["tuntap", "add", "dev", "tap-vm", "mode", "tap"]);
-    host.ip(&["link", "set", "tap-vm", "up"]);
+    Tap::new(&host, "tap-vm").create();
     let mut dp = load_dataplane();
     let info = dp
         .attach_in(&host.path(), "tap-vm")
@@ -258,27 +171,15 @@ fn hooks_attach_to_a_real_tap_device() {
     );
 }
 
-/// A bpffs pin directory removed (with everything pinned in it) on drop.
-struct PinDir(PathBuf);
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let _ = secgroup_dataplane::uninstall(&self.0);
-    }
-}
-
 #[test]
 fn pinned_state_outlives_the_process_and_is_adopted_by_the_next() {
     if !kernel_tests_enabled("pinned_state_outlives_the_process_and_is_adopted_by_the_next") {
         return;
     }
     let (host, guest) = host_and_guest("pin");
-    let pins = PinDir(PathBuf::from(format!(
-        "/sys/fs/bpf/sgt-pin-{}",
-        std::process::id()
-    )));
+    let pins = PinDir::new("pin");
     let options = secgroup_dataplane::LoadOptions {
-        pin_dir: Some(pins.0.clone()),
+        pin_dir: Some(pins.path.clone()),
         ..Default::default()
     };
     let egress_icmp = policy("", r#"{"action":"accept","protocol":"icmp"}"#);
@@ -356,7 +257,8 @@ fn pinned_state_outlives_the_process_and_is_adopted_by_the_next() {
     assert!(ping(&guest, "198.51.100.1"), "allowed after adoption");
     assert!(!ping(&host, "198.51.100.2"), "denied after adoption");
     drop(second);
-    drop(pins);
+    secgroup_dataplane::uninstall(&pins.path)
+        .unwrap_or_else(|e| panic!("uninstall: {}", error_chain(&e)));
     assert!(
         attached_programs(&host, "vm0").is_empty(),
         "uninstall detaches"

@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use secgroup_dataplane::abi::{CtState, NO_RULE, Reason};
+use secgroup_dataplane::abi::{CtState, DECISION_REQUEST, NO_RULE, Reason};
 use secgroup_dataplane::packet::{self, ExtHeader, Fragment, Packet, tcp_flags::*};
-use secgroup_dataplane::{Dataplane, InterfaceBinding};
+use secgroup_dataplane::{Dataplane, Hook, InterfaceBinding};
 use secgroup_model::Direction::{self, Egress, Ingress};
 
 const VM: &str = "198.51.100.10";
@@ -882,4 +882,77 @@ fn apply_shares_tables_and_waits_for_one_grace_period_per_swap() {
         .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
     assert_eq!(none.interfaces_removed, 300);
     assert_eq!(dp.table_count(), 0, "unused tables are freed");
+}
+
+#[test]
+fn only_test_runs_that_ask_for_it_get_a_decision_report() {
+    kernel_test!();
+    let f = Fixture::new(
+        &one_group(
+            r#"{"action":"accept","protocol":"all"}"#,
+            r#"{"action":"accept","protocol":"all"}"#,
+        ),
+        "ins-vm",
+    );
+    let runner = f.dp.test_runner();
+    let unrequested = |hook, frame: &[u8], metadata: &[u8]| {
+        runner
+            .run_unrequested(hook, frame, None, metadata)
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {}", error_chain(&e)))
+    };
+    let out = Packet::udp(ip(VM), 5001, ip(OTHER), 53).frame();
+    let inbound = Packet::udp(ip(OTHER), 5002, ip(VM), 53).frame();
+
+    // Real frames reach XDP with empty metadata: the program grows none.
+    let xdp = unrequested(Hook::Xdp, &out, &[]);
+    assert!(xdp.passed, "the verdict does not depend on the report");
+    assert_eq!(xdp.metadata, b"", "XDP grew metadata for real traffic");
+    // Metadata without the request (an earlier program's) stays untouched,
+    // and so does a request word without room for a report in front of it.
+    let garbage = [0xa5u8; 32];
+    let request = DECISION_REQUEST.to_ne_bytes();
+    for metadata in [&[0u8; 20][..], &garbage[..], &request[..]] {
+        let xdp = unrequested(Hook::Xdp, &out, metadata);
+        assert_eq!(
+            xdp.metadata, metadata,
+            "XDP wrote into unrequested metadata"
+        );
+    }
+    // TC: cb without the request stays as it was.
+    for cb in [&[0u8; 20][..], &garbage[..20]] {
+        let tc = unrequested(Hook::Tc, &inbound, cb);
+        assert!(tc.passed);
+        assert_eq!(tc.metadata, cb, "TC wrote cb without a request");
+    }
+
+    // Unreported runs were enforced all the same: the flows are tracked.
+    expect(
+        &f.run(Egress, &out),
+        Reason::AcceptEstablished,
+        None,
+        "requested run after an unrequested one (XDP)",
+    );
+    expect(
+        &f.run(Ingress, &inbound),
+        Reason::AcceptEstablished,
+        None,
+        "requested run after an unrequested one (TC)",
+    );
+
+    // Repeated runs report once, the last run's: the first of three opens
+    // the flow, the last finds it.
+    for (direction, frame) in [
+        (Egress, Packet::udp(ip(VM), 5003, ip(OTHER), 53).frame()),
+        (Ingress, Packet::udp(ip(OTHER), 5004, ip(VM), 53).frame()),
+    ] {
+        let repeated =
+            f.dp.test_run(Dataplane::hook_for(direction), &frame, None, 3)
+                .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {}", error_chain(&e)));
+        expect(
+            &repeated,
+            Reason::AcceptEstablished,
+            None,
+            &format!("{direction}: repeat 3 reports the last run"),
+        );
+    }
 }

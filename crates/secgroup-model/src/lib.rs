@@ -10,6 +10,7 @@ mod diagnostic;
 mod json;
 mod location;
 pub mod model;
+mod outline;
 mod raw;
 pub mod render;
 mod source;
@@ -18,8 +19,24 @@ mod tencent;
 mod validate;
 mod values;
 
+use std::collections::HashSet;
+
 pub use diagnostic::{Diagnostic, Diagnostics, Limits, SourceFile};
 pub use model::*;
+pub use outline::{Definition, Format, Index, Location, ObjectKind, Outline, outline};
+
+/// Parses, merges and validates rule files, with no knowledge of an
+/// earlier load: [`load_with`] with no known files.
+pub fn load(files: &[SourceFile<'_>], limits: &Limits) -> Result<RuleSet, Diagnostics> {
+    load_with(files, limits, &[]).map(|loaded| loaded.rules)
+}
+
+/// A valid set of rule files: the rule set and what each file defines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub rules: RuleSet,
+    pub index: Index,
+}
 
 /// Parses, merges and validates rule files.
 ///
@@ -27,21 +44,42 @@ pub use model::*;
 /// of them and every reference must resolve. Errors from all files are
 /// collected and returned sorted by file name and position; the rule set
 /// is returned only when there are none.
-pub fn load(files: &[SourceFile<'_>], limits: &Limits) -> Result<RuleSet, Diagnostics> {
-    // File-name order decides which of two definitions is "first".
+///
+/// `known` names the files of the previous successful load. A conflict
+/// between two definitions (an id defined twice, an interface bound
+/// twice) is reported at the later one in file-name order, except that
+/// when exactly one of the two files is not `known` (it is new), it is
+/// reported there: the file that brought the problem is the one to fix,
+/// and the valid old one is named as "first defined at".
+pub fn load_with(
+    files: &[SourceFile<'_>],
+    limits: &Limits,
+    known: &[&str],
+) -> Result<Loaded, Diagnostics> {
+    let known: HashSet<&str> = known.iter().copied().collect();
+    // The validator keeps the first definition it sees and reports later
+    // ones: known files first, then new ones, each in file-name order.
     let mut ordered: Vec<&SourceFile<'_>> = files.iter().collect();
-    ordered.sort_by(|a, b| a.name.cmp(b.name));
+    ordered.sort_by_key(|f| (!known.contains(f.name), f.name));
     let mut errors = Vec::new();
+    let mut outlines = Vec::with_capacity(files.len());
     let mut validator = validate::Validator::new(limits);
     for file in ordered {
-        if let Some(raw) = source::decode(file, limits, &mut errors) {
-            validator.file(&raw);
+        let mut file_errors = Vec::new();
+        let raw = source::decode(file, limits, &mut file_errors);
+        if let Some(raw) = &raw {
+            validator.file(raw);
         }
+        errors.extend_from_slice(&file_errors);
+        outlines.push(outline::Outline::new(file.name, raw.as_ref(), file_errors));
     }
     let (rules, more) = validator.finish();
     errors.extend(more);
     if errors.is_empty() {
-        Ok(rules)
+        Ok(Loaded {
+            rules,
+            index: Index::new(outlines),
+        })
     } else {
         errors.sort();
         errors.dedup();

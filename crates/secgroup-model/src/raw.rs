@@ -88,6 +88,7 @@ pub(crate) enum ServiceField {
 
 #[derive(Debug, Default)]
 pub(crate) struct RawFile {
+    pub(crate) format: crate::outline::Format,
     pub(crate) security_groups: Vec<Located<RawSecurityGroup>>,
     pub(crate) instances: Vec<Located<RawInstance>>,
     pub(crate) address_sets: Vec<Located<RawAddressSet>>,

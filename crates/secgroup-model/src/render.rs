@@ -1,6 +1,11 @@
-//! Writes the model back out as a native rule file. [`crate::load`] of the
+//! Writes the model back out as a native rule file, or one group as a
+//! Tencent policy file ([`tencent_group_file`]). [`crate::load`] of the
 //! output gives back the same model (tested), so this is how templates are
-//! shown and how rule sets can be exported.
+//! shown and how rule sets and groups are exported.
+
+mod tencent;
+
+pub use tencent::tencent_group_file;
 
 use std::fmt::Write;
 

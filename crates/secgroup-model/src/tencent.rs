@@ -9,6 +9,7 @@
 
 use crate::json::{Node, Value};
 use crate::location::quote;
+use crate::outline::Format;
 use crate::raw::{
     Decoder, Dialect, Loc, Located, Object, RawFile, RawRule, RawSecurityGroup, RemoteField,
     Scalar, ServiceField,
@@ -59,7 +60,10 @@ pub(crate) fn file(d: &mut Decoder<'_>, mut obj: Object<'_>) -> RawFile {
     }
     let loc = obj.loc.clone();
     obj.finish(d, MARKER_KEYS);
-    let mut file = RawFile::default();
+    let mut file = RawFile {
+        format: Format::Tencent,
+        ..RawFile::default()
+    };
     if let Some(id) = id {
         file.security_groups.push(Located {
             loc,

@@ -1,16 +1,23 @@
-//! Reads rule files from disk for [`secgroup_model::load`]: the file I/O the
-//! pure model crate leaves out, shared by `secgroupctl` and the daemon.
+//! Reads rule files from disk for [`secgroup_model::load_with`]: the file
+//! I/O the pure model crate leaves out, shared by `secgroupctl` and the
+//! daemon.
 //!
 //! A path may be a directory, whose `*.json` files directly inside it are
 //! read in name order (dotfiles and editor leftovers skipped), or a file,
-//! read whatever its name.
+//! read whatever its name. A path that cannot be read is an error; an
+//! entry of a directory that cannot be read is one more located problem
+//! of the rule files, reported with all the others.
+
+mod read;
 
 use std::collections::HashSet;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use secgroup_model::{Diagnostics, Limits, RuleSet, SourceFile};
+use secgroup_model::{Diagnostic, Diagnostics, Index, Limits, RuleSet, SourceFile};
+
+pub use read::{is_rule_file_name, read_sources, read_sources_limited};
 
 /// Where the daemon and `secgroupctl` look when given no path.
 pub const DEFAULT_RULES_DIR: &str = "/etc/secgroup/rules.d";
@@ -35,23 +42,130 @@ impl LoadedFile {
     }
 }
 
+/// A directory entry that looks like a rule file but cannot be read.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    /// How diagnostics name it, as [`LoadedFile::name`].
+    pub name: String,
+    pub path: PathBuf,
+    pub error: EntryError,
+}
+
+impl Unreadable {
+    /// The problem as the model reports its own: at the start of the file.
+    pub fn diagnostic(&self) -> Diagnostic {
+        Diagnostic {
+            file: self.name.clone(),
+            line: 1,
+            column: 1,
+            path: "$".to_owned(),
+            message: self.error.to_string(),
+        }
+    }
+}
+
+/// Why a directory entry named like a rule file cannot be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EntryError {
+    /// Its metadata, its canonical path or its bytes cannot be read (a
+    /// symlink loop, a dangling symlink, no permission, an I/O error).
+    /// Shared so that a [`Sources`] can be copied and edited.
+    #[error("cannot read the file: {0}")]
+    Io(#[source] Arc<io::Error>),
+    /// It is a directory, a FIFO, a socket or a device.
+    #[error("{0}, not a regular file; only regular files (or links to them) are rule files")]
+    NotAFile(&'static str),
+}
+
+/// Everything read from a set of paths: the rule files, and the entries
+/// that could not be read. Tools that change the rules directory check
+/// the result first by loading an edited copy.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// In the order found: paths in the order given, a directory's files
+    /// in name order.
+    pub files: Vec<LoadedFile>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A valid set of rule files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub rules: RuleSet,
+    /// What each file defines, and where.
+    pub index: Index,
+    /// The paths of the files read, in the order found: what to pass as
+    /// `known` to the next load.
+    pub files: Vec<PathBuf>,
+}
+
+impl Sources {
+    /// Validates the files as one rule set. `known` are the paths of the
+    /// previous successful load ([`Loaded::files`]), or nothing: a conflict
+    /// with a file that is not among them is reported in that file (see
+    /// [`secgroup_model::load_with`]). Fails, with every problem, if any
+    /// entry was unreadable or any file is invalid.
+    pub fn load(&self, limits: &Limits, known: &[PathBuf]) -> Result<Loaded, Diagnostics> {
+        let known: HashSet<&Path> = known.iter().map(PathBuf::as_path).collect();
+        let known_names: Vec<&str> = self
+            .files
+            .iter()
+            .filter(|f| known.contains(f.path.as_path()))
+            .map(|f| f.name.as_str())
+            .collect();
+        let sources: Vec<SourceFile<'_>> = self.files.iter().map(LoadedFile::source).collect();
+        let result = secgroup_model::load_with(&sources, limits, &known_names);
+        let mut errors: Vec<Diagnostic> =
+            self.unreadable.iter().map(Unreadable::diagnostic).collect();
+        match result {
+            Ok(loaded) if errors.is_empty() => Ok(Loaded {
+                rules: loaded.rules,
+                index: loaded.index,
+                files: self.files.iter().map(|f| f.path.clone()).collect(),
+            }),
+            Ok(_) => {
+                errors.sort();
+                errors.dedup();
+                Err(Diagnostics(errors))
+            }
+            Err(Diagnostics(more)) => {
+                errors.extend(more);
+                errors.sort();
+                errors.dedup();
+                Err(Diagnostics(errors))
+            }
+        }
+    }
+
+    /// What each readable file defines, whether or not they validate.
+    pub fn index(&self, limits: &Limits) -> Index {
+        Index::new(
+            self.files
+                .iter()
+                .map(|f| secgroup_model::outline(&f.source(), limits))
+                .collect(),
+        )
+    }
+}
+
 /// Why rule files could not be read or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesDirError {
-    /// A path does not exist or its metadata cannot be read.
+    /// A given path does not exist or its metadata cannot be read.
     #[error("cannot access {}: {source}", path.display())]
     Access { path: PathBuf, source: io::Error },
     /// A directory could not be listed.
     #[error("cannot list directory {}: {source}", path.display())]
     ReadDir { path: PathBuf, source: io::Error },
-    /// A file could not be opened or read.
+    /// A file given by path could not be opened or read.
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
-    /// A path is neither a regular file nor a directory (a FIFO, a device,
-    /// a directory named `*.json` inside the rules directory).
+    /// A given path is neither a regular file nor a directory (a FIFO, a
+    /// device).
     #[error("{} is not a regular file", path.display())]
     NotAFile { path: PathBuf },
-    /// The files were read but are not a valid rule set.
+    /// The files were read but are not a valid rule set, or some entries
+    /// of a directory could not be read: every problem, located.
     #[error("invalid rule files:\n{0}")]
     Invalid(#[from] Diagnostics),
 }
@@ -59,134 +173,20 @@ pub enum RulesDirError {
 /// What [`load_paths`] fails with: reading or validation.
 pub type LoadError = RulesDirError;
 
-/// Reads the rule files under `paths` with the default size limit.
-pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<LoadedFile>, RulesDirError> {
-    read_sources_limited(paths, Limits::default().max_file_bytes)
-}
-
-/// Reads the rule files under `paths`, never more than `max_file_bytes + 1`
-/// bytes of one file. A file reached twice (a directory and a file in it)
-/// is read once.
-pub fn read_sources_limited(
-    paths: &[PathBuf],
-    max_file_bytes: usize,
-) -> Result<Vec<LoadedFile>, RulesDirError> {
-    let mut files = Vec::new();
-    let mut seen = HashSet::new();
-    for path in paths {
-        for file in candidates(path)? {
-            // Canonical paths catch the same file reached two ways.
-            let key = fs::canonicalize(&file).map_err(|source| RulesDirError::Access {
-                path: file.clone(),
-                source,
-            })?;
-            if seen.insert(key) {
-                files.push(read_limited(&file, max_file_bytes)?);
-            }
-        }
-    }
-    Ok(files)
-}
-
-/// Reads and validates the rule files under `paths`.
+/// Reads and validates the rule files under `paths`, with no knowledge of
+/// an earlier load.
 pub fn load_paths(paths: &[PathBuf], limits: &Limits) -> Result<RuleSet, LoadError> {
-    let files = read_sources_limited(paths, limits.max_file_bytes)?;
-    let sources: Vec<SourceFile<'_>> = files.iter().map(LoadedFile::source).collect();
-    Ok(secgroup_model::load(&sources, limits)?)
+    load_paths_with(paths, limits, &[]).map(|loaded| loaded.rules)
 }
 
-/// Whether a directory entry is a rule file: `*.json`, not hidden, not an
-/// editor's lock or autosave file (`.#x.json`, `#x.json#`; backups such
-/// as `x.json~` and `.x.json.swp` fail the suffix test already).
-pub fn is_rule_file_name(name: &str) -> bool {
-    name.ends_with(".json") && !name.starts_with(['.', '#'])
-}
-
-/// The files `path` stands for, in the order to read them.
-fn candidates(path: &Path) -> Result<Vec<PathBuf>, RulesDirError> {
-    let meta = fs::metadata(path).map_err(|source| RulesDirError::Access {
-        path: path.to_owned(),
-        source,
-    })?;
-    if meta.is_file() {
-        return Ok(vec![path.to_owned()]);
-    }
-    if !meta.is_dir() {
-        return Err(RulesDirError::NotAFile {
-            path: path.to_owned(),
-        });
-    }
-    let read_dir_error = |source| RulesDirError::ReadDir {
-        path: path.to_owned(),
-        source,
-    };
-    let mut names = Vec::new();
-    for entry in fs::read_dir(path).map_err(read_dir_error)? {
-        let entry = entry.map_err(read_dir_error)?;
-        let name = entry.file_name();
-        // Names that are not UTF-8 cannot end in ".json" as a str.
-        if name.to_str().is_some_and(is_rule_file_name) {
-            names.push(name);
-        }
-    }
-    names.sort();
-    let mut files = Vec::with_capacity(names.len());
-    for name in names {
-        let file = path.join(name);
-        // Follows symlinks: a link to a rule file is a rule file.
-        let meta = fs::metadata(&file).map_err(|source| RulesDirError::Access {
-            path: file.clone(),
-            source,
-        })?;
-        if !meta.is_file() {
-            return Err(RulesDirError::NotAFile { path: file });
-        }
-        files.push(file);
-    }
-    Ok(files)
-}
-
-fn read_limited(path: &Path, max_file_bytes: usize) -> Result<LoadedFile, RulesDirError> {
-    let read_error = |source| RulesDirError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(read_error)?;
-    let limit = u64::try_from(max_file_bytes)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    let mut bytes = Vec::new();
-    file.take(limit)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    Ok(LoadedFile {
-        name: path.display().to_string(),
-        path: path.to_owned(),
-        bytes,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rule_file_names() {
-        let cases = [
-            ("web.json", true),
-            ("10-base.json", true),
-            (".web.json", false),
-            (".#web.json", false),
-            ("#web.json#", false),
-            ("web.json~", false),
-            (".web.json.swp", false),
-            ("web.json.bak", false),
-            ("web.JSON", false),
-            (".json", false),
-            ("README.md", false),
-        ];
-        for (name, expected) in cases {
-            assert_eq!(is_rule_file_name(name), expected, "{name}");
-        }
-    }
+/// Reads and validates the rule files under `paths`. `known` are the
+/// files of the previous successful load ([`Loaded::files`]; empty for
+/// none); see [`Sources::load`].
+pub fn load_paths_with(
+    paths: &[PathBuf],
+    limits: &Limits,
+    known: &[PathBuf],
+) -> Result<Loaded, LoadError> {
+    let sources = read_sources_limited(paths, limits.max_file_bytes)?;
+    Ok(sources.load(limits, known)?)
 }

@@ -1,9 +1,8 @@
 //! The simulated hypervisor: a host namespace with a Linux bridge, one
 //! namespace per VM joined to the bridge by a veth pair whose host end
 //! plays the VM's tap, and a "world" namespace on the same bridge that
-//! holds every outside address (clients, a load balancer's VIP). A temp
-//! dir holds the rules directory, the daemon's socket and its logs; the
-//! pin directory is unique under /sys/fs/bpf.
+//! holds every outside address (clients, a load balancer's VIP). The
+//! host's files and pins are those of [`Host`].
 //!
 //! Layout (all on one L2 segment, so no router is needed):
 //!
@@ -18,9 +17,9 @@
 //! discovery resolve across the bridge.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
-use crate::names::{sweep_leftovers, unique};
+use crate::host::Host;
+use crate::link::{Bridge, Veth};
 use crate::netns::NetNs;
 
 /// The outside addresses the world namespace owns.
@@ -38,79 +37,49 @@ const WORLD_V6: [&str; 4] = [CLIENT_A6, CLIENT_B6, CLIENT_C6, "2001:db8:2::13"];
 /// The world's MAC, fixed so a tap guest can address it.
 pub const WORLD_MAC: [u8; 6] = [0x02, 0x5e, 0, 0, 0, 0x01];
 
-/// The host namespace, the bridge, the world, and the files.
+/// The host with its bridge, and the world.
 pub struct TestBed {
-    // Field order is drop order: namespaces go before the files.
-    pub host: NetNs,
+    // Field order is drop order: the world goes after the host.
+    pub host: Host,
     pub world: NetNs,
-    pub dir: PathBuf,
-    pub rules: PathBuf,
-    pub pin_dir: PathBuf,
 }
 
 impl TestBed {
-    /// Sweeps leftovers of dead runs, then builds the host namespace with
-    /// `br0` and the world attached to it.
+    /// Builds the host (sweeping leftovers of dead runs first) with `br0`
+    /// and the world attached to it.
     pub fn new(tag: &str) -> TestBed {
-        sweep_leftovers();
-        let dir = std::env::temp_dir().join(unique(tag));
-        let rules = dir.join("rules");
-        std::fs::create_dir_all(&rules)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", rules.display()));
         let bed = TestBed {
-            host: NetNs::new(&format!("{tag}-h")),
+            host: Host::new(tag),
             world: NetNs::new(&format!("{tag}-w")),
-            pin_dir: PathBuf::from("/sys/fs/bpf").join(unique(tag)),
-            dir,
-            rules,
         };
-        let host = &bed.host;
-        host.ip(&[
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]);
-        host.ip(&["link", "set", "br0", "up"]);
-        host.ip(&[
-            "link",
-            "add",
-            "world",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &bed.world.name,
-        ]);
-        host.ip(&["link", "set", "world", "master", "br0"]);
-        host.ip(&["link", "set", "world", "up"]);
-        let world = &bed.world;
-        world.ip(&["link", "set", "eth0", "address", &mac_text(WORLD_MAC)]);
+        let host = &bed.host.ns;
+        Bridge::new(host, "br0")
+            .option("mcast_snooping", "0")
+            .create();
+        let mut world = Veth::new(host, "world", &bed.world, "eth0")
+            .master("br0")
+            .peer_mac(&mac_text(WORLD_MAC));
         for ip in WORLD_V4 {
-            world.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+            world = world.peer_addr(&format!("{ip}/24"));
         }
-        world.ip(&["addr", "add", &format!("{LB_VIP}/24"), "dev", "eth0"]);
+        world = world.peer_addr(&format!("{LB_VIP}/24"));
         for ip in WORLD_V6 {
-            world.ip(&["addr", "add", &format!("{ip}/64"), "dev", "eth0", "nodad"]);
+            world = world.peer_addr(&format!("{ip}/64"));
         }
-        world.ip(&["link", "set", "eth0", "up"]);
-        world.ip(&["route", "add", "2001:db8:1::/64", "dev", "eth0"]);
+        world.create();
+        bed.world
+            .ip(&["route", "add", "2001:db8:1::/64", "dev", "eth0"]);
         bed
     }
 
     /// A VM `name` (at most 10 bytes: its tap is `tap-NAME`) with the
     /// addresses 198.51.100.`n` and 2001:db8:1::`n`.
-    pub fn vm(&self, name: &str, n: u8) -> Vm {
+    pub fn vm(&self, name: &str, n: u8) -> Vm<'_> {
         assert!(name.len() <= 10, "VM name {name:?} too long for an ifname");
         assert!((2..100).contains(&n), "VM number {n} outside 2..100");
         let vm = Vm {
             ns: NetNs::new(name),
-            host_ns: self.host.name.clone(),
+            host: &self.host.ns,
             name: name.to_owned(),
             ip4: format!("198.51.100.{n}"),
             ip6: format!("2001:db8:1::{n:x}"),
@@ -118,52 +87,18 @@ impl TestBed {
         vm.add_link();
         vm
     }
-
-    pub fn socket(&self) -> PathBuf {
-        self.dir.join("sock")
-    }
-
-    /// Writes a rule file in place.
-    pub fn write_rules(&self, file: &str, json: &str) {
-        std::fs::write(self.rules.join(file), json)
-            .unwrap_or_else(|e| panic!("writing {file}: {e}"));
-    }
-
-    /// Replaces a rule file the way controllers do: a temp file renamed
-    /// over the old one.
-    pub fn replace_rules(&self, file: &str, json: &str) {
-        let tmp = self.rules.join(format!(".{file}.tmp"));
-        std::fs::write(&tmp, json).unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
-        std::fs::rename(&tmp, self.rules.join(file))
-            .unwrap_or_else(|e| panic!("renaming onto {file}: {e}"));
-    }
-
-    pub fn remove_rules(&self, file: &str) {
-        std::fs::remove_file(self.rules.join(file))
-            .unwrap_or_else(|e| panic!("removing {file}: {e}"));
-    }
-}
-
-impl Drop for TestBed {
-    fn drop(&mut self) {
-        // Unpinning the links detaches the hooks; the maps go with the
-        // files. The daemon guard, declared after the bed, is gone by now.
-        let _ = secgroup_dataplane::uninstall(&self.pin_dir);
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// A VM: its own namespace, `eth0` inside, `tap-NAME` on the bridge.
-pub struct Vm {
+pub struct Vm<'a> {
     pub ns: NetNs,
-    host_ns: String,
+    host: &'a NetNs,
     pub name: String,
     pub ip4: String,
     pub ip6: String,
 }
 
-impl Vm {
+impl Vm<'_> {
     /// The host end of its veth pair: what the rules call its interface.
     pub fn tap(&self) -> String {
         format!("tap-{}", self.name)
@@ -180,48 +115,23 @@ impl Vm {
             .unwrap_or_else(|e| panic!("VM address {text}: {e}"))
     }
 
-    fn host(&self, args: &[&str]) {
-        let mut full = vec!["ip", "-n", &self.host_ns];
-        full.extend_from_slice(args);
-        crate::netns::sh(&full);
-    }
-
     /// Creates the veth pair and configures both ends (the VM's tap
     /// reappearing, as when a VM restarts).
     pub fn add_link(&self) {
-        let tap = self.tap();
-        self.host(&[
-            "link",
-            "add",
-            &tap,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &self.ns.name,
-        ]);
-        self.host(&["link", "set", &tap, "master", "br0"]);
-        self.host(&["link", "set", &tap, "up"]);
-        let ns = &self.ns;
-        ns.ip(&["addr", "add", &format!("{}/24", self.ip4), "dev", "eth0"]);
-        ns.ip(&[
-            "addr",
-            "add",
-            &format!("{}/64", self.ip6),
-            "dev",
-            "eth0",
-            "nodad",
-        ]);
-        ns.ip(&["link", "set", "eth0", "up"]);
-        ns.ip(&["route", "add", "203.0.113.0/24", "dev", "eth0"]);
-        ns.ip(&["route", "add", "2001:db8:2::/64", "dev", "eth0"]);
+        Veth::new(self.host, &self.tap(), &self.ns, "eth0")
+            .master("br0")
+            .peer_addr(&format!("{}/24", self.ip4))
+            .peer_addr(&format!("{}/64", self.ip6))
+            .create();
+        self.ns
+            .ip(&["route", "add", "203.0.113.0/24", "dev", "eth0"]);
+        self.ns
+            .ip(&["route", "add", "2001:db8:2::/64", "dev", "eth0"]);
     }
 
     /// Deletes the veth pair (the VM's tap disappearing).
     pub fn del_link(&self) {
-        self.host(&["link", "del", &self.tap()]);
+        self.host.ip(&["link", "del", &self.tap()]);
     }
 }
 

@@ -2,20 +2,11 @@
 //! expected and why, and what the daemon's trace and counters said about
 //! every local instance the flow crosses.
 
-use std::fmt::Write as _;
-use std::time::Duration;
-
 use secgroup_api::{Direction, TraceRequest};
+use std::fmt::Write as _;
 
 use crate::control::Control;
-use crate::traffic::{Flow, Proto};
-
-/// How long an allowed flow may take: generous, it returns as soon as it
-/// completes.
-pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long to wait before calling a flow blocked. A dropped packet
-/// never answers; an accepted one answers in well under a millisecond.
-pub const BLOCK_TIMEOUT: Duration = Duration::from_millis(600);
+use crate::traffic::{ACCEPT_TIMEOUT, BLOCK_TIMEOUT, Flow, Proto};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {

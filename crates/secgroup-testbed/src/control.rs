@@ -21,7 +21,7 @@ pub struct Control {
 impl Control {
     pub fn of(daemon: &Daemon) -> Control {
         Control {
-            client: Client::new(&daemon.socket).with_timeout(Duration::from_secs(10)),
+            client: Client::new(daemon.socket()).with_timeout(Duration::from_secs(10)),
         }
     }
 
@@ -77,8 +77,8 @@ impl Control {
     /// Waits until `instance` is attached; returns its ifindex.
     pub fn wait_attached(&self, instance: &str, timeout: Duration) -> u32 {
         wait_for(
-            &format!("{instance} to be attached"),
             timeout,
+            &format!("{instance} to be attached"),
             || match self.attach_state(instance) {
                 Some(AttachState::Attached { ifindex, .. }) => Some(ifindex),
                 _ => None,
@@ -91,9 +91,15 @@ impl Control {
     pub fn reload_after(&self, change: impl FnOnce()) -> Status {
         let before = self.status().reloads;
         change();
-        wait_for("a reload", Duration::from_secs(10), || {
+        self.wait_reload(before, Duration::from_secs(10))
+    }
+
+    /// Waits until the daemon has finished more than `reloads` reloads;
+    /// returns the status then.
+    pub fn wait_reload(&self, reloads: u64, timeout: Duration) -> Status {
+        wait_for(timeout, "a reload", || {
             let status = self.status();
-            (status.reloads > before).then_some(status)
+            (status.reloads > reloads).then_some(status)
         })
     }
 }

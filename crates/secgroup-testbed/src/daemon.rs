@@ -1,199 +1,292 @@
-//! The real secgroupd binary, running inside the test bed's host
-//! namespace; killed on drop, its log printed when the test failed.
+//! The real secgroupd as a child process: started with the flags and
+//! environment a test gives, inside a network namespace, and waited for
+//! until it reports READY=1 over `NOTIFY_SOCKET` (as systemd would get
+//! it: the rules are applied and the interfaces that exist attached).
+//! Stopped explicitly ([`Daemon::terminate`], [`Daemon::kill`]) or killed
+//! on drop; its log is printed when a test fails.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bed::TestBed;
+use crate::cmd::quietly;
+use crate::error::{Error, or_panic};
 use crate::names::unique;
+use crate::netns::{NetNs, command_in};
 
-/// The secgroupd binary: `$SECGROUPD` if set, else the one Cargo builds
-/// next to this test binary.
-pub fn secgroupd_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| workspace_binary("secgroupd", "SECGROUPD"))
-        .clone()
+/// How long a daemon may take to report READY=1, unless told otherwise.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`Daemon::terminate`] waits for a clean exit.
+pub const TERMINATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to start secgroupd: a builder over its command line.
+#[derive(Debug, Clone)]
+pub struct Secgroupd {
+    binary: PathBuf,
+    dir: PathBuf,
+    netns: Option<(String, PathBuf)>,
+    rules_dir: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    bpffs: Option<PathBuf>,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    log: Option<PathBuf>,
+    ready_timeout: Duration,
 }
 
-/// The secgroupctl binary: `$SECGROUPCTL` if set, else Cargo's.
-pub fn secgroupctl_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| workspace_binary("secgroupctl", "SECGROUPCTL"))
-        .clone()
-}
-
-/// `$override_var`, or the workspace binary `package` (re)built once per
-/// test process next to this test binary, so `cargo test -p
-/// secgroup-e2e` never runs a stale daemon or CLI.
-fn workspace_binary(package: &str, override_var: &str) -> PathBuf {
-    if let Some(path) = std::env::var_os(override_var) {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("finding the test binary: {e}"));
-    // target/<profile>/deps/<test> → target/<profile>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap_or_else(|| panic!("{} is not in target/<profile>/deps", exe.display()));
-    let binary = profile_dir.join(package);
-    // `cargo test --workspace` has just built it, with the features the
-    // whole workspace unifies; a `cargo build -p` would resolve them
-    // differently and rebuild half the workspace for nothing.
-    if is_newer_than_sources(&binary) {
-        return binary;
-    }
-    let mut build = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
-    build.args(["build", "--quiet", "-p", package, "--bin", package]);
-    if profile_dir.file_name().is_some_and(|p| p == "release") {
-        build.arg("--release");
-    }
-    let status = build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("running cargo build -p {package}: {e}"));
-    assert!(status.success(), "cargo build -p {package} failed");
-    binary
-}
-
-/// Whether `binary` was written after every source it could be built
-/// from (the workspace manifests, the crates' sources, the eBPF C).
-fn is_newer_than_sources(binary: &Path) -> bool {
-    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
-        return false;
-    };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut pending = vec![
-        root.join("Cargo.toml"),
-        root.join("Cargo.lock"),
-        root.join("crates"),
-        root.join("ebpf"),
-    ];
-    while let Some(path) = pending.pop() {
-        let Ok(meta) = path.metadata() else {
-            continue;
-        };
-        if meta.is_dir() {
-            // Nested `target/` dirs and tests are no inputs of a binary.
-            if path
-                .file_name()
-                .is_some_and(|n| n == "target" || n == "tests")
-            {
-                continue;
-            }
-            let entries = std::fs::read_dir(&path).into_iter().flatten().flatten();
-            pending.extend(entries.map(|e| e.path()));
-        } else if meta.modified().is_ok_and(|m| m > built) {
-            return false;
+impl Secgroupd {
+    /// `binary`, with its notify socket and log in `dir`, logging
+    /// `info,secgroupd=debug` without colours.
+    pub fn new(binary: impl Into<PathBuf>, dir: &Path) -> Secgroupd {
+        Secgroupd {
+            binary: binary.into(),
+            dir: dir.to_owned(),
+            netns: None,
+            rules_dir: None,
+            socket: None,
+            bpffs: None,
+            args: Vec::new(),
+            env: vec![
+                ("SECGROUP_LOG".into(), "info,secgroupd=debug".into()),
+                ("NO_COLOR".into(), "1".into()),
+            ],
+            log: None,
+            ready_timeout: READY_TIMEOUT,
         }
     }
-    true
-}
 
-/// secgroupd in the bed's host namespace, on the bed's rules dir, socket
-/// and pin dir.
-pub struct Daemon {
-    child: Option<Child>,
-    pub socket: PathBuf,
-    pub log: PathBuf,
-}
+    /// Runs it in `ns` (network namespace only, see [`crate::netns`]).
+    pub fn netns(mut self, ns: &NetNs) -> Self {
+        self.netns = Some((ns.name.clone(), ns.path()));
+        self
+    }
 
-impl Daemon {
-    /// Starts secgroupd and waits for READY=1 (sd_notify on a socket of
-    /// ours, as systemd would get it): the rules are applied and the
-    /// interfaces that exist are attached.
-    pub fn start(bed: &TestBed, extra: &[&str]) -> Daemon {
-        let binary = secgroupd_binary();
-        let notify_path = bed.dir.join(unique("notify"));
-        let notify = UnixDatagram::bind(&notify_path)
-            .unwrap_or_else(|e| panic!("binding the notify socket: {e}"));
-        let log = bed.dir.join(format!("{}.log", unique("secgroupd")));
-        let log_file =
-            File::create(&log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
-        let log_err = log_file
-            .try_clone()
-            .unwrap_or_else(|e| panic!("duplicating the log fd: {e}"));
-        let mut command = bed.host.command(&binary);
+    /// `--rules-dir DIR` (replacing an earlier one; so do `socket` and
+    /// `bpffs`). These three come first on the command line.
+    pub fn rules_dir(mut self, dir: &Path) -> Self {
+        self.rules_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// `--socket PATH`, which [`Daemon::socket`] then returns.
+    pub fn socket(mut self, path: &Path) -> Self {
+        self.socket = Some(path.to_owned());
+        self
+    }
+
+    /// `--bpffs DIR`: the pin directory.
+    pub fn bpffs(mut self, dir: &Path) -> Self {
+        self.bpffs = Some(dir.to_owned());
+        self
+    }
+
+    /// One more command-line argument, after those given so far.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// An environment variable (overriding an earlier one).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Where stdout and stderr go (default: a fresh file in the dir).
+    pub fn log(mut self, path: &Path) -> Self {
+        self.log = Some(path.to_owned());
+        self
+    }
+
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Starts it and waits for READY=1, panicking with the log if it
+    /// exits or stays silent.
+    pub fn start(self) -> Daemon {
+        or_panic(self.try_start())
+    }
+
+    pub fn try_start(self) -> Result<Daemon, Error> {
+        let io = |what, path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Io { what, path, source }
+        };
+        let notify_path = self.dir.join(unique("notify"));
+        let notify = UnixDatagram::bind(&notify_path).map_err(io("binding", &notify_path))?;
+        let log = self
+            .log
+            .clone()
+            .unwrap_or_else(|| self.dir.join(format!("{}.log", unique("secgroupd"))));
+        let log_file = File::create(&log).map_err(io("creating", &log))?;
+        let log_err = log_file.try_clone().map_err(io("duplicating", &log))?;
+        let mut command = match &self.netns {
+            Some((name, path)) => command_in(name, path, &self.binary)?,
+            None => Command::new(&self.binary),
+        };
+        let flags = [
+            ("--rules-dir", &self.rules_dir),
+            ("--socket", &self.socket),
+            ("--bpffs", &self.bpffs),
+        ];
+        for (flag, value) in flags {
+            if let Some(value) = value {
+                command.arg(flag).arg(value);
+            }
+        }
         command
-            .arg("--rules-dir")
-            .arg(&bed.rules)
-            .arg("--socket")
-            .arg(bed.socket())
-            .arg("--bpffs")
-            .arg(&bed.pin_dir)
-            .args(extra)
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("NOTIFY_SOCKET", &notify_path)
-            .env("SECGROUP_LOG", "info,secgroupd=debug")
-            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);
         // SAFETY: prctl is async-signal-safe.
         unsafe {
             command.pre_exec(|| {
-                // Die with the test thread that started it, whatever
-                // happens to the test.
+                // Die with the thread that started it, whatever happens
+                // to the test or tool.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
             });
         }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let child = command.spawn().map_err(|source| Error::Spawn {
+            command: self.binary.display().to_string(),
+            source,
+        })?;
         let mut daemon = Daemon {
+            pid: child.id() as i32,
             child: Some(child),
-            socket: bed.socket(),
+            socket: self.socket.clone(),
             log,
+            ready: String::new(),
         };
-        daemon.wait_ready(&notify);
+        let ready = daemon.wait_ready(&notify, self.ready_timeout);
         let _ = std::fs::remove_file(&notify_path);
-        daemon
+        daemon.ready = ready?;
+        Ok(daemon)
     }
+}
 
-    fn wait_ready(&mut self, notify: &UnixDatagram) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+/// A running secgroupd; killed (SIGKILL) on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Option<Child>,
+    pid: i32,
+    socket: Option<PathBuf>,
+    pub log: PathBuf,
+    ready: String,
+}
+
+impl Daemon {
+    /// The first notification that said READY=1, one field a line.
+    fn wait_ready(&mut self, notify: &UnixDatagram, timeout: Duration) -> Result<String, Error> {
+        let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 512];
         loop {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!(
-                    "secgroupd exited before READY=1 ({status}):\n{}",
-                    self.log_text()
-                );
+                return Err(Error::ExitedEarly {
+                    status,
+                    path: self.log.clone(),
+                    log: self.log_text(),
+                });
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "secgroupd sent no READY=1 within 30 s:\n{}",
-                self.log_text()
-            );
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    what: format!("READY=1 from secgroupd; log:\n{}", self.log_text()),
+                    after: timeout,
+                });
+            }
             let _ = notify.set_read_timeout(Some(left.min(Duration::from_millis(100))));
-            if let Ok(n) = notify.recv(&mut buf)
-                && String::from_utf8_lossy(&buf[..n])
-                    .lines()
-                    .any(|l| l == "READY=1")
-            {
-                return;
+            if let Ok(n) = notify.recv(&mut buf) {
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if message.lines().any(|l| l == "READY=1") {
+                    return Ok(message);
+                }
             }
         }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The API socket given with [`Secgroupd::socket`].
+    pub fn socket(&self) -> &Path {
+        self.socket
+            .as_deref()
+            .unwrap_or_else(|| panic!("secgroupd was started without --socket"))
+    }
+
+    /// The READY=1 notification, as sent (`READY=1\nSTATUS=...`).
+    pub fn ready_message(&self) -> &str {
+        &self.ready
     }
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGKILL, as a crash would, and wait for the process to be gone.
-    pub fn kill9(mut self) {
+    /// Sends `signal` (SIGHUP, ...), panicking if it cannot be sent.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(self.pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({}, {signal}): {}",
+            self.pid,
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// SIGKILL, as a crash would, and waits for the process to be gone.
+    pub fn kill(mut self) {
+        self.reap();
+    }
+
+    /// SIGTERM and waits for the exit, panicking with the log if it
+    /// takes longer than [`TERMINATE_TIMEOUT`].
+    pub fn terminate(self) -> ExitStatus {
+        or_panic(self.try_terminate(TERMINATE_TIMEOUT))
+    }
+
+    /// SIGTERM and waits up to `timeout` for the exit; after that,
+    /// SIGKILL and an error.
+    pub fn try_terminate(mut self, timeout: Duration) -> Result<ExitStatus, Error> {
+        let Some(mut child) = self.child.take() else {
+            unreachable!("a Daemon owns its child until dropped");
+        };
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        let exited = crate::wait::poll(timeout, || child.try_wait().ok().flatten());
+        exited.ok_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            Error::Timeout {
+                what: format!("secgroupd to exit after SIGTERM; log:\n{}", self.log_text()),
+                after: timeout,
+            }
+        })
+    }
+
+    fn reap(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -203,9 +296,8 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if self.child.is_some() {
+            self.reap();
             if std::thread::panicking() {
                 eprintln!(
                     "---- secgroupd log ({}) ----\n{}",
@@ -215,4 +307,22 @@ impl Drop for Daemon {
             }
         }
     }
+}
+
+/// `BINARY --uninstall --bpffs DIR --socket SOCKET` in `ns`: detaches the
+/// hooks pinned in `pin_dir` and frees its maps, as an operator would;
+/// whether it succeeded.
+pub fn uninstall(binary: &Path, ns: &NetNs, pin_dir: &Path, socket: &Path) -> bool {
+    let Ok(mut command) = ns.try_command(binary) else {
+        return false;
+    };
+    quietly(
+        command
+            .arg("--uninstall")
+            .arg("--bpffs")
+            .arg(pin_dir)
+            .arg("--socket")
+            .arg(socket)
+            .env("NO_COLOR", "1"),
+    )
 }

@@ -1,60 +1,68 @@
-//! The test bed of the end-to-end suite (`tests/` at the repository
-//! root): a simulated hypervisor in network namespaces — a host with a
-//! Linux bridge, VMs on veth "taps" or a real tap device, an outside
-//! world — running the real secgroupd on a temporary rules directory,
-//! socket and pin directory, and real traffic between real network
-//! stacks. Everything it creates is removed on drop, and leftovers of
-//! crashed runs are swept at start (names start with `sge2e-`).
+//! The one test bed of secgroup's tests, benchmarks and demo, in layers
+//! (each module uses only the ones above it):
 //!
-//! This is test support: it panics with precise messages instead of
-//! returning errors, as a test would.
+//! - plumbing: `names` (unique names, the sweep of dead runs'
+//!   leftovers), `cmd` ([`sh`] and friends), `wait` ([`wait_for`]),
+//!   `error` (the [`Error`] of the `try_*` functions);
+//! - the kernel's objects: `netns` ([`NetNs`]), `link` ([`Veth`],
+//!   [`Bridge`], [`Tap`]), `files` ([`Scratch`], [`RulesDir`],
+//!   [`PinDir`]);
+//! - processes: `binary` (the workspace's binaries, never stale),
+//!   `daemon` ([`Secgroupd`] builder, [`Daemon`] guard);
+//! - traffic: `traffic` ([`Flow`], [`connect`], echo servers);
+//! - hypervisors: `host` ([`Host`]: namespace, files, pins, daemon),
+//!   `lab` ([`Lab`]: one veth VM), `bed` ([`TestBed`]: a bridge, VMs, an
+//!   outside world), `tap` ([`TapGuest`]: a real tap played by the test);
+//! - questions: `rules` ([`RuleFile`]), `control` ([`Control`], the
+//!   daemon's API), `check` (expectations that explain themselves).
+//!
+//! Everything it creates is removed on drop, and names carry the pid
+//! (`sgtb-<pid>-...`), so parallel runs never collide and a sweep removes
+//! what dead ones left. Test-facing functions panic with precise
+//! messages, as a test would; `try_*` twins return [`Error`] for tools.
+//! It does not depend on `secgroup-dataplane`, so xtask builds without
+//! clang and the data plane's tests can use it.
 
 mod bed;
+mod binary;
 mod check;
+mod cmd;
 mod control;
 mod daemon;
+mod error;
+mod files;
+mod host;
+mod lab;
+mod link;
 mod names;
 mod netns;
 mod rules;
+mod skip;
 mod tap;
 mod traffic;
 mod wait;
-
-use std::io::Write;
 
 pub use bed::{
     CLIENT_A, CLIENT_A6, CLIENT_B, CLIENT_B6, CLIENT_C, CLIENT_C6, CLIENT_D, LB_VIP, TestBed, Vm,
     WORLD_MAC, mac_text,
 };
-pub use check::{ACCEPT_TIMEOUT, BLOCK_TIMEOUT, Expect};
+pub use binary::{secgroupctl_binary, secgroupd_binary};
+pub use check::Expect;
+pub use cmd::{describe, output, quietly, sh, try_output, try_run, try_sh};
 pub use control::Control;
-pub use daemon::{Daemon, secgroupctl_binary, secgroupd_binary};
-pub use names::{PREFIX, unique};
-pub use netns::{NetNs, sh};
+pub use daemon::{Daemon, READY_TIMEOUT, Secgroupd, TERMINATE_TIMEOUT, uninstall};
+pub use error::Error;
+pub use files::{PinDir, RulesDir, Scratch};
+pub use host::Host;
+pub use lab::{GUEST_IP, HOST_IP, Lab, TAP};
+pub use link::{Bridge, Tap, Veth};
+pub use names::{PREFIX, sweep, unique, unique_with};
+pub use netns::NetNs;
 pub use rules::{RuleFile, accept, drop, service};
+pub use skip::root_or_skip;
 pub use tap::{TapGuest, TcpSegment};
 pub use traffic::{
-    Endpoint, Flow, Proto, TcpEcho, UdpEcho, connect, echoes, listen, ping, tcp, udp,
+    ACCEPT_TIMEOUT, BLOCK_TIMEOUT, Endpoint, Flow, Proto, TcpEcho, UdpEcho, connect, echoes,
+    listen, ping, tcp, udp,
 };
-pub use wait::wait_for;
-
-/// True when the suite can run: as root. Without root it skips loudly;
-/// under `CI=true` it fails instead, because a skipped acceptance test in
-/// CI would hide a broken product.
-pub fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: CI=true but not running as root: the end-to-end suite must run in CI"
-    );
-    // Straight to stderr: the test harness captures the output of passing
-    // tests, and a skip must not go unnoticed.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: needs root (network namespaces, BPF) ***\n"
-    );
-    false
-}
+pub use wait::{poll, wait_for};

@@ -1,28 +1,34 @@
-//! Unique names, and the sweep of what crashed runs left behind.
+//! Unique names, and the sweep of what dead runs left behind.
 //!
-//! Every namespace and pin directory is called `sge2e-<pid>-<n>-<tag>`:
-//! unique across the tests of one process and across processes, and the
-//! pid tells the sweep whether its owner still lives, so parallel test
-//! processes never remove each other's test beds.
+//! Everything the test bed creates is called `<prefix>-<pid>-<n>-<tag>`
+//! (`sgtb-...` for tests): unique across the tests of one process and
+//! across processes, and the pid tells a sweep whether its owner still
+//! lives, so parallel test processes never remove each other's things.
 
 use std::path::Path;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The prefix of everything the test bed creates.
-pub const PREFIX: &str = "sge2e";
+/// The prefix of everything the tests create.
+pub const PREFIX: &str = "sgtb";
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A fresh name `sge2e-<pid>-<n>-<tag>`. No dots: bpffs refuses them.
+/// A fresh name `sgtb-<pid>-<n>-<tag>`. No dots: bpffs refuses them.
 pub fn unique(tag: &str) -> String {
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{PREFIX}-{}-{n}-{tag}", std::process::id())
+    unique_with(PREFIX, tag)
 }
 
-/// The pid in a name made by [`unique`].
-fn owner(name: &str) -> Option<i32> {
-    name.strip_prefix(PREFIX)?
+/// A fresh name `<prefix>-<pid>-<n>-<tag>`, for tools with a prefix of
+/// their own (the benchmarks' `sgb`).
+pub fn unique_with(prefix: &str, tag: &str) -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}-{tag}", std::process::id())
+}
+
+/// The pid in a name made by [`unique_with`] with `prefix`.
+fn owner(prefix: &str, name: &str) -> Option<i32> {
+    name.strip_prefix(prefix)?
         .strip_prefix('-')?
         .split('-')
         .next()?
@@ -36,35 +42,33 @@ fn alive(pid: i32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
 }
 
-/// Removes namespaces, pin directories and temp dirs of test processes
-/// that died without cleaning up (SIGKILL, an abort). Once per process.
-pub fn sweep_leftovers() {
-    static SWEEP: Once = Once::new();
-    SWEEP.call_once(|| {
-        for name in dead_entries(Path::new("/run/netns")) {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", &name])
-                .status();
+/// Removes what processes that died without cleaning up (SIGKILL, an
+/// abort) left under `prefix`: network namespaces, bpffs pin directories
+/// (unpinning their links detaches the hooks) and temp dirs.
+pub fn sweep(prefix: &str) {
+    for name in dead_entries(prefix, Path::new("/run/netns")) {
+        crate::cmd::quietly(std::process::Command::new("ip").args(["netns", "del", &name]));
+    }
+    for dir in [Path::new("/sys/fs/bpf").to_owned(), std::env::temp_dir()] {
+        for name in dead_entries(prefix, &dir) {
+            let _ = std::fs::remove_dir_all(dir.join(name));
         }
-        for name in dead_entries(Path::new("/sys/fs/bpf")) {
-            let dir = Path::new("/sys/fs/bpf").join(&name);
-            let _ = secgroup_dataplane::uninstall(&dir);
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        let tmp = std::env::temp_dir();
-        for name in dead_entries(&tmp) {
-            let _ = std::fs::remove_dir_all(tmp.join(name));
-        }
-    });
+    }
 }
 
-fn dead_entries(dir: &Path) -> Vec<String> {
+/// [`sweep`] of the tests' own prefix, once per process.
+pub fn sweep_leftovers() {
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(|| sweep(PREFIX));
+}
+
+fn dead_entries(prefix: &str, dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| owner(name).is_some_and(|pid| !alive(pid)))
+        .filter(|name| owner(prefix, name).is_some_and(|pid| !alive(pid)))
         .collect()
 }
 
@@ -74,10 +78,11 @@ mod tests {
 
     #[test]
     fn owner_is_read_back_from_unique_names() {
-        let name = unique("vm-a");
-        assert_eq!(owner(&name), Some(std::process::id() as i32));
-        for foreign in ["tour-h", "sgd-x-1-2", "sge2e", "sge2e-abc-1"] {
-            assert_eq!(owner(foreign), None, "{foreign}");
+        let me = Some(std::process::id() as i32);
+        assert_eq!(owner(PREFIX, &unique("vm-a")), me);
+        assert_eq!(owner("sgb", &unique_with("sgb", "host")), me);
+        for foreign in ["tour-h", "sgd-x-1-2", "sgtb", "sgtb-abc-1", "sgtbx-1-2"] {
+            assert_eq!(owner(PREFIX, foreign), None, "{foreign}");
         }
     }
 }

@@ -1,20 +1,23 @@
 //! A VM on a real tap device, with the test process as the guest: it
-//! writes the guest's Ethernet frames into the tap's file descriptor
+//! writes the guest's Ethernet frames (built with
+//! `secgroup_dataplane::packet`, addressed from [`TapGuest::mac`] to
+//! [`crate::WORLD_MAC`]) into the tap's file descriptor
 //! (they enter the host through the tap's receive path, where XDP runs)
 //! and reads what the host sends the guest (the transmit path, where the
 //! TCX hook runs). No network stack behind the tap: what arrives is
 //! exactly what the hooks let through.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
-use secgroup_dataplane::packet::{ETH_P_IP, Packet};
+use crate::bed::{TestBed, mac_text};
+use crate::link::Tap;
 
-use crate::bed::{TestBed, WORLD_MAC, mac_text};
+/// The EtherType of IPv4.
+const ETH_P_IP: u16 = 0x0800;
 
 /// The guest side of a tap device in the bed's host namespace; the
 /// device goes away when this is dropped (it is not persistent).
@@ -25,25 +28,19 @@ pub struct TapGuest {
     pub mac: [u8; 6],
 }
 
-/// `TUNSETIFF`, `_IOW('T', 202, int)`.
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-
 impl TapGuest {
     /// Creates `tap-NAME` in the host namespace, on the bridge, for a
     /// guest with 198.51.100.`n`; the world gets a static neighbour entry
     /// for it, since no stack here answers ARP.
     pub fn create(bed: &TestBed, name: &str, n: u8) -> TapGuest {
         let tap = format!("tap-{name}");
-        assert!(tap.len() < libc::IFNAMSIZ, "tap name {tap:?} too long");
-        let file = bed.host.run(|| open_tap(&tap));
+        let file = Tap::new(&bed.host.ns, &tap).master("br0").open();
         let guest = TapGuest {
             file,
             name: name.to_owned(),
             ip4: format!("198.51.100.{n}"),
             mac: [0x02, 0x00, 0x00, 0x00, 0x01, n],
         };
-        bed.host.ip(&["link", "set", &tap, "master", "br0"]);
-        bed.host.ip(&["link", "set", &tap, "up"]);
         bed.world.ip(&[
             "neigh",
             "replace",
@@ -70,11 +67,10 @@ impl TapGuest {
             .unwrap_or_else(|e| panic!("guest address {}: {e}", self.ip4))
     }
 
-    /// Sends `packet` from the guest, addressed to the world's MAC.
-    pub fn send(&mut self, packet: Packet) {
-        let frame = packet.with_macs(self.mac, WORLD_MAC).frame();
+    /// Sends one Ethernet frame from the guest.
+    pub fn send(&mut self, frame: &[u8]) {
         self.file
-            .write_all(&frame)
+            .write_all(frame)
             .unwrap_or_else(|e| panic!("writing a frame to {}: {e}", self.tap()));
     }
 
@@ -115,28 +111,6 @@ impl TapGuest {
     }
 }
 
-fn open_tap(name: &str) -> File {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/net/tun")
-        .unwrap_or_else(|e| panic!("opening /dev/net/tun: {e}"));
-    // struct ifreq: the name, then the flags as a short.
-    let mut ifreq = [0u8; 40];
-    ifreq[..name.len()].copy_from_slice(name.as_bytes());
-    let flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
-    ifreq[16..18].copy_from_slice(&flags.to_ne_bytes());
-    // SAFETY: ifreq is a buffer the size of struct ifreq.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, ifreq.as_mut_ptr()) };
-    assert!(
-        rc == 0,
-        "TUNSETIFF {name}: {}",
-        std::io::Error::last_os_error()
-    );
-    file
-}
-
 /// The parts of a received IPv4 TCP segment the scenarios look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpSegment {
@@ -174,6 +148,7 @@ impl TcpSegment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secgroup_dataplane::packet::Packet;
     use secgroup_dataplane::packet::tcp_flags::{ACK, SYN};
 
     fn ip(text: &str) -> IpAddr {

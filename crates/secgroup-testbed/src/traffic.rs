@@ -14,6 +14,13 @@ use socket2::{Domain, Socket, Type};
 
 use crate::netns::NetNs;
 
+/// How long an allowed flow may take: generous, it returns as soon as it
+/// completes.
+pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long to wait before calling a flow blocked. A dropped packet
+/// never answers; an accepted one answers in well under a millisecond.
+pub const BLOCK_TIMEOUT: Duration = Duration::from_millis(600);
+
 /// An address inside a namespace: where a flow starts or ends.
 #[derive(Clone, Copy)]
 pub struct Endpoint<'a> {

@@ -9,7 +9,8 @@ use crate::cli::CloneArgs;
 use crate::export::find_group;
 use crate::fmt;
 use crate::outcome::{Output, Result, json};
-use crate::rulesdir::{RulesDir, refused, write_atomically};
+use crate::report::refused;
+use crate::rulesdir::{RulesDir, write_atomically};
 
 pub fn run(args: &CloneArgs, as_json: bool) -> Result<Output> {
     let dir = RulesDir::read(&args.rules.rules_dir)?;

@@ -9,8 +9,8 @@ use secgroup_model::{RuleSet, SecurityGroup, SgId, render};
 use crate::cli::{ExportArgs, Format};
 use crate::daemon::refusal;
 use crate::outcome::{Error, Output, Result};
-use crate::rulesdir::{RulesDir, refused};
-use crate::tencent;
+use crate::report::refused;
+use crate::rulesdir::RulesDir;
 
 pub fn run(args: &ExportArgs, as_json: bool) -> Result<Output> {
     let dir = RulesDir::read(&args.rules.rules_dir)?;
@@ -29,7 +29,7 @@ pub fn run(args: &ExportArgs, as_json: bool) -> Result<Output> {
     Ok(match args.format {
         Format::Native => Output::success(render::security_group_file(group)),
         Format::Tencent => {
-            let (text, split) = tencent::group_file(group);
+            let (text, split) = render::tencent_group_file(group);
             let output = Output::success(text);
             if split == 0 {
                 output

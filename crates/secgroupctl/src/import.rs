@@ -17,13 +17,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use secgroup_model::{Limits, SecurityGroup, SgId, render};
+use secgroup_model::{Limits, ObjectKind, Outline, SecurityGroup, SgId, render};
 use secgroup_rulesdir::LoadedFile;
 
 use crate::cli::{Format, ImportArgs};
 use crate::fmt;
 use crate::outcome::{Output, Result, json};
-use crate::rulesdir::{Inventory, RulesDir, refused, write_atomically};
+use crate::report::refused;
+use crate::rulesdir::{RulesDir, write_atomically};
 
 const INVALID: &str = "in the resulting rules directory; nothing was changed";
 
@@ -32,7 +33,7 @@ pub fn run(args: &ImportArgs, as_json: bool) -> Result<Output> {
     let dir = RulesDir::read(&args.rules.rules_dir)?;
     if let Ok(canonical) = fs::canonicalize(&args.file)
         && dir
-            .files
+            .files()
             .iter()
             .any(|f| fs::canonicalize(&f.path).is_ok_and(|p| p == canonical))
     {
@@ -43,9 +44,10 @@ pub fn run(args: &ImportArgs, as_json: bool) -> Result<Output> {
         )
         .into());
     }
-    let Some(inventory) = Inventory::of(&import.bytes) else {
-        // Not even the outline of a rule file: the model says exactly what
-        // is wrong, with the place.
+    let outline = secgroup_model::outline(&import.source(), &Limits::default());
+    let Some(file_format) = outline.format.filter(|_| outline.errors.is_empty()) else {
+        // Not even a well-formed rule file: the model says exactly what is
+        // wrong, with the place.
         return match dir.load_changed(None, std::slice::from_ref(&import)) {
             Err(diagnostics) => Ok(refused(&diagnostics, INVALID, as_json)),
             Ok(_) => Err(anyhow!(
@@ -55,10 +57,9 @@ pub fn run(args: &ImportArgs, as_json: bool) -> Result<Output> {
             .into()),
         };
     };
-    let format = if inventory.tencent {
-        Format::Tencent
-    } else {
-        Format::Native
+    let format = match file_format {
+        secgroup_model::Format::Tencent => Format::Tencent,
+        secgroup_model::Format::Native => Format::Native,
     };
     if let Some(wanted) = args.format
         && wanted != format
@@ -71,13 +72,15 @@ pub fn run(args: &ImportArgs, as_json: bool) -> Result<Output> {
         )
         .into());
     }
-    let id = match (inventory.groups.as_slice(), inventory.others.len()) {
-        ([id], 0) => id.clone(),
-        (groups, others) => {
+    let groups = outline.count(ObjectKind::SecurityGroup);
+    let others = outline.definitions.len() - groups;
+    let id = match outline.definitions.as_slice() {
+        [only] if only.kind == ObjectKind::SecurityGroup => only.id.clone(),
+        _ => {
             return Err(anyhow!(
                 "{} defines {} and {}; a file to import defines exactly one security group and nothing else",
                 args.file.display(),
-                fmt::count(groups.len(), "security group"),
+                fmt::count(groups, "security group"),
                 fmt::count(others, "other object")
             )
             .into());
@@ -97,9 +100,10 @@ pub fn run(args: &ImportArgs, as_json: bool) -> Result<Output> {
                     dir.dir.display()
                 )
             })?;
-            let subset = rest
-                .subset(rules, &id)
+            let mut subset = rest
+                .objects_in(rules)
                 .with_context(|| format!("cannot tell what {} defines", plan.path.display()))?;
+            subset.security_groups.retain(|sg, _| sg.as_str() != id);
             Some(subset)
         }
     };
@@ -179,11 +183,12 @@ fn read_import(path: &Path) -> anyhow::Result<LoadedFile> {
     if !meta.is_file() {
         bail!("{} is not a regular file", path.display());
     }
-    let mut files = secgroup_rulesdir::read_sources_limited(
+    let mut sources = secgroup_rulesdir::read_sources_limited(
         &[path.to_owned()],
         Limits::default().max_file_bytes,
     )?;
-    files
+    sources
+        .files
         .pop()
         .with_context(|| format!("cannot read {}", path.display()))
 }
@@ -194,8 +199,8 @@ struct Plan {
     path: PathBuf,
     /// The file exists and is replaced.
     exists: bool,
-    /// What else the file defines, when it is shared with other objects.
-    rest: Option<Inventory>,
+    /// What the file defines, when it is shared with other objects.
+    rest: Option<Outline>,
 }
 
 impl Plan {
@@ -205,27 +210,28 @@ impl Plan {
 }
 
 fn plan(dir: &RulesDir, id: &str) -> anyhow::Result<Plan> {
-    if let Some((file, inventory)) = dir.file_defining(id) {
+    if let Some((file, outline)) = dir.file_defining(id) {
         let name = file
             .path
             .file_name()
             .and_then(|n| n.to_str())
             .with_context(|| format!("{} has no file name", file.path.display()))?
             .to_owned();
-        let shared = inventory.groups.len() > 1 || !inventory.others.is_empty();
+        let shared = outline.definitions.len() > 1;
         return Ok(Plan {
             name,
             path: file.path.clone(),
             exists: true,
-            rest: shared.then_some(inventory),
+            rest: shared.then_some(outline),
         });
     }
     let name = format!("{id}.json");
     let path = dir.dir.join(&name);
-    let existing = dir.files.iter().find(|f| f.path == path);
+    let existing = dir.files().iter().find(|f| f.path == path);
     if let Some(file) = existing
-        && let Some(inventory) = Inventory::of(&file.bytes)
-        && !(inventory.groups.is_empty() && inventory.others.is_empty())
+        && !secgroup_model::outline(&file.source(), &Limits::default())
+            .definitions
+            .is_empty()
     {
         bail!(
             "{} exists and defines other objects than {id}; move them, then import again",

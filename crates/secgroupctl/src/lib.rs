@@ -17,11 +17,11 @@ mod fmt;
 mod import;
 mod instance;
 mod outcome;
+mod report;
 mod rulesdir;
 mod sg;
 mod status;
 mod template;
-mod tencent;
 mod trace;
 mod validate;
 

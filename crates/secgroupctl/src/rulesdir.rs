@@ -8,20 +8,14 @@
 //! Nothing is locked: a controller writing the same directory at the same
 //! moment could interleave. Each write is still atomic.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use secgroup_model::{
-    AddressSetGroupId, AddressSetId, Diagnostics, InstanceId, Limits, RuleSet, ServiceSetGroupId,
-    ServiceSetId, SgId, SourceFile,
-};
-use secgroup_rulesdir::LoadedFile;
-
-use crate::outcome::{Code, Output};
+use secgroup_model::{Diagnostics, Limits, ObjectKind, Outline, RuleSet};
+use secgroup_rulesdir::{LoadedFile, Sources};
 
 /// Where the copies of replaced files go, inside the rules directory (a
 /// hidden directory: the loader reads neither it nor its files).
@@ -29,7 +23,8 @@ pub const BACKUP_DIR: &str = ".backups";
 
 pub struct RulesDir {
     pub dir: PathBuf,
-    pub files: Vec<LoadedFile>,
+    /// What the directory holds now, unreadable entries included.
+    pub sources: Sources,
 }
 
 impl RulesDir {
@@ -39,15 +34,20 @@ impl RulesDir {
         if !meta.is_dir() {
             bail!("the rules directory {} is not a directory", dir.display());
         }
-        let files = secgroup_rulesdir::read_sources_limited(
+        let sources = secgroup_rulesdir::read_sources_limited(
             &[dir.to_owned()],
             Limits::default().max_file_bytes,
         )
         .context("cannot read the rules directory")?;
         Ok(RulesDir {
             dir: dir.to_owned(),
-            files,
+            sources,
         })
+    }
+
+    /// The rule files that could be read.
+    pub fn files(&self) -> &[LoadedFile] {
+        &self.sources.files
     }
 
     /// The directory as it is, validated as the daemon would.
@@ -56,33 +56,30 @@ impl RulesDir {
     }
 
     /// The directory as it would be with the file at `without` gone and
-    /// `added` in.
+    /// `added` in. As the daemon would see the change: a conflict between
+    /// an added file and one already there is reported in the added one.
     pub fn load_changed(
         &self,
         without: Option<&Path>,
         added: &[LoadedFile],
     ) -> Result<RuleSet, Diagnostics> {
-        let sources: Vec<SourceFile<'_>> = self
-            .files
-            .iter()
-            .filter(|f| Some(f.path.as_path()) != without)
-            .chain(added)
-            .map(LoadedFile::source)
-            .collect();
-        secgroup_model::load(&sources, &Limits::default())
+        let known: Vec<PathBuf> = self.files().iter().map(|f| f.path.clone()).collect();
+        let mut changed = self.sources.clone();
+        changed.files.retain(|f| Some(f.path.as_path()) != without);
+        changed.files.extend_from_slice(added);
+        changed
+            .load(&Limits::default(), &known)
+            .map(|loaded| loaded.rules)
     }
 
     /// The rule file that defines security group `id`, with what it
-    /// defines. Unreadable files are skipped: validation reports them.
-    pub fn file_defining(&self, id: &str) -> Option<(&LoadedFile, Inventory)> {
-        self.files.iter().find_map(|f| {
-            let inventory = Inventory::of(&f.bytes)?;
-            inventory
-                .groups
-                .iter()
-                .any(|g| g == id)
-                .then_some((f, inventory))
-        })
+    /// defines, whether or not the directory is valid. Files that cannot
+    /// be read are skipped: validation reports them.
+    pub fn file_defining(&self, id: &str) -> Option<(&LoadedFile, Outline)> {
+        let index = self.sources.index(&Limits::default());
+        let (outline, _) = index.defining(ObjectKind::SecurityGroup, id)?;
+        let file = self.files().iter().find(|f| f.name == outline.file)?;
+        Some((file, outline.clone()))
     }
 
     /// A file in the directory, as the loader names it.
@@ -93,105 +90,6 @@ impl RulesDir {
             path,
             bytes: contents,
         }
-    }
-}
-
-/// What one rule file defines, by id, judged from its keys only. The model
-/// validates files as a whole and keeps no record of which file defined
-/// what; `import` needs exactly that to know which file to replace.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Inventory {
-    /// Tencent's format (one group per file).
-    pub tencent: bool,
-    pub groups: Vec<String>,
-    /// Everything else, as (top-level key, id).
-    pub others: Vec<(String, String)>,
-}
-
-/// Keys that make a file Tencent's format (the same rule as the model's).
-const TENCENT_KEYS: [&str; 4] = [
-    "SecurityGroupId",
-    "SecurityGroupName",
-    "SecurityGroupDesc",
-    "SecurityGroupPolicySet",
-];
-
-impl Inventory {
-    /// `None` unless the bytes are a JSON object whose objects all have a
-    /// string id.
-    pub fn of(bytes: &[u8]) -> Option<Inventory> {
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-        let object = value.as_object()?;
-        if TENCENT_KEYS.iter().any(|k| object.contains_key(*k)) {
-            let id = object.get("SecurityGroupId")?.as_str()?;
-            return Some(Inventory {
-                tencent: true,
-                groups: vec![id.to_owned()],
-                others: Vec::new(),
-            });
-        }
-        let mut inventory = Inventory::default();
-        for (key, items) in object {
-            for item in items.as_array()? {
-                let id = item.get("id")?.as_str()?.to_owned();
-                if key == "security_groups" {
-                    inventory.groups.push(id);
-                } else {
-                    inventory.others.push((key.clone(), id));
-                }
-            }
-        }
-        Some(inventory)
-    }
-
-    /// The objects of this file taken from `rules`, leaving out security
-    /// group `without`; `None` if one of them is not in `rules`.
-    pub fn subset(&self, rules: &RuleSet, without: &str) -> Option<RuleSet> {
-        fn take<K: Ord + Clone, V: Clone>(
-            from: &BTreeMap<K, V>,
-            into: &mut BTreeMap<K, V>,
-            key: Option<K>,
-        ) -> Option<()> {
-            let key = key?;
-            into.insert(key.clone(), from.get(&key)?.clone());
-            Some(())
-        }
-        let mut subset = RuleSet::default();
-        for id in self.groups.iter().filter(|g| *g != without) {
-            take(
-                &rules.security_groups,
-                &mut subset.security_groups,
-                SgId::new(id),
-            )?;
-        }
-        for (key, id) in &self.others {
-            match key.as_str() {
-                "instances" => take(&rules.instances, &mut subset.instances, InstanceId::new(id)),
-                "address_sets" => take(
-                    &rules.address_sets,
-                    &mut subset.address_sets,
-                    AddressSetId::new(id),
-                ),
-                "address_set_groups" => take(
-                    &rules.address_set_groups,
-                    &mut subset.address_set_groups,
-                    AddressSetGroupId::new(id),
-                ),
-                "service_sets" => take(
-                    &rules.service_sets,
-                    &mut subset.service_sets,
-                    ServiceSetId::new(id),
-                ),
-                "service_set_groups" => take(
-                    &rules.service_set_groups,
-                    &mut subset.service_set_groups,
-                    ServiceSetGroupId::new(id),
-                ),
-                _ => None,
-            }?;
-        }
-        Some(subset)
     }
 }
 
@@ -274,61 +172,9 @@ fn backup(dir: &Path, name: &str, path: &Path, now_ms: u64) -> anyhow::Result<Pa
     Ok(target)
 }
 
-/// The answer when a rules directory is invalid: every located problem,
-/// then `closing` (what that means for this command).
-pub fn refused(diagnostics: &Diagnostics, closing: &str, as_json: bool) -> Output {
-    let n = diagnostics.0.len();
-    if as_json {
-        let text = serde_json::to_string_pretty(&crate::validate::diagnostics_json(diagnostics))
-            .unwrap_or_default();
-        return Output::success(format!("{text}\n")).with_code(Code::No);
-    }
-    let mut stderr = String::new();
-    for d in &diagnostics.0 {
-        stderr.push_str(&format!("{d}\n"));
-    }
-    stderr.push_str(&format!(
-        "secgroupctl: {n} error{} {closing}\n",
-        if n == 1 { "" } else { "s" }
-    ));
-    Output::success("").with_stderr(stderr).with_code(Code::No)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// (Tencent?, group ids, other (key, id)s)
-    type Expected<'a> = (bool, &'a [&'a str], &'a [(&'a str, &'a str)]);
-
-    #[test]
-    fn inventories() {
-        let check = |text: &str, expected: Option<Expected<'_>>| {
-            let expected = expected.map(|(tencent, groups, others)| Inventory {
-                tencent,
-                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-                others: others
-                    .iter()
-                    .map(|(k, i)| ((*k).to_owned(), (*i).to_owned()))
-                    .collect(),
-            });
-            assert_eq!(Inventory::of(text.as_bytes()), expected, "{text}");
-        };
-        check("{}", Some((false, &[], &[])));
-        check(
-            r#"{"security_groups": [{"id": "sg-a"}, {"id": "sg-b"}], "instances": [{"id": "i-1"}]}"#,
-            Some((false, &["sg-a", "sg-b"], &[("instances", "i-1")])),
-        );
-        check(
-            "\u{feff}{\"SecurityGroupId\": \"sg-t\", \"SecurityGroupPolicySet\": {}}",
-            Some((true, &["sg-t"], &[])),
-        );
-        check(r#"{"SecurityGroupName": "x"}"#, None);
-        check(r#"{"security_groups": [{"name": "x"}]}"#, None);
-        check(r#"{"security_groups": 1}"#, None);
-        check("[]", None);
-        check("{", None);
-    }
 
     fn scratch(name: &str) -> PathBuf {
         let dir =
@@ -373,6 +219,87 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, [".backups", "sg-a.json"]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn which_file_defines_a_group_even_when_the_directory_is_invalid() {
+        let dir = scratch("defining");
+        let write = |name: &str, text: &str| {
+            fs::write(dir.join(name), text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        };
+        write(
+            "a.json",
+            r#"{"security_groups": [{"id": "sg-a"}], "instances": [{"id": "i-1", "ips": [], "security_groups": ["sg-a"]}]}"#,
+        );
+        write(
+            "b.json",
+            r#"{"SecurityGroupId": "sg-b", "SecurityGroupPolicySet": {}}"#,
+        );
+        write(
+            "c.json",
+            r#"{"security_groups": [{"id": "sg-c", "nmae": "c"}]}"#,
+        );
+        std::os::unix::fs::symlink("loop.json", dir.join("loop.json"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rules = RulesDir::read(&dir).unwrap_or_else(|e| panic!("{e:#}"));
+        let defining = |id: &str| {
+            rules.file_defining(id).map(|(file, outline)| {
+                let name = file.path.strip_prefix(&dir).unwrap_or(&file.path);
+                (
+                    name.display().to_string(),
+                    outline.format,
+                    outline.definitions.len(),
+                )
+            })
+        };
+        let native = Some(secgroup_model::Format::Native);
+        let tencent = Some(secgroup_model::Format::Tencent);
+        assert_eq!(defining("sg-a"), Some(("a.json".to_owned(), native, 2)));
+        assert_eq!(defining("sg-b"), Some(("b.json".to_owned(), tencent, 1)));
+        // A file with a shape error still says what it defines.
+        assert_eq!(defining("sg-c"), Some(("c.json".to_owned(), native, 1)));
+        assert_eq!(defining("i-1"), None);
+        let problems: Vec<String> = match rules.load() {
+            Ok(_) => panic!("an invalid directory loaded"),
+            Err(d) => {
+                d.0.iter()
+                    .map(|d| format!("{}:{}", d.file, d.message))
+                    .collect()
+            }
+        };
+        let name = |n: &str| dir.join(n).display().to_string();
+        assert_eq!(
+            problems,
+            [
+                format!(
+                    "{}:unknown key \"nmae\"; expected one of id, name, description, ingress, egress (did you mean \"name\"?)",
+                    name("c.json")
+                ),
+                format!(
+                    "{}:cannot read the file: Too many levels of symbolic links (os error 40)",
+                    name("loop.json")
+                ),
+            ]
+        );
+        // A file added to the directory is where its conflicts are, even
+        // when it sorts first.
+        let added = rules.file(
+            "0.json",
+            br#"{"security_groups": [{"id": "sg-a"}]}"#.to_vec(),
+        );
+        let problems = rules
+            .load_changed(None, &[added])
+            .err()
+            .unwrap_or_else(|| panic!("a duplicate loaded"));
+        assert_eq!(
+            problems.0.first().map(ToString::to_string),
+            Some(format!(
+                "{}:1:29: security_groups[0].id: duplicate security group id \"sg-a\"; first defined at {}:1:29",
+                name("0.json"),
+                name("a.json")
+            ))
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -1,7 +1,8 @@
 //! `secgroupctl status` and `secgroupctl reload`.
 
 use secgroup_api::{
-    AttachState, PolicySource, ReloadOutcome, ReloadReport, ReloadTrigger, Status, paths,
+    AttachState, HealthState, PolicySource, ReloadOutcome, ReloadReport, ReloadTrigger, Status,
+    paths,
 };
 
 use crate::daemon::Daemon;
@@ -55,27 +56,17 @@ pub fn reload(daemon: &Daemon, as_json: bool) -> Result<Output> {
     Ok(Output::success(text).with_code(code))
 }
 
-/// Why the daemon is not healthy; empty when it is.
+/// Why the daemon is not healthy, as it says itself; empty when it is.
 fn problems(status: &Status) -> Vec<String> {
-    let mut problems = Vec::new();
-    if status.last_error.is_some() {
-        problems.push("the last reload failed".to_owned());
+    if status.health.state == HealthState::Ok {
+        return Vec::new();
     }
-    let failed = status
-        .instances
+    status
+        .health
+        .reasons
         .iter()
-        .filter(|i| matches!(i.attach, AttachState::Failed { .. }))
-        .count();
-    if failed > 0 {
-        problems.push(format!(
-            "{} failed to attach",
-            fmt::count(failed, "instance")
-        ));
-    }
-    if status.policy == PolicySource::None {
-        problems.push("no policy is enforced".to_owned());
-    }
-    problems
+        .map(|r| format!("{}: {}", r.kind, r.message))
+        .collect()
 }
 
 fn outcome_text(outcome: ReloadOutcome) -> &'static str {
@@ -122,7 +113,21 @@ pub fn attach_text(attach: &AttachState) -> (&'static str, String) {
 fn render_status(status: &Status, now_ms: u64) -> String {
     let mut text = format!("secgroupd {}\n", status.version);
     text.push_str(&field("rules dir", &status.rules_dir));
-    text.push_str(&field("pin dir", &status.pin_dir));
+    text.push_str(&field(
+        "pin dir",
+        &format!("{} (layout version {})", status.pin_dir, status.abi_version),
+    ));
+    if let Some(owner) = &status.owner {
+        text.push_str(&field(
+            "owner",
+            &format!(
+                "pid {} (socket {}), since {}",
+                owner.pid,
+                owner.socket,
+                fmt::ago(now_ms, owner.since.unix_ms)
+            ),
+        ));
+    }
     let policy = match status.policy {
         PolicySource::RulesDir => "the rules directory",
         PolicySource::Pinned => "pinned by a previous secgroupd (no valid rules loaded yet)",
@@ -187,14 +192,14 @@ fn render_status(status: &Status, now_ms: u64) -> String {
         ),
     ));
     let problems = problems(status);
-    text.push_str(&field(
-        "health",
-        &if problems.is_empty() {
-            "ok".to_owned()
-        } else {
-            format!("DEGRADED: {}", problems.join("; "))
-        },
-    ));
+    if problems.is_empty() {
+        text.push_str(&field("health", "ok"));
+    } else {
+        text.push_str(&field("health", "DEGRADED"));
+        for problem in &problems {
+            text.push_str(&format!("  {problem}\n"));
+        }
+    }
     if !status.instances.is_empty() {
         text.push('\n');
         let rows = status
@@ -228,7 +233,7 @@ fn render_status(status: &Status, now_ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use secgroup_api::{InstanceStatus, ReloadError, Timestamp};
+    use secgroup_api::{DegradedReason, Health, InstanceStatus, PinOwner, ReloadError, Timestamp};
 
     use super::*;
 
@@ -267,6 +272,16 @@ mod tests {
                 },
             ],
             unbound_interfaces: Vec::new(),
+            health: Health {
+                state: HealthState::Ok,
+                reasons: Vec::new(),
+            },
+            owner: Some(PinOwner {
+                pid: 4242,
+                socket: "/run/secgroup/secgroupd.sock".into(),
+                since: Timestamp::from_unix_ms(1_000_000 - 600_000),
+            }),
+            abi_version: 2,
         }
     }
 
@@ -276,7 +291,8 @@ mod tests {
             render_status(&status(), 1_000_000),
             "secgroupd 0.1.0\n\
              rules dir:     /etc/secgroup/rules.d\n\
-             pin dir:       /sys/fs/bpf/secgroup\n\
+             pin dir:       /sys/fs/bpf/secgroup (layout version 2)\n\
+             owner:         pid 4242 (socket /run/secgroup/secgroupd.sock), since 10m ago\n\
              policy:        the rules directory, generation 3 (4 reloads)\n\
              last reload:   applied 3m ago on a file change in 12.3 ms: groups +0 -0 ~1\n\
              last error:    none\n\
@@ -302,10 +318,25 @@ mod tests {
             ifindex: Some(9),
             error: "xdp refused".into(),
         };
+        s.health = Health {
+            state: HealthState::Degraded,
+            reasons: vec![
+                DegradedReason {
+                    kind: "reload-failed".into(),
+                    message: "the last reload failed: invalid rule files (1 problem)".into(),
+                },
+                DegradedReason {
+                    kind: "not-enforced".into(),
+                    message: "instance ins-db-1 is bound to tap-db1 but not enforced: xdp refused"
+                        .into(),
+                },
+            ],
+        };
         let text = render_status(&s, 1_000_000);
         for expected in [
             "last error:    5s ago: invalid rule files (1 problem)\n  /r/x.json:1:2: $: bad\n",
-            "health:        DEGRADED: the last reload failed; 1 instance failed to attach\n",
+            "health:        DEGRADED\n  reload-failed: the last reload failed: invalid rule files (1 problem)\n  \
+             not-enforced: instance ins-db-1 is bound to tap-db1 but not enforced: xdp refused\n",
             "ins-db-1   tap-db1    FAILED    ifindex 9: xdp refused\n",
         ] {
             assert!(text.contains(expected), "{text}\nlacks\n{expected}");

@@ -1,28 +1,32 @@
 //! `secgroupctl validate`: load the rules the way the daemon would and say
 //! what is wrong, or what they define.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
-use secgroup_model::{Diagnostics, Direction, Limits, RuleSet, SourceFile};
+use secgroup_model::{Direction, Limits, RuleSet};
 use secgroup_policy::Policy;
-use secgroup_rulesdir::LoadedFile;
 
 use crate::cli::ValidateArgs;
 use crate::outcome::{Output, Result, json};
-use crate::rulesdir::refused;
+use crate::report::refused;
 
 pub fn run(args: &ValidateArgs, as_json: bool) -> Result<Output> {
     let limits = Limits::default();
     let paths = args.sources();
-    let files = secgroup_rulesdir::read_sources_limited(&paths, limits.max_file_bytes)
+    let sources = secgroup_rulesdir::read_sources_limited(&paths, limits.max_file_bytes)
         .context("cannot read the rule files")?;
-    let sources: Vec<SourceFile<'_>> = files.iter().map(LoadedFile::source).collect();
-    match secgroup_model::load(&sources, &limits) {
-        Ok(rules) => {
-            let policy = secgroup_policy::compile(&rules);
+    match sources.load(&limits, &[]) {
+        Ok(loaded) => {
+            let policy = secgroup_policy::compile(&loaded.rules);
             if as_json {
-                json(&summary_json(&files, &rules, &policy))
+                json(&summary_json(&loaded.files, &loaded.rules, &policy))
             } else {
-                Ok(Output::success(summary_text(&files, &rules, &policy)))
+                Ok(Output::success(summary_text(
+                    &loaded.files,
+                    &loaded.rules,
+                    &policy,
+                )))
             }
         }
         Err(diagnostics) => Ok(refused(
@@ -50,7 +54,7 @@ fn local_instances(policy: &Policy) -> Vec<(&str, &str, [usize; 2])> {
         .collect()
 }
 
-fn summary_text(files: &[LoadedFile], rules: &RuleSet, policy: &Policy) -> String {
+fn summary_text(files: &[PathBuf], rules: &RuleSet, policy: &Policy) -> String {
     let count = |n: usize, what: &str| format!("{n} {what}{}", plural(n));
     let local = local_instances(policy);
     let mut out = format!(
@@ -75,7 +79,7 @@ fn summary_text(files: &[LoadedFile], rules: &RuleSet, policy: &Policy) -> Strin
     out
 }
 
-fn summary_json(files: &[LoadedFile], rules: &RuleSet, policy: &Policy) -> serde_json::Value {
+fn summary_json(files: &[PathBuf], rules: &RuleSet, policy: &Policy) -> serde_json::Value {
     let instances: Vec<serde_json::Value> = local_instances(policy)
         .into_iter()
         .map(|(id, interface, [ingress, egress])| {
@@ -87,7 +91,8 @@ fn summary_json(files: &[LoadedFile], rules: &RuleSet, policy: &Policy) -> serde
             })
         })
         .collect();
-    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    // As the loader names them (and diagnostics point at them).
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     serde_json::json!({
         "valid": true,
         "files": names,
@@ -99,21 +104,4 @@ fn summary_json(files: &[LoadedFile], rules: &RuleSet, policy: &Policy) -> serde
         "service_set_groups": rules.service_set_groups.len(),
         "local_instances": instances,
     })
-}
-
-pub fn diagnostics_json(diagnostics: &Diagnostics) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = diagnostics
-        .0
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "file": d.file,
-                "line": d.line,
-                "column": d.column,
-                "path": d.path,
-                "message": d.message,
-            })
-        })
-        .collect();
-    serde_json::json!({ "valid": false, "diagnostics": items })
 }

@@ -40,6 +40,24 @@ pub struct Args {
     #[arg(long)]
     pub uninstall: bool,
 
+    /// Where the daemon keeps what must survive it besides the pins: the
+    /// rules last applied, so that a restart can say what changed while it
+    /// was down.
+    #[arg(long, env = "SECGROUP_STATE_DIR", default_value = "/var/lib/secgroup")]
+    pub state_dir: PathBuf,
+
+    /// Run even when the pin directory is on a bpffs private to this mount
+    /// namespace (under `ip netns exec`, say): every hook then detaches when
+    /// the daemon exits. For experiments only; logged loudly and reported
+    /// as degraded.
+    #[arg(long, env = "SECGROUP_ALLOW_PRIVATE_BPFFS")]
+    pub allow_private_bpffs: bool,
+
+    /// How often the pins are compared with what this daemon wrote, to
+    /// notice writes by anyone else (also done on every reload).
+    #[arg(long, env = "SECGROUP_PIN_CHECK_INTERVAL", value_parser = crate::duration::parse, default_value = "5s")]
+    pub pin_check_interval: Duration,
+
     #[command(flatten)]
     pub timeouts: TimeoutArgs,
 }

@@ -1,40 +1,43 @@
 //! The daemon's state and the one task that changes it.
 //!
 //! [`Daemon`] owns the [`Dataplane`] (which is not `Sync`) and everything
-//! derived from it; [`Daemon::run`] consumes [`Event`]s one at a time, so
-//! every kernel operation has a single writer. Kernel operations are
-//! blocking and take milliseconds; they run right here.
+//! derived from it; [`Daemon::run`] consumes [`Event`]s, so every kernel
+//! operation has a single writer. Events that pile up while one is handled
+//! are merged: any number of rule-file changes and SIGHUPs make one reload,
+//! any number of link events one resync.
 //!
 //! Two rules shape the code:
 //! - **All or nothing.** A reload validates and compiles the whole
 //!   directory, then switches every interface in one [`Dataplane::apply`];
-//!   any failure leaves the previous policy in force. A reload that
-//!   compiles to the policy in force touches no map at all.
-//! - **Never unprotected.** Hooks, once attached, stay (pinned) until their
-//!   interface disappears or `--uninstall`: an interface whose instance
-//!   left the rules keeps its hooks and, with no policy, drops IP traffic.
-//!   A daemon that starts on invalid rules keeps enforcing what a previous
-//!   one pinned.
+//!   any failure leaves the previous policy in force, in the kernel too.
+//! - **Never unprotected.** Hooks, once attached, stay (pinned) until the
+//!   kernel says their interface is gone (a netlink deletion or ENODEV:
+//!   never a transient lookup error) or `--uninstall`: an interface whose
+//!   instance left the rules keeps its hooks and, with no policy, drops IP
+//!   traffic. A daemon that starts on invalid rules keeps enforcing what a
+//!   previous one pinned.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use secgroup_api::{ReloadError, ReloadOutcome, ReloadReport, ReloadTrigger, Timestamp};
-use secgroup_dataplane::{AttachInfo, Dataplane, DataplaneError, InterfaceBinding, netns};
+use secgroup_api::{ReloadError, ReloadOutcome, ReloadReport, ReloadTrigger};
+use secgroup_dataplane::{AdoptReport, AttachInfo, Dataplane};
 use secgroup_model::InstanceId;
-use secgroup_policy::Policy;
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info};
 
 use crate::event::{ApiError, ApiReply, ApiRequest, Event, Signal};
-use crate::rules::{self, Loaded};
+use crate::rules::Loaded;
 
 pub struct Settings {
     pub rules_dir: PathBuf,
     pub pin_dir: PathBuf,
     pub keep_established: bool,
+    pub state_dir: PathBuf,
+    /// `--allow-private-bpffs` was given (and needed).
+    pub private_bpffs: bool,
 }
 
 /// Hooks on an interface, attached or adopted by this daemon.
@@ -50,11 +53,31 @@ pub(crate) struct Failure {
     pub error: String,
 }
 
+/// Writes to the pins by someone else, as last found.
+pub(crate) struct Tampered {
+    pub at: secgroup_api::Timestamp,
+    pub findings: Vec<String>,
+}
+
+/// The backoff between attach retries: 1 s, doubling up to a minute, reset
+/// once nothing fails.
+pub(crate) struct Retry {
+    pub delay: Duration,
+    pub scheduled: bool,
+}
+
 pub struct Daemon {
     pub(crate) dp: Dataplane,
     pub(crate) settings: Settings,
     /// The rules in force, as this daemon loaded them.
     pub(crate) loaded: Option<Arc<Loaded>>,
+    /// The rules a previous daemon last applied to these pins (from the
+    /// state directory), until this one applies its own: what the first
+    /// reload is compared with.
+    pub(crate) previous: Option<Arc<Loaded>>,
+    /// The rule files of the last successful load, for attributing
+    /// conflicts to the file that introduced them.
+    pub(crate) known_files: Vec<PathBuf>,
     /// The maps hold a previous daemon's policy that this one has not
     /// replaced (it has not loaded a valid rules directory yet).
     pub(crate) pinned: bool,
@@ -67,25 +90,62 @@ pub struct Daemon {
     pub(crate) hooks: BTreeMap<u32, Hooked>,
     /// Attach failures by interface name, until the next success.
     pub(crate) failures: BTreeMap<String, Failure>,
+    /// Someone else wrote the pins; kept until the next successful reload
+    /// so that the operator sees it.
+    pub(crate) tampered: Option<Tampered>,
+    /// The kernel holds a mix of two policies (an apply failed and could
+    /// not be undone) until the next successful apply.
+    pub(crate) diverged: Option<String>,
+    /// Interfaces whose lookup failed for a reason that says nothing about
+    /// them (EMFILE...): kept as they were, reported, retried.
+    pub(crate) lookup_errors: BTreeMap<String, String>,
+    pub(crate) retry: Retry,
     pub(crate) next_trace_port: u16,
+    /// To schedule our own events (attach retries).
+    pub(crate) events: mpsc::Sender<Event>,
+}
+
+/// What a batch of events asks for, merged.
+#[derive(Default)]
+struct Batch {
+    reload: Option<ReloadTrigger>,
+    resync: bool,
+    check_pins: bool,
+    retry: bool,
+    stop: Option<Signal>,
 }
 
 impl Daemon {
-    /// `adopted_interfaces`: interfaces a previous daemon left in the maps.
-    pub fn new(dp: Dataplane, settings: Settings, adopted_interfaces: usize) -> Daemon {
+    pub fn new(
+        dp: Dataplane,
+        settings: Settings,
+        adopted: &AdoptReport,
+        events: mpsc::Sender<Event>,
+    ) -> Daemon {
+        let previous = crate::applied::read(&settings.state_dir, &settings.pin_dir, adopted);
         Daemon {
+            generation: dp.generation(),
             dp,
             settings,
             loaded: None,
-            pinned: adopted_interfaces > 0,
-            generation: 0,
+            previous,
+            known_files: Vec::new(),
+            pinned: adopted.interfaces > 0,
             reloads: 0,
             last_reload: None,
             last_error: None,
             bound: BTreeMap::new(),
             hooks: BTreeMap::new(),
             failures: BTreeMap::new(),
+            tampered: None,
+            diverged: None,
+            lookup_errors: BTreeMap::new(),
+            retry: Retry {
+                delay: Duration::from_secs(1),
+                scheduled: false,
+            },
             next_trace_port: crate::trace::FIRST_TRACE_PORT,
+            events,
         }
     }
 
@@ -96,13 +156,13 @@ impl Daemon {
             if self.pinned {
                 error!(
                     dir = %self.settings.rules_dir.display(),
-                    "STARTED WITHOUT A VALID RULES DIRECTORY: keeping the policy a previous secgroupd pinned \
+                    "STARTED WITHOUT A VALID RULES DIRECTORY: keeping the policy a previous secgroupd pinned \\
                      in force, unchanged, until the rules directory is fixed"
                 );
             } else {
                 error!(
                     dir = %self.settings.rules_dir.display(),
-                    "STARTED WITHOUT A VALID RULES DIRECTORY and nothing pinned: NO INTERFACE IS PROTECTED \
+                    "STARTED WITHOUT A VALID RULES DIRECTORY and nothing pinned: NO INTERFACE IS PROTECTED \\
                      until the rules directory is fixed"
                 );
             }
@@ -116,13 +176,22 @@ impl Daemon {
             .keys()
             .filter(|i| self.bound.contains_key(i))
             .count();
-        let failed = match &self.last_error {
-            Some(e) => format!("; last reload FAILED: {}", e.message),
-            None => String::new(),
+        let degraded = crate::health::reasons(self);
+        let health = if degraded.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; DEGRADED: {}",
+                degraded
+                    .iter()
+                    .map(|r| r.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
         };
         match (&self.loaded, self.pinned) {
             (Some(_), _) => format!(
-                "generation {}, {attached} interfaces attached{failed}",
+                "generation {}, {attached} interfaces attached{health}",
                 self.generation
             ),
             (None, true) => "invalid rules directory; enforcing the pinned policy".to_owned(),
@@ -130,35 +199,42 @@ impl Daemon {
         }
     }
 
-    /// Consumes events until told to stop.
+    /// Consumes events until told to stop. Whatever queued up meanwhile is
+    /// taken in one go and merged.
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
-        while let Some(event) = events.recv().await {
-            match event {
-                Event::Signal(signal @ (Signal::Term | Signal::Int)) => {
-                    info!(
-                        ?signal,
-                        "stopping; the pinned hooks keep filtering until the next secgroupd takes over"
-                    );
-                    return;
+        while let Some(first) = events.recv().await {
+            let mut batch = Batch::default();
+            let mut next = Some(first);
+            while let Some(event) = next.take() {
+                self.absorb(event, &mut batch);
+                if batch.stop.is_some() {
+                    break;
                 }
-                other => self.handle(other),
+                next = events.try_recv().ok();
             }
+            if let Some(signal) = batch.stop {
+                info!(
+                    ?signal,
+                    "stopping; the pinned hooks keep filtering until the next secgroupd takes over"
+                );
+                return;
+            }
+            self.handle_batch(batch);
         }
     }
 
-    pub fn handle(&mut self, event: Event) {
+    /// Answers API calls at once (in order), folds everything else into
+    /// `batch`.
+    fn absorb(&mut self, event: Event, batch: &mut Batch) {
         match event {
             Event::RulesChanged => {
-                self.reload(ReloadTrigger::Watch);
+                batch.reload.get_or_insert(ReloadTrigger::Watch);
             }
-            Event::Signal(Signal::Hup) => {
-                self.reload(ReloadTrigger::Signal);
-            }
-            Event::Signal(Signal::Term | Signal::Int) => {}
+            Event::Signal(Signal::Hup) => batch.reload = Some(ReloadTrigger::Signal),
+            Event::Signal(signal @ (Signal::Term | Signal::Int)) => batch.stop = Some(signal),
             Event::LinkAppeared { name, ifindex } => {
                 if self.concerns(&name, ifindex) {
-                    debug!(%name, ifindex, "bound interface appeared or changed");
-                    self.sync();
+                    batch.resync = true;
                 }
             }
             Event::LinkVanished { ifindex } => {
@@ -166,16 +242,36 @@ impl Daemon {
                     || self.hooks.contains_key(&ifindex)
                     || self.dp.pinned_interfaces().contains(&ifindex)
                 {
-                    debug!(ifindex, "interface with hooks vanished");
-                    self.sync();
+                    // The kernel said so: this one may be released.
+                    self.release(ifindex, "deleted");
+                    batch.resync = true;
                 }
             }
-            Event::LinksResync => self.sync(),
+            Event::LinksResync => batch.resync = true,
+            Event::CheckPins => batch.check_pins = true,
+            Event::RetryAttach => {
+                self.retry.scheduled = false;
+                batch.retry = true;
+            }
             Event::Api(request, reply) => {
+                // Pending rule changes first: an API reload or a read right
+                // after a write sees the write.
+                self.handle_batch(std::mem::take(batch));
                 let answer = self.api(request);
                 // The client may have hung up; nothing to do then.
                 let _ = reply.send(answer);
             }
+        }
+    }
+
+    fn handle_batch(&mut self, batch: Batch) {
+        if batch.check_pins {
+            self.check_pins();
+        }
+        if let Some(trigger) = batch.reload {
+            self.reload(trigger);
+        } else if batch.resync || batch.retry {
+            self.sync();
         }
     }
 
@@ -190,6 +286,7 @@ impl Daemon {
             || self.hooks.get(&ifindex).is_some_and(|h| h.name != name)
             || self.bound.contains_key(&ifindex)
             || self.failures.contains_key(name)
+            || self.lookup_errors.contains_key(name)
     }
 
     fn api(&mut self, request: ApiRequest) -> ApiReply {
@@ -216,261 +313,13 @@ impl Daemon {
         }
     }
 
-    // ---- Reloading -------------------------------------------------------
-
-    /// Reads, validates and compiles the rules directory and makes it the
-    /// policy in force, or changes nothing.
-    pub fn reload(&mut self, trigger: ReloadTrigger) -> ReloadReport {
-        let started = Instant::now();
-        self.reloads += 1;
-        let dir = self.settings.rules_dir.display().to_string();
-        let (outcome, summary) = match rules::load(&self.settings.rules_dir) {
-            Err(failure) => {
-                error!(?trigger, %dir, error = %failure.message, "reload failed: the rules directory was rejected; the policy in force stays");
-                for diagnostic in &failure.diagnostics {
-                    error!(%diagnostic, "invalid rule file");
-                }
-                let summary = failure.message.clone();
-                self.last_error = Some(ReloadError {
-                    at: Timestamp::from_unix_ms(unix_ms()),
-                    message: failure.message,
-                    diagnostics: failure.diagnostics,
-                });
-                (ReloadOutcome::Failed, summary)
-            }
-            Ok(loaded)
-                if self
-                    .loaded
-                    .as_ref()
-                    .is_some_and(|l| l.policy == loaded.policy) =>
-            {
-                // Same policy (perhaps new descriptions or formatting): keep
-                // the new text for the API, touch no map.
-                self.loaded = Some(Arc::new(loaded));
-                self.last_error = None;
-                (ReloadOutcome::Unchanged, "no changes".to_owned())
-            }
-            Ok(loaded) => {
-                let empty = Policy::default();
-                let before = self.loaded.as_ref().map_or(&empty, |l| &l.policy);
-                let diff = secgroup_policy::diff(before, &loaded.policy);
-                let loaded = Arc::new(loaded);
-                match self.sync_with(&loaded.policy, true) {
-                    Ok(()) => {
-                        self.loaded = Some(loaded);
-                        self.pinned = false;
-                        self.generation += 1;
-                        self.last_error = None;
-                        (ReloadOutcome::Applied, diff.to_string())
-                    }
-                    Err(e) => {
-                        let message =
-                            format!("applying the new policy failed: {}", error_chain(&e));
-                        error!(?trigger, %dir, error = %message, "reload failed; the policy in force stays");
-                        self.last_error = Some(ReloadError {
-                            at: Timestamp::from_unix_ms(unix_ms()),
-                            message: message.clone(),
-                            diagnostics: Vec::new(),
-                        });
-                        (ReloadOutcome::Failed, message)
-                    }
-                }
-            }
-        };
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match outcome {
-            ReloadOutcome::Applied => info!(
-                ?trigger,
-                generation = self.generation,
-                duration_ms = format!("{duration_ms:.1}"),
-                changes = %summary,
-                "reload applied"
-            ),
-            ReloadOutcome::Unchanged => info!(
-                ?trigger,
-                generation = self.generation,
-                duration_ms = format!("{duration_ms:.1}"),
-                "reload: no changes"
-            ),
-            ReloadOutcome::Failed => {}
-        }
-        let report = ReloadReport {
-            trigger,
-            outcome,
-            finished: Timestamp::from_unix_ms(unix_ms()),
-            duration_ms,
-            generation: self.generation,
-            summary,
-        };
-        self.last_reload = Some(report.clone());
-        // `systemctl status` shows it; nobody to tell outside systemd.
-        let _ = crate::sdnotify::notify(&format!("STATUS={}", self.status_line()));
-        report
-    }
-
-    // ---- Interfaces ------------------------------------------------------
-
-    /// Brings the kernel in line with the policy in force after a link
-    /// event.
-    fn sync(&mut self) {
-        match self.loaded.clone() {
-            Some(loaded) => {
-                if let Err(e) = self.sync_with(&loaded.policy, false) {
-                    let error = error_chain(&e);
-                    error!(%error, "updating interface bindings failed; retried on the next link event or reload");
-                    // Interfaces that exist but could not be bound say why
-                    // in the status instead of "waiting".
-                    for instance in loaded.policy.instances.values() {
-                        let Some(name) = &instance.interface else {
-                            continue;
-                        };
-                        if let Ok(ifindex) = netns::ifindex(name)
-                            && !self.bound.contains_key(&ifindex)
-                        {
-                            let error = format!("binding failed: {error}");
-                            self.failures
-                                .insert(name.clone(), Failure { ifindex, error });
-                        }
-                    }
-                }
-            }
-            // Without a policy of our own nothing may be applied: only
-            // clean up after interfaces that are gone.
-            None => self.release_vanished(),
-        }
-    }
-
-    /// Makes `policy` the enforced one on every interface that exists:
-    /// releases interfaces that are gone, applies the bindings (always
-    /// when `policy_changed`, else only if the set of interfaces changed),
-    /// then attaches the hooks where missing. Fails, changing nothing, if
-    /// the apply fails; attach failures are per interface and only
-    /// recorded.
-    fn sync_with(&mut self, policy: &Policy, policy_changed: bool) -> Result<(), DataplaneError> {
-        self.release_vanished();
-
-        let mut desired: BTreeMap<u32, InstanceId> = BTreeMap::new();
-        for instance in policy.instances.values() {
-            let Some(name) = &instance.interface else {
-                continue;
-            };
-            match netns::ifindex(name) {
-                Ok(ifindex) => {
-                    desired.insert(ifindex, instance.id.clone());
-                }
-                Err(_) => {
-                    // Waiting for the interface; an old failure is moot.
-                    self.failures.remove(name);
-                }
-            }
-        }
-
-        if policy_changed || desired != self.bound {
-            let bindings: Vec<InterfaceBinding<'_>> = desired
-                .iter()
-                .filter_map(|(ifindex, id)| {
-                    let instance = policy.instances.get(id)?;
-                    Some(InterfaceBinding {
-                        ifindex: *ifindex,
-                        ingress: &instance.ingress,
-                        egress: &instance.egress,
-                        keep_established: self.settings.keep_established,
-                        instance_uid: instance_uid(id),
-                    })
-                })
-                .collect();
-            let report = self.dp.apply(&bindings)?;
-            debug!(?report, "applied");
-            for (ifindex, id) in &desired {
-                if self.bound.get(ifindex) != Some(id) {
-                    info!(instance = %id, ifindex, "interface bound");
-                }
-            }
-            for (ifindex, id) in &self.bound {
-                if !desired.contains_key(ifindex) && self.hooks.contains_key(ifindex) {
-                    warn!(
-                        instance = %id,
-                        ifindex,
-                        "interface no longer bound by any instance: its hooks stay and drop all IP traffic \
-                         (fail closed) until it is bound again or removed"
-                    );
-                }
-            }
-            self.bound = desired;
-        }
-
-        // Failures of interfaces no instance binds any more are moot.
-        self.failures.retain(|name, _| {
-            policy
-                .instances
-                .values()
-                .any(|i| i.interface.as_deref() == Some(name))
-        });
-
-        let wanted: Vec<(u32, InstanceId)> =
-            self.bound.iter().map(|(i, id)| (*i, id.clone())).collect();
-        for (ifindex, id) in wanted {
-            let Some(name) = policy.instances.get(&id).and_then(|i| i.interface.clone()) else {
-                continue;
-            };
-            if let Some(hooked) = self.hooks.get_mut(&ifindex) {
-                hooked.name = name; // a rename keeps the hooks
-                continue;
-            }
-            match self.dp.attach(&name) {
-                Ok(info) => {
-                    info!(
-                        instance = %id,
-                        interface = %name,
-                        ifindex = info.ifindex,
-                        xdp_mode = ?info.xdp_mode,
-                        adopted = info.adopted,
-                        "attached"
-                    );
-                    self.failures.remove(&name);
-                    if info.ifindex != ifindex {
-                        // Re-created between lookup and attach: the link
-                        // event that follows binds the new one.
-                        warn!(interface = %name, expected = ifindex, got = info.ifindex, "interface changed while attaching");
-                    }
-                    self.hooks.insert(info.ifindex, Hooked { name, info });
-                }
-                Err(e) => {
-                    let error = error_chain(&e);
-                    error!(instance = %id, interface = %name, ifindex, %error, "attaching failed");
-                    self.failures.insert(name, Failure { ifindex, error });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Detaches and forgets every interface with hooks that no longer
-    /// exists.
-    fn release_vanished(&mut self) {
-        let with_hooks: BTreeSet<u32> = self
-            .hooks
+    /// Interfaces with hooks, attached by us or pinned by a predecessor.
+    pub(crate) fn hooked_interfaces(&self) -> BTreeSet<u32> {
+        self.hooks
             .keys()
             .copied()
             .chain(self.dp.pinned_interfaces())
-            .collect();
-        for ifindex in with_hooks {
-            if crate::iface::name_of(ifindex).is_some() {
-                continue;
-            }
-            let name = self.hooks.remove(&ifindex).map(|h| h.name);
-            if let Err(e) = self.dp.detach(ifindex) {
-                warn!(ifindex, error = %error_chain(&e), "removing the pins of a vanished interface failed");
-            }
-            if let Err(e) = self.dp.forget_interface(ifindex) {
-                warn!(ifindex, error = %error_chain(&e), "forgetting the state of a vanished interface failed");
-            }
-            info!(
-                ifindex,
-                interface = name.as_deref().unwrap_or("?"),
-                "interface gone: hooks, conntrack and counters released"
-            );
-        }
+            .collect()
     }
 }
 

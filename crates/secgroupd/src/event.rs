@@ -24,6 +24,10 @@ pub enum Event {
     LinksResync,
     Api(ApiRequest, oneshot::Sender<ApiReply>),
     Signal(Signal),
+    /// Time to compare the pins with what this daemon wrote.
+    CheckPins,
+    /// Time to try the interfaces that failed to attach again.
+    RetryAttach,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

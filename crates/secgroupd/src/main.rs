@@ -7,14 +7,18 @@
 //! reload is missed), then the first reload and attach, and only then
 //! READY=1.
 
+mod applied;
 mod auth;
 mod cli;
+mod cuts;
 mod daemon;
 mod duration;
 mod event;
+mod health;
 mod iface;
 mod links;
 mod logging;
+mod reload;
 mod routes;
 mod rules;
 mod sdnotify;
@@ -24,8 +28,6 @@ mod trace;
 mod uninstall;
 mod views;
 mod watch;
-
-use std::path::Path;
 
 use anyhow::Context;
 use clap::Parser;
@@ -84,17 +86,28 @@ async fn serve_on(
     admin_gid: Option<u32>,
     args: &Args,
 ) -> anyhow::Result<()> {
-    warn_if_pins_would_die(&args.bpffs);
     let (dp, adopted) = Dataplane::load(&LoadOptions {
         pin_dir: Some(args.bpffs.clone()),
         timeouts: args.timeouts.resolve(),
+        owner_socket: Some(args.socket.clone()),
+        allow_private_bpffs: args.allow_private_bpffs,
     })
     .map_err(|e| anyhow::anyhow!("loading the data plane: {}", error_chain(&e)))?;
+    if adopted.private_bpffs {
+        error!(
+            pin_dir = %args.bpffs.display(),
+            "THE PINS ARE ON A BPFFS PRIVATE TO THIS PROCESS (--allow-private-bpffs): every hook detaches \
+             when secgroupd exits, and a restart cannot adopt anything. Run it in the host's mount namespace \
+             (nsenter --net=..., not `ip netns exec`) for real use"
+        );
+    }
     if adopted.interfaces > 0 || adopted.tables > 0 {
         info!(
             interfaces = adopted.interfaces,
             tables = adopted.tables,
             conntrack_entries = adopted.conntrack_entries,
+            generation = adopted.generation,
+            previous_pid = adopted.previous_owner.as_ref().map(|o| o.pid),
             pin_dir = %args.bpffs.display(),
             "adopted the maps a previous secgroupd pinned"
         );
@@ -104,6 +117,7 @@ async fn serve_on(
     links::spawn(events.clone()).context("subscribing to link notifications")?;
     watch::spawn(settings.rules_dir.clone(), events.clone());
     spawn_signals(events.clone())?;
+    spawn_pin_checks(events.clone(), args.pin_check_interval);
     tokio::spawn(server::serve(listener, events.clone(), admin_gid));
 
     info!(
@@ -114,7 +128,7 @@ async fn serve_on(
         "secgroupd {} starting",
         env!("CARGO_PKG_VERSION")
     );
-    let mut daemon = Daemon::new(dp, settings, adopted.interfaces);
+    let mut daemon = Daemon::new(dp, settings, &adopted, events.clone());
     daemon.start();
     let ready = format!("READY=1\nSTATUS={}", daemon.status_line());
     if let Err(e) = sdnotify::notify(&ready) {
@@ -131,8 +145,26 @@ impl Args {
             rules_dir: self.rules_dir.clone(),
             pin_dir: self.bpffs.clone(),
             keep_established: self.keep_established,
+            state_dir: self.state_dir.clone(),
+            private_bpffs: self.allow_private_bpffs,
         }
     }
+}
+
+/// Asks the main loop to compare the pins with what it wrote, every
+/// `interval`.
+fn spawn_pin_checks(events: mpsc::Sender<Event>, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval.max(std::time::Duration::from_millis(100)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await; // the first tick is immediate
+        loop {
+            ticks.tick().await;
+            if events.send(Event::CheckPins).await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 fn spawn_signals(events: mpsc::Sender<Event>) -> anyhow::Result<()> {
@@ -152,28 +184,4 @@ fn spawn_signals(events: mpsc::Sender<Event>) -> anyhow::Result<()> {
         }
     });
     Ok(())
-}
-
-/// Pins outlive the daemon only if the bpffs they are on does. When
-/// /sys/fs/bpf is not mounted, the data plane mounts it; in a private
-/// mount namespace (`ip netns exec`, some container setups) that mount,
-/// and every pin on it, dies with the process: the hooks would detach the
-/// moment the daemon stops. Say so loudly.
-fn warn_if_pins_would_die(pin_dir: &Path) {
-    let root = Path::new("/sys/fs/bpf");
-    if !pin_dir.starts_with(root) || crate::uninstall::is_bpffs(root) {
-        return;
-    }
-    let own = std::fs::read_link("/proc/self/ns/mnt").ok();
-    let init = std::fs::read_link("/proc/1/ns/mnt").ok();
-    if own.is_some() && own != init {
-        warn!(
-            "/sys/fs/bpf is not mounted in this mount namespace, which is not the host's: the bpffs mounted \
-             now dies with this process, and with it every pinned hook (it would not survive a restart). \
-             Mount bpffs on the host, or run secgroupd in the host's mount namespace (nsenter --net, not \
-             `ip netns exec`)"
-        );
-    } else {
-        info!("mounting bpffs at /sys/fs/bpf");
-    }
 }

@@ -2,18 +2,20 @@
 //! directory validates and compiles, or the reload fails with every
 //! problem listed and the policy in force stays.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use secgroup_model::{Limits, RuleSet};
 use secgroup_policy::Policy;
 use secgroup_rulesdir::RulesDirError;
 
-/// A valid rules directory: the rules as written (for showing them) and
-/// the compiled policy (for enforcing it).
+/// A valid rules directory: the rules as written (for showing them), the
+/// compiled policy (for enforcing it) and the files it came from.
 #[derive(Debug)]
 pub struct Loaded {
     pub rules: RuleSet,
     pub policy: Policy,
+    /// The files read, in name order: `known` for the next load.
+    pub files: Vec<PathBuf>,
 }
 
 /// Why a rules directory was rejected.
@@ -22,15 +24,22 @@ pub struct LoadFailure {
     /// One line.
     pub message: String,
     /// `file:line:column: path: message`, one per problem, as `secgroupctl
-    /// validate` prints them; empty when the files could not be read.
+    /// validate` prints them (unreadable entries included); empty only
+    /// when the directory itself could not be read.
     pub diagnostics: Vec<String>,
 }
 
-pub fn load(dir: &Path) -> Result<Loaded, LoadFailure> {
-    match secgroup_rulesdir::load_paths(&[dir.to_owned()], &Limits::default()) {
-        Ok(rules) => {
-            let policy = secgroup_policy::compile(&rules);
-            Ok(Loaded { rules, policy })
+/// Loads `dir`. `known`: the files of the previous successful load, so a
+/// conflict between an old and a new file is reported in the new one.
+pub fn load(dir: &Path, known: &[PathBuf]) -> Result<Loaded, LoadFailure> {
+    match secgroup_rulesdir::load_paths_with(&[dir.to_owned()], &Limits::default(), known) {
+        Ok(loaded) => {
+            let policy = secgroup_policy::compile(&loaded.rules);
+            Ok(Loaded {
+                rules: loaded.rules,
+                policy,
+                files: loaded.files,
+            })
         }
         Err(RulesDirError::Invalid(diagnostics)) => {
             let n = diagnostics.0.len();
@@ -87,14 +96,14 @@ mod tests {
   "instances": [ { "id": "ins-a", "interface": "tap-a", "ips": ["198.51.100.5"], "security_groups": ["sg-a"] } ] }"#,
         );
         dir.write(".a.json.swp", "not json");
-        let loaded = load(&dir.0).unwrap_or_else(|e| panic!("{e:?}"));
+        let loaded = load(&dir.0, &[]).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(loaded.policy.instances.len(), 1);
 
         dir.write(
             "b.json",
             "{\n  \"security_groups\": [ { \"id\": \"web\" } ]\n}",
         );
-        let failure = load(&dir.0)
+        let failure = load(&dir.0, &[])
             .err()
             .unwrap_or_else(|| panic!("an invalid file was accepted"));
         assert_eq!(
@@ -112,7 +121,7 @@ mod tests {
         );
 
         let missing = dir.0.join("nope");
-        let failure = load(&missing)
+        let failure = load(&missing, &[])
             .err()
             .unwrap_or_else(|| panic!("a missing directory was accepted"));
         assert!(failure.message.starts_with("cannot access"), "{failure:?}");

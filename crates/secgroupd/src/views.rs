@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use secgroup_api::{
     AttachState, ConntrackEntry, ConntrackList, Count, EffectiveRule as ApiRule, FlushResult,
-    GroupRule, Hits, InstanceDetail, InstanceStatus, InstanceSummary, PolicySource, RuleRef,
-    SecurityGroupDetail, SecurityGroupSummary, Status, Timestamp, UnboundInterface, Verdicts,
+    GroupRule, Health, HealthState, Hits, InstanceDetail, InstanceStatus, InstanceSummary,
+    PinOwner, PolicySource, RuleRef, SecurityGroupDetail, SecurityGroupSummary, Status, Timestamp,
+    UnboundInterface, Verdicts,
 };
+use secgroup_dataplane::RuleHits;
 use secgroup_dataplane::abi::{self, CtState, NO_RULE, Reason};
-use secgroup_dataplane::{RuleHits, XdpAttachMode};
 use secgroup_model::{Direction, InstanceId, Protocol, Remote, RuleSet, SgId, Traffic};
 use secgroup_policy::{RuleOrigin, render_service, render_services};
 use tracing::info;
@@ -122,11 +123,7 @@ impl Daemon {
             Some(ifindex) => match self.hooks.get(&ifindex) {
                 Some(hooked) => AttachState::Attached {
                     ifindex,
-                    xdp_mode: match hooked.info.xdp_mode {
-                        XdpAttachMode::Driver => "driver",
-                        XdpAttachMode::Generic => "generic",
-                    }
-                    .to_owned(),
+                    xdp_mode: hooked.info.xdp_mode.as_str().to_owned(),
                     adopted: hooked.info.adopted,
                 },
                 None => failed(Some(ifindex)).unwrap_or(AttachState::Failed {
@@ -151,16 +148,13 @@ impl Daemon {
                 }
             }
         }
-        let mut with_hooks: Vec<u32> = self.dp.pinned_interfaces();
-        with_hooks.extend(self.hooks.keys());
-        with_hooks.sort_unstable();
-        with_hooks.dedup();
         let reason = if self.loaded.is_none() && self.pinned {
             "enforcing the policy a previous secgroupd pinned (no valid rules loaded yet)"
         } else {
             "no instance binds this interface: its IP traffic is dropped"
         };
-        let unbound_interfaces = with_hooks
+        let unbound_interfaces = self
+            .hooked_interfaces()
             .into_iter()
             .filter(|i| !self.bound.contains_key(i))
             .map(|ifindex| UnboundInterface {
@@ -169,15 +163,12 @@ impl Daemon {
                 reason: reason.to_owned(),
             })
             .collect();
+        let reasons = crate::health::reasons(self);
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             rules_dir: self.settings.rules_dir.display().to_string(),
             pin_dir: self.settings.pin_dir.display().to_string(),
-            policy: match (&self.loaded, self.pinned) {
-                (Some(_), _) => PolicySource::RulesDir,
-                (None, true) => PolicySource::Pinned,
-                (None, false) => PolicySource::None,
-            },
+            policy: self.policy_source(),
             generation: self.generation,
             reloads: self.reloads,
             keep_established: self.settings.keep_established,
@@ -185,6 +176,28 @@ impl Daemon {
             last_error: self.last_error.clone(),
             instances,
             unbound_interfaces,
+            health: Health {
+                state: if reasons.is_empty() {
+                    HealthState::Ok
+                } else {
+                    HealthState::Degraded
+                },
+                reasons,
+            },
+            owner: self.dp.owner().map(|o| PinOwner {
+                pid: o.pid,
+                socket: o.socket,
+                since: Timestamp::from_unix_ms(o.started_unix_ms),
+            }),
+            abi_version: secgroup_dataplane::Dataplane::abi().version,
+        }
+    }
+
+    pub(crate) fn policy_source(&self) -> PolicySource {
+        match (&self.loaded, self.pinned) {
+            (Some(_), _) => PolicySource::RulesDir,
+            (None, true) => PolicySource::Pinned,
+            (None, false) => PolicySource::None,
         }
     }
 

@@ -75,7 +75,9 @@ fn a_group_reference_follows_membership_changes_within_100_ms() {
             .instance(&other, other_groups)
             .to_json()
     };
-    bed.write_rules("instances.json", &instances(&["sg-other"]));
+    bed.host
+        .rules
+        .write("instances.json", &instances(&["sg-other"]));
     let (_daemon, control) = start(
         &bed,
         &groups,
@@ -99,7 +101,9 @@ fn a_group_reference_follows_membership_changes_within_100_ms() {
 
     // New connections, each given 10 ms, until one gets through.
     let _listener = listen(edb, 5432);
-    bed.replace_rules("instances.json", &instances(&["sg-other", "sg-app"]));
+    bed.host
+        .rules
+        .replace("instances.json", &instances(&["sg-other", "sg-app"]));
     let edited = Instant::now();
     let took = loop {
         if connect(eother, edb, 5432, Duration::from_millis(10)).is_ok() {

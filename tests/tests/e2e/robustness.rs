@@ -6,8 +6,8 @@ use std::time::Duration;
 use secgroup_api::{AttachState, PolicySource, Status};
 use secgroup_testbed::Expect::{Accepted, Blocked};
 use secgroup_testbed::{
-    CLIENT_A, CLIENT_B, Control, Daemon, Endpoint, RuleFile, TcpEcho, TestBed, Vm, accept, connect,
-    echoes, root_or_skip, tcp, wait_for,
+    CLIENT_A, CLIENT_B, Control, Endpoint, RuleFile, TcpEcho, TestBed, Vm, accept, connect, echoes,
+    root_or_skip, tcp, wait_for,
 };
 
 use crate::{RULES, apply, start, start_with};
@@ -61,16 +61,19 @@ fn bad_rules_are_reported_and_the_previous_policy_stays_enforced() {
     let generation = control.status().generation;
 
     // A malformed file next to the good one.
-    let status =
-        control.reload_after(|| bed.write_rules("broken.json", "{ \"security_groups\": [ "));
+    let status = control.reload_after(|| {
+        bed.host
+            .rules
+            .write("broken.json", "{ \"security_groups\": [ ")
+    });
     rejected(&status, "a malformed file", "broken.json");
     previous_policy_holds(&bed, &vm, &control, "a malformed file");
-    bed.remove_rules("broken.json");
+    bed.host.rules.remove("broken.json");
 
     // A rule naming a group that does not exist, which would open 22 to
     // everyone if half-applied.
     let dangling = ssh_from_a(&vm, vec![accept("tcp", "22", "sg-missing")]);
-    let status = control.reload_after(|| bed.replace_rules(RULES, &dangling.to_json()));
+    let status = control.reload_after(|| bed.host.rules.replace(RULES, &dangling.to_json()));
     rejected(&status, "a dangling reference", "sg-missing");
     previous_policy_holds(&bed, &vm, &control, "a dangling reference");
 
@@ -78,7 +81,7 @@ fn bad_rules_are_reported_and_the_previous_policy_stays_enforced() {
     let orphan = RuleFile::new()
         .group("sg-other", vec![accept("all", "", "")], vec![])
         .instance(&vm, &["sg-vm"]);
-    let status = control.reload_after(|| bed.replace_rules(RULES, &orphan.to_json()));
+    let status = control.reload_after(|| bed.host.rules.replace(RULES, &orphan.to_json()));
     rejected(&status, "deleting a group in use", "sg-vm");
     previous_policy_holds(&bed, &vm, &control, "deleting a group in use");
     assert_eq!(
@@ -125,7 +128,7 @@ fn sigkill_keeps_flows_and_denials_and_a_restart_converges_with_conntrack_intact
         "the flow works before the crash"
     );
 
-    daemon.kill9();
+    daemon.kill();
     // No daemon: the pinned programs alone. `expect` needs the API for
     // its explanations, so check these flows directly.
     assert!(
@@ -142,12 +145,12 @@ fn sigkill_keeps_flows_and_denials_and_a_restart_converges_with_conntrack_intact
     );
 
     // The rules change while it is down; the next daemon converges.
-    bed.replace_rules(
+    bed.host.rules.replace(
         RULES,
         &ssh_from_a(&vm, vec![accept("tcp", "22", CLIENT_B)]).to_json(),
     );
     drop(control);
-    let daemon = Daemon::start(&bed, &[]);
+    let daemon = bed.host.start_daemon(&[]);
     let control = Control::of(&daemon);
     match control.attach_state(&vm.instance()) {
         Some(AttachState::Attached { adopted: true, .. }) => {}
@@ -258,14 +261,14 @@ fn interfaces_are_attached_when_they_appear_and_again_when_recreated() {
     let before = control.wait_attached(&vm.instance(), Duration::from_secs(5));
     vm.del_link();
     wait_for(
-        "ins-vm to wait for its interface",
         Duration::from_secs(5),
+        "ins-vm to wait for its interface",
         || (control.attach_state(&vm.instance()) == Some(AttachState::Waiting)).then_some(()),
     );
     vm.add_link();
     let after = wait_for(
-        "ins-vm re-attached to a new interface",
         Duration::from_secs(5),
+        "ins-vm re-attached to a new interface",
         || match control.attach_state(&vm.instance()) {
             Some(AttachState::Attached { ifindex, .. }) if ifindex != before => Some(ifindex),
             _ => None,

@@ -25,7 +25,9 @@ fn open_major_ports_template_opens_ssh_web_rdp_and_ping_and_nothing_else() {
         "secgroupctl template show failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    bed.write_rules("template.json", &String::from_utf8_lossy(&out.stdout));
+    bed.host
+        .rules
+        .write("template.json", &String::from_utf8_lossy(&out.stdout));
     let binding = RuleFile::new().instance(&vm, &["sg-omp"]);
     let (_daemon, control) = start(&bed, &binding, &[vm.instance()]);
     let me = Endpoint::new(&vm.ns, &vm.ip4);

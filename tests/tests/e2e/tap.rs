@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secgroup_dataplane::packet::{Packet, tcp_flags};
 use secgroup_testbed::{
-    CLIENT_A, CLIENT_B, Endpoint, RuleFile, TapGuest, TestBed, accept, connect, listen,
+    CLIENT_A, CLIENT_B, Endpoint, RuleFile, TapGuest, TestBed, WORLD_MAC, accept, connect, listen,
     root_or_skip,
 };
 
@@ -37,7 +37,11 @@ fn a_real_tap_guest_is_filtered_both_ways() {
     // comes back (a reply); a SYN to 81 never leaves the tap.
     for (port, allowed) in [(80, true), (81, false)] {
         let sport = 40_000 + port;
-        guest.send(Packet::tcp(guest.ip(), sport, world, port, tcp_flags::SYN));
+        guest.send(
+            &Packet::tcp(guest.ip(), sport, world, port, tcp_flags::SYN)
+                .with_macs(guest.mac, WORLD_MAC)
+                .frame(),
+        );
         let answer = guest.recv_tcp(WAIT, |s| s.src_port == port && s.dst_port == sport);
         match (allowed, answer) {
             (true, Some(s)) => assert_eq!(

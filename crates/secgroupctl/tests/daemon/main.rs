@@ -9,7 +9,7 @@ use secgroup_api::{
     SecurityGroupDetail, SecurityGroupSummary, Status, TraceResponse,
 };
 
-use crate::lab::{GUEST_IP, Lab, enabled, secgroupctl};
+use crate::lab::{GUEST_IP, Lab, root_or_skip, secgroupctl};
 
 /// The VM (`ins-vm` on the tap, two addresses) in `sg-vm`; `ins-peer`
 /// (the host end, "on another host") in `sg-peers`, which the VM may ping.
@@ -61,7 +61,7 @@ fn trace(lab: &Lab, direction: &str, protocol: &str, remote: &str, port: Option<
 
 #[test]
 fn operator_questions() {
-    if !enabled("operator_questions") {
+    if !root_or_skip("operator_questions") {
         return;
     }
     let lab = Lab::start(RULES);
@@ -290,7 +290,7 @@ fn operator_questions() {
 
 #[test]
 fn rule_files_through_the_daemon() {
-    if !enabled("rule_files_through_the_daemon") {
+    if !root_or_skip("rule_files_through_the_daemon") {
         return;
     }
     let lab = Lab::start(RULES);

@@ -52,13 +52,15 @@ fn trace_request(
 
 #[test]
 fn errors_trace_and_flush() {
-    if !kernel_tests_enabled("errors_trace_and_flush") {
+    if !root_or_skip("errors_trace_and_flush") {
         return;
     }
     let lab = Lab::new("api");
-    lab.write_rules("vm.json", &vm_rules(ACCEPT_ICMP, ACCEPT_TCP_8080));
-    let _servers = lab.echo_servers(&[8080]);
-    let daemon = Daemon::start(&lab);
+    lab.host
+        .rules
+        .write("vm.json", &vm_rules(ACCEPT_ICMP, ACCEPT_TCP_8080));
+    let _servers = echo_servers(&lab, &[8080]);
+    let daemon = start(&lab);
 
     // (method, path, body) → (status, error starts with, known ids)
     let cases: &[ErrorCase] = &[
@@ -227,8 +229,8 @@ fn errors_trace_and_flush() {
     // A request that is not HTTP at all does not hurt the daemon.
     {
         use std::io::{Read, Write};
-        let mut stream =
-            std::os::unix::net::UnixStream::connect(lab.socket()).unwrap_or_else(|e| panic!("{e}"));
+        let mut stream = std::os::unix::net::UnixStream::connect(lab.host.socket())
+            .unwrap_or_else(|e| panic!("{e}"));
         let _ = stream.write_all(b"\x00\x01garbage\r\n\r\n");
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
         let mut sink = Vec::new();
@@ -337,23 +339,23 @@ fn errors_trace_and_flush() {
 
 #[test]
 fn socket_permissions() {
-    if !kernel_tests_enabled("socket_permissions") {
+    if !root_or_skip("socket_permissions") {
         return;
     }
     let lab = Lab::new("perm");
-    lab.write_rules("vm.json", &vm_rules("", ""));
-    let daemon = Daemon::start(&lab);
-    let mode = std::fs::metadata(lab.socket())
+    lab.host.rules.write("vm.json", &vm_rules("", ""));
+    let daemon = start(&lab);
+    let mode = std::fs::metadata(lab.host.socket())
         .unwrap_or_else(|e| panic!("{e}"))
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o660, "socket mode {mode:o}");
     // The temp dir must be traversable for the unprivileged user.
-    std::fs::set_permissions(&lab.dir, std::fs::Permissions::from_mode(0o755))
+    std::fs::set_permissions(&lab.host.dir.path, std::fs::Permissions::from_mode(0o755))
         .unwrap_or_else(|e| panic!("{e}"));
 
     const NOBODY: u32 = 65534;
-    let refused = connect_as(NOBODY, NOBODY, &lab.socket());
+    let refused = connect_as(NOBODY, NOBODY, &lab.host.socket());
     assert_eq!(
         refused.as_ref().err().and_then(|e| e.raw_os_error()),
         Some(libc::EACCES),
@@ -362,10 +364,10 @@ fn socket_permissions() {
 
     // An operator opens the socket for read-only monitoring: reads work,
     // changes are still refused, by credentials.
-    std::fs::set_permissions(lab.socket(), std::fs::Permissions::from_mode(0o666))
+    std::fs::set_permissions(lab.host.socket(), std::fs::Permissions::from_mode(0o666))
         .unwrap_or_else(|e| panic!("{e}"));
     let timeout = Duration::from_secs(5);
-    let read = connect_as(NOBODY, NOBODY, &lab.socket())
+    let read = connect_as(NOBODY, NOBODY, &lab.host.socket())
         .unwrap_or_else(|e| panic!("connect as nobody: {e}"));
     let response = secgroup_api::exchange(read, timeout, "GET", paths::STATUS, None)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -376,7 +378,7 @@ fn socket_permissions() {
         (paths::conntrack_flush(None), None),
         (paths::TRACE.to_owned(), Some(&br#"{"instance":"ins-vm","direction":"ingress","protocol":"icmp","remote":"203.0.113.9"}"#[..])),
     ] {
-        let stream = connect_as(NOBODY, NOBODY, &lab.socket()).unwrap_or_else(|e| panic!("connect as nobody: {e}"));
+        let stream = connect_as(NOBODY, NOBODY, &lab.host.socket()).unwrap_or_else(|e| panic!("connect as nobody: {e}"));
         let response = secgroup_api::exchange(stream, timeout, "POST", &path, body).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(response.status, 403, "POST {path} as nobody: {}", String::from_utf8_lossy(&response.body));
         assert!(error_of(&response).error.contains("only root and members of group secgroup"));

@@ -8,12 +8,12 @@ use crate::harness::*;
 
 #[test]
 fn interfaces_are_followed_as_they_come_and_go() {
-    if !kernel_tests_enabled("interfaces_are_followed_as_they_come_and_go") {
+    if !root_or_skip("interfaces_are_followed_as_they_come_and_go") {
         return;
     }
     let lab = Lab::without_link("links");
-    lab.write_rules("vm.json", &vm_rules("", ACCEPT_ICMP));
-    let daemon = Daemon::start(&lab);
+    lab.host.rules.write("vm.json", &vm_rules("", ACCEPT_ICMP));
+    let daemon = start(&lab);
     assert_eq!(
         daemon.vm_state(),
         Some(AttachState::Waiting),
@@ -25,25 +25,25 @@ fn interfaces_are_followed_as_they_come_and_go() {
     lab.add_link();
     let first = daemon.wait_attached(Duration::from_millis(500));
     eprintln!("attached {:?} after the link appeared", started.elapsed());
-    assert_eq!(Some(first), lab.host.ifindex(TAP));
+    assert_eq!(Some(first), lab.host.ns.ifindex(TAP));
     assert!(lab.guest_pings_host(), "icmp out");
     assert!(!lab.host_pings_guest(), "nothing in");
     assert_eq!(
-        lab.pinned_links().len(),
+        lab.host.pins.links().len(),
         2,
         "both hooks pinned: {:?}",
-        lab.pinned_links()
+        lab.host.pins.links()
     );
 
     // Deleted: back to waiting, hooks and pins released.
     lab.del_link();
-    wait_for("ins-vm to wait again", Duration::from_millis(500), || {
+    wait_for(Duration::from_millis(500), "ins-vm to wait again", || {
         (daemon.vm_state() == Some(AttachState::Waiting)).then_some(())
     });
     wait_for(
-        "the pins of the gone interface to go",
         Duration::from_millis(500),
-        || lab.pinned_links().is_empty().then_some(()),
+        "the pins of the gone interface to go",
+        || lab.host.pins.links().is_empty().then_some(()),
     );
     assert!(daemon.status().unbound_interfaces.is_empty());
 

@@ -1,10 +1,11 @@
 //! The real secgroupd binary against real interfaces and real traffic,
 //! inside network namespaces each test creates and removes. Root only; see
-//! `harness::kernel_tests_enabled`.
+//! `secgroup_testbed::root_or_skip`.
 
 mod harness;
 
 mod api;
+mod faults;
 mod links;
 mod reload;
 mod restart;

@@ -25,7 +25,7 @@ fn budget() -> Duration {
 fn timed_change(daemon: &Daemon, what: &str, generation: u64, change: impl FnOnce()) -> u64 {
     let written_ms = unix_ms();
     change();
-    let status = wait_for(what, Duration::from_secs(5), || {
+    let status = wait_for(Duration::from_secs(5), what, || {
         let status = daemon.status();
         (status.generation > generation).then_some(status)
     });
@@ -59,11 +59,11 @@ fn unix_ms() -> u64 {
 
 #[test]
 fn dropped_edited_replaced_and_removed_files_take_effect_within_100ms() {
-    if !kernel_tests_enabled("dropped_edited_replaced_and_removed_files_take_effect_within_100ms") {
+    if !root_or_skip("dropped_edited_replaced_and_removed_files_take_effect_within_100ms") {
         return;
     }
     let lab = Lab::new("reload");
-    let daemon = Daemon::start(&lab);
+    let daemon = start(&lab);
     let status = daemon.status();
     assert_eq!(
         status.policy,
@@ -74,7 +74,7 @@ fn dropped_edited_replaced_and_removed_files_take_effect_within_100ms() {
 
     // Dropped: a new file binds the tap.
     let generation = timed_change(&daemon, "a dropped file", status.generation, || {
-        lab.write_rules("vm.json", &vm_rules("", ACCEPT_ICMP));
+        lab.host.rules.write("vm.json", &vm_rules("", ACCEPT_ICMP));
     });
     daemon.wait_attached(Duration::from_secs(2));
     assert!(lab.guest_pings_host(), "icmp out is allowed");
@@ -82,14 +82,18 @@ fn dropped_edited_replaced_and_removed_files_take_effect_within_100ms() {
 
     // Replaced atomically (temp file renamed over it): icmp in, not out.
     let generation = timed_change(&daemon, "a file renamed into place", generation, || {
-        lab.replace_rules("vm.json", &vm_rules(ACCEPT_ICMP, ""));
+        lab.host
+            .rules
+            .replace("vm.json", &vm_rules(ACCEPT_ICMP, ""));
     });
     assert!(!lab.guest_pings_host(), "icmp out is refused now");
     assert!(lab.host_pings_guest(), "icmp in is allowed now");
 
     // Edited in place.
     let generation = timed_change(&daemon, "a file edited in place", generation, || {
-        lab.write_rules("vm.json", &vm_rules(ACCEPT_ICMP, ACCEPT_ICMP));
+        lab.host
+            .rules
+            .write("vm.json", &vm_rules(ACCEPT_ICMP, ACCEPT_ICMP));
     });
     assert!(
         lab.guest_pings_host() && lab.host_pings_guest(),
@@ -99,7 +103,7 @@ fn dropped_edited_replaced_and_removed_files_take_effect_within_100ms() {
     // Removed: the instance is gone; its tap keeps the hooks and, with no
     // policy, drops (fail closed).
     timed_change(&daemon, "a removed file", generation, || {
-        lab.remove_rules("vm.json")
+        lab.host.rules.remove("vm.json")
     });
     let status = daemon.status();
     assert!(status.instances.is_empty(), "{:?}", status.instances);
@@ -116,9 +120,9 @@ fn dropped_edited_replaced_and_removed_files_take_effect_within_100ms() {
 
     // Editor leftovers are ignored: no reload at all.
     let reloads = daemon.status().reloads;
-    lab.write_rules(".vm.json.swp", "garbage");
-    lab.write_rules("vm.json~", "garbage");
-    lab.write_rules("notes.txt", "garbage");
+    lab.host.rules.write(".vm.json.swp", "garbage");
+    lab.host.rules.write("vm.json~", "garbage");
+    lab.host.rules.write("notes.txt", "garbage");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         daemon.status().reloads,
@@ -129,18 +133,18 @@ fn dropped_edited_replaced_and_removed_files_take_effect_within_100ms() {
 
 #[test]
 fn an_invalid_file_leaves_the_previous_policy_in_force() {
-    if !kernel_tests_enabled("an_invalid_file_leaves_the_previous_policy_in_force") {
+    if !root_or_skip("an_invalid_file_leaves_the_previous_policy_in_force") {
         return;
     }
     let lab = Lab::new("invalid");
-    lab.write_rules("vm.json", &vm_rules("", ACCEPT_ICMP));
-    let daemon = Daemon::start(&lab);
+    lab.host.rules.write("vm.json", &vm_rules("", ACCEPT_ICMP));
+    let daemon = start(&lab);
     let before = daemon.status();
     assert!(lab.guest_pings_host());
 
     // A second file that is broken, and an edit of the first that would
     // open ingress: the whole directory is rejected, nothing changes.
-    lab.write_rules(
+    lab.host.rules.write(
         "zz-bad.json",
         "{\n  \"instances\": [ { \"id\": \"ins-x\", \"security_groups\": [\"sg-nope\"] } ]\n}\n",
     );
@@ -155,7 +159,13 @@ fn an_invalid_file_leaves_the_previous_policy_in_force() {
         .last_error
         .clone()
         .unwrap_or_else(|| panic!("the error is in the status"));
-    let bad = lab.rules.join("zz-bad.json").display().to_string();
+    let bad = lab
+        .host
+        .rules
+        .path
+        .join("zz-bad.json")
+        .display()
+        .to_string();
     assert!(!error.diagnostics.is_empty());
     for diagnostic in &error.diagnostics {
         assert!(
@@ -173,7 +183,9 @@ fn an_invalid_file_leaves_the_previous_policy_in_force() {
     );
 
     let reloads = status.reloads;
-    lab.write_rules("vm.json", &vm_rules(ACCEPT_ICMP, ACCEPT_ICMP));
+    lab.host
+        .rules
+        .write("vm.json", &vm_rules(ACCEPT_ICMP, ACCEPT_ICMP));
     let status = daemon.wait_reload_after(reloads, Duration::from_secs(5));
     assert_eq!(
         status.generation, before.generation,
@@ -185,10 +197,10 @@ fn an_invalid_file_leaves_the_previous_policy_in_force() {
     );
 
     // Fixed: everything applies at once and the error clears.
-    lab.remove_rules("zz-bad.json");
+    lab.host.rules.remove("zz-bad.json");
     let status = wait_for(
-        "the fixed directory to apply",
         Duration::from_secs(5),
+        "the fixed directory to apply",
         || {
             let s = daemon.status();
             (s.generation > before.generation).then_some(s)
@@ -200,15 +212,17 @@ fn an_invalid_file_leaves_the_previous_policy_in_force() {
 
 #[test]
 fn rule_changes_cut_refused_flows_unless_keep_established() {
-    if !kernel_tests_enabled("rule_changes_cut_refused_flows_unless_keep_established") {
+    if !root_or_skip("rule_changes_cut_refused_flows_unless_keep_established") {
         return;
     }
     for keep in [false, true] {
         let lab = Lab::new(if keep { "keep" } else { "cut" });
-        lab.write_rules("vm.json", &vm_rules("", ACCEPT_TCP_8080));
-        let _servers = lab.echo_servers(&[8080]);
+        lab.host
+            .rules
+            .write("vm.json", &vm_rules("", ACCEPT_TCP_8080));
+        let _servers = echo_servers(&lab, &[8080]);
         let flags: &[&str] = if keep { &["--keep-established"] } else { &[] };
-        let daemon = Daemon::start_with(&lab, flags);
+        let daemon = start_with(&lab, flags);
         assert_eq!(daemon.status().keep_established, keep);
         let mut flow = lab
             .guest_connects(8080)
@@ -217,8 +231,10 @@ fn rule_changes_cut_refused_flows_unless_keep_established() {
 
         // The rule that accepted the flow goes away.
         let generation = daemon.status().generation;
-        lab.replace_rules("vm.json", &vm_rules("", ACCEPT_ICMP));
-        wait_for("the change", Duration::from_secs(5), || {
+        lab.host
+            .rules
+            .replace("vm.json", &vm_rules("", ACCEPT_ICMP));
+        wait_for(Duration::from_secs(5), "the change", || {
             (daemon.status().generation > generation).then_some(())
         });
         assert!(

@@ -10,15 +10,16 @@ use crate::harness::*;
 
 #[test]
 fn sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything() {
-    if !kernel_tests_enabled(
-        "sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything",
-    ) {
+    if !root_or_skip("sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything")
+    {
         return;
     }
     let lab = Lab::new("restart");
-    lab.write_rules("vm.json", &vm_rules("", ACCEPT_TCP_8080));
-    let _servers = lab.echo_servers(&[8080, 9090]);
-    let daemon = Daemon::start(&lab);
+    lab.host
+        .rules
+        .write("vm.json", &vm_rules("", ACCEPT_TCP_8080));
+    let _servers = echo_servers(&lab, &[8080, 9090]);
+    let daemon = start(&lab);
     let mut flow = lab
         .guest_connects(8080)
         .unwrap_or_else(|e| panic!("allowed connect failed: {e}"));
@@ -27,8 +28,8 @@ fn sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything(
     let local_port = flow.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
 
     // Crash.
-    daemon.kill9();
-    let hooks = lab.hooks_on_tap();
+    daemon.kill();
+    let hooks = hooks_on_tap(&lab);
     assert!(hooks.are_secgroups(), "pinned hooks stay: {hooks:?}");
     assert!(
         echoes(&mut flow, "while down"),
@@ -44,8 +45,8 @@ fn sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything(
     );
 
     // Restart on an invalid rules directory: the pinned policy stays.
-    lab.write_rules("vm.json", "{ not json");
-    let daemon = Daemon::start(&lab);
+    lab.host.rules.write("vm.json", "{ not json");
+    let daemon = start(&lab);
     let status = daemon.status();
     assert_eq!(status.policy, PolicySource::Pinned, "{status:?}");
     assert!(status.last_error.is_some());
@@ -67,7 +68,9 @@ fn sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything(
     assert!(lab.guest_connects(9090).is_err(), "still denied");
 
     // Fixed: converges, adopting the pinned hooks and the flow.
-    lab.replace_rules("vm.json", &vm_rules("", ACCEPT_TCP_8080));
+    lab.host
+        .rules
+        .replace("vm.json", &vm_rules("", ACCEPT_TCP_8080));
     daemon.wait_attached(Duration::from_secs(5));
     match daemon.vm_state() {
         Some(AttachState::Attached { adopted, .. }) => {
@@ -75,7 +78,7 @@ fn sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything(
         }
         other => panic!("not attached: {other:?}"),
     }
-    let hooks = lab.hooks_on_tap();
+    let hooks = hooks_on_tap(&lab);
     assert!(
         hooks.are_secgroups(),
         "our two hooks, once each (taken over, not duplicated): {hooks:?}"
@@ -103,19 +106,19 @@ fn sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything(
     let status = daemon.terminate();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     assert!(
-        !lab.socket().exists(),
+        !lab.host.socket().exists(),
         "the socket is removed on a clean exit"
     );
     assert!(
-        lab.hooks_on_tap().are_secgroups(),
+        hooks_on_tap(&lab).are_secgroups(),
         "hooks stay after a clean stop"
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_secgroupd"))
         .arg("--uninstall")
         .arg("--bpffs")
-        .arg(&lab.pin_dir)
+        .arg(&lab.host.pins.path)
         .arg("--socket")
-        .arg(lab.socket())
+        .arg(lab.host.socket())
         .output()
         .unwrap_or_else(|e| panic!("running --uninstall: {e}"));
     assert!(
@@ -123,11 +126,11 @@ fn sigkill_and_restart_keep_flows_and_denials_then_uninstall_removes_everything(
         "--uninstall failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!lab.pin_dir.exists(), "the pin directory is gone");
+    assert!(!lab.host.pins.path.exists(), "the pin directory is gone");
     // The kernel releases an unpinned link from a work queue: soon, not
     // at once.
-    wait_for("the hooks to detach", Duration::from_secs(2), || {
-        lab.hooks_on_tap().none().then_some(())
+    wait_for(Duration::from_secs(2), "the hooks to detach", || {
+        hooks_on_tap(&lab).none().then_some(())
     });
     assert!(lab.guest_pings_host(), "unfiltered after uninstall");
 }

@@ -10,16 +10,16 @@ use crate::harness::*;
 
 #[test]
 fn startup_on_valid_rules_attaches_and_enforces() {
-    if !kernel_tests_enabled("startup_on_valid_rules_attaches_and_enforces") {
+    if !root_or_skip("startup_on_valid_rules_attaches_and_enforces") {
         return;
     }
     let lab = Lab::new("start");
-    lab.write_rules(
+    lab.host.rules.write(
         "vm.json",
         &vm_rules("", &format!("{ACCEPT_TCP_8080}, {ACCEPT_ICMP}")),
     );
-    let _servers = lab.echo_servers(&[8080, 9090]);
-    let daemon = Daemon::start(&lab);
+    let _servers = echo_servers(&lab, &[8080, 9090]);
+    let daemon = start(&lab);
 
     // READY=1 comes after the first attach.
     let status = daemon.status();
@@ -37,8 +37,8 @@ fn startup_on_valid_rules_attaches_and_enforces() {
         Some(AttachState::Attached { ifindex, .. }) => ifindex,
         other => panic!("ins-vm should be attached at READY=1, is {other:?}"),
     };
-    assert_eq!(Some(ifindex), lab.host.ifindex(TAP));
-    let hooks = lab.hooks_on_tap();
+    assert_eq!(Some(ifindex), lab.host.ns.ifindex(TAP));
+    let hooks = hooks_on_tap(&lab);
     assert!(hooks.are_secgroups(), "hooks on the tap: {hooks:?}");
 
     // Egress: tcp 8080 to the host and icmp; nothing comes in unasked.
@@ -122,15 +122,15 @@ fn startup_on_valid_rules_attaches_and_enforces() {
 
 #[test]
 fn startup_on_invalid_rules_enforces_nothing_new_and_recovers() {
-    if !kernel_tests_enabled("startup_on_invalid_rules_enforces_nothing_new_and_recovers") {
+    if !root_or_skip("startup_on_invalid_rules_enforces_nothing_new_and_recovers") {
         return;
     }
     let lab = Lab::new("badstart");
-    lab.write_rules(
+    lab.host.rules.write(
         "vm.json",
         "{ \"security_groups\": [ { \"id\": \"oops\" } ] }",
     );
-    let daemon = Daemon::start(&lab);
+    let daemon = start(&lab);
     let status = daemon.status();
     assert_eq!(status.policy, PolicySource::None);
     assert!(status.instances.is_empty());
@@ -139,7 +139,10 @@ fn startup_on_invalid_rules_enforces_nothing_new_and_recovers() {
         .unwrap_or_else(|| panic!("the error is reported"));
     assert_eq!(error.diagnostics.len(), 1, "{error:?}");
     assert!(
-        error.diagnostics[0].starts_with(&format!("{}:1:", lab.rules.join("vm.json").display())),
+        error.diagnostics[0].starts_with(&format!(
+            "{}:1:",
+            lab.host.rules.path.join("vm.json").display()
+        )),
         "file:line:col first: {error:?}"
     );
     assert!(
@@ -150,7 +153,7 @@ fn startup_on_invalid_rules_enforces_nothing_new_and_recovers() {
     assert!(lab.guest_pings_host(), "nothing was attached");
 
     // Fixed: the watcher picks it up.
-    lab.replace_rules("vm.json", &vm_rules("", ""));
+    lab.host.rules.replace("vm.json", &vm_rules("", ""));
     daemon.wait_attached(Duration::from_secs(5));
     let status = daemon.status();
     assert_eq!(status.policy, PolicySource::RulesDir);
@@ -160,12 +163,12 @@ fn startup_on_invalid_rules_enforces_nothing_new_and_recovers() {
 
 #[test]
 fn sighup_reloads() {
-    if !kernel_tests_enabled("sighup_reloads") {
+    if !root_or_skip("sighup_reloads") {
         return;
     }
     let lab = Lab::new("hup");
-    lab.write_rules("vm.json", &vm_rules("", ACCEPT_ICMP));
-    let daemon = Daemon::start(&lab);
+    lab.host.rules.write("vm.json", &vm_rules("", ACCEPT_ICMP));
+    let daemon = start(&lab);
     let before = daemon.status();
     daemon.signal(libc::SIGHUP);
     let after = daemon.wait_reload_after(before.reloads, Duration::from_secs(5));

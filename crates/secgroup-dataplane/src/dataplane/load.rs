@@ -1,0 +1,173 @@
+//! Loading the programs and maps, adopting what a previous owner pinned,
+//! and taking ownership of the pin directory.
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, MapData};
+use aya::{Ebpf, EbpfLoader};
+
+use super::{AdoptReport, Dataplane, LoadOptions};
+use crate::abi::*;
+use crate::bpffs;
+use crate::error::{DataplaneError, map_err};
+use crate::maps::{Maps, PINNED, names};
+use crate::object::{BYTES, PROG_TC_INGRESS, PROG_XDP_EGRESS};
+use crate::pins::{self, PinLock};
+use crate::tables::{self, TableStore};
+use crate::testrun::TestRunner;
+use crate::uids::RuleUids;
+
+pub(crate) fn io_err(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> DataplaneError {
+    let path = path.to_owned();
+    move |source| DataplaneError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+impl Dataplane {
+    /// Loads the programs and creates (or, with a pin directory, adopts) the
+    /// maps. Attaches nothing.
+    ///
+    /// With a pin directory, in this order: the bpffs is checked to outlive
+    /// this process (see [`LoadOptions::allow_private_bpffs`]), the
+    /// directory's lock is taken (a second owner is refused, named), the
+    /// pinned layout is checked against this build (refused rather than
+    /// misread), and only then is anything opened for writing. The pins
+    /// then name this process as their owner.
+    pub fn load(options: &LoadOptions) -> Result<(Dataplane, AdoptReport), DataplaneError> {
+        let mut loader = EbpfLoader::new();
+        let mut lock = None;
+        let mut private_bpffs = false;
+        let pin_paths: Vec<(&str, PathBuf)> = match &options.pin_dir {
+            Some(dir) => {
+                private_bpffs = bpffs::ensure_pin_dir(dir, options.allow_private_bpffs)?;
+                lock = Some(PinLock::acquire(dir)?);
+                pins::check_compatible(dir, BYTES)?;
+                std::fs::create_dir_all(dir.join("links"))
+                    .map_err(io_err("creating", &dir.join("links")))?;
+                PINNED.iter().map(|name| (*name, dir.join(name))).collect()
+            }
+            None => Vec::new(),
+        };
+        // An existing pin is reused (adoption after a restart); a missing
+        // one is created and pinned.
+        for (name, path) in &pin_paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(BYTES).map_err(DataplaneError::Load)?;
+        load_programs(&mut ebpf)?;
+        let maps = Maps::take_all(&mut ebpf)?;
+        let runner = test_runner_for(&ebpf)?;
+        let barrier_inner =
+            Array::<MapData, u32>::create(1, 0).map_err(map_err(names::RCU_BARRIER))?;
+
+        let mut ifaces = HashMap::new();
+        for entry in maps.ifaces.iter() {
+            let (ifindex, iface) = entry.map_err(map_err(names::IFACES))?;
+            ifaces.insert(ifindex, iface);
+        }
+        let ids = tables::ids_in_kernel(&maps)?;
+        let previous = maps.meta.get(&0, 0).map_err(map_err(names::META))?;
+        let adopted = AdoptReport {
+            interfaces: ifaces.len(),
+            tables: ids.tables.len(),
+            conntrack_entries: ids.conntrack_entries,
+            generation: previous.generation,
+            previous_owner: pins::owner_of(&previous),
+            private_bpffs,
+        };
+        let table_refs = tables::refs_of(ifaces.values());
+
+        // Never hand out an id that a table, an interface or a conntrack
+        // entry may still carry, nor one a previous owner handed out.
+        let next_id = ids
+            .max()
+            .map_or(1, |max| u64::from(max) + 1)
+            .max(previous.next_table_id)
+            .max(1);
+        let mut meta = previous;
+        meta.abi_version = ABI_VERSION;
+        meta.next_table_id = next_id;
+        meta.owner_token = pins::random_token();
+        meta.owner_pid = u64::from(std::process::id());
+        meta.owner_started_ms = pins::unix_ms();
+        meta.set_socket(
+            &options
+                .owner_socket
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        );
+
+        let mut dataplane = Dataplane {
+            ebpf,
+            maps,
+            pin_dir: options.pin_dir.clone(),
+            lock,
+            meta,
+            store: TableStore::with_next_id(u32::try_from(next_id).unwrap_or(u32::MAX)),
+            uids: RuleUids::default(),
+            ifaces,
+            table_refs,
+            sweep_pending: !ids.tables.is_empty(),
+            owned_links: HashMap::new(),
+            barrier_inner,
+            config: Config::default(),
+            runner,
+        };
+        dataplane.write_meta(meta)?;
+        dataplane.set_timeouts(options.timeouts)?;
+        Ok((dataplane, adopted))
+    }
+}
+
+fn load_programs(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
+    for name in [PROG_XDP_EGRESS, PROG_TC_INGRESS] {
+        let program = ebpf
+            .program_mut(name)
+            .ok_or(DataplaneError::MissingProgram { name })?;
+        let load_err = |source| DataplaneError::Program {
+            name,
+            action: "load",
+            source,
+        };
+        match program {
+            aya::programs::Program::Xdp(p) => p.load().map_err(load_err)?,
+            aya::programs::Program::SchedClassifier(p) => p.load().map_err(load_err)?,
+            _ => return Err(DataplaneError::MissingProgram { name }),
+        }
+    }
+    Ok(())
+}
+
+/// Duplicates the program fds into a [`TestRunner`].
+fn test_runner_for(ebpf: &Ebpf) -> Result<TestRunner, DataplaneError> {
+    let dup = |name: &'static str| -> Result<std::os::fd::OwnedFd, DataplaneError> {
+        let program = ebpf
+            .program(name)
+            .ok_or(DataplaneError::MissingProgram { name })?;
+        let fd = program.fd().map_err(|source| DataplaneError::Program {
+            name,
+            action: "get fd",
+            source,
+        })?;
+        fd.as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| DataplaneError::Io {
+                action: "duplicating the fd of program",
+                path: PathBuf::from(name),
+                source,
+            })
+    };
+    Ok(TestRunner::new(
+        dup(PROG_XDP_EGRESS)?,
+        dup(PROG_TC_INGRESS)?,
+    ))
+}

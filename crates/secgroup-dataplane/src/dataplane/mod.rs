@@ -1,0 +1,218 @@
+//! [`Dataplane`]: the loaded programs and maps, and every operation the
+//! daemon performs on them, split by concern:
+//! - `load`: load the object, adopt (or refuse) what is pinned, own the
+//!   pin directory;
+//! - `swap`: make a set of interface bindings the enforced policy, all or
+//!   nothing; notice writes by others;
+//! - `attach`: hooks on interfaces, as a pinned pair or not at all;
+//! - `observe`: counters and conntrack.
+
+mod attach;
+pub(crate) mod load;
+mod observe;
+mod swap;
+mod types;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aya::Ebpf;
+use aya::maps::{Array, MapData};
+use aya::programs::{SchedClassifier, Xdp};
+use secgroup_model::Direction;
+use secgroup_policy::{RuleList, RuleOrigin};
+
+pub use types::{
+    AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, InterfaceBinding, LoadOptions,
+    Owner, RuleHits, Tampering, XdpAttachMode,
+};
+
+use crate::abi::*;
+use crate::error::{DataplaneError, map_err};
+use crate::maps::{Maps, names};
+use crate::object::{PROG_TC_INGRESS, PROG_XDP_EGRESS};
+use crate::pins::PinLock;
+use crate::tables::TableStore;
+use crate::testrun::{Hook, TestRunOutcome, TestRunner};
+use crate::uids::RuleUids;
+
+/// Attachments held by this process when nothing is pinned.
+struct OwnedLinks {
+    xdp: aya::programs::xdp::XdpLinkId,
+    tc: aya::programs::tc::SchedClassifierLinkId,
+}
+
+pub struct Dataplane {
+    ebpf: Ebpf,
+    maps: Maps,
+    pin_dir: Option<PathBuf>,
+    /// Held for the life of this value when there is a pin directory.
+    lock: Option<PinLock>,
+    /// What this process last wrote to `sg_meta`.
+    meta: Meta,
+    store: TableStore,
+    uids: RuleUids,
+    /// What sg_ifaces holds, as this process last wrote or read it.
+    ifaces: HashMap<u32, Iface>,
+    /// Reference counts of table ids in `ifaces`.
+    table_refs: HashMap<u32, usize>,
+    /// Set after adopting pinned maps (or finding them tampered with): the
+    /// next apply writes every table afresh and sweeps every table entry
+    /// this process did not write.
+    sweep_pending: bool,
+    owned_links: HashMap<u32, OwnedLinks>,
+    /// The map put into sg_rcu_barrier's slot to force a grace period.
+    barrier_inner: Array<MapData, u32>,
+    config: Config,
+    runner: TestRunner,
+}
+
+impl Dataplane {
+    fn write_config(&mut self) -> Result<(), DataplaneError> {
+        self.maps
+            .config
+            .set(0, self.config, 0)
+            .map_err(map_err(names::CONFIG))
+    }
+
+    pub fn set_timeouts(&mut self, timeouts: CtTimeouts) -> Result<(), DataplaneError> {
+        self.config.ct_timeout_ns = timeouts.to_abi();
+        self.write_config()
+    }
+
+    /// Moves the data plane's clock forward by `offset` (tests of timeouts).
+    pub fn set_clock_offset(&mut self, offset: Duration) -> Result<(), DataplaneError> {
+        self.config.clock_offset_ns = u64::try_from(offset.as_nanos()).unwrap_or(u64::MAX);
+        self.write_config()
+    }
+
+    /// The data plane's clock: CLOCK_BOOTTIME plus the test offset, the
+    /// clock of conntrack expiry and last-hit times.
+    pub fn now_ns(&self) -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        (ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+            .saturating_add(self.config.clock_offset_ns)
+    }
+
+    /// The pin directory this process owns (and holds the lock of).
+    pub fn pin_dir(&self) -> Option<&std::path::Path> {
+        self.lock.as_ref().map(PinLock::path)
+    }
+
+    /// The owner recorded in the pins: this process once loaded.
+    pub fn owner(&self) -> Option<Owner> {
+        crate::pins::owner_of(&self.meta)
+    }
+
+    /// The pin layout version this build reads and writes.
+    pub fn abi() -> AbiStamp {
+        AbiStamp {
+            version: ABI_VERSION,
+        }
+    }
+
+    /// The policy generation recorded in the pins: it survives restarts
+    /// and only grows.
+    pub fn generation(&self) -> u64 {
+        self.meta.generation
+    }
+
+    /// Records a new policy generation in the pins. Refuses to go back.
+    pub fn set_generation(&mut self, generation: u64) -> Result<(), DataplaneError> {
+        let mut meta = self.meta;
+        meta.generation = meta.generation.max(generation);
+        self.write_meta(meta)
+    }
+
+    fn write_meta(&mut self, meta: Meta) -> Result<(), DataplaneError> {
+        self.maps
+            .meta
+            .set(0, meta, 0)
+            .map_err(map_err(names::META))?;
+        self.meta = meta;
+        Ok(())
+    }
+
+    /// The `sg_ifaces` entry of an interface.
+    pub fn interface(&self, ifindex: u32) -> Option<Iface> {
+        self.ifaces.get(&ifindex).copied()
+    }
+
+    /// Every interface with an `sg_ifaces` entry, as this process last
+    /// wrote or read them.
+    pub fn interfaces(&self) -> impl Iterator<Item = (u32, Iface)> + '_ {
+        self.ifaces.iter().map(|(i, v)| (*i, *v))
+    }
+
+    /// The rule list behind a table id this process wrote.
+    pub fn table_rules(&self, table: u32) -> Option<&RuleList> {
+        self.store.get(table).map(|t| &t.list)
+    }
+
+    /// The classifier table behind a table id this process wrote.
+    pub fn table(&self, table: u32) -> Option<&secgroup_classifier::Table> {
+        self.store.get(table).map(|t| &t.table)
+    }
+
+    /// Number of distinct tables in the kernel written by this process.
+    pub fn table_count(&self) -> usize {
+        self.store.ids().count()
+    }
+
+    pub fn rule_uid(&self, origin: &RuleOrigin) -> Option<u32> {
+        self.uids.get(origin)
+    }
+
+    /// Runs one frame through the live program of `hook`
+    /// (BPF_PROG_TEST_RUN) and returns its verdict and decision. `ifindex`:
+    /// the interface the frame pretends to use (must exist in the caller's
+    /// namespace); `None` means loopback, whose `sg_ifaces` entry tests set
+    /// up.
+    pub fn test_run(
+        &self,
+        hook: Hook,
+        frame: &[u8],
+        ifindex: Option<u32>,
+        repeat: u32,
+    ) -> Result<TestRunOutcome, DataplaneError> {
+        self.runner.run(hook, frame, ifindex, repeat)
+    }
+
+    /// A handle that runs frames through the programs from any thread,
+    /// independently of this `Dataplane`'s borrows.
+    pub fn test_runner(&self) -> TestRunner {
+        self.runner.clone()
+    }
+
+    /// The hook that enforces `direction` (seen from the VM).
+    pub fn hook_for(direction: Direction) -> Hook {
+        match direction {
+            Direction::Ingress => Hook::Tc,
+            Direction::Egress => Hook::Xdp,
+        }
+    }
+
+    fn xdp_mut(&mut self) -> Result<&mut Xdp, DataplaneError> {
+        self.ebpf
+            .program_mut(PROG_XDP_EGRESS)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(DataplaneError::MissingProgram {
+                name: PROG_XDP_EGRESS,
+            })
+    }
+
+    fn tc_mut(&mut self) -> Result<&mut SchedClassifier, DataplaneError> {
+        self.ebpf
+            .program_mut(PROG_TC_INGRESS)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(DataplaneError::MissingProgram {
+                name: PROG_TC_INGRESS,
+            })
+    }
+}

@@ -1,0 +1,366 @@
+//! The hot swap: making a set of interface bindings the enforced policy,
+//! all or nothing, and noticing when someone else wrote the maps.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use secgroup_policy::RuleList;
+
+use super::{ApplyReport, Dataplane, InterfaceBinding, Tampering};
+use crate::abi::*;
+use crate::error::{DataplaneError, map_err};
+use crate::maps::names;
+use crate::tables;
+
+/// One `sg_ifaces` change made during an apply, with what was there
+/// before, so that a failure can put it back.
+struct Switched {
+    ifindex: u32,
+    before: Option<Iface>,
+}
+
+impl Dataplane {
+    /// Makes exactly `bindings` the enforced policy, atomically per
+    /// interface: every packet sees either its old tables or its new ones.
+    ///
+    /// 1. Tables for rule lists not yet in the kernel are built and written
+    ///    under fresh ids (nobody reads them yet); the id counter in
+    ///    `sg_meta` moves past them before any interface may name them.
+    /// 2. Each interface whose tables changed gets its `sg_ifaces` entry
+    ///    replaced in one update; interfaces not in `bindings` lose theirs
+    ///    (their hooks then drop IP traffic: fail closed).
+    /// 3. If some tables lost their last user: one RCU barrier, after which
+    ///    no program can still hold their ids, then their entries go.
+    ///
+    /// A failure in 1 or 2 restores every entry changed so far and removes
+    /// the new tables: the kernel is as it was, and the error says why. If
+    /// even that fails, the view is re-read from the kernel and the error
+    /// is [`DataplaneError::ApplyNotUndone`]. A failure in 3 only leaks
+    /// unused entries, freed by a later apply.
+    pub fn apply(
+        &mut self,
+        bindings: &[InterfaceBinding<'_>],
+    ) -> Result<ApplyReport, DataplaneError> {
+        let started = Instant::now();
+        let mut report = ApplyReport::default();
+
+        let mut written: Vec<u32> = Vec::new();
+        let wanted = match self.write_tables(bindings, &mut written) {
+            Ok(wanted) => wanted,
+            Err(e) => {
+                self.drop_new_tables(&written);
+                return Err(e);
+            }
+        };
+        report.tables_written = written.len();
+
+        let mut switched: Vec<Switched> = Vec::new();
+        if let Err(e) = self.switch_interfaces(&wanted, &mut switched, &mut report) {
+            return Err(self.undo(e, switched, &written));
+        }
+
+        self.free_unused(&mut report);
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    /// Step 1: the `sg_ifaces` value of every binding, writing the tables
+    /// it needs that are not in the kernel yet (their ids into `written`).
+    fn write_tables(
+        &mut self,
+        bindings: &[InterfaceBinding<'_>],
+        written: &mut Vec<u32>,
+    ) -> Result<Vec<(u32, Iface)>, DataplaneError> {
+        let mut wanted: Vec<(u32, Iface)> = Vec::with_capacity(bindings.len());
+        for binding in bindings {
+            let mut iface = Iface {
+                table: [NO_TABLE; DIR_MAX],
+                flags: if binding.keep_established {
+                    IFACE_F_KEEP_ESTABLISHED
+                } else {
+                    0
+                },
+                instance_uid: binding.instance_uid,
+            };
+            for (dir, list) in [(DIR_INGRESS, binding.ingress), (DIR_EGRESS, binding.egress)] {
+                let id = match self.store.id_of(list) {
+                    Some(id) => id,
+                    None => {
+                        let id = self.write_new_table(list, binding.ifindex)?;
+                        written.push(id);
+                        id
+                    }
+                };
+                iface.table[dir as usize] = id;
+            }
+            wanted.push((binding.ifindex, iface));
+        }
+        if !written.is_empty() {
+            let mut meta = self.meta;
+            meta.next_table_id = meta.next_table_id.max(u64::from(self.store.next_id()));
+            self.write_meta(meta)?;
+        }
+        Ok(wanted)
+    }
+
+    /// Step 2: replaces the entries that differ and removes those of
+    /// interfaces no binding names, recording each change in `switched`.
+    fn switch_interfaces(
+        &mut self,
+        wanted: &[(u32, Iface)],
+        switched: &mut Vec<Switched>,
+        report: &mut ApplyReport,
+    ) -> Result<(), DataplaneError> {
+        for (ifindex, iface) in wanted {
+            let before = self.ifaces.get(ifindex).copied();
+            if before == Some(*iface) {
+                continue;
+            }
+            self.maps
+                .ifaces
+                .insert(*ifindex, *iface, 0)
+                .map_err(map_err(names::IFACES))?;
+            switched.push(Switched {
+                ifindex: *ifindex,
+                before,
+            });
+            self.set_view(*ifindex, Some(*iface));
+            report.interfaces_changed += 1;
+        }
+        let keep: HashSet<u32> = wanted.iter().map(|(i, _)| *i).collect();
+        let gone: Vec<u32> = self
+            .ifaces
+            .keys()
+            .filter(|i| !keep.contains(i))
+            .copied()
+            .collect();
+        for ifindex in gone {
+            match self.maps.ifaces.remove(&ifindex) {
+                Ok(()) => {}
+                // Already gone from the kernel: nothing to switch.
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(names::IFACES)(e)),
+            }
+            let before = self.ifaces.get(&ifindex).copied();
+            switched.push(Switched { ifindex, before });
+            self.set_view(ifindex, None);
+            report.interfaces_removed += 1;
+        }
+        Ok(())
+    }
+
+    /// Puts back every entry `switched` changed, newest first, then drops
+    /// the new tables once no program can still be reading them.
+    fn undo(
+        &mut self,
+        error: DataplaneError,
+        switched: Vec<Switched>,
+        written: &[u32],
+    ) -> DataplaneError {
+        let mut undo_error = None;
+        for change in switched.into_iter().rev() {
+            let restored = match change.before {
+                Some(old) => self
+                    .maps
+                    .ifaces
+                    .insert(change.ifindex, old, 0)
+                    .map_err(map_err(names::IFACES)),
+                None => match self.maps.ifaces.remove(&change.ifindex) {
+                    Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+                    Err(e) => Err(map_err(names::IFACES)(e)),
+                },
+            };
+            match restored {
+                Ok(()) => self.set_view(change.ifindex, change.before),
+                Err(e) => {
+                    undo_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(undo) = undo_error {
+            // The truth is in the kernel now: read it back, and let the
+            // next apply rewrite everything.
+            let reread = self.resync_from_kernel();
+            return DataplaneError::ApplyNotUndone {
+                apply: crate::error::chain(&error),
+                undo: match reread {
+                    Ok(()) => crate::error::chain(&undo),
+                    Err(e) => format!(
+                        "{}; re-reading the kernel failed too: {}",
+                        crate::error::chain(&undo),
+                        crate::error::chain(&e)
+                    ),
+                },
+            };
+        }
+        // A program may have read a new entry between switch and undo.
+        let _ = self.rcu_barrier();
+        self.drop_new_tables(written);
+        error
+    }
+
+    fn drop_new_tables(&mut self, written: &[u32]) {
+        for id in written {
+            if self.table_refs.get(id).copied().unwrap_or(0) == 0 {
+                self.forget_table(*id);
+            }
+        }
+    }
+
+    /// Step 3: frees tables nobody uses after one grace period, and after
+    /// an adoption sweeps every table entry this process did not write.
+    fn free_unused(&mut self, report: &mut ApplyReport) {
+        let unused: Vec<u32> = self
+            .store
+            .ids()
+            .filter(|id| self.table_refs.get(id).copied().unwrap_or(0) == 0)
+            .collect();
+        if unused.is_empty() && !self.sweep_pending {
+            return;
+        }
+        if self.rcu_barrier().is_err() {
+            // Without the grace period nothing may be freed: a later apply
+            // tries again.
+            return;
+        }
+        report.rcu_barriers = 1;
+        for id in unused {
+            self.forget_table(id);
+            report.tables_freed += 1;
+        }
+        if self.sweep_pending {
+            let live: HashSet<u32> = self.store.ids().collect();
+            if let Ok(swept) = tables::sweep(&mut self.maps, &live) {
+                report.stale_entries_swept = swept;
+                self.table_refs.retain(|id, _| live.contains(id));
+                self.sweep_pending = false;
+            }
+        }
+    }
+
+    /// Updates the in-memory view of one interface and the table refcounts.
+    fn set_view(&mut self, ifindex: u32, value: Option<Iface>) {
+        let old = match value {
+            Some(v) => self.ifaces.insert(ifindex, v),
+            None => self.ifaces.remove(&ifindex),
+        };
+        if let Some(old) = old {
+            for id in old.table.iter().filter(|t| **t != NO_TABLE) {
+                if let Some(refs) = self.table_refs.get_mut(id) {
+                    *refs = refs.saturating_sub(1);
+                }
+            }
+        }
+        if let Some(new) = value {
+            for id in new.table.iter().filter(|t| **t != NO_TABLE) {
+                *self.table_refs.entry(*id).or_default() += 1;
+            }
+        }
+    }
+
+    fn write_new_table(&mut self, list: &RuleList, ifindex: u32) -> Result<u32, DataplaneError> {
+        let table =
+            secgroup_classifier::build(list).map_err(|source| DataplaneError::Classifier {
+                what: format!("interface {ifindex}"),
+                source,
+            })?;
+        let id = self.store.allocate()?;
+        if let Err(e) = tables::write(&mut self.maps, &mut self.uids, id, &table) {
+            tables::delete(&mut self.maps, id, &table);
+            return Err(e);
+        }
+        self.store.insert(id, list.clone(), table);
+        Ok(id)
+    }
+
+    fn forget_table(&mut self, id: u32) {
+        if let Some(stored) = self.store.remove(id) {
+            tables::delete(&mut self.maps, id, &stored.table);
+        }
+        self.table_refs.remove(&id);
+    }
+
+    /// Waits until no BPF program can still be using a value it read
+    /// before this call. The kernel waits for an RCU grace period after
+    /// every map-in-map update made through the syscall, so updating the
+    /// one slot of sg_rcu_barrier is exactly that wait (~ms); nothing reads
+    /// the slot.
+    pub fn rcu_barrier(&mut self) -> Result<(), DataplaneError> {
+        self.maps
+            .rcu_barrier
+            .set(0, &self.barrier_inner, 0)
+            .map_err(map_err(names::RCU_BARRIER))
+    }
+
+    /// Compares the pins with what this process wrote: the owner and
+    /// layout in `sg_meta` and every `sg_ifaces` entry. An empty list means
+    /// nobody else has written them. Cheap enough to run periodically (one
+    /// lookup plus one walk of `sg_ifaces`).
+    pub fn check_pins(&self) -> Result<Vec<Tampering>, DataplaneError> {
+        let mut found = Vec::new();
+        let meta = self.maps.meta.get(&0, 0).map_err(map_err(names::META))?;
+        if meta.abi_version != ABI_VERSION {
+            found.push(Tampering::AbiChanged {
+                version: meta.abi_version,
+            });
+        }
+        if meta.owner_token != self.meta.owner_token {
+            found.push(Tampering::OwnerChanged {
+                pid: meta.owner_pid,
+                socket: meta.socket(),
+            });
+        }
+        let mut seen: HashMap<u32, Iface> = HashMap::new();
+        for entry in self.maps.ifaces.iter() {
+            let (ifindex, iface) = entry.map_err(map_err(names::IFACES))?;
+            seen.insert(ifindex, iface);
+        }
+        let mut ifindexes: Vec<u32> = seen.keys().chain(self.ifaces.keys()).copied().collect();
+        ifindexes.sort_unstable();
+        ifindexes.dedup();
+        for ifindex in ifindexes {
+            match (self.ifaces.get(&ifindex), seen.get(&ifindex)) {
+                (Some(ours), Some(theirs)) if ours != theirs => {
+                    found.push(Tampering::InterfaceChanged { ifindex })
+                }
+                (None, Some(_)) => found.push(Tampering::InterfaceAdded { ifindex }),
+                (Some(_), None) => found.push(Tampering::InterfaceRemoved { ifindex }),
+                _ => {}
+            }
+        }
+        Ok(found)
+    }
+
+    /// Takes the pins back after someone else wrote them: this process is
+    /// the owner in `sg_meta` again, the view of `sg_ifaces` is re-read,
+    /// and, since no table can be trusted any more, the next
+    /// [`apply`](Self::apply) writes every table afresh under new ids and
+    /// sweeps everything else. Call `apply` with the full policy right
+    /// after.
+    pub fn reclaim(&mut self) -> Result<(), DataplaneError> {
+        let kernel = self.maps.meta.get(&0, 0).map_err(map_err(names::META))?;
+        let mut meta = self.meta;
+        meta.abi_version = ABI_VERSION;
+        meta.next_table_id = meta.next_table_id.max(kernel.next_table_id);
+        meta.generation = meta.generation.max(kernel.generation);
+        self.write_meta(meta)?;
+        self.resync_from_kernel()
+    }
+
+    /// Re-reads `sg_ifaces` into the view and forgets every table, so the
+    /// next apply rewrites all of them and sweeps the rest.
+    fn resync_from_kernel(&mut self) -> Result<(), DataplaneError> {
+        let mut ifaces = HashMap::new();
+        for entry in self.maps.ifaces.iter() {
+            let (ifindex, iface) = entry.map_err(map_err(names::IFACES))?;
+            ifaces.insert(ifindex, iface);
+        }
+        let ids = tables::ids_in_kernel(&self.maps)?;
+        let next = ids.max().map_or(1, |m| m.saturating_add(1));
+        self.table_refs = tables::refs_of(ifaces.values());
+        self.ifaces = ifaces;
+        self.store.forget_all(next);
+        self.sweep_pending = true;
+        Ok(())
+    }
+}

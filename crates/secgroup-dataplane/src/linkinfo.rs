@@ -1,0 +1,84 @@
+//! What the kernel says is attached to an interface: the XDP mode, asked
+//! over rtnetlink (RTM_GETLINK, IFLA_XDP). A bpf_link's own info names
+//! only the interface, not whether the program runs in the driver or in
+//! the stack, so this is the one place that knows.
+
+use std::io;
+
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+use crate::dataplane::XdpAttachMode;
+
+/// The mode of the XDP program attached to `ifindex` in the calling
+/// thread's network namespace; `None` when none is attached.
+pub(crate) fn xdp_mode(ifindex: u32) -> io::Result<Option<XdpAttachMode>> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+
+    let mut link = LinkMessage::default();
+    link.header.index = ifindex;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST;
+    header.sequence_number = 1;
+    let mut request = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetLink(link)),
+    );
+    request.finalize();
+    let mut buf = vec![0u8; request.buffer_len()];
+    request.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+
+    let mut reply: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        reply.clear();
+        socket.recv(&mut reply, 0)?;
+        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        match message.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link))
+                if link.header.index == ifindex =>
+            {
+                return Ok(mode_of(&link));
+            }
+            NetlinkPayload::Error(e) => {
+                return Err(e.code.map_or_else(
+                    || io::Error::other("netlink error"),
+                    |c| io::Error::from_raw_os_error(-c.get()),
+                ));
+            }
+            _ => continue,
+        }
+    }
+}
+
+fn mode_of(link: &LinkMessage) -> Option<XdpAttachMode> {
+    let xdp = link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Xdp(xdp) => Some(xdp),
+        _ => None,
+    })?;
+    let attached = xdp.iter().find_map(|x| match x {
+        LinkXdp::Attached(a) => Some(a),
+        _ => None,
+    })?;
+    match attached {
+        XdpAttached::Driver => Some(XdpAttachMode::Driver),
+        XdpAttached::SocketBuffer => Some(XdpAttachMode::Generic),
+        // Several programs at once: ours is the driver one if any.
+        XdpAttached::Multiple => Some(
+            if xdp
+                .iter()
+                .any(|x| matches!(x, LinkXdp::DrvProgId(id) if *id != 0))
+            {
+                XdpAttachMode::Driver
+            } else {
+                XdpAttachMode::Generic
+            },
+        ),
+        _ => None,
+    }
+}

@@ -1,0 +1,283 @@
+//! What each rule file defines, by id and place: the outline of a file,
+//! and the index of a whole set of files. Tools that edit the rules
+//! directory (`secgroupctl import`) ask it which file holds a group;
+//! it is known whether or not the files validate.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::diagnostic::{Diagnostic, Limits, SourceFile};
+use crate::model::{
+    AddressSetGroupId, AddressSetId, InstanceId, RuleSet, ServiceSetGroupId, ServiceSetId, SgId,
+};
+use crate::raw::{Loc, Located, RawFile};
+use crate::source;
+
+/// The two formats a rule file may be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// secgroup's own (`security_groups`, `instances`, … at the top).
+    #[default]
+    Native,
+    /// One security group as Tencent Cloud's policy export writes it,
+    /// recognised by any of its top-level keys (`SecurityGroupId`, …).
+    Tencent,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Native => "native",
+            Format::Tencent => "tencent",
+        }
+    }
+}
+
+/// The kinds of object a rule file defines by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKind {
+    SecurityGroup,
+    Instance,
+    AddressSet,
+    AddressSetGroup,
+    ServiceSet,
+    ServiceSetGroup,
+}
+
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 6] = [
+        ObjectKind::SecurityGroup,
+        ObjectKind::Instance,
+        ObjectKind::AddressSet,
+        ObjectKind::AddressSetGroup,
+        ObjectKind::ServiceSet,
+        ObjectKind::ServiceSetGroup,
+    ];
+
+    /// The top-level key of native files that holds this kind.
+    pub fn key(self) -> &'static str {
+        match self {
+            ObjectKind::SecurityGroup => "security_groups",
+            ObjectKind::Instance => "instances",
+            ObjectKind::AddressSet => "address_sets",
+            ObjectKind::AddressSetGroup => "address_set_groups",
+            ObjectKind::ServiceSet => "service_sets",
+            ObjectKind::ServiceSetGroup => "service_set_groups",
+        }
+    }
+
+    /// "security group", "instance", ...
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::SecurityGroup => "security group",
+            ObjectKind::Instance => "instance",
+            ObjectKind::AddressSet => "address set",
+            ObjectKind::AddressSetGroup => "address set group",
+            ObjectKind::ServiceSet => "service set",
+            ObjectKind::ServiceSetGroup => "service set group",
+        }
+    }
+}
+
+/// A place in a rule file: where a value starts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    /// The file name as given to the loader.
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    /// JSON path, e.g. `security_groups[1].id`.
+    pub path: String,
+}
+
+impl From<&Loc> for Location {
+    fn from(loc: &Loc) -> Location {
+        Location {
+            file: loc.file.to_string(),
+            line: loc.line,
+            column: loc.column,
+            path: loc.path.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    /// `file:line:column`, as diagnostics point at a second place.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// One object a file defines: its kind, its id as written (which need not
+/// be a valid id) and where the id is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub kind: ObjectKind,
+    pub id: String,
+    pub at: Location,
+}
+
+/// What one rule file defines, read from the file alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outline {
+    /// The file name as given to the loader.
+    pub file: String,
+    /// `None` when the file is not even a JSON object.
+    pub format: Option<Format>,
+    /// In file order. Objects whose id could not be read are missing.
+    pub definitions: Vec<Definition>,
+    /// What is wrong with the file on its own: size, encoding, syntax,
+    /// shape. The meaning of values and everything across files is
+    /// checked by [`crate::load`] only.
+    pub errors: Vec<Diagnostic>,
+}
+
+impl Outline {
+    pub(crate) fn new(file: &str, raw: Option<&RawFile>, errors: Vec<Diagnostic>) -> Outline {
+        let mut definitions = Vec::new();
+        if let Some(raw) = raw {
+            let mut add = |kind: ObjectKind, id: &Located<String>| {
+                definitions.push(Definition {
+                    kind,
+                    id: id.value.clone(),
+                    at: Location::from(&id.loc),
+                });
+            };
+            for g in &raw.security_groups {
+                add(ObjectKind::SecurityGroup, &g.value.id);
+            }
+            for i in &raw.instances {
+                add(ObjectKind::Instance, &i.value.id);
+            }
+            for s in &raw.address_sets {
+                add(ObjectKind::AddressSet, &s.value.id);
+            }
+            for g in &raw.address_set_groups {
+                add(ObjectKind::AddressSetGroup, &g.value.id);
+            }
+            for s in &raw.service_sets {
+                add(ObjectKind::ServiceSet, &s.value.id);
+            }
+            for g in &raw.service_set_groups {
+                add(ObjectKind::ServiceSetGroup, &g.value.id);
+            }
+            // Each list was decoded in file order; the file's order is
+            // by position.
+            definitions.sort_by_key(|d| (d.at.line, d.at.column));
+        }
+        Outline {
+            file: file.to_owned(),
+            format: raw.map(|r| r.format),
+            definitions,
+            errors,
+        }
+    }
+
+    /// Whether the file defines `id` of `kind`.
+    pub fn defines(&self, kind: ObjectKind, id: &str) -> bool {
+        self.definition(kind, id).is_some()
+    }
+
+    /// The file's (first) definition of `id` of `kind`.
+    pub fn definition(&self, kind: ObjectKind, id: &str) -> Option<&Definition> {
+        self.definitions
+            .iter()
+            .find(|d| d.kind == kind && d.id == id)
+    }
+
+    /// How many objects of `kind` the file defines.
+    pub fn count(&self, kind: ObjectKind) -> usize {
+        self.definitions.iter().filter(|d| d.kind == kind).count()
+    }
+
+    /// The objects of this file as `rules` has them: what a rewrite of the
+    /// file must keep. `None` if one of them is not in `rules` (the file
+    /// is not part of them, or did not validate).
+    pub fn objects_in(&self, rules: &RuleSet) -> Option<RuleSet> {
+        fn take<K: Ord + Clone, V: Clone>(
+            from: &BTreeMap<K, V>,
+            into: &mut BTreeMap<K, V>,
+            key: Option<K>,
+        ) -> Option<()> {
+            let key = key?;
+            into.insert(key.clone(), from.get(&key)?.clone());
+            Some(())
+        }
+        let mut subset = RuleSet::default();
+        for d in &self.definitions {
+            let id = d.id.as_str();
+            match d.kind {
+                ObjectKind::SecurityGroup => take(
+                    &rules.security_groups,
+                    &mut subset.security_groups,
+                    SgId::new(id),
+                ),
+                ObjectKind::Instance => {
+                    take(&rules.instances, &mut subset.instances, InstanceId::new(id))
+                }
+                ObjectKind::AddressSet => take(
+                    &rules.address_sets,
+                    &mut subset.address_sets,
+                    AddressSetId::new(id),
+                ),
+                ObjectKind::AddressSetGroup => take(
+                    &rules.address_set_groups,
+                    &mut subset.address_set_groups,
+                    AddressSetGroupId::new(id),
+                ),
+                ObjectKind::ServiceSet => take(
+                    &rules.service_sets,
+                    &mut subset.service_sets,
+                    ServiceSetId::new(id),
+                ),
+                ObjectKind::ServiceSetGroup => take(
+                    &rules.service_set_groups,
+                    &mut subset.service_set_groups,
+                    ServiceSetGroupId::new(id),
+                ),
+            }?;
+        }
+        Some(subset)
+    }
+}
+
+/// Reads one file far enough to say what it defines; never fails (what
+/// is wrong is in [`Outline::errors`]).
+pub fn outline(file: &SourceFile<'_>, limits: &Limits) -> Outline {
+    let mut errors = Vec::new();
+    let raw = source::decode(file, limits, &mut errors);
+    Outline::new(file.name, raw.as_ref(), errors)
+}
+
+/// What a set of rule files defines, file by file, in file-name order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Index {
+    files: Vec<Outline>,
+}
+
+impl Index {
+    pub fn new(mut files: Vec<Outline>) -> Index {
+        files.sort_by(|a, b| a.file.cmp(&b.file));
+        Index { files }
+    }
+
+    /// The outline of every file, in file-name order.
+    pub fn files(&self) -> &[Outline] {
+        &self.files
+    }
+
+    /// The outline of the file the loader named `name`.
+    pub fn file(&self, name: &str) -> Option<&Outline> {
+        self.files.iter().find(|o| o.file == name)
+    }
+
+    /// The file that defines `id` of `kind`, and where (the first file by
+    /// name when several do, which only an invalid set allows).
+    pub fn defining(&self, kind: ObjectKind, id: &str) -> Option<(&Outline, &Definition)> {
+        self.files
+            .iter()
+            .find_map(|o| o.definition(kind, id).map(|d| (o, d)))
+    }
+}

@@ -1,0 +1,169 @@
+//! Walking the given paths and reading files, within the size limit.
+
+use std::collections::HashSet;
+use std::fs::{self, File, Metadata};
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use secgroup_model::Limits;
+
+use crate::{EntryError, LoadedFile, RulesDirError, Sources, Unreadable};
+
+/// Reads the rule files under `paths` with the default size limit.
+pub fn read_sources(paths: &[PathBuf]) -> Result<Sources, RulesDirError> {
+    read_sources_limited(paths, Limits::default().max_file_bytes)
+}
+
+/// Reads the rule files under `paths`, never more than `max_file_bytes + 1`
+/// bytes of one file. A file reached twice (a directory and a file in it)
+/// is read once. Fails only when a given path cannot be read (or a given
+/// directory listed); a directory's entries that cannot be read are listed
+/// in [`Sources::unreadable`].
+pub fn read_sources_limited(
+    paths: &[PathBuf],
+    max_file_bytes: usize,
+) -> Result<Sources, RulesDirError> {
+    let mut sources = Sources::default();
+    // Canonical paths catch the same file reached two ways.
+    let mut seen = HashSet::new();
+    for path in paths {
+        let access = |source| RulesDirError::Access {
+            path: path.to_owned(),
+            source,
+        };
+        let meta = fs::metadata(path).map_err(access)?;
+        if meta.is_file() {
+            if seen.insert(fs::canonicalize(path).map_err(access)?) {
+                let file =
+                    read_limited(path, max_file_bytes).map_err(|source| RulesDirError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                sources.files.push(file);
+            }
+        } else if meta.is_dir() {
+            for entry in rule_file_entries(path)? {
+                match read_entry(&entry, max_file_bytes, &mut seen) {
+                    Ok(Some(file)) => sources.files.push(file),
+                    Ok(None) => {}
+                    Err(error) => sources.unreadable.push(Unreadable {
+                        name: entry.display().to_string(),
+                        path: entry,
+                        error,
+                    }),
+                }
+            }
+        } else {
+            return Err(RulesDirError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
+    }
+    Ok(sources)
+}
+
+/// Whether a directory entry is a rule file: `*.json`, not hidden, not an
+/// editor's lock or autosave file (`.#x.json`, `#x.json#`; backups such
+/// as `x.json~` and `.x.json.swp` fail the suffix test already).
+pub fn is_rule_file_name(name: &str) -> bool {
+    name.ends_with(".json") && !name.starts_with(['.', '#'])
+}
+
+/// The entries of `dir` named like rule files, in name order.
+fn rule_file_entries(dir: &Path) -> Result<Vec<PathBuf>, RulesDirError> {
+    let read_dir_error = |source| RulesDirError::ReadDir {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(read_dir_error)? {
+        let entry = entry.map_err(read_dir_error)?;
+        let name = entry.file_name();
+        // Names that are not UTF-8 cannot end in ".json" as a str.
+        if name.to_str().is_some_and(is_rule_file_name) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names.into_iter().map(|name| dir.join(name)).collect())
+}
+
+/// One directory entry: `None` when it was read already by another path.
+fn read_entry(
+    path: &Path,
+    max_file_bytes: usize,
+    seen: &mut HashSet<PathBuf>,
+) -> Result<Option<LoadedFile>, EntryError> {
+    // Follows symlinks: a link to a rule file is a rule file.
+    let meta = fs::metadata(path).map_err(io_error)?;
+    if !meta.is_file() {
+        return Err(EntryError::NotAFile(describe(&meta)));
+    }
+    if !seen.insert(fs::canonicalize(path).map_err(io_error)?) {
+        return Ok(None);
+    }
+    read_limited(path, max_file_bytes)
+        .map(Some)
+        .map_err(io_error)
+}
+
+fn io_error(e: std::io::Error) -> EntryError {
+    EntryError::Io(Arc::new(e))
+}
+
+/// What a file that is not a regular file is, for messages.
+fn describe(meta: &Metadata) -> &'static str {
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "something else"
+    }
+}
+
+fn read_limited(path: &Path, max_file_bytes: usize) -> std::io::Result<LoadedFile> {
+    let file = File::open(path)?;
+    let limit = u64::try_from(max_file_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    Ok(LoadedFile {
+        name: path.display().to_string(),
+        path: path.to_owned(),
+        bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_file_names() {
+        let cases = [
+            ("web.json", true),
+            ("10-base.json", true),
+            (".web.json", false),
+            (".#web.json", false),
+            ("#web.json#", false),
+            ("web.json~", false),
+            (".web.json.swp", false),
+            ("web.json.bak", false),
+            ("web.JSON", false),
+            (".json", false),
+            ("README.md", false),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(is_rule_file_name(name), expected, "{name}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The rules last applied, kept in the state directory so that a restarted
+//! daemon can say what changed while no daemon ran (and which tracked
+//! flows that cuts), instead of comparing with nothing.
+//!
+//! The file describes the pins it was written for: it names their
+//! directory and the generation they were at. A file whose generation is
+//! not the one the pins carry describes some other state and is ignored
+//! (with a warning), never trusted.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use secgroup_dataplane::AdoptReport;
+use secgroup_model::{Limits, SourceFile};
+use tracing::{info, warn};
+
+use crate::daemon::Daemon;
+use crate::rules::Loaded;
+
+const FORMAT: &str = "secgroupd-applied-1";
+
+fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("applied.json")
+}
+
+/// Records `loaded` as what the pins now enforce (temp file + rename: a
+/// crash leaves the old file or the new one).
+pub fn write(daemon: &Daemon, loaded: &Loaded) {
+    let dir = &daemon.settings.state_dir;
+    let text = serde_json::json!({
+        "format": FORMAT,
+        "pin_dir": daemon.settings.pin_dir.display().to_string(),
+        "generation": daemon.generation,
+        "rules": secgroup_model::render::rule_file(&loaded.rules),
+    })
+    .to_string();
+    let target = path(dir);
+    let temp = dir.join(format!(".applied.json.{}.tmp", std::process::id()));
+    let result = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&temp, text))
+        .and_then(|()| std::fs::rename(&temp, &target));
+    if let Err(e) = result {
+        warn!(
+            file = %target.display(),
+            error = %e,
+            "recording the applied rules failed: a restart will not be able to say what changed"
+        );
+    }
+}
+
+/// The rules the previous daemon applied to these pins, if the state
+/// directory holds them for exactly the state the pins are in.
+pub fn read(state_dir: &Path, pin_dir: &Path, adopted: &AdoptReport) -> Option<Arc<Loaded>> {
+    let file = path(state_dir);
+    let text = std::fs::read(&file).ok()?;
+    let ignore = |why: &str| {
+        warn!(file = %file.display(), "ignoring the recorded rules: {why}");
+        None
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&text) {
+        Ok(v) => v,
+        Err(e) => return ignore(&format!("unreadable: {e}")),
+    };
+    if value["format"] != FORMAT {
+        return ignore("unknown format");
+    }
+    if value["pin_dir"] != pin_dir.display().to_string() {
+        return ignore("written for another pin directory");
+    }
+    if value["generation"].as_u64() != Some(adopted.generation) {
+        return ignore(&format!(
+            "written at generation {}, the pins are at {}",
+            value["generation"], adopted.generation
+        ));
+    }
+    let rules_text = value["rules"].as_str()?;
+    let name = file.display().to_string();
+    let rules = match secgroup_model::load(
+        &[SourceFile {
+            name: &name,
+            bytes: rules_text.as_bytes(),
+        }],
+        &Limits::default(),
+    ) {
+        Ok(rules) => rules,
+        Err(e) => return ignore(&format!("does not validate: {e}")),
+    };
+    let policy = secgroup_policy::compile(&rules);
+    info!(
+        generation = adopted.generation,
+        "found the rules the previous secgroupd applied"
+    );
+    Some(Arc::new(Loaded {
+        rules,
+        policy,
+        files: Vec::new(),
+    }))
+}

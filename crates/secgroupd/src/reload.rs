@@ -1,0 +1,431 @@
+//! Reloads and interface syncs: the only code that changes what the kernel
+//! enforces.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secgroup_api::{ReloadError, ReloadOutcome, ReloadReport, ReloadTrigger, Timestamp};
+use secgroup_dataplane::{DataplaneError, InterfaceBinding, netns};
+use secgroup_model::InstanceId;
+use secgroup_policy::Policy;
+use tracing::{debug, error, info, warn};
+
+use crate::daemon::{Daemon, Failure, Hooked, Tampered, error_chain, instance_uid, unix_ms};
+use crate::event::Event;
+use crate::rules::{self, Loaded};
+
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+
+/// How an interface name resolved.
+enum Lookup {
+    Found(u32),
+    /// The kernel says there is no such interface.
+    Absent,
+    /// The lookup failed for another reason: nothing is known.
+    Unknown(String),
+}
+
+fn lookup(name: &str) -> Lookup {
+    match netns::ifindex(name) {
+        Ok(ifindex) => Lookup::Found(ifindex),
+        Err(DataplaneError::UnknownInterface { .. }) => Lookup::Absent,
+        Err(e) => Lookup::Unknown(error_chain(&e)),
+    }
+}
+
+impl Daemon {
+    /// Reads, validates and compiles the rules directory and makes it the
+    /// policy in force, or changes nothing. Either way the interfaces are
+    /// synced again, so a failed attach is retried on every reload.
+    pub fn reload(&mut self, trigger: ReloadTrigger) -> ReloadReport {
+        let started = Instant::now();
+        self.reloads += 1;
+        let dir = self.settings.rules_dir.display().to_string();
+        let (outcome, summary) = match rules::load(&self.settings.rules_dir, &self.known_files) {
+            Err(failure) => {
+                error!(?trigger, %dir, error = %failure.message, "reload failed: the rules directory was rejected; the policy in force stays");
+                for diagnostic in &failure.diagnostics {
+                    error!(%diagnostic, "invalid rule file");
+                }
+                let summary = failure.message.clone();
+                self.last_error = Some(ReloadError {
+                    at: Timestamp::from_unix_ms(unix_ms()),
+                    message: failure.message,
+                    diagnostics: failure.diagnostics,
+                });
+                self.sync();
+                (ReloadOutcome::Failed, summary)
+            }
+            Ok(loaded) => self.apply_loaded(trigger, loaded),
+        };
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match outcome {
+            ReloadOutcome::Applied => info!(
+                ?trigger,
+                generation = self.generation,
+                duration_ms = format!("{duration_ms:.1}"),
+                changes = %summary,
+                "reload applied"
+            ),
+            ReloadOutcome::Unchanged => info!(
+                ?trigger,
+                generation = self.generation,
+                duration_ms = format!("{duration_ms:.1}"),
+                "reload: {summary}"
+            ),
+            ReloadOutcome::Failed => {}
+        }
+        let report = ReloadReport {
+            trigger,
+            outcome,
+            finished: Timestamp::from_unix_ms(unix_ms()),
+            duration_ms,
+            generation: self.generation,
+            summary,
+        };
+        self.last_reload = Some(report.clone());
+        // `systemctl status` shows it; nobody to tell outside systemd.
+        let _ = crate::sdnotify::notify(&format!("STATUS={}", self.status_line()));
+        report
+    }
+
+    fn apply_loaded(&mut self, trigger: ReloadTrigger, loaded: Loaded) -> (ReloadOutcome, String) {
+        self.known_files = loaded.files.clone();
+        // What the kernel enforces now: our own last load, else what the
+        // previous daemon last applied to these pins.
+        let before = self.loaded.clone().or_else(|| self.previous.clone());
+        let same = before.as_ref().is_some_and(|b| b.policy == loaded.policy);
+        // A restart must rewrite the adopted tables even when nothing
+        // changed; a daemon's own unchanged reload touches no map.
+        let must_apply = self.loaded.is_none() || self.diverged.is_some() || self.tampered_now();
+        if same && !must_apply {
+            // Same policy (perhaps new descriptions or formatting): keep the
+            // new text for the API, touch no map, but retry what failed.
+            self.loaded = Some(Arc::new(loaded));
+            self.last_error = None;
+            self.tampered = None;
+            self.sync();
+            return (ReloadOutcome::Unchanged, "no changes".to_owned());
+        }
+        let empty = Policy::default();
+        let diff = secgroup_policy::diff(
+            before.as_ref().map_or(&empty, |b| &b.policy),
+            &loaded.policy,
+        );
+        if self.loaded.is_none() {
+            match &self.previous {
+                Some(_) => info!(
+                    changes = %diff,
+                    "compared with the rules the previous secgroupd applied to these pins"
+                ),
+                None if self.pinned => warn!(
+                    "the rules the previous secgroupd applied are unknown (no state in {}): cannot say what \
+                     changed while no daemon ran",
+                    self.settings.state_dir.display()
+                ),
+                None => {}
+            }
+        }
+        let loaded = Arc::new(loaded);
+        let tables_before = self.interface_tables();
+        match self.sync_with(&loaded.policy, true) {
+            Ok(()) => {
+                crate::cuts::log_cut_flows(self, &tables_before, &loaded.policy, trigger);
+                self.loaded = Some(loaded.clone());
+                self.previous = None;
+                self.pinned = false;
+                self.diverged = None;
+                self.tampered = None;
+                self.last_error = None;
+                if same {
+                    // A restart on the rules already in force.
+                    crate::applied::write(self, &loaded);
+                    return (
+                        ReloadOutcome::Unchanged,
+                        "same rules as the previous secgroupd applied; its tables re-adopted"
+                            .to_owned(),
+                    );
+                }
+                self.generation += 1;
+                if let Err(e) = self.dp.set_generation(self.generation) {
+                    warn!(error = %error_chain(&e), "recording the generation in the pins failed");
+                }
+                crate::applied::write(self, &loaded);
+                (ReloadOutcome::Applied, diff.to_string())
+            }
+            Err(e) => {
+                let message = format!("applying the new policy failed: {}", error_chain(&e));
+                error!(?trigger, error = %message, "reload failed; the policy in force stays");
+                if let DataplaneError::ApplyNotUndone { .. } = e {
+                    self.diverged = Some(message.clone());
+                }
+                self.last_error = Some(ReloadError {
+                    at: Timestamp::from_unix_ms(unix_ms()),
+                    message: message.clone(),
+                    diagnostics: Vec::new(),
+                });
+                (ReloadOutcome::Failed, message)
+            }
+        }
+    }
+
+    fn tampered_now(&self) -> bool {
+        self.tampered.is_some()
+    }
+
+    /// ifindex → the table ids its `sg_ifaces` entry names.
+    pub(crate) fn interface_tables(&self) -> BTreeMap<u32, [u32; 2]> {
+        self.dp
+            .interfaces()
+            .map(|(i, iface)| (i, iface.table))
+            .collect()
+    }
+
+    /// Brings the kernel in line with the policy in force after a link
+    /// event or a retry.
+    pub(crate) fn sync(&mut self) {
+        match self.loaded.clone() {
+            Some(loaded) => {
+                if let Err(e) = self.sync_with(&loaded.policy, false) {
+                    let error = error_chain(&e);
+                    error!(%error, "updating interface bindings failed; retried on the next link event or reload");
+                    if let DataplaneError::ApplyNotUndone { .. } = e {
+                        self.diverged = Some(error.clone());
+                    }
+                    for instance in loaded.policy.instances.values() {
+                        let Some(name) = &instance.interface else {
+                            continue;
+                        };
+                        if let Lookup::Found(ifindex) = lookup(name)
+                            && !self.bound.contains_key(&ifindex)
+                        {
+                            let error = format!("binding failed: {error}");
+                            self.failures
+                                .insert(name.clone(), Failure { ifindex, error });
+                        }
+                    }
+                    self.schedule_retry();
+                }
+            }
+            // Without a policy of our own nothing may be applied: only
+            // clean up after interfaces the kernel says are gone.
+            None => self.release_vanished(),
+        }
+    }
+
+    /// Makes `policy` the enforced one on every interface that exists:
+    /// releases interfaces that are gone, applies the bindings (always
+    /// when `policy_changed`, else only if the set of interfaces changed),
+    /// then attaches the hooks where missing. Fails, changing nothing, if
+    /// the apply fails; attach failures are per interface, recorded and
+    /// retried with backoff.
+    pub(crate) fn sync_with(
+        &mut self,
+        policy: &Policy,
+        policy_changed: bool,
+    ) -> Result<(), DataplaneError> {
+        self.release_vanished();
+
+        let mut desired: BTreeMap<u32, InstanceId> = BTreeMap::new();
+        self.lookup_errors.clear();
+        for instance in policy.instances.values() {
+            let Some(name) = &instance.interface else {
+                continue;
+            };
+            match lookup(name) {
+                Lookup::Found(ifindex) => {
+                    desired.insert(ifindex, instance.id.clone());
+                }
+                Lookup::Absent => {
+                    // Waiting for the interface; an old failure is moot.
+                    self.failures.remove(name);
+                }
+                Lookup::Unknown(error) => {
+                    // Keep whatever binding it had: a failed lookup says
+                    // nothing about the interface.
+                    warn!(interface = %name, %error, "looking the interface up failed; its binding stays as it was");
+                    if let Some((ifindex, _)) =
+                        self.bound.iter().find(|(_, id)| **id == instance.id)
+                    {
+                        desired.insert(*ifindex, instance.id.clone());
+                    }
+                    self.lookup_errors.insert(name.clone(), error);
+                }
+            }
+        }
+
+        if policy_changed || desired != self.bound {
+            let bindings: Vec<InterfaceBinding<'_>> = desired
+                .iter()
+                .filter_map(|(ifindex, id)| {
+                    let instance = policy.instances.get(id)?;
+                    Some(InterfaceBinding {
+                        ifindex: *ifindex,
+                        ingress: &instance.ingress,
+                        egress: &instance.egress,
+                        keep_established: self.settings.keep_established,
+                        instance_uid: instance_uid(id),
+                    })
+                })
+                .collect();
+            let report = self.dp.apply(&bindings)?;
+            debug!(?report, "applied");
+            for (ifindex, id) in &desired {
+                if self.bound.get(ifindex) != Some(id) {
+                    info!(instance = %id, ifindex, "interface bound");
+                }
+            }
+            for (ifindex, id) in &self.bound {
+                if !desired.contains_key(ifindex) && self.hooks.contains_key(ifindex) {
+                    warn!(
+                        instance = %id,
+                        ifindex,
+                        "interface no longer bound by any instance: its hooks stay and drop all IP traffic \\
+                         (fail closed) until it is bound again or removed"
+                    );
+                }
+            }
+            self.bound = desired;
+        }
+
+        // Failures of interfaces no instance binds any more are moot.
+        self.failures.retain(|name, _| {
+            policy
+                .instances
+                .values()
+                .any(|i| i.interface.as_deref() == Some(name))
+        });
+
+        let wanted: Vec<(u32, InstanceId)> =
+            self.bound.iter().map(|(i, id)| (*i, id.clone())).collect();
+        for (ifindex, id) in wanted {
+            let Some(name) = policy.instances.get(&id).and_then(|i| i.interface.clone()) else {
+                continue;
+            };
+            if let Some(hooked) = self.hooks.get_mut(&ifindex) {
+                hooked.name = name; // a rename keeps the hooks
+                continue;
+            }
+            match self.dp.attach(&name) {
+                Ok(info) => {
+                    info!(
+                        instance = %id,
+                        interface = %name,
+                        ifindex = info.ifindex,
+                        xdp_mode = info.xdp_mode.as_str(),
+                        adopted = info.adopted,
+                        "attached"
+                    );
+                    self.failures.remove(&name);
+                    if info.ifindex != ifindex {
+                        // Re-created between lookup and attach: the link
+                        // event that follows binds the new one.
+                        warn!(interface = %name, expected = ifindex, got = info.ifindex, "interface changed while attaching");
+                    }
+                    self.hooks.insert(info.ifindex, Hooked { name, info });
+                }
+                Err(e) => {
+                    let error = error_chain(&e);
+                    error!(instance = %id, interface = %name, ifindex, %error, "attaching failed; retried with backoff and on every reload");
+                    self.failures.insert(name, Failure { ifindex, error });
+                }
+            }
+        }
+        if self.failures.is_empty() && self.lookup_errors.is_empty() {
+            self.retry.delay = Duration::from_secs(1);
+        } else {
+            self.schedule_retry();
+        }
+        Ok(())
+    }
+
+    /// Asks for a [`Event::RetryAttach`] after the current backoff delay,
+    /// then doubles it (up to a minute). One retry is pending at a time.
+    fn schedule_retry(&mut self) {
+        if self.retry.scheduled {
+            return;
+        }
+        self.retry.scheduled = true;
+        let delay = self.retry.delay;
+        self.retry.delay = (delay * 2).min(MAX_RETRY_DELAY);
+        let events = self.events.clone();
+        debug!(?delay, "attach retry scheduled");
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = events.send(Event::RetryAttach).await;
+        });
+    }
+
+    /// Releases every interface with hooks that the kernel says is gone
+    /// (ENODEV / ENXIO). Any other lookup error keeps the hooks.
+    fn release_vanished(&mut self) {
+        for ifindex in self.hooked_interfaces() {
+            match netns::ifname(ifindex) {
+                Ok(_) => {}
+                Err(DataplaneError::UnknownInterface { .. }) => self.release(ifindex, "gone"),
+                Err(e) => warn!(
+                    ifindex,
+                    error = %error_chain(&e),
+                    "looking the interface up failed; its hooks stay"
+                ),
+            }
+        }
+    }
+
+    /// Detaches and forgets an interface the kernel deleted.
+    pub(crate) fn release(&mut self, ifindex: u32, why: &str) {
+        let name = self.hooks.remove(&ifindex).map(|h| h.name);
+        if let Err(e) = self.dp.detach(ifindex) {
+            warn!(ifindex, error = %error_chain(&e), "removing the pins of a vanished interface failed");
+        }
+        if let Err(e) = self.dp.forget_interface(ifindex) {
+            warn!(ifindex, error = %error_chain(&e), "forgetting the state of a vanished interface failed");
+        }
+        info!(
+            ifindex,
+            interface = name.as_deref().unwrap_or("?"),
+            "interface {why}: hooks, conntrack and counters released"
+        );
+    }
+
+    /// Compares the pins with what this daemon wrote; on any difference,
+    /// says so loudly, takes them back and re-applies the policy in force.
+    pub(crate) fn check_pins(&mut self) {
+        let findings = match self.dp.check_pins() {
+            Ok(findings) => findings,
+            Err(e) => {
+                warn!(error = %error_chain(&e), "reading the pins to check them failed");
+                return;
+            }
+        };
+        if findings.is_empty() {
+            return;
+        }
+        let findings: Vec<String> = findings.iter().map(ToString::to_string).collect();
+        error!(
+            findings = %findings.join("; "),
+            pin_dir = %self.settings.pin_dir.display(),
+            "THE PINS WERE CHANGED BY SOMEONE ELSE: taking them back and re-applying the policy in force"
+        );
+        self.tampered = Some(Tampered {
+            at: Timestamp::from_unix_ms(unix_ms()),
+            findings,
+        });
+        if let Err(e) = self.dp.reclaim() {
+            error!(error = %error_chain(&e), "taking the pins back failed");
+            return;
+        }
+        if let Some(loaded) = self.loaded.clone() {
+            if let Err(e) = self.sync_with(&loaded.policy, true) {
+                error!(error = %error_chain(&e), "re-applying the policy after foreign writes failed");
+                self.diverged = Some(error_chain(&e));
+            } else {
+                info!(
+                    generation = self.generation,
+                    "policy re-applied after foreign writes"
+                );
+            }
+        }
+    }
+}
