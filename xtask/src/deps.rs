@@ -22,6 +22,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("nftables", "the nftables baseline of the benchmarks"),
     ("bpftool", "inspecting loaded programs and maps"),
     ("iputils-ping", "ICMP echo in end-to-end tests"),
+    (
+        "systemd",
+        "a real systemd runs the unit in tests/tests/systemd.rs",
+    ),
 ];
 
 fn installed(package: &str) -> bool {

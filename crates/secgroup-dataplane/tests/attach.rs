@@ -264,3 +264,79 @@ fn pinned_state_outlives_the_process_and_is_adopted_by_the_next() {
         "uninstall detaches"
     );
 }
+
+fn load_pinned(pins: &PinDir) -> secgroup_dataplane::Dataplane {
+    let (dp, _) = secgroup_dataplane::Dataplane::load(&secgroup_dataplane::LoadOptions {
+        pin_dir: Some(pins.path.clone()),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("loading with pins: {}", error_chain(&e)));
+    dp
+}
+
+#[test]
+fn the_xdp_mode_reported_is_the_kernels_also_after_adoption() {
+    if !kernel_tests_enabled("the_xdp_mode_reported_is_the_kernels_also_after_adoption") {
+        return;
+    }
+    let ns = NetNs::new("mode");
+    // A bridge has no native XDP: the hook runs in generic mode.
+    ns.ip(&["link", "add", "d0", "type", "bridge"]);
+    ns.ip(&["link", "set", "d0", "up"]);
+    let pins = PinDir::new("mode");
+    {
+        let mut dp = load_pinned(&pins);
+        let info = dp
+            .attach_in(&ns.path(), "d0")
+            .unwrap_or_else(|e| panic!("attach: {}", error_chain(&e)));
+        assert_eq!(info.xdp_mode, secgroup_dataplane::XdpAttachMode::Generic);
+        assert!(!info.adopted);
+    }
+    let mut dp = load_pinned(&pins);
+    let info = dp
+        .attach_in(&ns.path(), "d0")
+        .unwrap_or_else(|e| panic!("re-attach: {}", error_chain(&e)));
+    assert!(info.adopted, "the pinned links are adopted");
+    assert_eq!(
+        info.xdp_mode,
+        secgroup_dataplane::XdpAttachMode::Generic,
+        "adoption reports the mode the kernel runs, not driver"
+    );
+    drop(dp);
+    let _ = secgroup_dataplane::uninstall(&pins.path);
+}
+
+#[test]
+fn a_hook_pair_whose_second_pin_fails_leaves_no_hook_behind() {
+    if !kernel_tests_enabled("a_hook_pair_whose_second_pin_fails_leaves_no_hook_behind") {
+        return;
+    }
+    let (host, _guest) = host_and_guest("pair");
+    let pins = PinDir::new("pair");
+    let mut dp = load_pinned(&pins);
+    let ifindex = host
+        .ifindex("vm0")
+        .unwrap_or_else(|| panic!("no vm0 in {}", host.name));
+    // Something in the way of the TC link's pin: pinning it fails.
+    let blocker = pins.path.join("links").join(format!("{ifindex}_tcx"));
+    std::fs::create_dir_all(&blocker).unwrap_or_else(|e| panic!("{e}"));
+    let result = dp.attach_in(&host.path(), "vm0");
+    assert!(result.is_err(), "attach succeeded with the TC pin blocked");
+    assert!(
+        attached_programs(&host, "vm0").is_empty(),
+        "no hook may stay without its pair: {:?}",
+        attached_programs(&host, "vm0")
+    );
+    assert!(
+        !pins.path.join("links").join(format!("{ifindex}_xdp")).exists(),
+        "the XDP pin is gone too"
+    );
+    std::fs::remove_dir(&blocker).unwrap_or_else(|e| panic!("{e}"));
+    let info = dp
+        .attach_in(&host.path(), "vm0")
+        .unwrap_or_else(|e| panic!("attach once unblocked: {}", error_chain(&e)));
+    assert_eq!(info.xdp_mode, secgroup_dataplane::XdpAttachMode::Driver);
+    assert_eq!(attached_programs(&host, "vm0"), BOTH_HOOKS);
+    drop(dp);
+    let _ = secgroup_dataplane::uninstall(&pins.path);
+}
