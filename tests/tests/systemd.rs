@@ -47,6 +47,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use secgroup_testbed::wait_for;
 use serde_json::Value;
 
 /// The unit under test, as shipped.
@@ -1152,22 +1153,6 @@ fn sweep_leftovers() {
 }
 
 // ---- helpers -------------------------------------------------------------
-
-/// Polls `check` every 20 ms until it yields a value; panics after
-/// `timeout`.
-fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// `Tue 2026-12-01 21:49:07.886891 UTC` (systemctl --timestamp=us+utc)
 /// in µs since the epoch.

@@ -328,7 +328,11 @@ fn a_hook_pair_whose_second_pin_fails_leaves_no_hook_behind() {
         attached_programs(&host, "vm0")
     );
     assert!(
-        !pins.path.join("links").join(format!("{ifindex}_xdp")).exists(),
+        !pins
+            .path
+            .join("links")
+            .join(format!("{ifindex}_xdp"))
+            .exists(),
         "the XDP pin is gone too"
     );
     std::fs::remove_dir(&blocker).unwrap_or_else(|e| panic!("{e}"));
