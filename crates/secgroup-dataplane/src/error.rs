@@ -145,7 +145,7 @@ pub(crate) fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) ->
 }
 
 /// `error: cause: cause`, the whole chain on one line.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

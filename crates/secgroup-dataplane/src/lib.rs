@@ -17,6 +17,7 @@ mod linkinfo;
 mod maps;
 pub mod netns;
 pub mod object;
+mod observer;
 pub mod packet;
 mod pins;
 mod tables;
@@ -28,7 +29,8 @@ pub use dataplane::{
     AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, InterfaceBinding,
     LoadOptions, Owner, RuleHits, Tampering, XdpAttachMode,
 };
-pub use error::DataplaneError;
+pub use error::{DataplaneError, chain as error_chain};
+pub use observer::{Observer, RuleCount};
 pub use pins::PinLock;
 pub use testrun::{Hook, TestRunOutcome, TestRunner};
 pub use uninstall::uninstall;

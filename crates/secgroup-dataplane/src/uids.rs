@@ -41,6 +41,11 @@ impl RuleUids {
     pub fn origin(&self, uid: u32) -> Option<&RuleOrigin> {
         self.by_uid.get(&uid)
     }
+
+    /// Every uid handed out, with its origin.
+    pub fn all(&self) -> HashMap<u32, RuleOrigin> {
+        self.by_uid.clone()
+    }
 }
 
 /// FNV-1a over the origin's text form: stable across processes and builds,

@@ -1,7 +1,8 @@
 //! Everything the main loop reacts to. The sources (rules watcher, link
-//! monitor, signals, API connections) run in their own tasks or threads and
-//! only send these; the one task that owns the data plane consumes them, so
-//! kernel state has a single writer and needs no lock.
+//! monitor, signals, pin checks, mutating API calls) run in their own tasks
+//! or threads and only send these; the engine, which owns the data plane,
+//! consumes them on its own thread, so kernel state has a single writer and
+//! needs no lock.
 
 use secgroup_api::{ErrorBody, TraceRequest};
 use tokio::sync::oneshot;
@@ -22,7 +23,8 @@ pub enum Event {
     /// Link notifications were lost (socket overrun) or unreadable: look at
     /// every interface again.
     LinksResync,
-    Api(ApiRequest, oneshot::Sender<ApiReply>),
+    /// An API call that changes something, answered by the engine.
+    Mutate(Mutation, oneshot::Sender<ApiReply>),
     Signal(Signal),
     /// Time to compare the pins with what this daemon wrote.
     CheckPins,
@@ -37,6 +39,17 @@ pub enum Signal {
     /// Stop; the pinned hooks keep filtering.
     Term,
     Int,
+}
+
+/// The API calls the engine answers: those that change what is enforced or
+/// tracked. Everything else is answered from the snapshot in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    Reload,
+    /// `None` flushes every interface.
+    FlushConntrack {
+        instance: Option<String>,
+    },
 }
 
 /// A parsed, authorised API call.

@@ -4,7 +4,7 @@
 
 use secgroup_api::{AttachState, DegradedReason, PolicySource};
 
-use crate::daemon::Daemon;
+use crate::state::InForce;
 
 fn reason(kind: &str, message: String) -> DegradedReason {
     DegradedReason {
@@ -14,7 +14,7 @@ fn reason(kind: &str, message: String) -> DegradedReason {
 }
 
 /// Every reason the daemon is degraded; empty when it is healthy.
-pub fn reasons(daemon: &Daemon) -> Vec<DegradedReason> {
+pub fn reasons(daemon: &InForce) -> Vec<DegradedReason> {
     let mut out = Vec::new();
     if let Some(error) = &daemon.last_error {
         out.push(reason(
@@ -66,7 +66,7 @@ pub fn reasons(daemon: &Daemon) -> Vec<DegradedReason> {
             format!("the kernel holds part of two policies: {diverged}"),
         ));
     }
-    if daemon.settings.private_bpffs {
+    if daemon.private_bpffs {
         out.push(reason(
             "private-bpffs",
             "the pins are on a bpffs private to this daemon: every hook detaches when it exits"
@@ -74,15 +74,15 @@ pub fn reasons(daemon: &Daemon) -> Vec<DegradedReason> {
         ));
     }
     let source = daemon.policy_source();
-    for ifindex in daemon.hooked_interfaces() {
-        if daemon.bound.contains_key(&ifindex) || source == PolicySource::Pinned {
+    for (ifindex, name) in &daemon.hooked {
+        if daemon.bound.contains_key(ifindex) || source == PolicySource::Pinned {
             continue;
         }
         out.push(reason(
             "unbound-drops-all",
             format!(
                 "interface {} ({ifindex}) carries hooks but no instance binds it: all its IP traffic is dropped",
-                crate::iface::name_of(ifindex).as_deref().unwrap_or("?")
+                name.as_deref().unwrap_or("?")
             ),
         ));
     }

@@ -7,23 +7,21 @@
 //! reload is missed), then the first reload and attach, and only then
 //! READY=1.
 
-mod applied;
 mod auth;
 mod cli;
-mod cuts;
-mod daemon;
 mod duration;
+mod engine;
 mod event;
 mod health;
 mod iface;
 mod links;
 mod logging;
-mod reload;
 mod routes;
 mod rules;
 mod sdnotify;
 mod server;
 mod socket;
+mod state;
 mod trace;
 mod uninstall;
 mod views;
@@ -37,7 +35,9 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::cli::Args;
-use crate::daemon::{Daemon, Settings, error_chain};
+use secgroup_dataplane::error_chain;
+
+use crate::engine::{Engine, Settings};
 use crate::event::{Event, Signal};
 
 fn main() -> std::process::ExitCode {
@@ -118,7 +118,9 @@ async fn serve_on(
     watch::spawn(settings.rules_dir.clone(), events.clone());
     spawn_signals(events.clone())?;
     spawn_pin_checks(events.clone(), args.pin_check_interval);
-    tokio::spawn(server::serve(listener, events.clone(), admin_gid));
+    let observer = dp
+        .observer()
+        .map_err(|e| anyhow::anyhow!("opening the counters for reading: {}", error_chain(&e)))?;
 
     info!(
         rules_dir = %settings.rules_dir.display(),
@@ -128,13 +130,29 @@ async fn serve_on(
         "secgroupd {} starting",
         env!("CARGO_PKG_VERSION")
     );
-    let mut daemon = Daemon::new(dp, settings, &adopted, events.clone());
-    daemon.start();
-    let ready = format!("READY=1\nSTATUS={}", daemon.status_line());
-    if let Err(e) = sdnotify::notify(&ready) {
-        warn!(error = %e, "telling systemd we are ready failed");
-    }
-    daemon.run(rx).await;
+    let (engine, snapshots) = Engine::new(
+        dp,
+        settings,
+        &adopted,
+        events.clone(),
+        tokio::runtime::Handle::current(),
+    );
+    let reads = std::sync::Arc::new(server::Reads {
+        snapshots,
+        observer,
+        ports: trace::TracePorts::default(),
+    });
+    tokio::spawn(server::serve(listener, events.clone(), admin_gid, reads));
+    // Kernel work blocks: the engine gets a thread of its own, never one of
+    // the runtime's workers.
+    let engine = std::thread::Builder::new()
+        .name("secgroupd-engine".into())
+        .spawn(move || engine.run(rx))
+        .context("starting the engine thread")?;
+    tokio::task::spawn_blocking(move || engine.join())
+        .await
+        .context("waiting for the engine")?
+        .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
     let _ = sdnotify::notify("STOPPING=1");
     Ok(())
 }
@@ -147,6 +165,10 @@ impl Args {
             keep_established: self.keep_established,
             state_dir: self.state_dir.clone(),
             private_bpffs: self.allow_private_bpffs,
+            reload_delay: std::env::var("SECGROUPD_TEST_RELOAD_DELAY_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map_or(std::time::Duration::ZERO, std::time::Duration::from_millis),
         }
     }
 }

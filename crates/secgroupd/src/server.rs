@@ -1,7 +1,7 @@
 //! The HTTP side of the API: accepts connections on the Unix socket, reads
-//! each request, checks it ([`routes`]) and the caller ([`auth`]), hands it
-//! to the main loop and writes back what the loop answers. No daemon state
-//! lives here.
+//! each request, checks it ([`routes`]) and the caller ([`auth`]),
+//! answers reads from the snapshot in force, hands mutations to the engine
+//! and writes back what it answers. No daemon state lives here.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -13,13 +13,18 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+
+use secgroup_dataplane::Observer;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::auth::{self, Peer};
-use crate::event::{ApiError, ApiReply, Event};
-use crate::routes;
+use crate::event::{ApiError, ApiReply, ApiRequest, Event, Mutation};
+use crate::state::InForce;
+use crate::trace::TracePorts;
+use crate::{routes, views};
 
 /// How long a request may wait for the main loop (a reload of a huge rules
 /// directory is the slowest thing ahead of it).
@@ -28,7 +33,20 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the API until the process exits.
-pub async fn serve(listener: UnixListener, events: mpsc::Sender<Event>, admin_gid: Option<u32>) {
+/// What reads need: the snapshot in force, a read handle on the kernel's
+/// counters, and the trace ports.
+pub struct Reads {
+    pub snapshots: watch::Receiver<Arc<InForce>>,
+    pub observer: Observer,
+    pub ports: TracePorts,
+}
+
+pub async fn serve(
+    listener: UnixListener,
+    events: mpsc::Sender<Event>,
+    admin_gid: Option<u32>,
+    reads: Arc<Reads>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -45,8 +63,11 @@ pub async fn serve(listener: UnixListener, events: mpsc::Sender<Event>, admin_gi
             .is_some_and(|p| auth::may_mutate(p, admin_gid));
         debug!(?peer, may_mutate, "API connection");
         let events = events.clone();
+        let reads = reads.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| handle(request, events.clone(), may_mutate));
+            let service = service_fn(move |request| {
+                handle(request, events.clone(), reads.clone(), may_mutate)
+            });
             // A client that connects and says nothing (or idles between
             // requests) does not hold a connection forever.
             if let Err(e) = http1::Builder::new()
@@ -78,11 +99,12 @@ fn peer_of(stream: &UnixStream) -> Option<Peer> {
 async fn handle(
     request: Request<Incoming>,
     events: mpsc::Sender<Event>,
+    reads: Arc<Reads>,
     may_mutate: bool,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
-    let reply = answer(request, events, may_mutate).await;
+    let reply = answer(request, events, reads, may_mutate).await;
     if let Err(e) = &reply {
         debug!(%method, %path, status = e.status, error = %e.body.error, "API error");
     }
@@ -92,6 +114,7 @@ async fn handle(
 async fn answer(
     request: Request<Incoming>,
     events: mpsc::Sender<Event>,
+    reads: Arc<Reads>,
     may_mutate: bool,
 ) -> ApiReply {
     let endpoint = routes::endpoint(request.method().as_str(), request.uri().path())?;
@@ -119,10 +142,23 @@ async fn answer(
             endpoint.method(),
         )));
     }
-    let api_request = endpoint.request(query.as_deref(), &body)?;
+    let mutation = match endpoint.request(query.as_deref(), &body)? {
+        ApiRequest::Reload => Mutation::Reload,
+        ApiRequest::FlushConntrack { instance } => Mutation::FlushConntrack { instance },
+        read => {
+            // The snapshot in force now; the map reads block, so off the
+            // async workers. Never waits for the engine.
+            let now = reads.snapshots.borrow().clone();
+            return tokio::task::spawn_blocking(move || {
+                views::answer(&now, &reads.observer, &reads.ports, read)
+            })
+            .await
+            .unwrap_or_else(|e| Err(ApiError::internal(format!("answering failed: {e}"))));
+        }
+    };
     let (reply_tx, reply_rx) = oneshot::channel();
     events
-        .send(Event::Api(api_request, reply_tx))
+        .send(Event::Mutate(mutation, reply_tx))
         .await
         .map_err(|_| ApiError::unavailable("secgroupd is shutting down"))?;
     match tokio::time::timeout(REPLY_TIMEOUT, reply_rx).await {

@@ -28,8 +28,9 @@ pub fn run(pin_dir: &Path, socket: &Path) -> anyhow::Result<()> {
         );
     }
     let links = std::fs::read_dir(pin_dir.join("links")).map_or(0, |entries| entries.count());
-    secgroup_dataplane::uninstall(pin_dir)
-        .map_err(|e| anyhow::anyhow!("removing the pins: {}", crate::daemon::error_chain(&e)))?;
+    secgroup_dataplane::uninstall(pin_dir).map_err(|e| {
+        anyhow::anyhow!("removing the pins: {}", secgroup_dataplane::error_chain(&e))
+    })?;
     // Anything else a future version left there.
     std::fs::remove_dir_all(pin_dir)
         .or_else(|e| match e.kind() {

@@ -14,6 +14,7 @@ use crate::bpffs;
 use crate::error::{DataplaneError, map_err};
 use crate::maps::{Maps, PINNED, names};
 use crate::object::{BYTES, PROG_TC_INGRESS, PROG_XDP_EGRESS};
+use crate::observer::Observer;
 use crate::pins::{self, PinLock};
 use crate::tables::{self, TableStore};
 use crate::testrun::TestRunner;
@@ -63,8 +64,8 @@ impl Dataplane {
         }
         let mut ebpf = loader.load(BYTES).map_err(DataplaneError::Load)?;
         load_programs(&mut ebpf)?;
+        let observer = observer_for(&ebpf)?;
         let maps = Maps::take_all(&mut ebpf)?;
-        let runner = test_runner_for(&ebpf)?;
         let barrier_inner =
             Array::<MapData, u32>::create(1, 0).map_err(map_err(names::RCU_BARRIER))?;
 
@@ -120,7 +121,7 @@ impl Dataplane {
             owned_links: HashMap::new(),
             barrier_inner,
             config: Config::default(),
-            runner,
+            observer,
         };
         dataplane.write_meta(meta)?;
         dataplane.set_timeouts(options.timeouts)?;
@@ -145,6 +146,23 @@ fn load_programs(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
         }
     }
     Ok(())
+}
+
+/// Duplicates the fds of the counter, conntrack and config maps and of the
+/// programs into an [`Observer`].
+fn observer_for(ebpf: &Ebpf) -> Result<Observer, DataplaneError> {
+    let map = |name: &'static str| {
+        ebpf.map(name)
+            .ok_or(DataplaneError::MissingMap { name })
+            .and_then(|m| crate::observer::dup_fd(m, name))
+    };
+    Ok(Observer::new(
+        map(names::RULE_HITS)?,
+        map(names::IF_STATS)?,
+        map(names::CT)?,
+        map(names::CONFIG)?,
+        test_runner_for(ebpf)?,
+    ))
 }
 
 /// Duplicates the program fds into a [`TestRunner`].

@@ -32,6 +32,7 @@ use crate::abi::*;
 use crate::error::{DataplaneError, map_err};
 use crate::maps::{Maps, names};
 use crate::object::{PROG_TC_INGRESS, PROG_XDP_EGRESS};
+use crate::observer::Observer;
 use crate::pins::PinLock;
 use crate::tables::TableStore;
 use crate::testrun::{Hook, TestRunOutcome, TestRunner};
@@ -65,7 +66,9 @@ pub struct Dataplane {
     /// The map put into sg_rcu_barrier's slot to force a grace period.
     barrier_inner: Array<MapData, u32>,
     config: Config,
-    runner: TestRunner,
+    /// Read handles on counters and conntrack, and the programs for test
+    /// runs.
+    observer: Observer,
 }
 
 impl Dataplane {
@@ -90,14 +93,7 @@ impl Dataplane {
     /// The data plane's clock: CLOCK_BOOTTIME plus the test offset, the
     /// clock of conntrack expiry and last-hit times.
     pub fn now_ns(&self) -> u64 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: ts is a valid out-pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-        (ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
-            .saturating_add(self.config.clock_offset_ns)
+        crate::observer::boot_ns().saturating_add(self.config.clock_offset_ns)
     }
 
     /// The pin directory this process owns (and holds the lock of).
@@ -181,13 +177,15 @@ impl Dataplane {
         ifindex: Option<u32>,
         repeat: u32,
     ) -> Result<TestRunOutcome, DataplaneError> {
-        self.runner.run(hook, frame, ifindex, repeat)
+        self.observer
+            .test_runner()
+            .run(hook, frame, ifindex, repeat)
     }
 
     /// A handle that runs frames through the programs from any thread,
     /// independently of this `Dataplane`'s borrows.
     pub fn test_runner(&self) -> TestRunner {
-        self.runner.clone()
+        self.observer.test_runner().clone()
     }
 
     /// The hook that enforces `direction` (seen from the VM).

@@ -3,34 +3,42 @@
 
 use secgroup_model::Direction;
 
+use secgroup_policy::RuleOrigin;
+
 use super::{Dataplane, RuleHits};
 use crate::abi::*;
 use crate::error::{DataplaneError, map_err};
 use crate::maps::names;
+use crate::observer::Observer;
 
 impl Dataplane {
-    /// Per-rule hit counters, summed over CPUs.
+    /// A read handle on the counters and conntrack for other threads.
+    pub fn observer(&self) -> Result<Observer, DataplaneError> {
+        self.observer.try_clone()
+    }
+
+    /// Per-rule hit counters, summed over CPUs, with the origin of every
+    /// rule this process registered.
     pub fn rule_hits(&self) -> Result<Vec<RuleHits>, DataplaneError> {
-        let mut hits = Vec::new();
-        for entry in self.maps.rule_hits.iter() {
-            let (key, per_cpu) = entry.map_err(map_err(names::RULE_HITS))?;
-            let mut total = RuleHits {
-                ifindex: key.ifindex,
-                rule_uid: key.rule_uid,
-                origin: self.uids.origin(key.rule_uid).cloned(),
-                packets: 0,
-                bytes: 0,
-                last_hit_ns: 0,
-            };
-            for c in per_cpu.iter() {
-                total.packets += c.packets;
-                total.bytes += c.bytes;
-                total.last_hit_ns = total.last_hit_ns.max(c.last_hit_ns);
-            }
-            hits.push(total);
-        }
-        hits.sort_by_key(|h| (h.ifindex, h.rule_uid));
-        Ok(hits)
+        Ok(self
+            .observer
+            .rule_counts()?
+            .into_iter()
+            .map(|c| RuleHits {
+                ifindex: c.ifindex,
+                rule_uid: c.rule_uid,
+                origin: self.uids.origin(c.rule_uid).cloned(),
+                packets: c.packets,
+                bytes: c.bytes,
+                last_hit_ns: c.last_hit_ns,
+            })
+            .collect())
+    }
+
+    /// Rule uid → origin, for every rule this process registered: what an
+    /// [`Observer`]'s raw counts are matched against.
+    pub fn rule_origins(&self) -> std::collections::HashMap<u32, RuleOrigin> {
+        self.uids.all()
     }
 
     /// Per-reason packet and byte counts of one interface and direction,
@@ -40,65 +48,23 @@ impl Dataplane {
         ifindex: u32,
         direction: Direction,
     ) -> Result<IfaceStats, DataplaneError> {
-        let dir = match direction {
-            Direction::Ingress => DIR_INGRESS,
-            Direction::Egress => DIR_EGRESS,
-        };
-        let key = IfaceStatsKey {
-            ifindex,
-            dir: u32::from(dir),
-        };
-        let mut total = IfaceStats::default();
-        match self.maps.if_stats.get(&key, 0) {
-            Ok(per_cpu) => {
-                for s in per_cpu.iter() {
-                    for r in 0..Reason::COUNT {
-                        total.packets[r] += s.packets[r];
-                        total.bytes[r] += s.bytes[r];
-                    }
-                }
-            }
-            Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(e) => return Err(map_err(names::IF_STATS)(e)),
-        }
-        Ok(total)
+        self.observer.interface_stats(ifindex, direction)
     }
 
     /// Every live conntrack entry (expired ones are left out).
     pub fn conntrack(&self) -> Result<Vec<(CtKey, CtEntry)>, DataplaneError> {
-        let now = self.now_ns();
-        let mut entries = Vec::new();
-        for entry in self.maps.ct.iter() {
-            let (key, value) = entry.map_err(map_err(names::CT))?;
-            if value.expires_ns > now {
-                entries.push((key, value));
-            }
-        }
-        Ok(entries)
+        self.observer.conntrack()
     }
 
     /// The conntrack entry of one flow, expired or not.
     pub fn conntrack_entry(&self, key: &CtKey) -> Result<Option<CtEntry>, DataplaneError> {
-        match self.maps.ct.get(key, 0) {
-            Ok(entry) => Ok(Some(entry)),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(map_err(names::CT)(e)),
-        }
+        self.observer.conntrack_entry(key)
     }
 
     /// Deletes one flow's entry; `false` when there was none (never made,
     /// or evicted from the LRU meanwhile).
     pub fn remove_conntrack(&mut self, key: &CtKey) -> Result<bool, DataplaneError> {
-        match self.maps.ct.remove(key) {
-            Ok(()) => Ok(true),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(map_err(names::CT)(e)),
-        }
+        self.observer.remove_conntrack(key)
     }
 
     /// Deletes the conntrack entries of one interface, or all of them;

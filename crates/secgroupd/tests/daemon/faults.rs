@@ -365,3 +365,46 @@ impl Edit for Daemon {
         self.wait_reload_after(reloads, Duration::from_secs(5))
     }
 }
+
+#[test]
+fn reads_are_answered_while_a_reload_is_running() {
+    root_test!("reads_are_answered_while_a_reload_is_running");
+    let lab = Lab::new("busy");
+    lab.host
+        .rules
+        .write("vm.json", &vm_rules("", ACCEPT_TCP_8080));
+    // Every reload first pauses 3 s on the engine thread (a test hook).
+    let daemon = lab
+        .host
+        .secgroupd(env!("CARGO_BIN_EXE_secgroupd"))
+        .env("SECGROUPD_TEST_RELOAD_DELAY_MS", "3000")
+        .ready_timeout(Duration::from_secs(20))
+        .start();
+    daemon.wait_attached(Duration::from_secs(5));
+    let before = daemon.status();
+    lab.host
+        .rules
+        .replace("vm.json", &vm_rules(ACCEPT_ICMP, ACCEPT_TCP_8080));
+    // The watcher hands the change to the engine after 30 ms of quiet;
+    // from then on the engine is busy for 3 s.
+    std::thread::sleep(Duration::from_millis(500));
+    let during = daemon.status();
+    let answered_ms = secgroup_api::Timestamp::from_unix_ms(unix_ms()).unix_ms;
+    let after = daemon.wait_reload_after(before.reloads, Duration::from_secs(20));
+    let finished_ms = after.last_reload.as_ref().map_or(0, |r| r.finished.unix_ms);
+    assert_eq!(
+        during.generation, before.generation,
+        "the status came from the policy in force"
+    );
+    assert!(
+        answered_ms < finished_ms,
+        "the status was answered ({answered_ms}) before the reload finished ({finished_ms}): reads do not wait"
+    );
+    assert_eq!(after.generation, before.generation + 1);
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -14,7 +14,7 @@ use secgroup_dataplane::AdoptReport;
 use secgroup_model::{Limits, SourceFile};
 use tracing::{info, warn};
 
-use crate::daemon::Daemon;
+use super::Engine;
 use crate::rules::Loaded;
 
 const FORMAT: &str = "secgroupd-applied-1";
@@ -25,12 +25,12 @@ fn path(state_dir: &Path) -> PathBuf {
 
 /// Records `loaded` as what the pins now enforce (temp file + rename: a
 /// crash leaves the old file or the new one).
-pub fn write(daemon: &Daemon, loaded: &Loaded) {
+pub fn write(daemon: &Engine, loaded: &Loaded) {
     let dir = &daemon.settings.state_dir;
     let text = serde_json::json!({
         "format": FORMAT,
         "pin_dir": daemon.settings.pin_dir.display().to_string(),
-        "generation": daemon.generation,
+        "generation": daemon.now.generation,
         "rules": secgroup_model::render::rule_file(&loaded.rules),
     })
     .to_string();

@@ -11,9 +11,12 @@ use secgroup_model::InstanceId;
 use secgroup_policy::Policy;
 use tracing::{debug, error, info, warn};
 
-use crate::daemon::{Daemon, Failure, Hooked, Tampered, error_chain, instance_uid, unix_ms};
+use secgroup_dataplane::error_chain;
+
+use super::{Engine, instance_uid, unix_ms};
 use crate::event::Event;
 use crate::rules::{self, Loaded};
+use crate::state::{Failure, Hooked, Tampered};
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
@@ -34,13 +37,16 @@ fn lookup(name: &str) -> Lookup {
     }
 }
 
-impl Daemon {
+impl Engine {
     /// Reads, validates and compiles the rules directory and makes it the
     /// policy in force, or changes nothing. Either way the interfaces are
     /// synced again, so a failed attach is retried on every reload.
     pub fn reload(&mut self, trigger: ReloadTrigger) -> ReloadReport {
         let started = Instant::now();
-        self.reloads += 1;
+        if !self.settings.reload_delay.is_zero() {
+            std::thread::sleep(self.settings.reload_delay);
+        }
+        self.now.reloads += 1;
         let dir = self.settings.rules_dir.display().to_string();
         let (outcome, summary) = match rules::load(&self.settings.rules_dir, &self.known_files) {
             Err(failure) => {
@@ -49,7 +55,7 @@ impl Daemon {
                     error!(%diagnostic, "invalid rule file");
                 }
                 let summary = failure.message.clone();
-                self.last_error = Some(ReloadError {
+                self.now.last_error = Some(ReloadError {
                     at: Timestamp::from_unix_ms(unix_ms()),
                     message: failure.message,
                     diagnostics: failure.diagnostics,
@@ -63,14 +69,14 @@ impl Daemon {
         match outcome {
             ReloadOutcome::Applied => info!(
                 ?trigger,
-                generation = self.generation,
+                generation = self.now.generation,
                 duration_ms = format!("{duration_ms:.1}"),
                 changes = %summary,
                 "reload applied"
             ),
             ReloadOutcome::Unchanged => info!(
                 ?trigger,
-                generation = self.generation,
+                generation = self.now.generation,
                 duration_ms = format!("{duration_ms:.1}"),
                 "reload: {summary}"
             ),
@@ -81,10 +87,10 @@ impl Daemon {
             outcome,
             finished: Timestamp::from_unix_ms(unix_ms()),
             duration_ms,
-            generation: self.generation,
+            generation: self.now.generation,
             summary,
         };
-        self.last_reload = Some(report.clone());
+        self.now.last_reload = Some(report.clone());
         // `systemctl status` shows it; nobody to tell outside systemd.
         let _ = crate::sdnotify::notify(&format!("STATUS={}", self.status_line()));
         report
@@ -94,17 +100,18 @@ impl Daemon {
         self.known_files = loaded.files.clone();
         // What the kernel enforces now: our own last load, else what the
         // previous daemon last applied to these pins.
-        let before = self.loaded.clone().or_else(|| self.previous.clone());
+        let before = self.now.loaded.clone().or_else(|| self.previous.clone());
         let same = before.as_ref().is_some_and(|b| b.policy == loaded.policy);
         // A restart must rewrite the adopted tables even when nothing
         // changed; a daemon's own unchanged reload touches no map.
-        let must_apply = self.loaded.is_none() || self.diverged.is_some() || self.tampered_now();
+        let must_apply =
+            self.now.loaded.is_none() || self.now.diverged.is_some() || self.tampered_now();
         if same && !must_apply {
             // Same policy (perhaps new descriptions or formatting): keep the
             // new text for the API, touch no map, but retry what failed.
-            self.loaded = Some(Arc::new(loaded));
-            self.last_error = None;
-            self.tampered = None;
+            self.now.loaded = Some(Arc::new(loaded));
+            self.now.last_error = None;
+            self.now.tampered = None;
             self.sync();
             return (ReloadOutcome::Unchanged, "no changes".to_owned());
         }
@@ -113,13 +120,13 @@ impl Daemon {
             before.as_ref().map_or(&empty, |b| &b.policy),
             &loaded.policy,
         );
-        if self.loaded.is_none() {
+        if self.now.loaded.is_none() {
             match &self.previous {
                 Some(_) => info!(
                     changes = %diff,
                     "compared with the rules the previous secgroupd applied to these pins"
                 ),
-                None if self.pinned => warn!(
+                None if self.now.pinned => warn!(
                     "the rules the previous secgroupd applied are unknown (no state in {}): cannot say what \
                      changed while no daemon ran",
                     self.settings.state_dir.display()
@@ -131,36 +138,36 @@ impl Daemon {
         let tables_before = self.interface_tables();
         match self.sync_with(&loaded.policy, true) {
             Ok(()) => {
-                crate::cuts::log_cut_flows(self, &tables_before, &loaded.policy, trigger);
-                self.loaded = Some(loaded.clone());
+                super::cuts::log_cut_flows(self, &tables_before, &loaded.policy, trigger);
+                self.now.loaded = Some(loaded.clone());
                 self.previous = None;
-                self.pinned = false;
-                self.diverged = None;
-                self.tampered = None;
-                self.last_error = None;
+                self.now.pinned = false;
+                self.now.diverged = None;
+                self.now.tampered = None;
+                self.now.last_error = None;
                 if same {
                     // A restart on the rules already in force.
-                    crate::applied::write(self, &loaded);
+                    super::applied::write(self, &loaded);
                     return (
                         ReloadOutcome::Unchanged,
                         "same rules as the previous secgroupd applied; its tables re-adopted"
                             .to_owned(),
                     );
                 }
-                self.generation += 1;
-                if let Err(e) = self.dp.set_generation(self.generation) {
+                self.now.generation += 1;
+                if let Err(e) = self.dp.set_generation(self.now.generation) {
                     warn!(error = %error_chain(&e), "recording the generation in the pins failed");
                 }
-                crate::applied::write(self, &loaded);
+                super::applied::write(self, &loaded);
                 (ReloadOutcome::Applied, diff.to_string())
             }
             Err(e) => {
                 let message = format!("applying the new policy failed: {}", error_chain(&e));
                 error!(?trigger, error = %message, "reload failed; the policy in force stays");
                 if let DataplaneError::ApplyNotUndone { .. } = e {
-                    self.diverged = Some(message.clone());
+                    self.now.diverged = Some(message.clone());
                 }
-                self.last_error = Some(ReloadError {
+                self.now.last_error = Some(ReloadError {
                     at: Timestamp::from_unix_ms(unix_ms()),
                     message: message.clone(),
                     diagnostics: Vec::new(),
@@ -171,7 +178,7 @@ impl Daemon {
     }
 
     fn tampered_now(&self) -> bool {
-        self.tampered.is_some()
+        self.now.tampered.is_some()
     }
 
     /// ifindex → the table ids its `sg_ifaces` entry names.
@@ -185,23 +192,24 @@ impl Daemon {
     /// Brings the kernel in line with the policy in force after a link
     /// event or a retry.
     pub(crate) fn sync(&mut self) {
-        match self.loaded.clone() {
+        match self.now.loaded.clone() {
             Some(loaded) => {
                 if let Err(e) = self.sync_with(&loaded.policy, false) {
                     let error = error_chain(&e);
                     error!(%error, "updating interface bindings failed; retried on the next link event or reload");
                     if let DataplaneError::ApplyNotUndone { .. } = e {
-                        self.diverged = Some(error.clone());
+                        self.now.diverged = Some(error.clone());
                     }
                     for instance in loaded.policy.instances.values() {
                         let Some(name) = &instance.interface else {
                             continue;
                         };
                         if let Lookup::Found(ifindex) = lookup(name)
-                            && !self.bound.contains_key(&ifindex)
+                            && !self.now.bound.contains_key(&ifindex)
                         {
                             let error = format!("binding failed: {error}");
-                            self.failures
+                            self.now
+                                .failures
                                 .insert(name.clone(), Failure { ifindex, error });
                         }
                     }
@@ -228,7 +236,7 @@ impl Daemon {
         self.release_vanished();
 
         let mut desired: BTreeMap<u32, InstanceId> = BTreeMap::new();
-        self.lookup_errors.clear();
+        self.now.lookup_errors.clear();
         for instance in policy.instances.values() {
             let Some(name) = &instance.interface else {
                 continue;
@@ -239,23 +247,23 @@ impl Daemon {
                 }
                 Lookup::Absent => {
                     // Waiting for the interface; an old failure is moot.
-                    self.failures.remove(name);
+                    self.now.failures.remove(name);
                 }
                 Lookup::Unknown(error) => {
                     // Keep whatever binding it had: a failed lookup says
                     // nothing about the interface.
                     warn!(interface = %name, %error, "looking the interface up failed; its binding stays as it was");
                     if let Some((ifindex, _)) =
-                        self.bound.iter().find(|(_, id)| **id == instance.id)
+                        self.now.bound.iter().find(|(_, id)| **id == instance.id)
                     {
                         desired.insert(*ifindex, instance.id.clone());
                     }
-                    self.lookup_errors.insert(name.clone(), error);
+                    self.now.lookup_errors.insert(name.clone(), error);
                 }
             }
         }
 
-        if policy_changed || desired != self.bound {
+        if policy_changed || desired != self.now.bound {
             let bindings: Vec<InterfaceBinding<'_>> = desired
                 .iter()
                 .filter_map(|(ifindex, id)| {
@@ -271,13 +279,16 @@ impl Daemon {
                 .collect();
             let report = self.dp.apply(&bindings)?;
             debug!(?report, "applied");
+            if report.tables_written > 0 {
+                self.now.rule_origins = Arc::new(self.dp.rule_origins());
+            }
             for (ifindex, id) in &desired {
-                if self.bound.get(ifindex) != Some(id) {
+                if self.now.bound.get(ifindex) != Some(id) {
                     info!(instance = %id, ifindex, "interface bound");
                 }
             }
-            for (ifindex, id) in &self.bound {
-                if !desired.contains_key(ifindex) && self.hooks.contains_key(ifindex) {
+            for (ifindex, id) in &self.now.bound {
+                if !desired.contains_key(ifindex) && self.now.hooks.contains_key(ifindex) {
                     warn!(
                         instance = %id,
                         ifindex,
@@ -286,24 +297,28 @@ impl Daemon {
                     );
                 }
             }
-            self.bound = desired;
+            self.now.bound = desired;
         }
 
         // Failures of interfaces no instance binds any more are moot.
-        self.failures.retain(|name, _| {
+        self.now.failures.retain(|name, _| {
             policy
                 .instances
                 .values()
                 .any(|i| i.interface.as_deref() == Some(name))
         });
 
-        let wanted: Vec<(u32, InstanceId)> =
-            self.bound.iter().map(|(i, id)| (*i, id.clone())).collect();
+        let wanted: Vec<(u32, InstanceId)> = self
+            .now
+            .bound
+            .iter()
+            .map(|(i, id)| (*i, id.clone()))
+            .collect();
         for (ifindex, id) in wanted {
             let Some(name) = policy.instances.get(&id).and_then(|i| i.interface.clone()) else {
                 continue;
             };
-            if let Some(hooked) = self.hooks.get_mut(&ifindex) {
+            if let Some(hooked) = self.now.hooks.get_mut(&ifindex) {
                 hooked.name = name; // a rename keeps the hooks
                 continue;
             }
@@ -317,22 +332,29 @@ impl Daemon {
                         adopted = info.adopted,
                         "attached"
                     );
-                    self.failures.remove(&name);
+                    self.now.failures.remove(&name);
                     if info.ifindex != ifindex {
                         // Re-created between lookup and attach: the link
                         // event that follows binds the new one.
                         warn!(interface = %name, expected = ifindex, got = info.ifindex, "interface changed while attaching");
                     }
-                    self.hooks.insert(info.ifindex, Hooked { name, info });
+                    self.now.hooks.insert(
+                        info.ifindex,
+                        Hooked {
+                            name,
+                            xdp_mode: info.xdp_mode,
+                            adopted: info.adopted,
+                        },
+                    );
                 }
                 Err(e) => {
                     let error = error_chain(&e);
                     error!(instance = %id, interface = %name, ifindex, %error, "attaching failed; retried with backoff and on every reload");
-                    self.failures.insert(name, Failure { ifindex, error });
+                    self.now.failures.insert(name, Failure { ifindex, error });
                 }
             }
         }
-        if self.failures.is_empty() && self.lookup_errors.is_empty() {
+        if self.now.failures.is_empty() && self.now.lookup_errors.is_empty() {
             self.retry.delay = Duration::from_secs(1);
         } else {
             self.schedule_retry();
@@ -351,7 +373,7 @@ impl Daemon {
         self.retry.delay = (delay * 2).min(MAX_RETRY_DELAY);
         let events = self.events.clone();
         debug!(?delay, "attach retry scheduled");
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = events.send(Event::RetryAttach).await;
         });
@@ -375,7 +397,7 @@ impl Daemon {
 
     /// Detaches and forgets an interface the kernel deleted.
     pub(crate) fn release(&mut self, ifindex: u32, why: &str) {
-        let name = self.hooks.remove(&ifindex).map(|h| h.name);
+        let name = self.now.hooks.remove(&ifindex).map(|h| h.name);
         if let Err(e) = self.dp.detach(ifindex) {
             warn!(ifindex, error = %error_chain(&e), "removing the pins of a vanished interface failed");
         }
@@ -408,7 +430,7 @@ impl Daemon {
             pin_dir = %self.settings.pin_dir.display(),
             "THE PINS WERE CHANGED BY SOMEONE ELSE: taking them back and re-applying the policy in force"
         );
-        self.tampered = Some(Tampered {
+        self.now.tampered = Some(Tampered {
             at: Timestamp::from_unix_ms(unix_ms()),
             findings,
         });
@@ -416,13 +438,13 @@ impl Daemon {
             error!(error = %error_chain(&e), "taking the pins back failed");
             return;
         }
-        if let Some(loaded) = self.loaded.clone() {
+        if let Some(loaded) = self.now.loaded.clone() {
             if let Err(e) = self.sync_with(&loaded.policy, true) {
                 error!(error = %error_chain(&e), "re-applying the policy after foreign writes failed");
-                self.diverged = Some(error_chain(&e));
+                self.now.diverged = Some(error_chain(&e));
             } else {
                 info!(
-                    generation = self.generation,
+                    generation = self.now.generation,
                     "policy re-applied after foreign writes"
                 );
             }

@@ -11,7 +11,9 @@ use secgroup_model::{Action, Direction, proto};
 use secgroup_policy::{Packet, Policy};
 use tracing::{info, warn};
 
-use crate::daemon::{Daemon, error_chain};
+use secgroup_dataplane::error_chain;
+
+use super::Engine;
 
 /// How many cut flows are logged one by one; the rest are counted.
 const LOGGED: usize = 20;
@@ -51,7 +53,7 @@ pub fn original_packet(key: &CtKey, entry: &CtEntry) -> (Direction, Packet) {
 /// new policy refuses. `before`: each interface's table ids before the
 /// apply.
 pub fn log_cut_flows(
-    daemon: &Daemon,
+    daemon: &Engine,
     before: &BTreeMap<u32, [u32; 2]>,
     policy: &Policy,
     trigger: ReloadTrigger,
@@ -81,6 +83,7 @@ pub fn log_cut_flows(
             continue;
         }
         let Some(instance) = daemon
+            .now
             .bound
             .get(&key.ifindex)
             .and_then(|id| policy.instances.get(id))

@@ -1,0 +1,224 @@
+//! [`Observer`]: read access to what the programs count and track, from any
+//! thread, without the [`Dataplane`](crate::Dataplane). API reads go
+//! through one so that they never wait for whoever holds the `Dataplane`
+//! (a reload may take seconds); they see the kernel's maps as they are.
+//!
+//! It holds duplicated file descriptors of the counter, conntrack and
+//! config maps, and the programs for test runs. Its only write is
+//! [`Observer::remove_conntrack`], for the one entry a trace created.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
+use secgroup_model::Direction;
+
+use crate::abi::*;
+use crate::error::{DataplaneError, map_err};
+use crate::maps::names;
+use crate::testrun::TestRunner;
+
+pub struct Observer {
+    rule_hits: OwnedFd,
+    if_stats: OwnedFd,
+    ct: OwnedFd,
+    config: OwnedFd,
+    runner: TestRunner,
+}
+
+/// A raw counter of one rule on one interface, summed over CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleCount {
+    pub ifindex: u32,
+    pub rule_uid: u32,
+    pub packets: u64,
+    pub bytes: u64,
+    /// On the data plane's clock; 0 if never.
+    pub last_hit_ns: u64,
+}
+
+fn dup_err(name: &'static str) -> impl FnOnce(std::io::Error) -> DataplaneError {
+    move |source| DataplaneError::Io {
+        action: "duplicating the fd of map",
+        path: std::path::PathBuf::from(name),
+        source,
+    }
+}
+
+/// The fd behind one of the object's maps, duplicated.
+pub(crate) fn dup_fd(map: &Map, name: &'static str) -> Result<OwnedFd, DataplaneError> {
+    let data = match map {
+        Map::HashMap(d) | Map::LruHashMap(d) | Map::PerCpuHashMap(d) | Map::Array(d) => d,
+        _ => return Err(DataplaneError::MissingMap { name }),
+    };
+    data.fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(dup_err(name))
+}
+
+fn open<T>(fd: &OwnedFd, name: &'static str) -> Result<T, DataplaneError>
+where
+    T: TryFrom<Map, Error = aya::maps::MapError>,
+{
+    let fd = fd.try_clone().map_err(dup_err(name))?;
+    let data = MapData::from_fd(fd).map_err(map_err(name))?;
+    Map::from_map_data(data)
+        .map_err(map_err(name))?
+        .try_into()
+        .map_err(map_err(name))
+}
+
+impl Observer {
+    pub(crate) fn new(
+        rule_hits: OwnedFd,
+        if_stats: OwnedFd,
+        ct: OwnedFd,
+        config: OwnedFd,
+        runner: TestRunner,
+    ) -> Observer {
+        Observer {
+            rule_hits,
+            if_stats,
+            ct,
+            config,
+            runner,
+        }
+    }
+
+    /// Another handle on the same maps.
+    pub fn try_clone(&self) -> Result<Observer, DataplaneError> {
+        let dup = |fd: &OwnedFd, name| fd.try_clone().map_err(dup_err(name));
+        Ok(Observer {
+            rule_hits: dup(&self.rule_hits, names::RULE_HITS)?,
+            if_stats: dup(&self.if_stats, names::IF_STATS)?,
+            ct: dup(&self.ct, names::CT)?,
+            config: dup(&self.config, names::CONFIG)?,
+            runner: self.runner.clone(),
+        })
+    }
+
+    /// Runs frames through the live programs (BPF_PROG_TEST_RUN).
+    pub fn test_runner(&self) -> &TestRunner {
+        &self.runner
+    }
+
+    /// The data plane's clock: CLOCK_BOOTTIME plus the test offset in
+    /// `sg_config`, the clock of conntrack expiry and last-hit times.
+    pub fn now_ns(&self) -> Result<u64, DataplaneError> {
+        let config: Array<MapData, Config> = open(&self.config, names::CONFIG)?;
+        let offset = config
+            .get(&0, 0)
+            .map_err(map_err(names::CONFIG))?
+            .clock_offset_ns;
+        Ok(boot_ns().saturating_add(offset))
+    }
+
+    /// Per-rule hit counters, summed over CPUs, by (ifindex, rule uid).
+    pub fn rule_counts(&self) -> Result<Vec<RuleCount>, DataplaneError> {
+        let map: PerCpuHashMap<MapData, RuleCounterKey, RuleCounter> =
+            open(&self.rule_hits, names::RULE_HITS)?;
+        let mut counts = Vec::new();
+        for entry in map.iter() {
+            let (key, per_cpu) = entry.map_err(map_err(names::RULE_HITS))?;
+            let mut total = RuleCount {
+                ifindex: key.ifindex,
+                rule_uid: key.rule_uid,
+                packets: 0,
+                bytes: 0,
+                last_hit_ns: 0,
+            };
+            for c in per_cpu.iter() {
+                total.packets += c.packets;
+                total.bytes += c.bytes;
+                total.last_hit_ns = total.last_hit_ns.max(c.last_hit_ns);
+            }
+            counts.push(total);
+        }
+        counts.sort_by_key(|h| (h.ifindex, h.rule_uid));
+        Ok(counts)
+    }
+
+    /// Per-reason packet and byte counts of one interface and direction,
+    /// summed over CPUs.
+    pub fn interface_stats(
+        &self,
+        ifindex: u32,
+        direction: Direction,
+    ) -> Result<IfaceStats, DataplaneError> {
+        let map: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats> =
+            open(&self.if_stats, names::IF_STATS)?;
+        let dir = match direction {
+            Direction::Ingress => DIR_INGRESS,
+            Direction::Egress => DIR_EGRESS,
+        };
+        let key = IfaceStatsKey {
+            ifindex,
+            dir: u32::from(dir),
+        };
+        let mut total = IfaceStats::default();
+        match map.get(&key, 0) {
+            Ok(per_cpu) => {
+                for s in per_cpu.iter() {
+                    for r in 0..Reason::COUNT {
+                        total.packets[r] += s.packets[r];
+                        total.bytes[r] += s.bytes[r];
+                    }
+                }
+            }
+            Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err(names::IF_STATS)(e)),
+        }
+        Ok(total)
+    }
+
+    /// Every live conntrack entry (expired ones are left out).
+    pub fn conntrack(&self) -> Result<Vec<(CtKey, CtEntry)>, DataplaneError> {
+        let now = self.now_ns()?;
+        let map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
+        let mut entries = Vec::new();
+        // An entry evicted between the key walk and its lookup is skipped.
+        for (key, value) in map.iter().filter_map(Result::ok) {
+            if value.expires_ns > now {
+                entries.push((key, value));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The conntrack entry of one flow, expired or not.
+    pub fn conntrack_entry(&self, key: &CtKey) -> Result<Option<CtEntry>, DataplaneError> {
+        let map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
+        match map.get(key, 0) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(names::CT)(e)),
+        }
+    }
+
+    /// Deletes one flow's entry (the one a trace made); `false` when there
+    /// was none.
+    pub fn remove_conntrack(&self, key: &CtKey) -> Result<bool, DataplaneError> {
+        let mut map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
+        match map.remove(key) {
+            Ok(()) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(map_err(names::CT)(e)),
+        }
+    }
+}
+
+/// CLOCK_BOOTTIME in nanoseconds.
+pub(crate) fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

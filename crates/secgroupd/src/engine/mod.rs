@@ -1,0 +1,350 @@
+//! The engine: the one owner of the [`Dataplane`] and the only code that
+//! changes what the kernel enforces. It runs on a thread of its own
+//! (kernel calls block for milliseconds, a reload for seconds: never on the
+//! async runtime's workers), consumes [`Event`]s, and after every change
+//! publishes a fresh [`InForce`] snapshot that API reads use without
+//! waiting for it.
+//!
+//! Events that pile up while one is handled are merged: any number of
+//! rule-file changes and SIGHUPs make one reload, any number of link events
+//! one resync.
+//!
+//! Two rules shape the code:
+//! - **All or nothing.** A reload validates and compiles the whole
+//!   directory, then switches every interface in one [`Dataplane::apply`];
+//!   any failure leaves the previous policy in force, in the kernel too.
+//! - **Never unprotected.** Hooks, once attached, stay (pinned) until the
+//!   kernel says their interface is gone (a netlink deletion or ENODEV:
+//!   never a transient lookup error) or `--uninstall`: an interface whose
+//!   instance left the rules keeps its hooks and, with no policy, drops IP
+//!   traffic. A daemon that starts on invalid rules keeps enforcing what a
+//!   previous one pinned.
+
+mod applied;
+mod cuts;
+mod reload;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secgroup_api::{ErrorBody, FlushResult, ReloadOutcome, ReloadTrigger};
+use secgroup_dataplane::{AdoptReport, Dataplane, error_chain};
+use secgroup_model::Direction;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info};
+
+use crate::event::{ApiError, ApiReply, Event, Mutation, Signal};
+use crate::state::InForce;
+
+pub struct Settings {
+    pub rules_dir: PathBuf,
+    pub pin_dir: PathBuf,
+    pub keep_established: bool,
+    pub state_dir: PathBuf,
+    /// `--allow-private-bpffs` was given (and needed).
+    pub private_bpffs: bool,
+    /// A pause at the start of every reload, for tests that need the engine
+    /// busy (`SECGROUPD_TEST_RELOAD_DELAY_MS`); zero otherwise.
+    pub reload_delay: Duration,
+}
+
+/// The backoff between attach retries: 1 s, doubling up to a minute, reset
+/// once nothing fails.
+struct Retry {
+    delay: Duration,
+    scheduled: bool,
+}
+
+pub struct Engine {
+    dp: Dataplane,
+    settings: Settings,
+    /// What is in force, as this engine last changed it; published whole.
+    now: InForce,
+    /// The rules a previous daemon last applied to these pins (from the
+    /// state directory), until this one applies its own: what the first
+    /// reload is compared with.
+    previous: Option<Arc<crate::rules::Loaded>>,
+    /// The rule files of the last successful load, for attributing
+    /// conflicts to the file that introduced them.
+    known_files: Vec<PathBuf>,
+    retry: Retry,
+    /// To schedule our own events (attach retries).
+    events: mpsc::Sender<Event>,
+    runtime: tokio::runtime::Handle,
+    publisher: watch::Sender<Arc<InForce>>,
+}
+
+/// What a batch of events asks for, merged.
+#[derive(Default)]
+struct Batch {
+    reload: Option<ReloadTrigger>,
+    resync: bool,
+    check_pins: bool,
+    stop: Option<Signal>,
+}
+
+impl Engine {
+    /// The engine and the receiving end of its snapshots.
+    pub fn new(
+        dp: Dataplane,
+        settings: Settings,
+        adopted: &AdoptReport,
+        events: mpsc::Sender<Event>,
+        runtime: tokio::runtime::Handle,
+    ) -> (Engine, watch::Receiver<Arc<InForce>>) {
+        let previous = applied::read(&settings.state_dir, &settings.pin_dir, adopted);
+        let now = InForce {
+            rules_dir: settings.rules_dir.display().to_string(),
+            pin_dir: settings.pin_dir.display().to_string(),
+            keep_established: settings.keep_established,
+            pinned: adopted.interfaces > 0,
+            generation: dp.generation(),
+            private_bpffs: settings.private_bpffs,
+            owner: dp.owner(),
+            ..InForce::default()
+        };
+        let (publisher, snapshots) = watch::channel(Arc::new(now.clone()));
+        let engine = Engine {
+            dp,
+            settings,
+            now,
+            previous,
+            known_files: Vec::new(),
+            retry: Retry {
+                delay: Duration::from_secs(1),
+                scheduled: false,
+            },
+            events,
+            runtime,
+            publisher,
+        };
+        (engine, snapshots)
+    }
+
+    /// The first reload, loud words if it failed, `READY=1`, then events
+    /// until told to stop. Blocks: run it on its own thread.
+    pub fn run(mut self, mut events: mpsc::Receiver<Event>) {
+        self.start();
+        let ready = format!("READY=1\nSTATUS={}", self.status_line());
+        if let Err(e) = crate::sdnotify::notify(&ready) {
+            tracing::warn!(error = %e, "telling systemd we are ready failed");
+        }
+        while let Some(first) = events.blocking_recv() {
+            let mut batch = Batch::default();
+            let mut next = Some(first);
+            while let Some(event) = next.take() {
+                self.absorb(event, &mut batch);
+                if batch.stop.is_some() {
+                    break;
+                }
+                next = events.try_recv().ok();
+            }
+            if let Some(signal) = batch.stop {
+                info!(
+                    ?signal,
+                    "stopping; the pinned hooks keep filtering until the next secgroupd takes over"
+                );
+                return;
+            }
+            self.handle_batch(batch);
+            self.publish();
+        }
+    }
+
+    fn start(&mut self) {
+        let report = self.reload(ReloadTrigger::Startup);
+        self.publish();
+        if report.outcome == ReloadOutcome::Failed {
+            if self.now.pinned {
+                error!(
+                    dir = %self.settings.rules_dir.display(),
+                    "STARTED WITHOUT A VALID RULES DIRECTORY: keeping the policy a previous secgroupd pinned \
+                     in force, unchanged, until the rules directory is fixed"
+                );
+            } else {
+                error!(
+                    dir = %self.settings.rules_dir.display(),
+                    "STARTED WITHOUT A VALID RULES DIRECTORY and nothing pinned: NO INTERFACE IS PROTECTED \
+                     until the rules directory is fixed"
+                );
+            }
+        }
+    }
+
+    /// Makes what is in force now the snapshot API reads see.
+    fn publish(&mut self) {
+        self.now.hooked = self
+            .hooked_interfaces()
+            .into_iter()
+            .map(|i| (i, crate::iface::name_of(i)))
+            .collect();
+        let mut tables = HashMap::new();
+        for (ifindex, iface) in self.dp.interfaces() {
+            if let Some(id) = self.now.bound.get(&ifindex) {
+                tables.insert(iface.table[0], (id.clone(), Direction::Ingress));
+                tables.insert(iface.table[1], (id.clone(), Direction::Egress));
+            }
+        }
+        self.now.tables = tables;
+        self.publisher.send_replace(Arc::new(self.now.clone()));
+    }
+
+    /// One line for systemd's status.
+    pub fn status_line(&self) -> String {
+        let degraded = crate::health::reasons(&self.now);
+        let health = if degraded.is_empty() {
+            String::new()
+        } else {
+            let reasons: Vec<&str> = degraded.iter().map(|r| r.message.as_str()).collect();
+            format!("; DEGRADED: {}", reasons.join("; "))
+        };
+        match (&self.now.loaded, self.now.pinned) {
+            (Some(_), _) => format!(
+                "generation {}, {} interfaces attached{health}",
+                self.now.generation,
+                self.now.attached()
+            ),
+            (None, true) => "invalid rules directory; enforcing the pinned policy".to_owned(),
+            (None, false) => "invalid rules directory; enforcing nothing".to_owned(),
+        }
+    }
+
+    /// Answers mutations at once (in order, after what queued before
+    /// them), folds everything else into `batch`.
+    fn absorb(&mut self, event: Event, batch: &mut Batch) {
+        match event {
+            Event::RulesChanged => {
+                batch.reload.get_or_insert(ReloadTrigger::Watch);
+            }
+            Event::Signal(Signal::Hup) => batch.reload = Some(ReloadTrigger::Signal),
+            Event::Signal(signal @ (Signal::Term | Signal::Int)) => batch.stop = Some(signal),
+            Event::LinkAppeared { name, ifindex } => {
+                if self.concerns(&name, ifindex) {
+                    batch.resync = true;
+                }
+            }
+            Event::LinkVanished { ifindex } => {
+                if self.now.bound.contains_key(&ifindex)
+                    || self.now.hooks.contains_key(&ifindex)
+                    || self.dp.pinned_interfaces().contains(&ifindex)
+                {
+                    // The kernel said so: this one may be released.
+                    self.release(ifindex, "deleted");
+                    batch.resync = true;
+                }
+            }
+            Event::LinksResync => batch.resync = true,
+            Event::CheckPins => batch.check_pins = true,
+            Event::RetryAttach => {
+                self.retry.scheduled = false;
+                batch.resync = true;
+            }
+            Event::Mutate(mutation, reply) => {
+                // Pending changes first: a reload or flush right after a
+                // write sees the write.
+                self.handle_batch(std::mem::take(batch));
+                let answer = self.mutate(mutation);
+                self.publish();
+                // The client may have hung up; nothing to do then.
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    fn handle_batch(&mut self, batch: Batch) {
+        if batch.check_pins {
+            self.check_pins();
+        }
+        if let Some(trigger) = batch.reload {
+            self.reload(trigger);
+        } else if batch.resync {
+            self.sync();
+        }
+    }
+
+    fn concerns(&self, name: &str, ifindex: u32) -> bool {
+        let bound_name = self.now.loaded.as_ref().is_some_and(|l| {
+            l.policy
+                .instances
+                .values()
+                .any(|i| i.interface.as_deref() == Some(name))
+        });
+        bound_name
+            || self.now.hooks.get(&ifindex).is_some_and(|h| h.name != name)
+            || self.now.bound.contains_key(&ifindex)
+            || self.now.failures.contains_key(name)
+            || self.now.lookup_errors.contains_key(name)
+    }
+
+    fn mutate(&mut self, mutation: Mutation) -> ApiReply {
+        match mutation {
+            Mutation::Reload => json(&self.reload(ReloadTrigger::Api)),
+            Mutation::FlushConntrack { instance } => json(&self.flush_conntrack(instance)?),
+        }
+    }
+
+    /// `None` flushes every interface.
+    fn flush_conntrack(&mut self, instance: Option<String>) -> Result<FlushResult, ApiError> {
+        let scope = match &instance {
+            None => None,
+            Some(id) => Some(crate::views::find_instance(&self.now, id).map(|i| {
+                let id = i.id.clone();
+                self.now.bound_ifindex(&id)
+            })?),
+        };
+        let flushed = match scope {
+            None => self.dp.flush_conntrack(None),
+            Some(Some(ifindex)) => self.dp.flush_conntrack(Some(ifindex)),
+            Some(None) => Ok(0),
+        }
+        .map_err(|e| ApiError::internal(format!("flushing conntrack: {}", error_chain(&e))))?;
+        info!(
+            instance = instance.as_deref().unwrap_or("(all)"),
+            flushed, "conntrack flushed"
+        );
+        Ok(FlushResult { flushed })
+    }
+
+    /// Interfaces with hooks, attached by us or pinned by a predecessor.
+    fn hooked_interfaces(&self) -> std::collections::BTreeSet<u32> {
+        self.now
+            .hooks
+            .keys()
+            .copied()
+            .chain(self.dp.pinned_interfaces())
+            .collect()
+    }
+}
+
+pub fn json<T: serde::Serialize>(value: &T) -> ApiReply {
+    let mut body = serde_json::to_vec_pretty(value).map_err(|e| ApiError {
+        status: 500,
+        body: ErrorBody {
+            error: format!("encoding the answer: {e}"),
+            known: None,
+        },
+        allow: None,
+    })?;
+    body.push(b'\n');
+    Ok(body)
+}
+
+/// The opaque instance id stored in `sg_ifaces`: FNV-1a of the instance
+/// id, stable across restarts, never 0.
+pub fn instance_uid(id: &secgroup_model::InstanceId) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in id.as_str().bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash.max(1)
+}
+
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,135 @@
+//! [`InForce`]: a plain snapshot of what the daemon enforces, published by
+//! the engine after every change (a `tokio::sync::watch` of `Arc`s). API
+//! reads work on the latest snapshot and never wait for a reload; a
+//! snapshot is never half-updated: it is replaced whole.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use secgroup_api::{AttachState, PolicySource, ReloadError, ReloadReport, Timestamp};
+use secgroup_dataplane::{Owner, XdpAttachMode};
+use secgroup_model::{Direction, InstanceId};
+use secgroup_policy::{RuleList, RuleOrigin};
+
+use crate::rules::Loaded;
+
+/// Hooks on an interface, attached or adopted by the daemon.
+#[derive(Debug, Clone)]
+pub struct Hooked {
+    /// The interface's name when attached (or last seen).
+    pub name: String,
+    pub xdp_mode: XdpAttachMode,
+    pub adopted: bool,
+}
+
+/// Why an interface has no hooks although an instance binds it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub ifindex: u32,
+    pub error: String,
+}
+
+/// Writes to the pins by someone else, as last found.
+#[derive(Debug, Clone)]
+pub struct Tampered {
+    pub at: Timestamp,
+    pub findings: Vec<String>,
+}
+
+/// Everything the API shows, as of one moment.
+#[derive(Debug, Clone, Default)]
+pub struct InForce {
+    pub rules_dir: String,
+    pub pin_dir: String,
+    pub keep_established: bool,
+    /// The rules in force, as this daemon loaded them.
+    pub loaded: Option<Arc<Loaded>>,
+    /// The maps hold a previous daemon's policy this one has not replaced.
+    pub pinned: bool,
+    pub generation: u64,
+    pub reloads: u64,
+    pub last_reload: Option<ReloadReport>,
+    pub last_error: Option<ReloadError>,
+    /// ifindex → instance, as the last successful apply bound them.
+    pub bound: BTreeMap<u32, InstanceId>,
+    pub hooks: BTreeMap<u32, Hooked>,
+    /// Attach failures by interface name.
+    pub failures: BTreeMap<String, Failure>,
+    /// Interfaces with hooks (ours or pinned by a predecessor), with their
+    /// names as last looked up.
+    pub hooked: BTreeMap<u32, Option<String>>,
+    /// Interfaces whose lookup failed transiently, with the error.
+    pub lookup_errors: BTreeMap<String, String>,
+    pub tampered: Option<Tampered>,
+    pub diverged: Option<String>,
+    pub private_bpffs: bool,
+    pub owner: Option<Owner>,
+    /// Rule uid → origin: what the raw counters are matched against.
+    pub rule_origins: Arc<HashMap<u32, RuleOrigin>>,
+    /// Table id → whose list it is, for every table an interface uses.
+    pub tables: HashMap<u32, (InstanceId, Direction)>,
+}
+
+impl InForce {
+    pub fn policy_source(&self) -> PolicySource {
+        match (&self.loaded, self.pinned) {
+            (Some(_), _) => PolicySource::RulesDir,
+            (None, true) => PolicySource::Pinned,
+            (None, false) => PolicySource::None,
+        }
+    }
+
+    pub fn bound_ifindex(&self, id: &InstanceId) -> Option<u32> {
+        self.bound
+            .iter()
+            .find(|(_, bound)| *bound == id)
+            .map(|(ifindex, _)| *ifindex)
+    }
+
+    /// The rule list a table id stands for, if an interface uses it.
+    pub fn table_rules(&self, table: u32) -> Option<&RuleList> {
+        let (id, direction) = self.tables.get(&table)?;
+        let loaded = self.loaded.as_ref()?;
+        Some(loaded.policy.instances.get(id)?.rules(*direction))
+    }
+
+    pub fn attach_state(&self, id: &InstanceId, interface: &str) -> AttachState {
+        let failed = |ifindex: Option<u32>| {
+            self.failures.get(interface).map(|f| AttachState::Failed {
+                ifindex: Some(f.ifindex).or(ifindex),
+                error: f.error.clone(),
+            })
+        };
+        match self.bound_ifindex(id) {
+            Some(ifindex) => match self.hooks.get(&ifindex) {
+                Some(hooked) => AttachState::Attached {
+                    ifindex,
+                    xdp_mode: hooked.xdp_mode.as_str().to_owned(),
+                    adopted: hooked.adopted,
+                },
+                None => failed(Some(ifindex)).unwrap_or(AttachState::Failed {
+                    ifindex: Some(ifindex),
+                    error: "bound but not attached".to_owned(),
+                }),
+            },
+            None => failed(None).unwrap_or(AttachState::Waiting),
+        }
+    }
+
+    /// Interfaces with hooks that no instance binds.
+    pub fn unbound(&self) -> BTreeSet<u32> {
+        self.hooked
+            .keys()
+            .filter(|i| !self.bound.contains_key(i))
+            .copied()
+            .collect()
+    }
+
+    /// Number of bound interfaces with hooks.
+    pub fn attached(&self) -> usize {
+        self.hooks
+            .keys()
+            .filter(|i| self.bound.contains_key(i))
+            .count()
+    }
+}

@@ -1,0 +1,310 @@
+//! One synthetic flow of a trace: its protocol (named or numbered), its
+//! frame, its conntrack key and the evaluator's view of it.
+
+use std::net::IpAddr;
+
+use secgroup_api::TracePacket;
+use secgroup_dataplane::abi::CtKey;
+use secgroup_dataplane::packet::{Packet, tcp_flags};
+use secgroup_model::{Direction, proto};
+
+pub const FIRST_TRACE_PORT: u16 = 61000;
+
+/// The protocol of a trace request: a name or a number.
+pub fn parse_protocol(text: &str, ipv6: bool) -> Result<u8, String> {
+    let number = match text.to_ascii_lowercase().as_str() {
+        "tcp" => proto::TCP,
+        "udp" => proto::UDP,
+        "icmp" => proto::ICMP,
+        "icmpv6" => proto::ICMPV6,
+        "gre" => proto::GRE,
+        "all" => return Err("a traced packet has one protocol, not \"all\"".to_owned()),
+        other => other.parse::<u8>().map_err(|_| {
+            format!("unknown protocol {text:?}; use tcp, udp, icmp, icmpv6, gre or a number")
+        })?,
+    };
+    match (number, ipv6) {
+        (proto::ICMP, true) => Err("ICMP over IPv6 is icmpv6".to_owned()),
+        (proto::ICMPV6, false) => Err("icmpv6 needs an IPv6 remote".to_owned()),
+        _ => Ok(number),
+    }
+}
+
+/// One synthetic flow: everything needed to build its frame, its
+/// conntrack key and the evaluator's view of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    pub protocol: u8,
+    pub direction: Direction,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    /// Destination port (TCP, UDP), else 0.
+    pub port: u16,
+    /// Source port (TCP, UDP) or echo id (ICMP).
+    pub ephemeral: u16,
+}
+
+impl Flow {
+    pub fn is_icmp(&self) -> bool {
+        matches!(self.protocol, proto::ICMP | proto::ICMPV6)
+    }
+
+    pub fn has_ports(&self) -> bool {
+        matches!(self.protocol, proto::TCP | proto::UDP)
+    }
+
+    fn endpoints(&self) -> (IpAddr, IpAddr) {
+        match self.direction {
+            Direction::Ingress => (self.remote, self.local),
+            Direction::Egress => (self.local, self.remote),
+        }
+    }
+
+    /// The frame's packet: a TCP SYN, a UDP datagram, an echo request, or
+    /// a bare datagram of another protocol.
+    pub fn packet(&self) -> Packet {
+        let (src, dst) = self.endpoints();
+        match self.protocol {
+            proto::TCP => Packet::tcp(src, self.ephemeral, dst, self.port, tcp_flags::SYN),
+            proto::UDP => Packet::udp(src, self.ephemeral, dst, self.port),
+            proto::ICMP | proto::ICMPV6 => Packet::echo(src, dst, true, self.ephemeral),
+            other => Packet::other(src, dst, other),
+        }
+    }
+
+    /// (source port, destination port) on the wire; the echo id for ICMP.
+    fn ports(&self) -> (u16, u16) {
+        if self.has_ports() {
+            (self.ephemeral, self.port)
+        } else if self.is_icmp() {
+            (self.ephemeral, self.ephemeral)
+        } else {
+            (0, 0)
+        }
+    }
+
+    /// The conntrack entry the program creates when it accepts the packet
+    /// (`sg_ct_key_init` in ebpf/lib/conntrack.h): seen from the VM, zone =
+    /// ifindex, ports in network order, IPv4 addresses in the first four
+    /// bytes.
+    pub fn ct_key(&self, ifindex: u32) -> CtKey {
+        let (sport, dport) = self.ports();
+        let (local_port, remote_port) = match self.direction {
+            Direction::Egress => (sport, dport),
+            Direction::Ingress => (dport, sport),
+        };
+        CtKey::new(
+            ifindex,
+            self.protocol,
+            self.local,
+            local_port,
+            self.remote,
+            remote_port,
+        )
+    }
+
+    /// The evaluator's view: ports only for TCP/UDP, type and code for
+    /// ICMP.
+    pub fn policy_packet(&self) -> secgroup_policy::Packet {
+        let (src_port, dst_port) = if self.has_ports() {
+            (self.ephemeral, self.port)
+        } else {
+            (0, 0)
+        };
+        let icmp_type = match self.protocol {
+            proto::ICMP => 8,
+            proto::ICMPV6 => 128,
+            _ => 0,
+        };
+        secgroup_policy::Packet {
+            protocol: self.protocol,
+            remote: self.remote,
+            local: self.local,
+            src_port,
+            dst_port,
+            icmp_type,
+            icmp_code: 0,
+        }
+    }
+
+    pub fn describe(&self) -> TracePacket {
+        let (src, dst) = self.endpoints();
+        let (src_port, dst_port) = self.ports();
+        TracePacket {
+            protocol: self.protocol,
+            src,
+            src_port,
+            dst,
+            dst_port,
+            text: self.policy_packet().to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secgroup_dataplane::packet::Transport;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn protocols() {
+        let cases = [
+            ("tcp", false, Ok(6)),
+            ("UDP", false, Ok(17)),
+            ("icmp", false, Ok(1)),
+            ("icmpv6", true, Ok(58)),
+            ("gre", false, Ok(47)),
+            ("132", false, Ok(132)),
+            ("icmp", true, Err("ICMP over IPv6 is icmpv6")),
+            ("icmpv6", false, Err("icmpv6 needs an IPv6 remote")),
+            (
+                "all",
+                false,
+                Err("a traced packet has one protocol, not \"all\""),
+            ),
+            (
+                "sctpx",
+                false,
+                Err("unknown protocol \"sctpx\"; use tcp, udp, icmp, icmpv6, gre or a number"),
+            ),
+            (
+                "256",
+                false,
+                Err("unknown protocol \"256\"; use tcp, udp, icmp, icmpv6, gre or a number"),
+            ),
+        ];
+        for (text, ipv6, expected) in cases {
+            assert_eq!(
+                parse_protocol(text, ipv6),
+                expected.map_err(str::to_owned),
+                "{text} (ipv6: {ipv6})"
+            );
+        }
+    }
+
+    /// (flow, expected src:sport > dst:dport, key local/remote ports as
+    /// numbers, evaluator's src/dst ports)
+    #[test]
+    fn flows() {
+        let check = |flow: Flow,
+                     wire: (&str, u16, &str, u16),
+                     key_ports: (u16, u16),
+                     eval_ports: (u16, u16)| {
+            let p = flow.packet();
+            let described = flow.describe();
+            assert_eq!(
+                (p.src, described.src_port, p.dst, described.dst_port),
+                (ip(wire.0), wire.1, ip(wire.2), wire.3),
+                "{flow:?}"
+            );
+            let key = flow.ct_key(7);
+            assert_eq!(key.ifindex, 7);
+            assert_eq!(
+                (u16::from_be(key.local_port), u16::from_be(key.remote_port)),
+                key_ports,
+                "{flow:?}"
+            );
+            let local_len = if flow.local.is_ipv6() { 16 } else { 4 };
+            let local_bytes = match flow.local {
+                IpAddr::V4(a) => a.octets().to_vec(),
+                IpAddr::V6(a) => a.octets().to_vec(),
+            };
+            assert_eq!(&key.local_addr[..local_len], &local_bytes[..], "{flow:?}");
+            assert!(
+                key.local_addr[local_len..].iter().all(|b| *b == 0),
+                "{flow:?}"
+            );
+            let pp = flow.policy_packet();
+            assert_eq!((pp.src_port, pp.dst_port), eval_ports, "{flow:?}");
+            assert_eq!((pp.local, pp.remote), (flow.local, flow.remote), "{flow:?}");
+        };
+        let vm4 = ip("198.51.100.5");
+        let far4 = ip("203.0.113.9");
+        check(
+            Flow {
+                protocol: 6,
+                direction: Direction::Ingress,
+                local: vm4,
+                remote: far4,
+                port: 22,
+                ephemeral: 61000,
+            },
+            ("203.0.113.9", 61000, "198.51.100.5", 22),
+            (22, 61000),
+            (61000, 22),
+        );
+        check(
+            Flow {
+                protocol: 17,
+                direction: Direction::Egress,
+                local: vm4,
+                remote: far4,
+                port: 53,
+                ephemeral: 61001,
+            },
+            ("198.51.100.5", 61001, "203.0.113.9", 53),
+            (61001, 53),
+            (61001, 53),
+        );
+        check(
+            Flow {
+                protocol: 1,
+                direction: Direction::Ingress,
+                local: vm4,
+                remote: far4,
+                port: 0,
+                ephemeral: 61002,
+            },
+            ("203.0.113.9", 61002, "198.51.100.5", 61002),
+            (61002, 61002),
+            (0, 0),
+        );
+        check(
+            Flow {
+                protocol: 58,
+                direction: Direction::Egress,
+                local: ip("2001:db8::5"),
+                remote: ip("2001:db8:1::9"),
+                port: 0,
+                ephemeral: 61003,
+            },
+            ("2001:db8::5", 61003, "2001:db8:1::9", 61003),
+            (61003, 61003),
+            (0, 0),
+        );
+        check(
+            Flow {
+                protocol: 47,
+                direction: Direction::Egress,
+                local: vm4,
+                remote: far4,
+                port: 0,
+                ephemeral: 61004,
+            },
+            ("198.51.100.5", 0, "203.0.113.9", 0),
+            (0, 0),
+            (0, 0),
+        );
+        let echo = Flow {
+            protocol: 1,
+            direction: Direction::Egress,
+            local: vm4,
+            remote: far4,
+            port: 0,
+            ephemeral: 9,
+        };
+        assert_eq!(echo.policy_packet().icmp_type, 8);
+        assert!(matches!(
+            echo.packet().transport,
+            Transport::Echo {
+                request: true,
+                id: 9,
+                ..
+            }
+        ));
+    }
+}

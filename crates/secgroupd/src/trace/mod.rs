@@ -1,0 +1,315 @@
+//! `POST /v1/trace`: what happens to one packet, asked of the kernel
+//! program itself and of the reference evaluator.
+//!
+//! The packet is built as a real frame and run through the live program of
+//! the hook that enforces the direction (BPF_PROG_TEST_RUN, with the
+//! instance's ifindex so it finds the instance's tables). A packet the
+//! program accepts opens a conntrack entry, as real traffic would; left
+//! there it would let replies to a flow nobody opened through (for an
+//! egress trace). So every trace uses a fresh port on the side the rules
+//! do not look at (the source port; the echo id for ICMP) from
+//! 61000–65535, above Linux's ephemeral range, checked to be absent from
+//! conntrack before the run, and the entry the run created is deleted
+//! right after. Entries that existed before are never touched.
+
+mod flow;
+
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use secgroup_api::{KernelVerdict, ReferenceVerdict, TraceRequest, TraceResponse, TracedRule};
+use secgroup_dataplane::abi::{ACTION_ACCEPT, NO_RULE, Reason};
+use secgroup_dataplane::{Dataplane, Observer, error_chain};
+use secgroup_model::{Action, Direction, InstanceId, Protocol, proto};
+use secgroup_policy::{Matched, RuleList};
+use tracing::{info, warn};
+
+pub use flow::{FIRST_TRACE_PORT, Flow, parse_protocol};
+
+use crate::event::ApiError;
+use crate::state::InForce;
+use crate::views::{api_direction, rule_ref};
+
+/// What decided, for comparing the kernel with the evaluator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decided {
+    Rule(usize),
+    Implicit,
+    Default,
+    /// Connection state, a malformed packet, no policy...: not a rule
+    /// verdict.
+    Other,
+}
+
+fn traced_rule(list: &RuleList, position: usize) -> TracedRule {
+    let rule = list.rules.get(position);
+    TracedRule {
+        position,
+        origin: rule.map(|r| rule_ref(&r.origin)),
+        text: rule.map(ToString::to_string),
+    }
+}
+
+/// A trace request checked against the policy in force: an attached
+/// instance here, one protocol, addresses of one family, ports only where
+/// they mean something.
+#[derive(Debug, Clone)]
+pub struct TraceQuery {
+    pub instance: InstanceId,
+    pub interface: String,
+    pub ifindex: u32,
+    /// The flow, its ephemeral side not chosen yet.
+    pub flow: Flow,
+}
+
+impl TraceQuery {
+    pub fn validate(now: &InForce, request: &TraceRequest) -> Result<TraceQuery, ApiError> {
+        let loaded = now.loaded.clone().ok_or_else(|| {
+            ApiError::conflict(
+                "no rules loaded: there is nothing to trace against (see /v1/status)",
+            )
+        })?;
+        let known = || {
+            loaded
+                .policy
+                .instances
+                .keys()
+                .map(|id| id.to_string())
+                .collect()
+        };
+        let id = InstanceId::new(&request.instance)
+            .ok_or_else(|| ApiError::unknown("instance", &request.instance, known()))?;
+        let instance = loaded
+            .policy
+            .instances
+            .get(&id)
+            .ok_or_else(|| ApiError::unknown("instance", &request.instance, known()))?;
+        let Some(interface) = instance.interface.clone() else {
+            return Err(ApiError::conflict(format!(
+                "instance {id} lives on another host: it has no interface here"
+            )));
+        };
+        let ifindex = now
+            .bound_ifindex(&id)
+            .filter(|i| now.hooks.contains_key(i))
+            .ok_or_else(|| {
+                ApiError::conflict(format!(
+                    "instance {id} is not attached (interface {interface}); see /v1/status"
+                ))
+            })?;
+
+        let protocol = parse_protocol(&request.protocol, request.remote.is_ipv6())
+            .map_err(ApiError::bad_request)?;
+        let local = match request.local {
+            Some(local) if local.is_ipv6() != request.remote.is_ipv6() => {
+                return Err(ApiError::bad_request(format!(
+                    "local {local} and remote {} are of different families",
+                    request.remote
+                )));
+            }
+            Some(local) => local,
+            None => *instance
+                .ips
+                .iter()
+                .find(|ip| ip.is_ipv6() == request.remote.is_ipv6())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "instance {id} has no {} address; give \"local\"",
+                        if request.remote.is_ipv6() {
+                            "IPv6"
+                        } else {
+                            "IPv4"
+                        }
+                    ))
+                })?,
+        };
+        let port = match (protocol, request.port) {
+            (proto::TCP | proto::UDP, Some(0)) => {
+                return Err(ApiError::bad_request("port 0 cannot be traced"));
+            }
+            (proto::TCP | proto::UDP, Some(port)) => port,
+            (proto::TCP | proto::UDP, None) => {
+                return Err(ApiError::bad_request("tcp and udp traces need a \"port\""));
+            }
+            (_, None) => 0,
+            (_, Some(_)) => {
+                return Err(ApiError::bad_request(format!(
+                    "\"port\" applies to tcp and udp only, not {}",
+                    Protocol::Number(protocol)
+                )));
+            }
+        };
+        let direction = match request.direction {
+            secgroup_api::Direction::Ingress => Direction::Ingress,
+            secgroup_api::Direction::Egress => Direction::Egress,
+        };
+        let flow = Flow {
+            protocol,
+            direction,
+            local,
+            remote: request.remote,
+            port,
+            ephemeral: 0,
+        };
+        Ok(TraceQuery {
+            instance: id,
+            interface,
+            ifindex,
+            flow,
+        })
+    }
+}
+
+/// The trace's side ports (or echo ids), handed out in turn from
+/// 61000–65535 by every API connection.
+pub struct TracePorts(AtomicU16);
+
+impl Default for TracePorts {
+    fn default() -> Self {
+        TracePorts(AtomicU16::new(FIRST_TRACE_PORT))
+    }
+}
+
+impl TracePorts {
+    fn next(&self) -> u16 {
+        let span = u32::from(u16::MAX - FIRST_TRACE_PORT) + 1;
+        let taken = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |port| {
+                let offset = (u32::from(port.saturating_sub(FIRST_TRACE_PORT)) + 1) % span;
+                Some(FIRST_TRACE_PORT + offset as u16)
+            })
+            .unwrap_or(FIRST_TRACE_PORT);
+        taken.max(FIRST_TRACE_PORT)
+    }
+
+    /// Picks the trace's source port or echo id so that the flow has no
+    /// conntrack entry yet. Returns whether the flow had one anyway (only
+    /// for protocols without ports, or if every candidate is taken).
+    fn pick(&self, observer: &Observer, flow: &mut Flow, ifindex: u32) -> bool {
+        for _ in 0..64 {
+            flow.ephemeral = self.next();
+            match observer.conntrack_entry(&flow.ct_key(ifindex)) {
+                Ok(None) => return false,
+                Ok(Some(_)) => {}
+                // Cannot tell: take this port; cleanup will say if it fails.
+                Err(_) => return false,
+            }
+            if !flow.has_ports() && !flow.is_icmp() {
+                return true; // nothing to vary
+            }
+        }
+        true
+    }
+}
+
+/// Runs the packet of `request` through the live program of the hook that
+/// enforces its direction and through the reference evaluator, from the
+/// snapshot in force (the engine is not involved: a trace never waits for
+/// a reload).
+pub fn trace(
+    now: &InForce,
+    observer: &Observer,
+    ports: &TracePorts,
+    request: &TraceRequest,
+) -> Result<TraceResponse, ApiError> {
+    let query = TraceQuery::validate(now, request)?;
+    let loaded = now.loaded.clone().ok_or_else(|| {
+        ApiError::conflict("no rules loaded: there is nothing to trace against (see /v1/status)")
+    })?;
+    let instance = loaded
+        .policy
+        .instances
+        .get(&query.instance)
+        .ok_or_else(|| ApiError::conflict(format!("no instance {}", query.instance)))?;
+    let TraceQuery {
+        instance: id,
+        interface,
+        ifindex,
+        mut flow,
+    } = query;
+    let direction = flow.direction;
+    let preexisting = ports.pick(observer, &mut flow, ifindex);
+    let key = flow.ct_key(ifindex);
+
+    let outcome = observer
+        .test_runner()
+        .run(
+            Dataplane::hook_for(direction),
+            &flow.packet().frame(),
+            Some(ifindex),
+            1,
+        )
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "running the packet through the kernel program: {}",
+                error_chain(&e)
+            ))
+        })?;
+    if !preexisting && let Err(e) = observer.remove_conntrack(&key) {
+        warn!(error = %e, "removing the conntrack entry of a trace failed");
+    }
+
+    let list = instance.rules(direction);
+    let decision = outcome.decision;
+    let reason = decision.and_then(|d| Reason::from_u8(d.reason));
+    let kernel_accepts = decision.map_or(outcome.passed, |d| d.action == ACTION_ACCEPT);
+    // The list the program actually used: the table it reports.
+    let kernel_list = decision
+        .and_then(|d| now.table_rules(d.table))
+        .unwrap_or(list);
+    let kernel_rule = decision
+        .filter(|d| d.rule_pos != NO_RULE)
+        .map(|d| traced_rule(kernel_list, d.rule_pos as usize));
+    let kernel_decided = match reason {
+        Some(Reason::AcceptRule | Reason::DropRule) => kernel_rule
+            .as_ref()
+            .map_or(Decided::Other, |r| Decided::Rule(r.position)),
+        Some(Reason::AcceptImplicit) => Decided::Implicit,
+        Some(Reason::DropDefault) => Decided::Default,
+        _ => Decided::Other,
+    };
+
+    let verdict = list.evaluate(direction, &flow.policy_packet());
+    let (reference_decided, reference_rule) = match &verdict.matched {
+        Matched::Rule { position, .. } => {
+            (Decided::Rule(*position), Some(traced_rule(list, *position)))
+        }
+        Matched::Implicit(_) => (Decided::Implicit, None),
+        Matched::DefaultDrop => (Decided::Default, None),
+    };
+    let reference_accepts = verdict.action == Action::Accept;
+    let disagree = kernel_accepts != reference_accepts
+        || (kernel_decided != Decided::Other && kernel_decided != reference_decided);
+    let note = match (kernel_decided, reason) {
+        (Decided::Other, Some(reason)) => Some(format!(
+            "the kernel decided by {reason}, not by a rule: only the actions are compared"
+        )),
+        (Decided::Other, None) => Some("the kernel program wrote no decision report".to_owned()),
+        _ => None,
+    };
+    let response = TraceResponse {
+        instance: id.to_string(),
+        interface,
+        direction: api_direction(direction),
+        packet: flow.describe(),
+        kernel: KernelVerdict {
+            action: if kernel_accepts { "accept" } else { "drop" }.to_owned(),
+            reason: reason.map_or_else(|| "none".to_owned(), |r| r.as_str().to_owned()),
+            rule: kernel_rule,
+            duration_ns: u64::try_from(outcome.duration.as_nanos()).unwrap_or(u64::MAX),
+        },
+        reference: ReferenceVerdict {
+            action: verdict.action.to_string(),
+            matched: verdict.matched.to_string(),
+            rule: reference_rule,
+        },
+        disagree,
+        note,
+    };
+    if disagree {
+        warn!(instance = %id, packet = %response.packet.text, kernel = ?response.kernel, reference = ?response.reference, "trace: KERNEL AND REFERENCE DISAGREE");
+    } else {
+        info!(instance = %id, packet = %response.packet.text, verdict = %verdict, "trace");
+    }
+    Ok(response)
+}
