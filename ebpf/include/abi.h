@@ -224,6 +224,10 @@ struct sg_rule_meta {
 
 /* sg_iface.flags */
 #define SG_IFACE_F_KEEP_ESTABLISHED (1u << 0) /* rule changes spare tracked flows */
+/* Hooked because its name matches a guarded pattern, bound by no instance:
+ * no tables, so it drops IP traffic. For userspace; the programs need not
+ * look (SG_NO_TABLE already drops). */
+#define SG_IFACE_F_GUARD            (1u << 1)
 
 /*
  * What an interface enforces. Replaced whole, never edited in place: the map

@@ -57,12 +57,31 @@ pub struct Status {
     /// Interfaces that carry secgroup's hooks but no instance binds: they
     /// drop all IP traffic (fail closed) until bound again or removed.
     pub unbound_interfaces: Vec<UnboundInterface>,
+    /// Interfaces hooked because their name matches `--interface-pattern`
+    /// that no instance binds yet: they drop all IP traffic.
+    pub guarded_interfaces: Vec<GuardedInterface>,
+    /// VM-like interfaces (tun, veth, macvtap) that nothing hooks and no
+    /// pattern covers: their traffic passes unfiltered.
+    pub unprotected_interfaces: Vec<UnprotectedInterface>,
     /// `ok`, or `degraded` with every reason.
     pub health: Health,
     /// Who owns the pin directory (holds its lock): this daemon.
     pub owner: Option<PinOwner>,
     /// The layout version of the pins this daemon reads and writes.
     pub abi_version: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardedInterface {
+    pub ifindex: u32,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnprotectedInterface {
+    pub ifindex: u32,
+    pub name: String,
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,6 +30,7 @@ pub use dataplane::{
     LoadOptions, Owner, RuleHits, Tampering, XdpAttachMode,
 };
 pub use error::{DataplaneError, chain as error_chain};
+pub use linkinfo::{Link, list_links};
 pub use observer::{Observer, RuleCount};
 pub use pins::PinLock;
 pub use testrun::{Hook, TestRunOutcome, TestRunner};

@@ -5,9 +5,13 @@
 
 use std::io;
 
-use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached};
+use netlink_packet_route::link::{
+    InfoKind, LinkAttribute, LinkInfo, LinkMessage, LinkXdp, XdpAttached,
+};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use crate::dataplane::XdpAttachMode;
@@ -81,4 +85,94 @@ fn mode_of(link: &LinkMessage) -> Option<XdpAttachMode> {
         ),
         _ => None,
     }
+}
+
+/// One interface of a network namespace, as rtnetlink lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub ifindex: u32,
+    pub name: String,
+    /// The link kind (`tun`, `veth`, `bridge`, ...); `None` for physical
+    /// devices and loopback.
+    pub kind: Option<String>,
+}
+
+/// Every interface of the calling thread's network namespace (an
+/// RTM_GETLINK dump).
+pub fn list_links() -> io::Result<Vec<Link>> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = 1;
+    let mut request = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetLink(LinkMessage::default())),
+    );
+    request.finalize();
+    let mut buf = vec![0u8; request.buffer_len()];
+    request.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+
+    let mut links = Vec::new();
+    let mut reply: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        reply.clear();
+        socket.recv(&mut reply, 0)?;
+        let mut datagram = reply.as_slice();
+        while datagram.len() >= 16 {
+            let len =
+                u32::from_ne_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]) as usize;
+            if len < 16 || len > datagram.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "truncated netlink message",
+                ));
+            }
+            let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram[..len])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            match message.payload {
+                NetlinkPayload::Done(_) => return Ok(links),
+                NetlinkPayload::Error(e) => {
+                    return Err(e.code.map_or_else(
+                        || io::Error::other("netlink error"),
+                        |c| io::Error::from_raw_os_error(-c.get()),
+                    ));
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    if let Some(link) = describe(&link) {
+                        links.push(link);
+                    }
+                }
+                _ => {}
+            }
+            datagram = datagram.get((len + 3) & !3..).unwrap_or_default();
+        }
+    }
+}
+
+fn describe(link: &LinkMessage) -> Option<Link> {
+    let name = link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(name) => Some(name.clone()),
+        _ => None,
+    })?;
+    let kind = link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::Kind(kind) => Some(match kind {
+                InfoKind::Tun => "tun".to_owned(),
+                InfoKind::Veth => "veth".to_owned(),
+                InfoKind::Bridge => "bridge".to_owned(),
+                InfoKind::MacVtap => "macvtap".to_owned(),
+                other => format!("{other:?}").to_lowercase(),
+            }),
+            _ => None,
+        }),
+        _ => None,
+    });
+    Some(Link {
+        ifindex: link.header.index,
+        name,
+        kind,
+    })
 }

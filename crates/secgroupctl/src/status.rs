@@ -228,6 +228,26 @@ fn render_status(status: &Status, now_ms: u64) -> String {
             ));
         }
     }
+    if !status.guarded_interfaces.is_empty() {
+        text.push_str(
+            "\nguarded interfaces (no instance binds them yet; their IP traffic is dropped):\n",
+        );
+        for g in &status.guarded_interfaces {
+            text.push_str(&format!("  ifindex {} ({})\n", g.ifindex, g.name));
+        }
+    }
+    if !status.unprotected_interfaces.is_empty() {
+        text.push_str(
+            "\nUNPROTECTED interfaces (no hooks, no --interface-pattern covers them; their traffic is not \
+             filtered):\n",
+        );
+        for u in &status.unprotected_interfaces {
+            text.push_str(&format!(
+                "  ifindex {} ({}, {})\n",
+                u.ifindex, u.name, u.kind
+            ));
+        }
+    }
     text
 }
 
@@ -272,6 +292,8 @@ mod tests {
                 },
             ],
             unbound_interfaces: Vec::new(),
+            guarded_interfaces: Vec::new(),
+            unprotected_interfaces: Vec::new(),
             health: Health {
                 state: HealthState::Ok,
                 reasons: Vec::new(),

@@ -53,6 +53,13 @@ pub struct Args {
     #[arg(long, env = "SECGROUP_ALLOW_PRIVATE_BPFFS")]
     pub allow_private_bpffs: bool,
 
+    /// Guard every interface whose name matches (shell glob: `tap*`,
+    /// `vnet*`; repeatable, or comma-separated in the environment): hooked
+    /// the moment it appears, before any rule file names it, dropping all
+    /// IP traffic until an instance binds it.
+    #[arg(long = "interface-pattern", env = "SECGROUP_INTERFACE_PATTERN", value_delimiter = ',', value_parser = crate::patterns::Pattern::parse)]
+    pub interface_patterns: Vec<crate::patterns::Pattern>,
+
     /// How often the pins are compared with what this daemon wrote, to
     /// notice writes by anyone else (also done on every reload).
     #[arg(long, env = "SECGROUP_PIN_CHECK_INTERVAL", value_parser = crate::duration::parse, default_value = "5s")]

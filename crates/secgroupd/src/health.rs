@@ -75,7 +75,10 @@ pub fn reasons(daemon: &InForce) -> Vec<DegradedReason> {
     }
     let source = daemon.policy_source();
     for (ifindex, name) in &daemon.hooked {
-        if daemon.bound.contains_key(ifindex) || source == PolicySource::Pinned {
+        if daemon.bound.contains_key(ifindex)
+            || daemon.guarded.contains_key(ifindex)
+            || source == PolicySource::Pinned
+        {
             continue;
         }
         out.push(reason(

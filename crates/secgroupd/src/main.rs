@@ -16,6 +16,7 @@ mod health;
 mod iface;
 mod links;
 mod logging;
+mod patterns;
 mod routes;
 mod rules;
 mod sdnotify;
@@ -165,6 +166,7 @@ impl Args {
             keep_established: self.keep_established,
             state_dir: self.state_dir.clone(),
             private_bpffs: self.allow_private_bpffs,
+            interface_patterns: self.interface_patterns.clone(),
             reload_delay: std::env::var("SECGROUPD_TEST_RELOAD_DELAY_MS")
                 .ok()
                 .and_then(|ms| ms.parse().ok())

@@ -53,6 +53,11 @@ pub struct InForce {
     /// ifindex → instance, as the last successful apply bound them.
     pub bound: BTreeMap<u32, InstanceId>,
     pub hooks: BTreeMap<u32, Hooked>,
+    /// Interfaces hooked for a guarded pattern that no instance binds.
+    pub guarded: BTreeMap<u32, String>,
+    /// VM-like interfaces (tun, veth, macvtap) that nothing hooks: their
+    /// traffic is not filtered at all.
+    pub unprotected: Vec<secgroup_dataplane::Link>,
     /// Attach failures by interface name.
     pub failures: BTreeMap<String, Failure>,
     /// Interfaces with hooks (ours or pinned by a predecessor), with their
@@ -116,11 +121,11 @@ impl InForce {
         }
     }
 
-    /// Interfaces with hooks that no instance binds.
+    /// Interfaces with hooks that no instance binds and no pattern guards.
     pub fn unbound(&self) -> BTreeSet<u32> {
         self.hooked
             .keys()
-            .filter(|i| !self.bound.contains_key(i))
+            .filter(|i| !self.bound.contains_key(i) && !self.guarded.contains_key(i))
             .copied()
             .collect()
     }

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use secgroup_api::{
-    ConntrackEntry, ConntrackList, Count, EffectiveRule as ApiRule, GroupRule, Health, HealthState,
-    Hits, InstanceDetail, InstanceStatus, InstanceSummary, PinOwner, RuleRef, SecurityGroupDetail,
-    SecurityGroupSummary, Status, Timestamp, UnboundInterface, Verdicts,
+    ConntrackEntry, ConntrackList, Count, EffectiveRule as ApiRule, GroupRule, GuardedInterface,
+    Health, HealthState, Hits, InstanceDetail, InstanceStatus, InstanceSummary, PinOwner, RuleRef,
+    SecurityGroupDetail, SecurityGroupSummary, Status, Timestamp, UnboundInterface,
+    UnprotectedInterface, Verdicts,
 };
 use secgroup_dataplane::abi::{self, CtState, NO_RULE, Reason};
 use secgroup_dataplane::{Observer, RuleCount, error_chain};
@@ -170,6 +171,23 @@ pub fn status(now: &InForce) -> Status {
         last_error: now.last_error.clone(),
         instances,
         unbound_interfaces,
+        guarded_interfaces: now
+            .guarded
+            .iter()
+            .map(|(ifindex, name)| GuardedInterface {
+                ifindex: *ifindex,
+                name: name.clone(),
+            })
+            .collect(),
+        unprotected_interfaces: now
+            .unprotected
+            .iter()
+            .map(|l| UnprotectedInterface {
+                ifindex: l.ifindex,
+                name: l.name.clone(),
+                kind: l.kind.clone().unwrap_or_default(),
+            })
+            .collect(),
         health: Health {
             state: if reasons.is_empty() {
                 HealthState::Ok

@@ -15,6 +15,7 @@ pub const DECISION_MAGIC: u32 = 0x5347_4456;
 pub const DECISION_REQUEST: u32 = 0x5347_4452;
 
 pub const IFACE_F_KEEP_ESTABLISHED: u32 = 1 << 0;
+pub const IFACE_F_GUARD: u32 = 1 << 1;
 
 pub const CT_F_SEEN_REPLY: u8 = 1 << 0;
 pub const CT_F_FIN_ORIGINAL: u8 = 1 << 1;

@@ -41,11 +41,22 @@ impl Dataplane {
         &mut self,
         bindings: &[InterfaceBinding<'_>],
     ) -> Result<ApplyReport, DataplaneError> {
+        self.apply_guarded(bindings, &[])
+    }
+
+    /// [`apply`](Self::apply), plus `guarded` interfaces: hooked, bound by
+    /// no instance, given an entry without tables (they drop IP traffic)
+    /// flagged [`IFACE_F_GUARD`].
+    pub fn apply_guarded(
+        &mut self,
+        bindings: &[InterfaceBinding<'_>],
+        guarded: &[u32],
+    ) -> Result<ApplyReport, DataplaneError> {
         let started = Instant::now();
         let mut report = ApplyReport::default();
 
         let mut written: Vec<u32> = Vec::new();
-        let wanted = match self.write_tables(bindings, &mut written) {
+        let wanted = match self.write_tables(bindings, guarded, &mut written) {
             Ok(wanted) => wanted,
             Err(e) => {
                 self.drop_new_tables(&written);
@@ -69,9 +80,21 @@ impl Dataplane {
     fn write_tables(
         &mut self,
         bindings: &[InterfaceBinding<'_>],
+        guarded: &[u32],
         written: &mut Vec<u32>,
     ) -> Result<Vec<(u32, Iface)>, DataplaneError> {
-        let mut wanted: Vec<(u32, Iface)> = Vec::with_capacity(bindings.len());
+        let mut wanted: Vec<(u32, Iface)> = Vec::with_capacity(bindings.len() + guarded.len());
+        for ifindex in guarded {
+            if bindings.iter().any(|b| b.ifindex == *ifindex) {
+                continue; // bound after all: its instance's policy applies
+            }
+            let guard = Iface {
+                table: [NO_TABLE; DIR_MAX],
+                flags: IFACE_F_GUARD,
+                instance_uid: 0,
+            };
+            wanted.push((*ifindex, guard));
+        }
         for binding in bindings {
             let mut iface = Iface {
                 table: [NO_TABLE; DIR_MAX],

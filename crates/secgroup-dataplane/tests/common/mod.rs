@@ -41,16 +41,7 @@ pub fn load_dataplane() -> Dataplane {
     dp
 }
 
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use secgroup_dataplane::error_chain;
 
 pub fn compile(json: &str) -> Policy {
     let files = [SourceFile {

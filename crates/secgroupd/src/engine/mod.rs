@@ -45,6 +45,8 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// `--allow-private-bpffs` was given (and needed).
     pub private_bpffs: bool,
+    /// Interfaces guarded before any rule names them.
+    pub interface_patterns: Vec<crate::patterns::Pattern>,
     /// A pause at the start of every reload, for tests that need the engine
     /// busy (`SECGROUPD_TEST_RELOAD_DELAY_MS`); zero otherwise.
     pub reload_delay: Duration,
@@ -188,6 +190,7 @@ impl Engine {
             }
         }
         self.now.tables = tables;
+        self.now.unprotected = self.unprotected_interfaces();
         self.publisher.send_replace(Arc::new(self.now.clone()));
     }
 
@@ -276,6 +279,15 @@ impl Engine {
             || self.now.bound.contains_key(&ifindex)
             || self.now.failures.contains_key(name)
             || self.now.lookup_errors.contains_key(name)
+            || self.guards(name)
+    }
+
+    /// Whether `name` matches a guarded pattern.
+    fn guards(&self, name: &str) -> bool {
+        self.settings
+            .interface_patterns
+            .iter()
+            .any(|p| p.matches(name))
     }
 
     fn mutate(&mut self, mutation: Mutation) -> ApiReply {
@@ -305,6 +317,17 @@ impl Engine {
             flushed, "conntrack flushed"
         );
         Ok(FlushResult { flushed })
+    }
+
+    /// VM-like interfaces nothing hooks and no pattern covers.
+    fn unprotected_interfaces(&self) -> Vec<secgroup_dataplane::Link> {
+        let hooked = &self.now.hooked;
+        secgroup_dataplane::list_links()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| matches!(l.kind.as_deref(), Some("tun" | "veth" | "macvtap")))
+            .filter(|l| !hooked.contains_key(&l.ifindex) && !self.guards(&l.name))
+            .collect()
     }
 
     /// Interfaces with hooks, attached by us or pinned by a predecessor.

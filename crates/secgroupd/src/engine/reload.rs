@@ -218,6 +218,14 @@ impl Engine {
             }
             // Without a policy of our own nothing may be applied: only
             // clean up after interfaces the kernel says are gone.
+            // With nothing pinned there is nothing to keep: the guarded
+            // interfaces get their guard.
+            None if !self.now.pinned => {
+                if let Err(e) = self.sync_with(&Policy::default(), false) {
+                    error!(error = %error_chain(&e), "guarding interfaces failed; retried on the next link event");
+                    self.schedule_retry();
+                }
+            }
             None => self.release_vanished(),
         }
     }
@@ -263,7 +271,11 @@ impl Engine {
             }
         }
 
-        if policy_changed || desired != self.now.bound {
+        let guarded = self.guarded_interfaces(&desired);
+        if policy_changed
+            || desired != self.now.bound
+            || !guarded.keys().eq(self.now.guarded.keys())
+        {
             let bindings: Vec<InterfaceBinding<'_>> = desired
                 .iter()
                 .filter_map(|(ifindex, id)| {
@@ -277,7 +289,8 @@ impl Engine {
                     })
                 })
                 .collect();
-            let report = self.dp.apply(&bindings)?;
+            let guard_list: Vec<u32> = guarded.keys().copied().collect();
+            let report = self.dp.apply_guarded(&bindings, &guard_list)?;
             debug!(?report, "applied");
             if report.tables_written > 0 {
                 self.now.rule_origins = Arc::new(self.dp.rule_origins());
@@ -297,7 +310,13 @@ impl Engine {
                     );
                 }
             }
+            for (ifindex, name) in &guarded {
+                if !self.now.guarded.contains_key(ifindex) {
+                    info!(interface = %name, ifindex, "interface guarded: no instance binds it yet, its IP traffic is dropped");
+                }
+            }
             self.now.bound = desired;
+            self.now.guarded = guarded;
         }
 
         // Failures of interfaces no instance binds any more are moot.
@@ -308,16 +327,18 @@ impl Engine {
                 .any(|i| i.interface.as_deref() == Some(name))
         });
 
-        let wanted: Vec<(u32, InstanceId)> = self
-            .now
-            .bound
-            .iter()
-            .map(|(i, id)| (*i, id.clone()))
-            .collect();
-        for (ifindex, id) in wanted {
-            let Some(name) = policy.instances.get(&id).and_then(|i| i.interface.clone()) else {
-                continue;
-            };
+        // Bound interfaces by their instance's interface name, guarded ones
+        // by their own.
+        let mut wanted: Vec<(u32, String, String)> = Vec::new();
+        for (ifindex, id) in &self.now.bound {
+            if let Some(name) = policy.instances.get(id).and_then(|i| i.interface.clone()) {
+                wanted.push((*ifindex, name, id.to_string()));
+            }
+        }
+        for (ifindex, name) in &self.now.guarded {
+            wanted.push((*ifindex, name.clone(), "(guarded)".to_owned()));
+        }
+        for (ifindex, name, id) in wanted {
             if let Some(hooked) = self.now.hooks.get_mut(&ifindex) {
                 hooked.name = name; // a rename keeps the hooks
                 continue;
@@ -360,6 +381,27 @@ impl Engine {
             self.schedule_retry();
         }
         Ok(())
+    }
+
+    /// Interfaces whose name matches a guarded pattern and that no binding
+    /// in `desired` covers, as the kernel lists them now.
+    fn guarded_interfaces(&mut self, desired: &BTreeMap<u32, InstanceId>) -> BTreeMap<u32, String> {
+        if self.settings.interface_patterns.is_empty() {
+            return BTreeMap::new();
+        }
+        match secgroup_dataplane::list_links() {
+            Ok(links) => links
+                .into_iter()
+                .filter(|l| !desired.contains_key(&l.ifindex) && self.guards(&l.name))
+                .map(|l| (l.ifindex, l.name))
+                .collect(),
+            Err(e) => {
+                // Cannot tell which interfaces exist: keep the guards as
+                // they were (never drop one on a failed lookup).
+                warn!(error = %e, "listing interfaces for the guarded patterns failed; guards stay as they were");
+                self.now.guarded.clone()
+            }
+        }
     }
 
     /// Asks for a [`Event::RetryAttach`] after the current backoff delay,

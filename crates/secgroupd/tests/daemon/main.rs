@@ -6,6 +6,7 @@ mod harness;
 
 mod api;
 mod faults;
+mod guard;
 mod links;
 mod reload;
 mod restart;
