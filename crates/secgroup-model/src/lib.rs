@@ -31,11 +31,15 @@ pub fn load(files: &[SourceFile<'_>], limits: &Limits) -> Result<RuleSet, Diagno
     load_with(files, limits, &[]).map(|loaded| loaded.rules)
 }
 
-/// A valid set of rule files: the rule set and what each file defines.
+/// A valid set of rule files: the rule set, what each file defines, and
+/// what is questionable but valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
     pub rules: RuleSet,
     pub index: Index,
+    /// Located like errors and sorted the same way, but they never fail a
+    /// load: an address on an instance of this host and on one elsewhere.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Parses, merges and validates rule files.
@@ -43,7 +47,7 @@ pub struct Loaded {
 /// Every file may define any kind of object; ids must be unique across all
 /// of them and every reference must resolve. Errors from all files are
 /// collected and returned sorted by file name and position; the rule set
-/// is returned only when there are none.
+/// is returned only when there are none, with the warnings (sorted too).
 ///
 /// `known` names the files of the previous successful load. A conflict
 /// between two definitions (an id defined twice, an interface bound
@@ -73,12 +77,15 @@ pub fn load_with(
         errors.extend_from_slice(&file_errors);
         outlines.push(outline::Outline::new(file.name, raw.as_ref(), file_errors));
     }
-    let (rules, more) = validator.finish();
+    let (rules, more, mut warnings) = validator.finish();
     errors.extend(more);
     if errors.is_empty() {
+        warnings.sort();
+        warnings.dedup();
         Ok(Loaded {
             rules,
             index: Index::new(outlines),
+            warnings,
         })
     } else {
         errors.sort();

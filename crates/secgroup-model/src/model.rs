@@ -416,6 +416,17 @@ impl fmt::Display for MacAddr {
     }
 }
 
+/// An extra source an instance may send from besides its own `ips`: a
+/// VRRP or keepalived virtual address, a range it routes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AllowedAddressPair {
+    /// An address (a /32 or /128) or a CIDR without host bits.
+    pub net: IpNet,
+    /// The MAC the VM must send these addresses from; `None`: the
+    /// instance's own `mac`.
+    pub mac: Option<MacAddr>,
+}
+
 /// A VM. With `interface` it lives on this host and is enforced here;
 /// without, it lives elsewhere and only lends its addresses to
 /// security-group references.
@@ -424,7 +435,16 @@ pub struct Instance {
     pub id: InstanceId,
     pub interface: Option<String>,
     pub mac: Option<MacAddr>,
+    /// Unique among the instances of this host (those with an
+    /// `interface`).
     pub ips: Vec<IpAddr>,
+    /// Extra sources it may send from; no two are the same address with
+    /// the same MAC. Not lent to security-group references.
+    pub allowed_address_pairs: Vec<AllowedAddressPair>,
+    /// Whether what the VM sends is checked against its MAC and addresses
+    /// (anti-spoofing) before its egress rules; `true` unless the file says
+    /// `"port_security": false`. Only instances on this host are enforced.
+    pub port_security: bool,
     /// In binding order, never empty.
     pub security_groups: Vec<SgId>,
 }

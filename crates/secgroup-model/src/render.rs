@@ -161,6 +161,33 @@ fn instance(i: &Instance) -> String {
         fields.push(format!("\"mac\": {}", quote(&mac.to_string())));
     }
     fields.push(format!("\"ips\": {}", string_list(&i.ips)));
+    if !i.allowed_address_pairs.is_empty() {
+        let pairs: Vec<String> = i
+            .allowed_address_pairs
+            .iter()
+            .map(|pair| {
+                // A single address as written in `ips`, a block as a CIDR.
+                let net = pair.net;
+                let ip = if net.prefix_len() == net.max_prefix_len() {
+                    net.addr().to_string()
+                } else {
+                    net.to_string()
+                };
+                match pair.mac {
+                    None => format!("{{\"ip\": {}}}", quote(&ip)),
+                    Some(mac) => format!(
+                        "{{\"ip\": {}, \"mac\": {}}}",
+                        quote(&ip),
+                        quote(&mac.to_string())
+                    ),
+                }
+            })
+            .collect();
+        fields.push(format!("\"allowed_address_pairs\": [{}]", pairs.join(", ")));
+    }
+    if !i.port_security {
+        fields.push("\"port_security\": false".to_owned());
+    }
     fields.push(format!(
         "\"security_groups\": {}",
         string_list(&i.security_groups)

@@ -117,7 +117,7 @@ fn cases() -> Vec<Case> {
             "r.json:1:70: security_groups[0].ingress[0].protcol: unknown key \"protcol\"; expected one of action, protocol, port, service, remote, description (did you mean \"protocol\"?)",
         ]),
         case("unknown instance key", &[("g.json", WEB), ("i.json", "{\"instances\": [{\"id\": \"i-1\", \"ip\": [\"198.51.100.5\"], \"ips\": [], \"security_groups\": [\"sg-web\"]}]}")], &[
-            "i.json:1:30: instances[0].ip: unknown key \"ip\"; expected one of id, interface, mac, ips, security_groups (did you mean \"ips\"?)",
+            "i.json:1:30: instances[0].ip: unknown key \"ip\"; expected one of id, interface, mac, ips, allowed_address_pairs, port_security, security_groups (did you mean \"ips\"?)",
         ]),
         one("wrong types", "{\"security_groups\": [{\"id\": 7, \"name\": [\"x\"], \"ingress\": {}}, {\"id\": \"sg-b\", \"egress\": [\"accept\", {\"action\": true, \"protocol\": [6], \"port\": false}]}]}", &[
             "r.json:1:29: security_groups[0].id: expected a string, found number 7",
@@ -258,6 +258,46 @@ fn cases() -> Vec<Case> {
             "i.json:1:132: instances[0].ips[2]: address \"2001:db8::5\" is listed twice (first at i.json:1:117)",
             "i.json:1:178: instances[0].security_groups[1]: security group \"sg-web\" is listed twice (first at i.json:1:168)",
             "i.json:1:211: instances[1].mac: \"01:00:5e:00:00:01\" is a multicast MAC address; an interface has a unicast one (lowest bit of the first byte clear)",
+        ]),
+        case("bad allowed address pairs and port_security", &[("g.json", WEB), ("i.json", r#"{"instances": [{"id": "i-1", "interface": "tap0", "mac": "52:54:00:00:00:01", "ips": ["198.51.100.5"], "security_groups": ["sg-web"],
+  "port_security": "no",
+  "allowed_address_pairs": [
+    {"ip": "198.51.100.10-198.51.100.20"},
+    {"ip": "198.51.100.65/28"},
+    {"ip": "198.51.100.64/33"},
+    {"ip": "vip"},
+    {"ip": "198.51.100.50", "mac": "01:00:5e:00:00:01"},
+    {"ip": "198.51.100.51", "mac": "52:54:00:aa:bb"},
+    {"ip": "198.51.100.52", "mak": "52:54:00:aa:bb:cc"},
+    {"mac": "52:54:00:aa:bb:cc"},
+    "198.51.100.53",
+    {"ip": "198.51.100.60"},
+    {"ip": "198.51.100.60", "mac": "52:54:00:00:00:01"},
+    {"ip": "198.51.100.60", "mac": "52:54:00:aa:bb:cc"},
+    {"ip": 7}
+  ]}]}"#)], &[
+            "i.json:2:20: instances[0].port_security: expected true or false, found string \"no\"",
+            "i.json:4:12: instances[0].allowed_address_pairs[0].ip: \"198.51.100.10-198.51.100.20\" is a range, not an address or CIDR; expected an address like \"198.51.100.50\" or a CIDR like \"198.51.100.64/28\"",
+            "i.json:5:12: instances[0].allowed_address_pairs[1].ip: \"198.51.100.65/28\" has host bits set; did you mean \"198.51.100.64/28\"?",
+            "i.json:6:12: instances[0].allowed_address_pairs[2].ip: \"198.51.100.64/33\" is not a CIDR: prefix length 33 is longer than 32 bits",
+            "i.json:7:12: instances[0].allowed_address_pairs[3].ip: \"vip\" is not an address or CIDR; expected an address like \"198.51.100.50\" or a CIDR like \"198.51.100.64/28\"",
+            "i.json:8:36: instances[0].allowed_address_pairs[4].mac: \"01:00:5e:00:00:01\" is a multicast MAC address; an interface has a unicast one (lowest bit of the first byte clear)",
+            "i.json:9:36: instances[0].allowed_address_pairs[5].mac: \"52:54:00:aa:bb\" is not a MAC address; expected six hex pairs like \"52:54:00:12:34:56\"",
+            "i.json:10:29: instances[0].allowed_address_pairs[6].mak: unknown key \"mak\"; expected one of ip, mac (did you mean \"mac\"?)",
+            "i.json:11:5: instances[0].allowed_address_pairs[7]: missing required key \"ip\"",
+            "i.json:12:5: instances[0].allowed_address_pairs[8]: expected an object, found string \"198.51.100.53\"",
+            "i.json:14:12: instances[0].allowed_address_pairs[10].ip: address pair \"198.51.100.60\" with MAC \"52:54:00:00:00:01\" is listed twice (first at i.json:13:12; a pair without \"mac\" has the instance's)",
+            "i.json:16:12: instances[0].allowed_address_pairs[12].ip: expected a string, found number 7",
+        ]),
+        case("address shared by two instances of this host", &[("g.json", WEB),
+            ("a.json", r#"{"instances": [{"id": "i-1", "interface": "tap1", "ips": ["198.51.100.5", "2001:db8::5"], "security_groups": ["sg-web"]}]}"#),
+            ("b.json", r#"{"instances": [
+  {"id": "i-2", "interface": "tap2", "ips": ["198.51.100.6", "2001:DB8::5"], "allowed_address_pairs": [{"ip": "198.51.100.5"}], "security_groups": ["sg-web"]},
+  {"id": "i-3", "ips": ["198.51.100.5"], "security_groups": ["sg-web"]},
+  {"id": "i-4", "interface": "tap4", "port_security": false, "ips": ["198.51.100.5"], "security_groups": ["sg-web"]}
+]}"#)], &[
+            "b.json:2:62: instances[0].ips[1]: address \"2001:DB8::5\" of instance \"i-2\" is already an address of instance \"i-1\" at a.json:1:75; two instances on this host cannot share an address (a shared virtual address belongs in allowed_address_pairs)",
+            "b.json:4:70: instances[2].ips[0]: address \"198.51.100.5\" of instance \"i-4\" is already an address of instance \"i-1\" at a.json:1:59; two instances on this host cannot share an address (a shared virtual address belongs in allowed_address_pairs)",
         ]),
         // --- limits ---------------------------------------------------------
         Case {

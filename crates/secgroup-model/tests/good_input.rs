@@ -308,6 +308,8 @@ fn group_defaults_instances_and_sets() {
             interface: Some("tap-web1".to_owned()),
             mac: Some(MacAddr([0x52, 0x54, 0x00, 0xab, 0xcd, 0x01])),
             ips: vec![ip("198.51.100.5"), ip("2001:db8::5")],
+            allowed_address_pairs: vec![],
+            port_security: true,
             security_groups: vec![sg("sg-named"), sg("sg-empty")],
         }
     );

@@ -135,6 +135,8 @@ fn rule_set() -> RuleSet {
                 IpAddr::V4(v4(0x10_0000 + i)),
                 IpAddr::V6(v6(0x1_0000_0000 + i)),
             ],
+            allowed_address_pairs: Vec::new(),
+            port_security: true,
             security_groups: (0..bound).map(|k| sg((i * 7 + k * 13) % GROUPS)).collect(),
         };
         rules.instances.insert(instance.id.clone(), instance);

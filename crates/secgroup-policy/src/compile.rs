@@ -16,6 +16,7 @@ use secgroup_model::{
 };
 
 use crate::compiled::{EffectiveRule, GroupPolicy, InstancePolicy, Policy, RuleList, RuleOrigin};
+use crate::port_security::PortSecurity;
 use crate::prefix::{normalise, split_range};
 
 /// Compiles a validated rule set.
@@ -65,6 +66,7 @@ fn instance_policy(instance: &Instance, groups: &BTreeMap<SgId, GroupPolicy>) ->
         mac: instance.mac,
         ips: instance.ips.clone(),
         security_groups: instance.security_groups.clone(),
+        port_security: PortSecurity::for_instance(instance),
         ingress: concatenate(Direction::Ingress),
         egress: concatenate(Direction::Egress),
     }

@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use secgroup_model::{Action, Direction, InstanceId, MacAddr, Service, SgId};
 
+use crate::port_security::PortSecurity;
+
 /// Where an effective rule came from: rule `index` (0-based) of
 /// `direction` in security group `sg`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,6 +52,9 @@ pub struct InstancePolicy {
     pub mac: Option<MacAddr>,
     pub ips: Vec<IpAddr>,
     pub security_groups: Vec<SgId>,
+    /// What it may send at all, checked before `egress` (enforced only on
+    /// this host's instances).
+    pub port_security: PortSecurity,
     pub ingress: RuleList,
     pub egress: RuleList,
 }

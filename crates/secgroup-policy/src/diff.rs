@@ -62,6 +62,9 @@ pub struct PolicyDiff {
     pub ingress_changed: Vec<InstanceId>,
     /// Instances in both policies whose egress list differs.
     pub egress_changed: Vec<InstanceId>,
+    /// Instances in both policies whose port security differs (turned on
+    /// or off, a new MAC, address or address pair).
+    pub port_security_changed: Vec<InstanceId>,
 }
 
 impl PolicyDiff {
@@ -107,12 +110,24 @@ pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
             .collect()
     };
 
+    let port_security_changed = new
+        .instances
+        .iter()
+        .filter(|(id, instance)| {
+            old.instances
+                .get(*id)
+                .is_some_and(|before| before.port_security != instance.port_security)
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+
     PolicyDiff {
         groups,
         instances,
         rules,
         ingress_changed: lists_changed(Direction::Ingress),
         egress_changed: lists_changed(Direction::Egress),
+        port_security_changed,
     }
 }
 
@@ -179,7 +194,8 @@ fn write_ids<K: fmt::Display>(f: &mut fmt::Formatter<'_>, ids: &[K]) -> fmt::Res
 
 impl fmt::Display for PolicyDiff {
     /// `groups +1 -0 ~2, instances +0 -0 ~1, rules +3 -0 ~1; ingress lists
-    /// changed: ins-a; egress lists changed: none`, or `no changes`.
+    /// changed: ins-a; egress lists changed: none`, then `; port security
+    /// changed: ins-b` if it did, or `no changes`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
             return f.write_str("no changes");
@@ -201,7 +217,12 @@ impl fmt::Display for PolicyDiff {
         f.write_str("ingress lists changed: ")?;
         write_ids(f, &self.ingress_changed)?;
         f.write_str("; egress lists changed: ")?;
-        write_ids(f, &self.egress_changed)
+        write_ids(f, &self.egress_changed)?;
+        if !self.port_security_changed.is_empty() {
+            f.write_str("; port security changed: ")?;
+            write_ids(f, &self.port_security_changed)?;
+        }
+        Ok(())
     }
 }
 
@@ -283,6 +304,35 @@ mod tests {
             },
             "groups +1 -1 ~0, instances +0 -1 ~0, rules +2 -1 ~0; \
              ingress lists changed: none; egress lists changed: none",
+        );
+        // Port security is the instance's, not a rule's.
+        check(
+            |rules| {
+                let web = rules
+                    .instances
+                    .get_mut(&instance_id("ins-web"))
+                    .unwrap_or_else(|| panic!("ins-web"));
+                web.port_security = false;
+            },
+            "groups +0 -0 ~0, instances +0 -0 ~1, rules +0 -0 ~0; \
+             ingress lists changed: none; egress lists changed: none; \
+             port security changed: ins-web",
+        );
+        check(
+            |rules| {
+                let db = rules
+                    .instances
+                    .get_mut(&instance_id("ins-db"))
+                    .unwrap_or_else(|| panic!("ins-db"));
+                db.allowed_address_pairs
+                    .push(secgroup_model::AllowedAddressPair {
+                        net: net("198.51.100.64/28"),
+                        mac: None,
+                    });
+            },
+            "groups +0 -0 ~0, instances +0 -0 ~1, rules +0 -0 ~0; \
+             ingress lists changed: none; egress lists changed: none; \
+             port security changed: ins-db",
         );
         // Rebinding changes the instance, not the groups: nothing refers
         // to sg-db, so its new member changes no rule.

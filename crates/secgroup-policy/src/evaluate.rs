@@ -33,7 +33,10 @@
 //! IPv4 packets (judged by the remote address): protocol 58 inside IPv4 is
 //! not ICMPv6, and UDP 68→67 towards an IPv6 address is not DHCP.
 //! Replies to accepted traffic are the connection tracker's business, not
-//! this evaluator's: it judges a packet that opens a flow.
+//! this evaluator's: it judges a packet that opens a flow. What a VM sends
+//! has passed port security first ([`crate::PortSecurity::check`]), which
+//! drops some of the above from a VM: router advertisements and redirects,
+//! DHCP servers' answers, neighbour advertisements for foreign addresses.
 
 use std::fmt;
 use std::net::IpAddr;

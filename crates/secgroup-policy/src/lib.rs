@@ -6,6 +6,8 @@
 //! - `compile`: [`compile`], model to compiled policy.
 //! - `prefix`: range splitting and prefix normalisation.
 //! - `evaluate`: the reference evaluator and the implicit allows.
+//! - `port_security`: what a VM may send at all (anti-spoofing) and its
+//!   reference evaluator over frames.
 //! - `render`: rules rendered for operators.
 //! - `diff`: what a reload changed.
 
@@ -13,6 +15,7 @@ mod compile;
 mod compiled;
 mod diff;
 mod evaluate;
+mod port_security;
 mod prefix;
 mod render;
 #[cfg(test)]
@@ -22,5 +25,8 @@ pub use compile::compile;
 pub use compiled::*;
 pub use diff::{Changes, PolicyDiff, RuleCounts, diff};
 pub use evaluate::{ImplicitAllow, Matched, Packet, Verdict, implicit_allow};
+pub use port_security::{
+    AllowedSource, Frame, L4, Payload, PortSecurity, SpoofReason, ethertype, icmpv6, link_local,
+};
 pub use prefix::{normalise, split_range};
 pub use render::{REMOTES_SHOWN, render_remotes, render_service, render_services};

@@ -159,6 +159,8 @@ pub fn instance(id: &str, interface: Option<&str>, ips: &[&str], groups: &[&str]
         interface: interface.map(str::to_owned),
         mac: None,
         ips: ips.iter().map(|a| ip(a)).collect(),
+        allowed_address_pairs: Vec::new(),
+        port_security: true,
         security_groups: groups.iter().map(|g| sg_id(g)).collect(),
     }
 }

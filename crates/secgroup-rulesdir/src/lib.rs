@@ -97,6 +97,8 @@ pub struct Loaded {
     /// The paths of the files read, in the order found: what to pass as
     /// `known` to the next load.
     pub files: Vec<PathBuf>,
+    /// What is valid but suspicious (sorted); never fails a load.
+    pub warnings: Vec<secgroup_model::Diagnostic>,
 }
 
 impl Sources {
@@ -122,6 +124,7 @@ impl Sources {
                 rules: loaded.rules,
                 index: loaded.index,
                 files: self.files.iter().map(|f| f.path.clone()).collect(),
+                warnings: loaded.warnings,
             }),
             Ok(_) => {
                 errors.sort();

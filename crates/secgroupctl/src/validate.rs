@@ -1,10 +1,11 @@
 //! `secgroupctl validate`: load the rules the way the daemon would and say
-//! what is wrong, or what they define.
+//! what is wrong, or what they define and what is questionable in them.
+//! Warnings never fail the command.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use secgroup_model::{Direction, Limits, RuleSet};
+use secgroup_model::{Diagnostic, Direction, Limits, RuleSet};
 use secgroup_policy::Policy;
 
 use crate::cli::ValidateArgs;
@@ -19,14 +20,14 @@ pub fn run(args: &ValidateArgs, as_json: bool) -> Result<Output> {
     match sources.load(&limits, &[]) {
         Ok(loaded) => {
             let policy = secgroup_policy::compile(&loaded.rules);
+            let warnings = &loaded.warnings;
             if as_json {
-                json(&summary_json(&loaded.files, &loaded.rules, &policy))
+                let mut summary = summary_json(&loaded.files, &loaded.rules, &policy);
+                summary["warnings"] = warnings_json(warnings);
+                json(&summary)
             } else {
-                Ok(Output::success(summary_text(
-                    &loaded.files,
-                    &loaded.rules,
-                    &policy,
-                )))
+                let text = summary_text(&loaded.files, &loaded.rules, &policy);
+                Ok(Output::success(text).with_stderr(warnings_text(warnings)))
             }
         }
         Err(diagnostics) => Ok(refused(
@@ -35,6 +36,45 @@ pub fn run(args: &ValidateArgs, as_json: bool) -> Result<Output> {
             as_json,
         )),
     }
+}
+
+/// One line per warning, `FILE:LINE:COLUMN: PATH: warning: MESSAGE`, then
+/// how many there are; nothing without any.
+fn warnings_text(warnings: &[Diagnostic]) -> String {
+    if warnings.is_empty() {
+        return String::new();
+    }
+    let mut text: String = warnings
+        .iter()
+        .map(|d| {
+            format!(
+                "{}:{}:{}: {}: warning: {}\n",
+                d.file, d.line, d.column, d.path, d.message
+            )
+        })
+        .collect();
+    let n = warnings.len();
+    text.push_str(&format!(
+        "secgroupctl: {n} warning{} in the rule files; they are valid\n",
+        plural(n)
+    ));
+    text
+}
+
+/// `[{"file", "line", "column", "path", "message"}, ...]`, as errors are.
+fn warnings_json(warnings: &[Diagnostic]) -> serde_json::Value {
+    warnings
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "file": d.file,
+                "line": d.line,
+                "column": d.column,
+                "path": d.path,
+                "message": d.message,
+            })
+        })
+        .collect()
 }
 
 fn plural(n: usize) -> &'static str {
@@ -104,4 +144,31 @@ fn summary_json(files: &[PathBuf], rules: &RuleSet, policy: &Policy) -> serde_js
         "service_set_groups": rules.service_set_groups.len(),
         "local_instances": instances,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_printed_not_fatal() {
+        let warning = Diagnostic {
+            file: "b.json".into(),
+            line: 2,
+            column: 49,
+            path: "instances[0].ips[0]".into(),
+            message: "address \"198.51.100.5\" is shared".into(),
+        };
+        assert_eq!(warnings_text(&[]), "");
+        assert_eq!(
+            warnings_text(std::slice::from_ref(&warning)),
+            "b.json:2:49: instances[0].ips[0]: warning: address \"198.51.100.5\" is shared\n\
+             secgroupctl: 1 warning in the rule files; they are valid\n"
+        );
+        assert_eq!(
+            warnings_json(&[warning]),
+            serde_json::json!([{"file": "b.json", "line": 2, "column": 49,
+                "path": "instances[0].ips[0]", "message": "address \"198.51.100.5\" is shared"}])
+        );
+    }
 }

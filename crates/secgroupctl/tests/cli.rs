@@ -52,7 +52,7 @@ fn validate_examples_succeeds() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines[0],
-        "valid: 8 files, 10 security groups, 11 instances (9 on this host), 2 address sets, 1 address set group, 3 service sets, 1 service set group"
+        "valid: 9 files, 11 security groups, 12 instances (10 on this host), 2 address sets, 1 address set group, 3 service sets, 1 service set group"
     );
     assert!(
         lines.contains(&"  ins-web-1          tap-web1: 7 ingress rules, 4 egress rules"),
@@ -101,7 +101,7 @@ fn validate_json_output() {
     let value: serde_json::Value = serde_json::from_slice(&ok.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(&ok.stdout)));
     assert_eq!(value["valid"], true);
-    assert_eq!(value["security_groups"], 10);
+    assert_eq!(value["security_groups"], 11);
     let web = value["local_instances"]
         .as_array()
         .and_then(|a| a.iter().find(|i| i["id"] == "ins-web-1"))
@@ -536,7 +536,7 @@ fn export_import_and_clone_offline() {
     let valid = secgroupctl(&["validate", &d]);
     expect_exit(&valid, 0);
     assert!(
-        text(&valid.stdout).starts_with("valid: 10 files, 12 security groups"),
+        text(&valid.stdout).starts_with("valid: 11 files, 13 security groups"),
         "{}",
         text(&valid.stdout)
     );

@@ -16,6 +16,8 @@ pub struct Loaded {
     pub policy: Policy,
     /// The files read, in name order: `known` for the next load.
     pub files: Vec<PathBuf>,
+    /// Valid but questionable (`file:line:column: path: message`).
+    pub warnings: Vec<String>,
 }
 
 /// Why a rules directory was rejected.
@@ -39,6 +41,7 @@ pub fn load(dir: &Path, known: &[PathBuf]) -> Result<Loaded, LoadFailure> {
                 rules: loaded.rules,
                 policy,
                 files: loaded.files,
+                warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
             })
         }
         Err(RulesDirError::Invalid(diagnostics)) => {

@@ -1,28 +1,31 @@
 //! Raw files → the validated model. Every problem in every file is
 //! collected (one bad rule must not hide the next), then the checks that
 //! need all files at once run: duplicate ids, dangling references, an
-//! interface bound twice, per-instance quotas.
+//! interface bound twice, an address shared by two instances of this host,
+//! per-instance quotas. `instance` checks instances, `parse` turns strings
+//! into ids, remotes and service references.
 
+mod instance;
 mod parse;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
-use std::net::IpAddr;
 
 use crate::diagnostic::{Diagnostic, Limits};
 use crate::location::quote;
 use crate::model::{
-    AddressSet, AddressSetGroup, AddressSetGroupId, AddressSetId, Direction, Instance, InstanceId,
-    Ports, Remote, Rule, RuleSet, SecurityGroup, ServiceSet, ServiceSetGroup, ServiceSetGroupId,
+    AddressSet, AddressSetGroup, AddressSetGroupId, AddressSetId, Direction, InstanceId, Ports,
+    Remote, Rule, RuleSet, SecurityGroup, ServiceSet, ServiceSetGroup, ServiceSetGroupId,
     ServiceSetId, SgId, Traffic,
 };
 use crate::raw::{
-    Dialect, Loc, Located, RawAddressSet, RawFile, RawInstance, RawRule, RawSecurityGroup,
-    RawServiceSet, RawSetGroup,
+    Dialect, Loc, Located, RawAddressSet, RawFile, RawRule, RawSecurityGroup, RawServiceSet,
+    RawSetGroup,
 };
 use crate::values::{self, Case};
 
-use parse::{PrefixedId, parse_id, parse_instance_id, parse_remote, parse_service_ref};
+use instance::Addresses;
+use parse::{PrefixedId, parse_id, parse_remote, parse_service_ref};
 
 /// Something a rule or instance refers to by id.
 #[derive(Debug, Clone)]
@@ -56,6 +59,8 @@ struct Binding {
 pub(crate) struct Validator<'l> {
     limits: &'l Limits,
     errors: Vec<Diagnostic>,
+    /// Questionable but valid: they never fail a load.
+    warnings: Vec<Diagnostic>,
     set: RuleSet,
     defined: Definitions,
     references: Vec<(Target, Loc)>,
@@ -64,6 +69,8 @@ pub(crate) struct Validator<'l> {
     bindings: Vec<Binding>,
     /// Interface name → instance id and where it was bound.
     interfaces: BTreeMap<String, (String, Loc)>,
+    /// Which instances claim each address in their `ips`.
+    addresses: Addresses,
 }
 
 impl<'l> Validator<'l> {
@@ -71,12 +78,14 @@ impl<'l> Validator<'l> {
         Validator {
             limits,
             errors: Vec::new(),
+            warnings: Vec::new(),
             set: RuleSet::default(),
             defined: Definitions::default(),
             references: Vec::new(),
             rule_counts: BTreeMap::new(),
             bindings: Vec::new(),
             interfaces: BTreeMap::new(),
+            addresses: Addresses::default(),
         }
     }
 
@@ -105,8 +114,8 @@ impl<'l> Validator<'l> {
     }
 
     /// Runs the checks across files and hands back the rule set (complete
-    /// only when no errors were reported).
-    pub(crate) fn finish(mut self) -> (RuleSet, Vec<Diagnostic>) {
+    /// only when no errors were reported), the errors and the warnings.
+    pub(crate) fn finish(mut self) -> (RuleSet, Vec<Diagnostic>, Vec<Diagnostic>) {
         for (target, loc) in std::mem::take(&mut self.references) {
             let defined = match &target {
                 Target::SecurityGroup(id) => self.defined.security_groups.contains_key(id),
@@ -147,7 +156,7 @@ impl<'l> Validator<'l> {
                 }
             }
         }
-        (self.set, self.errors)
+        (self.set, self.errors, self.warnings)
     }
 
     fn error(&mut self, loc: &Loc, message: impl Into<String>) {
@@ -344,81 +353,6 @@ impl<'l> Validator<'l> {
                 None
             }
         }
-    }
-
-    fn instance(&mut self, raw: &Located<RawInstance>) {
-        let i = &raw.value;
-        let id = self.check(&i.id.loc, parse_instance_id(&i.id.value));
-        let first = id.as_ref().is_some_and(|id| {
-            Self::define(
-                &mut self.errors,
-                &mut self.defined.instances,
-                id,
-                &i.id.loc,
-                "instance",
-            )
-        });
-        let mut ok = true;
-        if let Some(iface) = &i.interface {
-            match values::interface_name(&iface.value) {
-                Err(message) => {
-                    self.error(&iface.loc, message);
-                    ok = false;
-                }
-                Ok(()) => {
-                    if let Some((owner, loc)) = self.interfaces.get(&iface.value) {
-                        let message = format!(
-                            "interface {} is already bound to instance {} at {}; an interface belongs to one instance",
-                            quote(&iface.value),
-                            quote(owner),
-                            loc.position()
-                        );
-                        self.error(&iface.loc, message);
-                        ok = false;
-                    } else {
-                        self.interfaces
-                            .insert(iface.value.clone(), (i.id.value.clone(), iface.loc.clone()));
-                    }
-                }
-            }
-        }
-        let mac = match &i.mac {
-            None => Some(None),
-            Some(mac) => self.check(&mac.loc, values::mac(&mac.value)).map(Some),
-        };
-        let ips: Option<Vec<IpAddr>> = all_good(self.unique_list(&i.ips, "address", values::ip));
-        let (groups, groups_ok) =
-            self.unique_list(&i.security_groups, "security group", parse_id::<SgId>);
-        for (group, loc) in &groups {
-            self.refer(Target::SecurityGroup(group.clone()), loc);
-        }
-        let groups: Vec<SgId> = groups.into_iter().map(|(g, _)| g).collect();
-        self.bindings.push(Binding {
-            instance: i.id.value.clone(),
-            groups: groups.clone(),
-            loc: i.security_groups.loc.clone(),
-        });
-        let groups = groups_ok.then_some(groups);
-        if i.security_groups.value.is_empty() {
-            self.error(
-                &i.security_groups.loc,
-                "no security group; an instance needs at least one (with none it would match no rule and drop everything silently)",
-            );
-            ok = false;
-        }
-        let (Some(id), true, true, Some(mac), Some(ips), Some(groups)) =
-            (id, first, ok, mac, ips, groups)
-        else {
-            return;
-        };
-        let instance = Instance {
-            id: id.clone(),
-            interface: i.interface.as_ref().map(|l| l.value.clone()),
-            mac,
-            ips,
-            security_groups: groups,
-        };
-        self.set.instances.insert(id, instance);
     }
 
     /// Parses every element of a list, reporting bad and repeated ones.

@@ -2,6 +2,9 @@
 //! messages that say what was written and what was expected.
 
 use std::fmt::Display;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use crate::location::quote;
 use crate::model::{
@@ -189,6 +192,32 @@ pub(super) fn parse_service_ref(s: &str, field: ServiceField) -> Result<Traffic,
         }
         ServiceField::Any => Err(format!(
             "{} is not a service; expected a service set id (\"ppm-…\") or service set group id (\"ppmg-…\"); for a protocol use \"protocol\"",
+            quote(s)
+        )),
+    }
+}
+
+const PAIR_EXPECTED: &str =
+    "expected an address like \"198.51.100.50\" or a CIDR like \"198.51.100.64/28\"";
+
+/// The `ip` of an allowed address pair: an address or a CIDR without host
+/// bits (a range is not a source a VM is configured with).
+pub(super) fn parse_pair_net(s: &str) -> Result<IpNet, String> {
+    let address = s.split_once('/').map_or(s, |(address, _)| address);
+    if address.parse::<IpAddr>().is_err() {
+        let what = if s.contains('-') {
+            "is a range, not an address or CIDR"
+        } else {
+            "is not an address or CIDR"
+        };
+        return Err(format!("{} {what}; {PAIR_EXPECTED}", quote(s)));
+    }
+    // The address is good: what is left to report is the prefix length
+    // or host bits, which `address_block` words as for remotes.
+    match values::address_block(s)? {
+        AddressBlock::Net(net) => Ok(net),
+        AddressBlock::Range(_) => Err(format!(
+            "{} is not an address or CIDR; {PAIR_EXPECTED}",
             quote(s)
         )),
     }

@@ -98,6 +98,9 @@ impl Engine {
 
     fn apply_loaded(&mut self, trigger: ReloadTrigger, loaded: Loaded) -> (ReloadOutcome, String) {
         self.known_files = loaded.files.clone();
+        for warning in &loaded.warnings {
+            warn!(%warning, "questionable rule file");
+        }
         // What the kernel enforces now: our own last load, else what the
         // previous daemon last applied to these pins.
         let before = self.now.loaded.clone().or_else(|| self.previous.clone());

@@ -1,8 +1,14 @@
 //! The raw layer: the rule file exactly as written, every value with its
 //! location. Decoding checks only the shape (which keys exist, JSON types,
-//! required keys); what the strings mean is `validate`'s job.
+//! required keys); what the strings mean is `validate`'s job. This module
+//! holds the raw types and the shared decoding; `native` the native
+//! format's objects (`tencent` is Tencent's).
+
+mod native;
 
 use std::sync::Arc;
+
+pub(crate) use native::native_file;
 
 use crate::diagnostic::Diagnostic;
 use crate::json::{Member, Node, Value};
@@ -128,7 +134,15 @@ pub(crate) struct RawInstance {
     pub(crate) interface: Option<Located<String>>,
     pub(crate) mac: Option<Located<String>>,
     pub(crate) ips: Located<Vec<Located<String>>>,
+    pub(crate) allowed_address_pairs: Option<Located<Vec<Located<RawAddressPair>>>>,
+    pub(crate) port_security: Option<Located<bool>>,
     pub(crate) security_groups: Located<Vec<Located<String>>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawAddressPair {
+    pub(crate) ip: Located<String>,
+    pub(crate) mac: Option<Located<String>>,
 }
 
 #[derive(Debug)]
@@ -216,6 +230,19 @@ impl<'a> Decoder<'a> {
             }),
             _ => {
                 self.type_error(node, path, "a string");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn boolean(&mut self, node: &Node, path: &str) -> Option<Located<bool>> {
+        match &node.value {
+            Value::Bool(b) => Some(Located {
+                loc: self.loc(node.offset, path),
+                value: *b,
+            }),
+            _ => {
+                self.type_error(node, path, "true or false");
                 None
             }
         }
@@ -388,173 +415,9 @@ pub(crate) fn describe(node: &Node) -> String {
     }
 }
 
-/// The keys of a native rule file.
-const FILE_KEYS: &[&str] = &[
-    "security_groups",
-    "instances",
-    "address_sets",
-    "address_set_groups",
-    "service_sets",
-    "service_set_groups",
-];
-const GROUP_KEYS: &[&str] = &["id", "name", "description", "ingress", "egress"];
-const RULE_KEYS: &[&str] = &[
-    "action",
-    "protocol",
-    "port",
-    "service",
-    "remote",
-    "description",
-];
-const INSTANCE_KEYS: &[&str] = &["id", "interface", "mac", "ips", "security_groups"];
-
-/// Decodes a native rule file whose root is `obj`.
-pub(crate) fn native_file(d: &mut Decoder<'_>, mut obj: Object<'_>) -> RawFile {
-    let mut file = RawFile::default();
-    if let Some(v) = obj.optional(d, "security_groups", |d, n, p| {
-        d.array(n, p, security_group)
-    }) {
-        file.security_groups = v.value;
-    }
-    if let Some(v) = obj.optional(d, "instances", |d, n, p| d.array(n, p, instance)) {
-        file.instances = v.value;
-    }
-    if let Some(v) = obj.optional(d, "address_sets", |d, n, p| d.array(n, p, address_set)) {
-        file.address_sets = v.value;
-    }
-    if let Some(v) = obj.optional(d, "address_set_groups", |d, n, p| d.array(n, p, set_group)) {
-        file.address_set_groups = v.value;
-    }
-    if let Some(v) = obj.optional(d, "service_sets", |d, n, p| d.array(n, p, service_set)) {
-        file.service_sets = v.value;
-    }
-    if let Some(v) = obj.optional(d, "service_set_groups", |d, n, p| d.array(n, p, set_group)) {
-        file.service_set_groups = v.value;
-    }
-    obj.finish(d, FILE_KEYS);
-    file
-}
-
-fn security_group(
-    d: &mut Decoder<'_>,
-    node: &Node,
-    path: &str,
-) -> Option<Located<RawSecurityGroup>> {
-    let mut obj = d.object(node, path)?;
-    let id = obj.required(d, "id", Decoder::string);
-    let name = obj.optional(d, "name", Decoder::string);
-    let description = obj.optional(d, "description", Decoder::string);
-    let ingress = obj.optional(d, "ingress", |d, n, p| d.array(n, p, rule));
-    let egress = obj.optional(d, "egress", |d, n, p| d.array(n, p, rule));
-    let loc = obj.loc.clone();
-    obj.finish(d, GROUP_KEYS);
-    Some(Located {
-        loc,
-        value: RawSecurityGroup {
-            id: id?,
-            name,
-            description,
-            ingress,
-            egress,
-        },
-    })
-}
-
-fn rule(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawRule>> {
-    let mut obj = d.object(node, path)?;
-    let action = obj.required(d, "action", Decoder::string);
-    let protocol = obj.optional(d, "protocol", Decoder::scalar);
-    let port = obj.optional(d, "port", Decoder::scalar);
-    let service = obj.optional(d, "service", Decoder::string);
-    let remote = obj.optional(d, "remote", Decoder::string);
-    let description = obj.optional(d, "description", Decoder::string);
-    let loc = obj.loc.clone();
-    let intact = obj.finish(d, RULE_KEYS);
-    Some(Located {
-        loc,
-        value: RawRule {
-            dialect: Dialect::Native,
-            intact,
-            action: action?,
-            protocol,
-            port,
-            service,
-            service_field: ServiceField::Any,
-            remote,
-            remote_field: RemoteField::Any,
-            description,
-        },
-    })
-}
-
-fn instance(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawInstance>> {
-    let mut obj = d.object(node, path)?;
-    let id = obj.required(d, "id", Decoder::string);
-    let interface = obj.optional(d, "interface", Decoder::string);
-    let mac = obj.optional(d, "mac", Decoder::string);
-    let ips = obj.required(d, "ips", Decoder::string_list);
-    let security_groups = obj.required(d, "security_groups", Decoder::string_list);
-    let loc = obj.loc.clone();
-    obj.finish(d, INSTANCE_KEYS);
-    Some(Located {
-        loc,
-        value: RawInstance {
-            id: id?,
-            interface,
-            mac,
-            ips: ips?,
-            security_groups: security_groups?,
-        },
-    })
-}
-
-fn address_set(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawAddressSet>> {
-    let mut obj = d.object(node, path)?;
-    let id = obj.required(d, "id", Decoder::string);
-    let addresses = obj.required(d, "addresses", Decoder::string_list);
-    let loc = obj.loc.clone();
-    obj.finish(d, &["id", "addresses"]);
-    Some(Located {
-        loc,
-        value: RawAddressSet {
-            id: id?,
-            addresses: addresses?,
-        },
-    })
-}
-
-fn service_set(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawServiceSet>> {
-    let mut obj = d.object(node, path)?;
-    let id = obj.required(d, "id", Decoder::string);
-    let services = obj.required(d, "services", Decoder::string_list);
-    let loc = obj.loc.clone();
-    obj.finish(d, &["id", "services"]);
-    Some(Located {
-        loc,
-        value: RawServiceSet {
-            id: id?,
-            services: services?,
-        },
-    })
-}
-
-fn set_group(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawSetGroup>> {
-    let mut obj = d.object(node, path)?;
-    let id = obj.required(d, "id", Decoder::string);
-    let sets = obj.required(d, "sets", Decoder::string_list);
-    let loc = obj.loc.clone();
-    obj.finish(d, &["id", "sets"]);
-    Some(Located {
-        loc,
-        value: RawSetGroup {
-            id: id?,
-            sets: sets?,
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::native::{INSTANCE_KEYS, RULE_KEYS};
     use super::*;
 
     #[test]

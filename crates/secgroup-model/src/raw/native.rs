@@ -1,0 +1,201 @@
+//! The native format's objects: which keys each has and how its values
+//! decode. Shared decoding (objects, arrays, strings, unknown keys) is the
+//! parent module's.
+
+use super::{
+    Decoder, Dialect, Located, Object, RawAddressPair, RawAddressSet, RawFile, RawInstance,
+    RawRule, RawSecurityGroup, RawServiceSet, RawSetGroup, RemoteField, ServiceField,
+};
+use crate::json::Node;
+
+/// The keys of a native rule file.
+const FILE_KEYS: &[&str] = &[
+    "security_groups",
+    "instances",
+    "address_sets",
+    "address_set_groups",
+    "service_sets",
+    "service_set_groups",
+];
+const GROUP_KEYS: &[&str] = &["id", "name", "description", "ingress", "egress"];
+pub(super) const RULE_KEYS: &[&str] = &[
+    "action",
+    "protocol",
+    "port",
+    "service",
+    "remote",
+    "description",
+];
+pub(super) const INSTANCE_KEYS: &[&str] = &[
+    "id",
+    "interface",
+    "mac",
+    "ips",
+    "allowed_address_pairs",
+    "port_security",
+    "security_groups",
+];
+const PAIR_KEYS: &[&str] = &["ip", "mac"];
+
+/// Decodes a native rule file whose root is `obj`.
+pub(crate) fn native_file(d: &mut Decoder<'_>, mut obj: Object<'_>) -> RawFile {
+    let mut file = RawFile::default();
+    if let Some(v) = obj.optional(d, "security_groups", |d, n, p| {
+        d.array(n, p, security_group)
+    }) {
+        file.security_groups = v.value;
+    }
+    if let Some(v) = obj.optional(d, "instances", |d, n, p| d.array(n, p, instance)) {
+        file.instances = v.value;
+    }
+    if let Some(v) = obj.optional(d, "address_sets", |d, n, p| d.array(n, p, address_set)) {
+        file.address_sets = v.value;
+    }
+    if let Some(v) = obj.optional(d, "address_set_groups", |d, n, p| d.array(n, p, set_group)) {
+        file.address_set_groups = v.value;
+    }
+    if let Some(v) = obj.optional(d, "service_sets", |d, n, p| d.array(n, p, service_set)) {
+        file.service_sets = v.value;
+    }
+    if let Some(v) = obj.optional(d, "service_set_groups", |d, n, p| d.array(n, p, set_group)) {
+        file.service_set_groups = v.value;
+    }
+    obj.finish(d, FILE_KEYS);
+    file
+}
+
+fn security_group(
+    d: &mut Decoder<'_>,
+    node: &Node,
+    path: &str,
+) -> Option<Located<RawSecurityGroup>> {
+    let mut obj = d.object(node, path)?;
+    let id = obj.required(d, "id", Decoder::string);
+    let name = obj.optional(d, "name", Decoder::string);
+    let description = obj.optional(d, "description", Decoder::string);
+    let ingress = obj.optional(d, "ingress", |d, n, p| d.array(n, p, rule));
+    let egress = obj.optional(d, "egress", |d, n, p| d.array(n, p, rule));
+    let loc = obj.loc.clone();
+    obj.finish(d, GROUP_KEYS);
+    Some(Located {
+        loc,
+        value: RawSecurityGroup {
+            id: id?,
+            name,
+            description,
+            ingress,
+            egress,
+        },
+    })
+}
+
+fn rule(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawRule>> {
+    let mut obj = d.object(node, path)?;
+    let action = obj.required(d, "action", Decoder::string);
+    let protocol = obj.optional(d, "protocol", Decoder::scalar);
+    let port = obj.optional(d, "port", Decoder::scalar);
+    let service = obj.optional(d, "service", Decoder::string);
+    let remote = obj.optional(d, "remote", Decoder::string);
+    let description = obj.optional(d, "description", Decoder::string);
+    let loc = obj.loc.clone();
+    let intact = obj.finish(d, RULE_KEYS);
+    Some(Located {
+        loc,
+        value: RawRule {
+            dialect: Dialect::Native,
+            intact,
+            action: action?,
+            protocol,
+            port,
+            service,
+            service_field: ServiceField::Any,
+            remote,
+            remote_field: RemoteField::Any,
+            description,
+        },
+    })
+}
+
+fn instance(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawInstance>> {
+    let mut obj = d.object(node, path)?;
+    let id = obj.required(d, "id", Decoder::string);
+    let interface = obj.optional(d, "interface", Decoder::string);
+    let mac = obj.optional(d, "mac", Decoder::string);
+    let ips = obj.required(d, "ips", Decoder::string_list);
+    let allowed_address_pairs = obj.optional(d, "allowed_address_pairs", |d, n, p| {
+        d.array(n, p, address_pair)
+    });
+    let port_security = obj.optional(d, "port_security", Decoder::boolean);
+    let security_groups = obj.required(d, "security_groups", Decoder::string_list);
+    let loc = obj.loc.clone();
+    obj.finish(d, INSTANCE_KEYS);
+    Some(Located {
+        loc,
+        value: RawInstance {
+            id: id?,
+            interface,
+            mac,
+            ips: ips?,
+            allowed_address_pairs,
+            port_security,
+            security_groups: security_groups?,
+        },
+    })
+}
+
+fn address_pair(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawAddressPair>> {
+    let mut obj = d.object(node, path)?;
+    let ip = obj.required(d, "ip", Decoder::string);
+    let mac = obj.optional(d, "mac", Decoder::string);
+    let loc = obj.loc.clone();
+    obj.finish(d, PAIR_KEYS);
+    Some(Located {
+        loc,
+        value: RawAddressPair { ip: ip?, mac },
+    })
+}
+
+fn address_set(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawAddressSet>> {
+    let mut obj = d.object(node, path)?;
+    let id = obj.required(d, "id", Decoder::string);
+    let addresses = obj.required(d, "addresses", Decoder::string_list);
+    let loc = obj.loc.clone();
+    obj.finish(d, &["id", "addresses"]);
+    Some(Located {
+        loc,
+        value: RawAddressSet {
+            id: id?,
+            addresses: addresses?,
+        },
+    })
+}
+
+fn service_set(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawServiceSet>> {
+    let mut obj = d.object(node, path)?;
+    let id = obj.required(d, "id", Decoder::string);
+    let services = obj.required(d, "services", Decoder::string_list);
+    let loc = obj.loc.clone();
+    obj.finish(d, &["id", "services"]);
+    Some(Located {
+        loc,
+        value: RawServiceSet {
+            id: id?,
+            services: services?,
+        },
+    })
+}
+
+fn set_group(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawSetGroup>> {
+    let mut obj = d.object(node, path)?;
+    let id = obj.required(d, "id", Decoder::string);
+    let sets = obj.required(d, "sets", Decoder::string_list);
+    let loc = obj.loc.clone();
+    obj.finish(d, &["id", "sets"]);
+    Some(Located {
+        loc,
+        value: RawSetGroup {
+            id: id?,
+            sets: sets?,
+        },
+    })
+}
