@@ -133,6 +133,7 @@ impl Host {
                 egress,
                 keep_established: false,
                 instance_uid: i as u32 + 1,
+                port_security: None,
             })
             .collect()
     }

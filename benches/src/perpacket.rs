@@ -199,6 +199,7 @@ pub fn run(settings: &Settings, results: &mut Results) -> Result<()> {
                 egress: &instance.egress,
                 keep_established: false,
                 instance_uid: 1,
+                port_security: None,
             }])
             .context("applying the benchmark policy")?;
             dp.flush_conntrack(None)?;

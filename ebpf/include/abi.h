@@ -65,6 +65,15 @@ enum sg_reason {
 	SG_REASON_DROP_NO_POLICY,       /* hook attached, no sg_ifaces entry */
 	SG_REASON_DROP_REVOKED,         /* tracked flow the new rules refuse */
 	SG_REASON_DROP_UNSUPPORTED,     /* e.g. IPv6 extension chain too long */
+	/* Port security (XDP only, portsec.h): what a VM may not send at all.
+	 * Named as secgroup_policy::SpoofReason. */
+	SG_REASON_DROP_SPOOFED_MAC,     /* source MAC not the instance's or a pair's */
+	SG_REASON_DROP_SPOOFED_IP,      /* IPv4/IPv6 source not allowed for the MAC */
+	SG_REASON_DROP_SPOOFED_ARP,     /* foreign ARP sender, or not Ethernet/IPv4 ARP */
+	SG_REASON_DROP_SPOOFED_ND,      /* neighbour advertisement for a foreign target */
+	SG_REASON_DROP_ROUTER_ADVERT,   /* ICMPv6 router advertisement or redirect */
+	SG_REASON_DROP_DHCP_SERVER,     /* DHCPv4/DHCPv6 server reply */
+	SG_REASON_DROP_ETHERTYPE,       /* not IPv4/IPv6/ARP, or two VLAN tags */
 	SG_REASON_MAX,
 };
 
@@ -228,6 +237,15 @@ struct sg_rule_meta {
  * no tables, so it drops IP traffic. For userspace; the programs need not
  * look (SG_NO_TABLE already drops). */
 #define SG_IFACE_F_GUARD            (1u << 1)
+/* Port security: what the VM sends is checked against sg_iface.mac and the
+ * allowed-source set sg_iface.psec_set before its egress rules (portsec.h). */
+#define SG_IFACE_F_PORT_SECURITY    (1u << 2)
+/* sg_iface.mac is the instance's MAC: other source MACs need an sg_psec_macs
+ * entry. Without it, any source MAC. */
+#define SG_IFACE_F_HAS_MAC          (1u << 3)
+/* The set holds sources allowed from any MAC (SG_PSEC_ANY_MAC entries):
+ * looked up first. */
+#define SG_IFACE_F_PSEC_ANY_MAC     (1u << 4)
 
 /*
  * What an interface enforces. Replaced whole, never edited in place: the map
@@ -238,6 +256,63 @@ struct sg_iface {
 	__u32 table[SG_DIR_MAX];  /* by enum sg_direction; SG_NO_TABLE drops */
 	__u32 flags;              /* SG_IFACE_F_* */
 	__u32 instance_uid;       /* for userspace bookkeeping */
+	/* With SG_IFACE_F_PORT_SECURITY: the allowed-source set (sg_psec_*);
+	 * SG_NO_PSEC_SET otherwise. Part of the same value as the MAC and the
+	 * flags, so a packet sees one spec whole: old or new, never a mix. */
+	__u32 psec_set;
+	__u8 mac[6];              /* with SG_IFACE_F_HAS_MAC: the instance's MAC */
+	__u8 pad[2];
+};
+
+/* ---- Port security: allowed sources ------------------------------------ */
+
+/*
+ * A set is one instance's compiled port-security spec (its allowed sources
+ * and their MACs), written under a fresh id from the table-id counter before
+ * any interface names it and deleted only after a grace period once none
+ * does: the same life cycle as a classifier table. Id 0 is never allocated.
+ */
+#define SG_NO_PSEC_SET 0u
+
+/* sg_psec_v4_key.any */
+#define SG_PSEC_BOUND   0 /* allowed only from `mac` */
+#define SG_PSEC_ANY_MAC 1 /* allowed from any MAC; `mac` is zero */
+
+/*
+ * LPM key of an allowed IPv4 source: prefixlen counts the 96 bits of set,
+ * any, pad and mac, then the address prefix. The MAC is part of the key
+ * rather than the value because several sources of one set may overlap with
+ * different MACs (an own /32 inside a pair's CIDR bound to a VRRP MAC): a
+ * lookup with the frame's MAC finds an entry iff some source containing the
+ * address is allowed from that MAC, which no single longest match over
+ * addresses alone could say.
+ */
+struct sg_psec_v4_key {
+	__u32 prefixlen;
+	__u32 set;
+	__u8 any;                 /* SG_PSEC_BOUND or SG_PSEC_ANY_MAC */
+	__u8 pad;
+	__u8 mac[6];
+	__u8 addr[4];
+};
+
+struct sg_psec_v6_key {
+	__u32 prefixlen;
+	__u32 set;
+	__u8 any;
+	__u8 pad;
+	__u8 mac[6];
+	__u8 addr[16];
+};
+
+/* Bits of an sg_psec_v4/v6 key before the address prefix. */
+#define SG_PSEC_KEY_BITS 96
+
+/* A MAC other than sg_iface.mac that a set allows (an address pair's). */
+struct sg_psec_mac_key {
+	__u32 set;
+	__u8 mac[6];
+	__u8 pad[2];
 };
 
 /* ---- Counters ---------------------------------------------------------- */

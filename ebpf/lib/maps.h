@@ -81,6 +81,37 @@ struct {
 	__uint(max_entries, 1 << 20);
 } sg_rules SEC(".maps");
 
+/*
+ * Port security (portsec.h): {set, MAC or "any", source prefix} -> 1 for
+ * every allowed source of every set. The value carries nothing: the key
+ * is the fact. Sized for a few sources per instance on a full host.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sg_psec_v4_key);
+	__type(value, __u32);
+	__uint(max_entries, 262144);
+} sg_psec_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sg_psec_v6_key);
+	__type(value, __u32);
+	__uint(max_entries, 262144);
+} sg_psec_v6 SEC(".maps");
+
+/* {set, MAC} -> 1 for the MACs of a set's address pairs that differ from
+ * the instance's: looked up only for frames not from sg_iface.mac. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sg_psec_mac_key);
+	__type(value, __u32);
+	__uint(max_entries, 65536);
+} sg_psec_macs SEC(".maps");
+
 /* Tracked flows, keyed from the VM's point of view. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -50,6 +50,11 @@ struct sg_tuple {
 	__u8 pad[2];
 };
 
+/* sg_pkt.psec_flags: which of the facts port security reads were found. */
+#define SG_PKT_ETH       (1u << 0) /* Ethernet header read: src_mac, l2_proto */
+#define SG_PKT_ARP       (1u << 1) /* an Ethernet/IPv4 ARP packet: arp_sha, arp_spa */
+#define SG_PKT_ND_TARGET (1u << 2) /* ICMPv6 NS/NA long enough for nd_target */
+
 /*
  * A parsed packet, plus what the hook knows about it: the one thing the
  * per-hook parse subprograms hand to the policy (pipeline.h).
@@ -76,6 +81,20 @@ struct sg_pkt {
 	__u32 l4_off;           /* where the transport header starts */
 	__u32 l4_end;           /* where the IP payload ends */
 	__u32 need;             /* after SG_PARSE_PULL: bytes needed linear */
+	/* What port security judges (portsec.h, XDP only), read whatever the
+	 * status: a spoofed frame is named as such even when its headers are
+	 * also malformed. */
+	__u8 src_mac[6];
+	/* The ethertype after at most one 802.1Q tag. Port security counts
+	 * 802.1Q tags only: an outer 802.1ad tag stays 0x88a8 here (an
+	 * ethertype it refuses) although the parser walks it. */
+	__be16 l2_proto;
+	__u8 vlan_tags;         /* 802.1Q tags: 0, 1, or 2 for two or more */
+	__u8 psec_flags;        /* SG_PKT_* */
+	__u8 arp_sha[6];        /* ARP sender MAC */
+	__be32 arp_spa;         /* ARP sender IPv4 address */
+	__u32 pad2;
+	union sg_addr nd_target; /* neighbour solicitation/advertisement target */
 };
 
 static __always_inline bool sg_icmp_is_echo(__u8 family, __u8 type)
@@ -205,6 +224,7 @@ static __always_inline int sg_parse_icmp6(struct sg_ctx *c, struct sg_pkt *pkt, 
 {
 	int st = SG_PARSE_OK;
 	const struct sg_icmp_hdr *ih;
+	const void *target;
 
 	ih = sg_hdr(c, off, sizeof(*ih), end, &st);
 	if (!ih)
@@ -217,6 +237,17 @@ static __always_inline int sg_parse_icmp6(struct sg_ctx *c, struct sg_pkt *pkt, 
 								     SG_ICMP_ECHO_REPLY;
 		pkt->t.sport = ih->id;
 		pkt->t.dport = ih->id;
+		return SG_PARSE_OK;
+	case SG_ICMP6_NEIGH_SOLICIT:
+	case SG_ICMP6_NEIGH_ADVERT:
+		/* For port security. A message too short for its target is
+		 * not malformed to the parser: port security refuses such an
+		 * advertisement by itself, and a solicitation needs none. */
+		target = sg_hdr(c, off + SG_ND_TARGET_OFF, sizeof(pkt->nd_target), end, &st);
+		if (target) {
+			__builtin_memcpy(&pkt->nd_target, target, sizeof(pkt->nd_target));
+			pkt->psec_flags |= SG_PKT_ND_TARGET;
+		}
 		return SG_PARSE_OK;
 	case SG_ICMP6_DEST_UNREACH:
 	case SG_ICMP6_PKT_TOOBIG:
@@ -403,6 +434,27 @@ static __always_inline int sg_parse_ipv6(struct sg_ctx *c, struct sg_pkt *pkt, _
 }
 
 /*
+ * The sender of an ARP packet, for port security; the status is never
+ * affected (ARP passes as non-IP). One too short, or not Ethernet/IPv4, is
+ * left without SG_PKT_ARP, which port security refuses.
+ */
+static __always_inline void sg_parse_arp(struct sg_ctx *c, struct sg_pkt *pkt, __u32 off)
+{
+	int st = SG_PARSE_OK;
+	const struct sg_arp_hdr *arp;
+
+	arp = sg_hdr(c, off, sizeof(*arp), c->len, &st);
+	if (!arp)
+		return;
+	if (arp->htype != bpf_htons(SG_ARP_HTYPE_ETHER) || arp->ptype != bpf_htons(ETH_P_IP) ||
+	    arp->hlen != 6 || arp->plen != 4)
+		return;
+	__builtin_memcpy(pkt->arp_sha, arp->sha, sizeof(pkt->arp_sha));
+	__builtin_memcpy(&pkt->arp_spa, arp->spa, sizeof(pkt->arp_spa));
+	pkt->psec_flags |= SG_PKT_ARP;
+}
+
+/*
  * Parsing runs in two stages so the verifier sees the transport parse once
  * rather than once per network-layer path (each IPv6 extension chain length
  * is its own path): each hook wraps each stage in a global subprogram.
@@ -424,11 +476,18 @@ static __always_inline int sg_parse_l3(struct sg_ctx *c, struct sg_pkt *pkt)
 	eth = sg_hdr(c, 0, sizeof(*eth), c->len, &st);
 	if (!eth)
 		return st;
+	__builtin_memcpy(pkt->src_mac, eth->h_source, sizeof(pkt->src_mac));
+	pkt->psec_flags = SG_PKT_ETH;
 	proto = eth->h_proto;
+	pkt->l2_proto = proto;
 	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
 		vlan = sg_hdr(c, off, sizeof(*vlan), c->len, &st);
 		if (!vlan)
 			return st;
+		if (proto == bpf_htons(ETH_P_8021Q)) {
+			pkt->l2_proto = vlan->encap_proto;
+			pkt->vlan_tags = vlan->encap_proto == bpf_htons(ETH_P_8021Q) ? 2 : 1;
+		}
 		proto = vlan->encap_proto;
 		off += sizeof(*vlan);
 		/* A second tag would hide IP from us: refuse, don't pass. */
@@ -439,6 +498,8 @@ static __always_inline int sg_parse_l3(struct sg_ctx *c, struct sg_pkt *pkt)
 		return sg_parse_ipv4(c, pkt, off);
 	if (proto == bpf_htons(ETH_P_IPV6))
 		return sg_parse_ipv6(c, pkt, off);
+	if (proto == bpf_htons(ETH_P_ARP))
+		sg_parse_arp(c, pkt, off);
 	return SG_PARSE_NON_IP;
 }
 

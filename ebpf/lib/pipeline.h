@@ -3,6 +3,9 @@
  * The per-packet decision, shared by both hooks. Stages, first verdict
  * wins:
  *
+ *   port security  egress (XDP) only, on interfaces that enable it: what
+ *               the VM may not send at all is dropped, non-IP included,
+ *               before anything else looks at it (portsec.h).
  *   parse       non-IP passes; an IP packet on an interface without an
  *               sg_ifaces entry is dropped (fail closed); malformed or
  *               unsupported headers are dropped.
@@ -28,6 +31,7 @@
 #include "env.h"
 #include "parse.h"
 #include "clock.h"
+#include "portsec.h"
 #include "implicit.h"
 #include "classify.h"
 #include "conntrack.h"
@@ -47,12 +51,20 @@ static __always_inline void sg_decide(const struct sg_pkt *pkt, const __u8 dir,
 	int st = pkt->status;
 
 	sg_decision_init(d, dir);
+	env.iface = bpf_map_lookup_elem(&sg_ifaces, &ifindex);
+	/* dir is a constant: TC compiles this away. */
+	if (dir == SG_DIR_EGRESS && env.iface && (env.iface->flags & SG_IFACE_F_PORT_SECURITY)) {
+		int spoof = sg_psec_check(pkt, env.iface);
+
+		if (spoof != SG_PSEC_PASS) {
+			sg_drop(d, spoof);
+			return;
+		}
+	}
 	if (st == SG_PARSE_NON_IP) {
 		sg_accept(d, SG_REASON_PASS_NON_IP);
 		return;
 	}
-
-	env.iface = bpf_map_lookup_elem(&sg_ifaces, &ifindex);
 	if (!env.iface) {
 		sg_drop(d, SG_REASON_DROP_NO_POLICY);
 		return;

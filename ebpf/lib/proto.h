@@ -39,6 +39,22 @@ struct sg_ext_hdr {
 	__u8 hdrlen;
 };
 
+/* An Ethernet/IPv4 ARP packet (RFC 826): the only kind port security
+ * lets a VM send. */
+struct sg_arp_hdr {
+	__be16 htype;      /* 1: Ethernet */
+	__be16 ptype;      /* 0x0800: IPv4 */
+	__u8 hlen;         /* 6 */
+	__u8 plen;         /* 4 */
+	__be16 oper;
+	__u8 sha[6];
+	__u8 spa[4];
+	__u8 tha[6];
+	__u8 tpa[4];
+};
+
+#define SG_ARP_HTYPE_ETHER 1
+
 struct sg_frag_hdr {
 	__u8 nexthdr;
 	__u8 reserved;
@@ -74,8 +90,18 @@ struct sg_frag_hdr {
 #define SG_ICMP6_ECHO_REQUEST  128
 #define SG_ICMP6_ECHO_REPLY    129
 #define SG_ICMP6_MLD_QUERY     130
+#define SG_ICMP6_MLD_REPORT    131
+#define SG_ICMP6_MLD_DONE      132
+#define SG_ICMP6_ROUTER_SOLICIT 133
+#define SG_ICMP6_ROUTER_ADVERT 134
+#define SG_ICMP6_NEIGH_SOLICIT 135
+#define SG_ICMP6_NEIGH_ADVERT  136
 #define SG_ICMP6_NDP_REDIRECT  137
 #define SG_ICMP6_MLD2_REPORT   143
+
+/* Neighbour solicitations and advertisements: the target after the 4
+ * reserved/flag bytes that follow the ICMPv6 header's first 4. */
+#define SG_ND_TARGET_OFF 8
 
 /* DHCP client/server ports. */
 #define SG_DHCP4_SERVER 67

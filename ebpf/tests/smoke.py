@@ -33,7 +33,8 @@ PROGS = PINS + '/sgtest'
 REASONS = ['ACCEPT_RULE', 'ACCEPT_ESTABLISHED', 'ACCEPT_REPLY', 'ACCEPT_RELATED',
            'ACCEPT_FRAGMENT', 'ACCEPT_IMPLICIT', 'PASS_NON_IP', 'DROP_RULE', 'DROP_DEFAULT',
            'DROP_MALFORMED', 'DROP_FRAGMENT', 'DROP_NO_POLICY', 'DROP_REVOKED',
-           'DROP_UNSUPPORTED']
+           'DROP_UNSUPPORTED', 'DROP_SPOOFED_MAC', 'DROP_SPOOFED_IP', 'DROP_SPOOFED_ARP',
+           'DROP_SPOOFED_ND', 'DROP_ROUTER_ADVERT', 'DROP_DHCP_SERVER', 'DROP_ETHERTYPE']
 NO_RULE = 0xffffffff
 INGRESS, EGRESS = 0, 1
 TC, XDP = 'sg_tc_ingress', 'sg_xdp_egress'
@@ -44,6 +45,9 @@ DECISION_MAGIC, DECISION_REQUEST = 0x53474456, 0x53474452
 # An empty report slot, then the request word: XDP metadata, TC cb[0..4].
 REQUEST = bytes(16) + struct.pack('<I', DECISION_REQUEST)
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
+# abi.h: SG_IFACE_F_PORT_SECURITY | SG_IFACE_F_HAS_MAC; the source MAC eth() writes.
+IFACE_F_PORT_SECURITY, IFACE_F_HAS_MAC = 1 << 2, 1 << 3
+VM_MAC = bytes.fromhex('020000000002')
 
 
 def sh(*args):
@@ -135,9 +139,19 @@ class Maps:
             sh('bpftool', 'batch', 'file', path)
             self.cmds = []
 
-    def iface(self, ingress, egress, keep_established=False):
+    def iface(self, ingress, egress, keep_established=False, psec_set=0, mac=None):
+        flags = int(keep_established)
+        if psec_set:
+            flags |= IFACE_F_PORT_SECURITY | (IFACE_F_HAS_MAC if mac else 0)
         self.update('sg_ifaces', struct.pack('<I', IFINDEX),
-                    struct.pack('<IIII', ingress, egress, int(keep_established), 1))
+                    struct.pack('<IIII', ingress, egress, flags, 1) +
+                    struct.pack('<I6s2x', psec_set, mac or bytes(6)))
+
+    def psec_v4(self, psec_set, cidr, mac):
+        """An IPv4 source allowed from `mac` (sg_psec_v4_key)."""
+        net = ipaddress.IPv4Network(cidr)
+        self.update('sg_psec_v4', struct.pack('<IIBB6s', 96 + net.prefixlen, psec_set, 0, 0, mac) +
+                    net.network_address.packed, struct.pack('<I', 1))
 
     def config(self, clock_offset_s):
         self.update('sg_config', struct.pack('<I', 0),
@@ -410,6 +424,22 @@ def scenario(r, m):
     c(TC, ipv4(good, vm, 6, tcp(40000, 80, RST)), 'rst', 'ACCEPT_REPLY', 0, 8)
     c(TC, ipv4(good, vm, 6, tcp(40000, 80, SYN)), 'syn-after-rst-is-new', 'ACCEPT_RULE', 0, 7)
     m.config(0)
+
+    # Port security (set 20: the VM's own address from its MAC), before
+    # implicit allows and rules.
+    m.psec_v4(20, vm + '/32', VM_MAC)
+    m.iface(7, 8, psec_set=20, mac=VM_MAC)
+    c(XDP, ipv4(vm, bad, 17, udp(6001, 53)), 'psec-own-source', 'ACCEPT_RULE', 0, 8)
+    c(XDP, ipv4(good, bad, 17, udp(6002, 53)), 'psec-spoofed-ip', 'DROP_SPOOFED_IP')
+    other_mac = bytes.fromhex('020000000001') + bytes.fromhex('02000000aaaa')
+    c(XDP, other_mac + ipv4(vm, bad, 17, udp(6003, 53))[12:], 'psec-spoofed-mac',
+      'DROP_SPOOFED_MAC')
+    c(XDP, eth(0x88cc) + bytes(46), 'psec-lldp', 'DROP_ETHERTYPE')
+    c(XDP, eth(0x0806) + bytes(28), 'psec-arp-not-ethernet-ipv4', 'DROP_SPOOFED_ARP')
+    c(XDP, ipv4(vm, '255.255.255.255', 17, udp(67, 68)), 'psec-dhcp-server', 'DROP_DHCP_SERVER')
+    c(XDP, ipv4('0.0.0.0', '255.255.255.255', 17, udp(68, 67)), 'psec-dhcp-discover',
+      'ACCEPT_IMPLICIT')
+    m.iface(7, 8)
 
 
 def elf_sections(path):

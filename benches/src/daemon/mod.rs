@@ -279,6 +279,7 @@ fn trace(client: &Client, vm: usize) -> Result<TraceResponse> {
         remote: IpAddr::V4(LAST_RULE_REMOTE),
         port: Some(PROBE_PORT),
         local: None,
+        source_mac: None,
     };
     client
         .post(secgroup_api::paths::TRACE, Some(&request))

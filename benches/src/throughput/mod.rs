@@ -209,6 +209,7 @@ impl<'t> Bench<'t> {
                         egress: &instance.egress,
                         keep_established: false,
                         instance_uid: ifindex,
+                        port_security: None,
                     });
                 }
                 self.dp

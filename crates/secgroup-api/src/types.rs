@@ -387,9 +387,15 @@ pub struct TraceRequest {
     #[serde(default)]
     pub port: Option<u16>,
     /// The instance's address; defaults to its first of the remote's
-    /// family.
+    /// family. An address that is not the instance's traces a spoofed
+    /// source (egress).
     #[serde(default)]
     pub local: Option<IpAddr>,
+    /// Egress only: the frame's source MAC, `52:54:00:12:34:56`. Defaults
+    /// to the instance's `mac` (a genuine frame); another one traces a
+    /// spoofed MAC.
+    #[serde(default)]
+    pub source_mac: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -436,6 +442,10 @@ pub struct KernelVerdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReferenceVerdict {
     pub action: String,
+    /// Egress of a port-secured instance: `pass`, or the reason port
+    /// security drops the frame before any rule (`drop-spoofed-ip`, ...).
+    #[serde(default)]
+    pub port_security: Option<String>,
     /// `sg-web ingress #2`, `implicit allow: DHCPv4 client`, `no rule
     /// matched`.
     pub matched: String,

@@ -20,6 +20,7 @@ pub mod object;
 mod observer;
 pub mod packet;
 mod pins;
+mod portsec;
 mod tables;
 mod testrun;
 mod uids;

@@ -13,6 +13,9 @@ pub(crate) mod names {
     pub const L4: &str = "sg_l4";
     pub const CLASSES: &str = "sg_classes";
     pub const RULES: &str = "sg_rules";
+    pub const PSEC_V4: &str = "sg_psec_v4";
+    pub const PSEC_V6: &str = "sg_psec_v6";
+    pub const PSEC_MACS: &str = "sg_psec_macs";
     pub const CT: &str = "sg_ct";
     pub const FRAGS: &str = "sg_frags";
     pub const RULE_HITS: &str = "sg_rule_hits";
@@ -33,6 +36,9 @@ pub(crate) const PINNED: &[&str] = &[
     names::L4,
     names::CLASSES,
     names::RULES,
+    names::PSEC_V4,
+    names::PSEC_V6,
+    names::PSEC_MACS,
     names::CT,
     names::FRAGS,
     names::RULE_HITS,
@@ -48,6 +54,9 @@ pub(crate) struct Maps {
     pub l4: LpmTrie<MapData, L4KeyData, ClassRef>,
     pub classes: HashMap<MapData, ClassKey, RuleSetBits>,
     pub rules: HashMap<MapData, RuleKey, RuleMeta>,
+    pub psec_v4: LpmTrie<MapData, PsecV4KeyData, u32>,
+    pub psec_v6: LpmTrie<MapData, PsecV6KeyData, u32>,
+    pub psec_macs: HashMap<MapData, PsecMacKey, u32>,
     pub ct: HashMap<MapData, CtKey, CtEntry>,
     pub frags: HashMap<MapData, FragKey, FragEntry>,
     pub rule_hits: PerCpuHashMap<MapData, RuleCounterKey, RuleCounter>,
@@ -78,6 +87,9 @@ impl Maps {
             l4: typed!(ebpf, L4),
             classes: typed!(ebpf, CLASSES),
             rules: typed!(ebpf, RULES),
+            psec_v4: typed!(ebpf, PSEC_V4),
+            psec_v6: typed!(ebpf, PSEC_V6),
+            psec_macs: typed!(ebpf, PSEC_MACS),
             ct: typed!(ebpf, CT),
             frags: typed!(ebpf, FRAGS),
             rule_hits: typed!(ebpf, RULE_HITS),

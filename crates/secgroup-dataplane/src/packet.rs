@@ -5,6 +5,9 @@
 
 use std::net::IpAddr;
 
+mod l2;
+pub use l2::{Arp, ETH_P_8021AD, EthFrame, EthPayload, nd};
+
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86dd;
 pub const ETH_P_ARP: u16 = 0x0806;
@@ -452,7 +455,8 @@ impl Packet {
     }
 }
 
-/// An ARP request frame (who-has `target` tell `sender`).
+/// An ARP request frame (who-has `target` tell `sender`) from the guest's
+/// default MAC; [`Arp`] and [`EthFrame::arp`] build any other.
 pub fn arp_request(sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
     let mut f = Vec::with_capacity(42);
     f.extend_from_slice(&[0xff; 6]);

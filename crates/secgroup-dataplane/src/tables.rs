@@ -264,12 +264,24 @@ pub(crate) fn ids_in_kernel(maps: &Maps) -> Result<KernelIds, DataplaneError> {
     })
 }
 
-/// Reference counts of the table ids a set of interface entries use.
+/// The table ids and port-security set id an interface entry names (one
+/// id space: both come from the same counter).
+pub(crate) fn ids_of(iface: &Iface) -> impl Iterator<Item = u32> + '_ {
+    iface
+        .table
+        .iter()
+        .copied()
+        .filter(|t| *t != NO_TABLE)
+        .chain((iface.psec_set != NO_PSEC_SET).then_some(iface.psec_set))
+}
+
+/// Reference counts of the table and port-security set ids a set of
+/// interface entries use.
 pub(crate) fn refs_of<'a>(ifaces: impl Iterator<Item = &'a Iface>) -> HashMap<u32, usize> {
     let mut refs = HashMap::new();
     for iface in ifaces {
-        for table in iface.table.iter().filter(|t| **t != NO_TABLE) {
-            *refs.entry(*table).or_default() += 1;
+        for id in ids_of(iface) {
+            *refs.entry(id).or_default() += 1;
         }
     }
     refs

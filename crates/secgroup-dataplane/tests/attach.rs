@@ -76,6 +76,7 @@ fn bind(dp: &mut secgroup_dataplane::Dataplane, ifindex: u32, policy: &secgroup_
         egress: &inst.egress,
         keep_established: false,
         instance_uid: 1,
+        port_security: None,
     }])
     .unwrap_or_else(|e| panic!("apply: {}", error_chain(&e)));
 }
@@ -255,6 +256,7 @@ fn pinned_state_outlives_the_process_and_is_adopted_by_the_next() {
                 .egress,
             keep_established: false,
             instance_uid: 1,
+            port_security: None,
         }])
         .unwrap_or_else(|e| panic!("converging: {}", error_chain(&e)));
     assert!(

@@ -68,6 +68,7 @@ fn run_seed(seed: u64, lists: usize) {
             egress,
             keep_established: false,
             instance_uid: 1,
+            port_security: None,
         }])
         .unwrap_or_else(|e| panic!("seed {seed} round {round}: apply: {}", error_chain(&e)));
 
@@ -139,6 +140,7 @@ fn kernel_agrees_with_the_evaluator_on_the_example_rules() {
             egress: &inst.egress,
             keep_established: false,
             instance_uid: 1,
+            port_security: None,
         }])
         .unwrap_or_else(|e| panic!("{}: apply: {}", inst.id, error_chain(&e)));
         for direction in Direction::ALL {

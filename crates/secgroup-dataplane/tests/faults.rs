@@ -88,6 +88,7 @@ fn bindings(policy: &Policy, ifindexes: impl Iterator<Item = u32>) -> Vec<Interf
             egress: &inst.egress,
             keep_established: false,
             instance_uid: 1,
+            port_security: None,
         })
         .collect()
 }

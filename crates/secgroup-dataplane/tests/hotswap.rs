@@ -67,6 +67,7 @@ fn every_packet_sees_the_old_or_the_new_policy_never_a_mix() {
             egress: empty,
             keep_established: false,
             instance_uid: 1,
+            port_security: None,
         }]
     }
     dp.apply(&bind(&a, &empty))

@@ -709,6 +709,7 @@ fn removing_the_accepting_rule_cuts_tracked_flows_unless_told_to_keep_them() {
             egress: &inst.egress,
             keep_established: true,
             instance_uid: 1,
+            port_security: None,
         }])
         .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
     check(
@@ -850,6 +851,7 @@ fn apply_shares_tables_and_waits_for_one_grace_period_per_swap() {
                 egress: &inst.egress,
                 keep_established: false,
                 instance_uid: ifindex,
+                port_security: None,
             })
             .collect();
         dp.apply(&bindings)

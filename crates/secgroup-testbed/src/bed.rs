@@ -16,7 +16,7 @@
 //! Each side routes the other's prefix on-link, so ARP and neighbour
 //! discovery resolve across the bridge.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use crate::host::Host;
 use crate::link::{Bridge, Veth};
@@ -73,7 +73,8 @@ impl TestBed {
     }
 
     /// A VM `name` (at most 10 bytes: its tap is `tap-NAME`) with the
-    /// addresses 198.51.100.`n` and 2001:db8:1::`n`.
+    /// addresses 198.51.100.`n` and 2001:db8:1::`n` and the MAC
+    /// 02:00:00:00:02:`n` (see [`Vm::mac`]).
     pub fn vm(&self, name: &str, n: u8) -> Vm<'_> {
         assert!(name.len() <= 10, "VM name {name:?} too long for an ifname");
         assert!((2..100).contains(&n), "VM number {n} outside 2..100");
@@ -83,6 +84,7 @@ impl TestBed {
             name: name.to_owned(),
             ip4: format!("198.51.100.{n}"),
             ip6: format!("2001:db8:1::{n:x}"),
+            mac: [0x02, 0x00, 0x00, 0x00, 0x02, n],
         };
         vm.add_link();
         vm
@@ -96,6 +98,9 @@ pub struct Vm<'a> {
     pub name: String,
     pub ip4: String,
     pub ip6: String,
+    /// Its `eth0`'s MAC, fixed so rule files can name it (`"mac"`) and
+    /// raw frames address it: 02:00:00:00:02:`n`.
+    pub mac: [u8; 6],
 }
 
 impl Vm<'_> {
@@ -115,11 +120,23 @@ impl Vm<'_> {
             .unwrap_or_else(|e| panic!("VM address {text}: {e}"))
     }
 
+    /// Its MAC as rule files write it.
+    pub fn mac_text(&self) -> String {
+        mac_text(self.mac)
+    }
+
+    /// The IPv6 link-local address its kernel derives from its MAC
+    /// ([`link_local`]).
+    pub fn link_local(&self) -> Ipv6Addr {
+        link_local(self.mac)
+    }
+
     /// Creates the veth pair and configures both ends (the VM's tap
     /// reappearing, as when a VM restarts).
     pub fn add_link(&self) {
         Veth::new(self.host, &self.tap(), &self.ns, "eth0")
             .master("br0")
+            .peer_mac(&self.mac_text())
             .peer_addr(&format!("{}/24", self.ip4))
             .peer_addr(&format!("{}/64", self.ip6))
             .create();
@@ -135,9 +152,47 @@ impl Vm<'_> {
     }
 }
 
+/// The EUI-64 link-local address of `mac`, as the kernel derives it by
+/// default: `fe80::` + the MAC with `ff:fe` in the middle and the
+/// universal/local bit flipped (`52:54:00:12:34:56` has
+/// `fe80::5054:ff:fe12:3456`).
+pub fn link_local(mac: [u8; 6]) -> Ipv6Addr {
+    let [a, b, c, d, e, f] = mac;
+    let word = |hi: u8, lo: u8| u16::from_be_bytes([hi, lo]);
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        word(a ^ 0x02, b),
+        word(c, 0xff),
+        word(0xfe, d),
+        word(e, f),
+    )
+}
+
 pub fn mac_text(mac: [u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_is_eui64() {
+        assert_eq!(
+            link_local([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]),
+            "fe80::5054:ff:fe12:3456"
+                .parse::<Ipv6Addr>()
+                .unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(
+            mac_text([0x02, 0, 0, 0, 2, 0x0b]),
+            "02:00:00:00:02:0b".to_owned()
+        );
+    }
 }

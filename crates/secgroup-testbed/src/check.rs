@@ -74,6 +74,7 @@ impl Control {
                     remote,
                     port: (flow.proto != Proto::Ping).then_some(flow.port),
                     local: Some(local),
+                    source_mac: None,
                 };
                 match self.try_trace(&request) {
                     Ok(trace) => {

@@ -3,15 +3,16 @@
 //! to the `secgroupctl` CLI once its socket commands land means changing
 //! this module only.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secgroup_api::{
-    AttachState, Client, ClientError, Direction, InstanceDetail, SecurityGroupDetail, Status,
-    TraceRequest, TraceResponse, paths,
+    AttachState, Client, ClientError, Count, Direction, InstanceDetail, SecurityGroupDetail,
+    Status, TraceRequest, TraceResponse, paths,
 };
 
 use crate::daemon::Daemon;
-use crate::wait::wait_for;
+use crate::wait::{poll, wait_for};
 
 /// The daemon's socket, asked over the API.
 pub struct Control {
@@ -42,6 +43,54 @@ impl Control {
     /// daemon cannot say (explanations must not fail on that).
     pub fn instance(&self, id: &str) -> Option<InstanceDetail> {
         self.client.get(&paths::instance(id)).ok()
+    }
+
+    /// Packets `instance`'s interface counted under `reason`
+    /// (`drop-spoofed-ip`, `accept-rule`, ...) in `direction`; 0 when
+    /// never seen or not attached.
+    pub fn verdict_packets(&self, instance: &str, direction: Direction, reason: &str) -> u64 {
+        self.verdicts(instance, direction)
+            .get(reason)
+            .map_or(0, |count| count.packets)
+    }
+
+    /// Every reason `instance`'s interface counted in `direction`.
+    pub fn verdicts(&self, instance: &str, direction: Direction) -> BTreeMap<String, Count> {
+        let path = paths::instance(instance);
+        let detail: InstanceDetail = self
+            .client
+            .get(&path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let Some(verdicts) = detail.verdicts else {
+            return BTreeMap::new();
+        };
+        match direction {
+            Direction::Ingress => verdicts.ingress,
+            Direction::Egress => verdicts.egress,
+        }
+    }
+
+    /// Waits until `instance` has counted at least `packets` under
+    /// `reason` in `direction` (counters are read live, a frame is
+    /// counted as it is judged); panics with every count it has if not.
+    pub fn wait_verdict(
+        &self,
+        instance: &str,
+        direction: Direction,
+        reason: &str,
+        packets: u64,
+        timeout: Duration,
+    ) -> u64 {
+        poll(timeout, || {
+            let seen = self.verdict_packets(instance, direction, reason);
+            (seen >= packets).then_some(seen)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{instance} should have counted {packets} packet(s) {reason} in {direction:?}                  within {timeout:?}; it counted {:?}",
+                self.verdicts(instance, direction)
+            )
+        })
     }
 
     /// Packets counted on each rule of `group`'s `direction`, in order.

@@ -36,6 +36,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A raw (`AF_PACKET`) socket could not be opened, bound or written.
+    #[error("{what} {place}: {source}")]
+    Socket {
+        what: &'static str,
+        /// `NAMESPACE/IFNAME`.
+        place: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The daemon exited before it reported READY=1.
     #[error("secgroupd exited before READY=1 ({status}); log {}:\n{log}", path.display())]
     ExitedEarly {

@@ -9,7 +9,9 @@
 //!   [`PinDir`]);
 //! - processes: `binary` (the workspace's binaries, never stale),
 //!   `daemon` ([`Secgroupd`] builder, [`Daemon`] guard);
-//! - traffic: `traffic` ([`Flow`], [`connect`], echo servers);
+//! - traffic: `traffic` ([`Flow`], [`connect`], echo servers), `raw`
+//!   ([`RawSocket`]: raw Ethernet frames sent and captured on an
+//!   interface, [`Frame`] to read them);
 //! - hypervisors: `host` ([`Host`]: namespace, files, pins, daemon),
 //!   `lab` ([`Lab`]: one veth VM), `bed` ([`TestBed`]: a bridge, VMs, an
 //!   outside world), `tap` ([`TapGuest`]: a real tap played by the test);
@@ -36,6 +38,7 @@ mod lab;
 mod link;
 mod names;
 mod netns;
+mod raw;
 mod rules;
 mod skip;
 mod tap;
@@ -44,7 +47,7 @@ mod wait;
 
 pub use bed::{
     CLIENT_A, CLIENT_A6, CLIENT_B, CLIENT_B6, CLIENT_C, CLIENT_C6, CLIENT_D, LB_VIP, TestBed, Vm,
-    WORLD_MAC, mac_text,
+    WORLD_MAC, link_local, mac_text,
 };
 pub use binary::{secgroupctl_binary, secgroupd_binary};
 pub use check::Expect;
@@ -58,6 +61,7 @@ pub use lab::{GUEST_IP, HOST_IP, Lab, TAP};
 pub use link::{Bridge, Tap, Veth};
 pub use names::{PREFIX, sweep, unique, unique_with};
 pub use netns::NetNs;
+pub use raw::{Arp, Frame, RawSocket, send_frame};
 pub use rules::{RuleFile, accept, drop, service};
 pub use skip::root_or_skip;
 pub use tap::{TapGuest, TcpSegment};

@@ -62,6 +62,39 @@ impl RuleFile {
         self.binding(&vm.instance(), &vm.tap(), &[&vm.ip4, &vm.ip6], groups)
     }
 
+    /// Binds `vm` as [`RuleFile::instance`] does, with the keys of
+    /// `extra` (an object: `mac`, `allowed_address_pairs`,
+    /// `port_security`, ...) added to the instance.
+    pub fn instance_with(self, vm: &Vm, groups: &[&str], extra: Value) -> RuleFile {
+        self.binding_with(
+            &vm.instance(),
+            &vm.tap(),
+            &[&vm.ip4, &vm.ip6],
+            groups,
+            extra,
+        )
+    }
+
+    /// [`RuleFile::binding`] with the keys of `extra` (an object) added
+    /// to the instance, replacing any of the same name.
+    pub fn binding_with(
+        self,
+        id: &str,
+        interface: &str,
+        ips: &[&str],
+        groups: &[&str],
+        extra: Value,
+    ) -> RuleFile {
+        let Value::Object(extra) = extra else {
+            panic!("instance keys must be an object, got {extra}");
+        };
+        let mut file = self.binding(id, interface, ips, groups);
+        if let Some(Value::Object(instance)) = file.instances.last_mut() {
+            instance.extend(extra);
+        }
+        file
+    }
+
     /// Binds an instance on interface `interface` of this host.
     pub fn binding(mut self, id: &str, interface: &str, ips: &[&str], groups: &[&str]) -> RuleFile {
         self.instances.push(json!({
@@ -141,6 +174,17 @@ mod tests {
                 &["198.51.100.10", "2001:db8:1::a"],
                 &["sg-a"],
             )
+            .binding_with(
+                "ins-b",
+                "tap-b",
+                &["198.51.100.11"],
+                &["sg-a"],
+                json!({
+                    "mac": "02:00:00:00:02:0b",
+                    "allowed_address_pairs": [{"ip": "198.51.100.200"}],
+                    "port_security": false,
+                }),
+            )
             .remote_instance("ins-far", &["198.51.100.99"], &["sg-a"])
             .to_json();
         let rules = load(
@@ -159,6 +203,9 @@ mod tests {
             "tap-a",
             "ipm-clients",
             "ppm-app",
+            "ins-b",
+            "198.51.100.200",
+            "port_security: false",
         ] {
             assert!(debug.contains(needle), "{needle} missing from {debug}");
         }

@@ -169,9 +169,14 @@ pub struct TraceArgs {
     /// Destination port (tcp and udp only, where it is required).
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
-    /// The instance's address. Default: its first address of the remote's family.
+    /// The instance's address. Default: its first address of the remote's family. Another
+    /// address traces a spoofed source (egress; port security drops it).
     #[arg(long, value_name = "IP")]
     pub local: Option<IpAddr>,
+    /// Egress only: the frame's source MAC. Default: the instance's `mac`. Another one traces a
+    /// spoofed MAC.
+    #[arg(long, value_name = "MAC")]
+    pub source_mac: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -24,6 +24,7 @@ pub fn run(daemon: &Daemon, args: &TraceArgs, as_json: bool) -> Result<Output> {
         remote: args.remote,
         port: args.port,
         local: args.local,
+        source_mac: args.source_mac.clone(),
     };
     let response: TraceResponse = daemon.post(paths::TRACE, Some(&request))?;
     let output = if as_json {
@@ -217,6 +218,7 @@ mod tests {
             },
             ReferenceVerdict {
                 action: "accept".into(),
+                port_security: None,
                 matched: "sg-vm ingress #1".into(),
                 rule: Some(ssh_rule()),
             },
@@ -243,6 +245,7 @@ mod tests {
             },
             ReferenceVerdict {
                 action: "drop".into(),
+                port_security: None,
                 matched: "no rule matched".into(),
                 rule: None,
             },

@@ -280,6 +280,7 @@ mod tests {
                 remote: "203.0.113.9".parse().unwrap_or_else(|e| panic!("{e}")),
                 port: Some(53),
                 local: None,
+                source_mac: None,
             })),
         );
     }

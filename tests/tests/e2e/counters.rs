@@ -73,6 +73,7 @@ fn hit_counters_count_new_flows_per_rule_and_trace_names_the_same_rules() {
             remote: remote.parse().unwrap_or_else(|e| panic!("{remote}: {e}")),
             port: Some(port),
             local: None,
+            source_mac: None,
         };
         let trace = control.trace(&request);
         let position = trace.kernel.rule.as_ref().map(|r| r.position);

@@ -9,6 +9,7 @@
 mod counters;
 mod ipv6;
 mod ordering;
+mod port_security;
 mod references;
 mod robustness;
 mod sets;

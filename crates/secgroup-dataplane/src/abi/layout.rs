@@ -144,7 +144,52 @@ fn rust_mirrors_match_the_c_abi() {
         "sg_iface",
         size_of::<Iface>(),
         fields!(Iface;
-        table => table, flags => flags, instance_uid => instance_uid),
+        table => table, flags => flags, instance_uid => instance_uid,
+        psec_set => psec_set, mac => mac, pad => pad),
+    );
+    for (c_name, size, addr) in [
+        (
+            "sg_psec_v4_key",
+            size_of::<PsecV4KeyData>(),
+            offset_of!(PsecV4KeyData, addr),
+        ),
+        (
+            "sg_psec_v6_key",
+            size_of::<PsecV6KeyData>(),
+            offset_of!(PsecV6KeyData, addr),
+        ),
+    ] {
+        // The two keys share their head; the Rust side is the data part.
+        check(
+            &layouts,
+            c_name,
+            4 + size,
+            &[
+                ("prefixlen", 0),
+                ("set", 4 + offset_of!(PsecV4KeyData, set)),
+                ("any", 4 + offset_of!(PsecV4KeyData, any)),
+                ("pad", 4 + offset_of!(PsecV4KeyData, pad)),
+                ("mac", 4 + offset_of!(PsecV4KeyData, mac)),
+                ("addr", 4 + addr),
+            ],
+        );
+    }
+    assert_eq!(
+        (
+            offset_of!(PsecV6KeyData, mac),
+            offset_of!(PsecV6KeyData, any)
+        ),
+        (
+            offset_of!(PsecV4KeyData, mac),
+            offset_of!(PsecV4KeyData, any)
+        ),
+        "sg_psec_v6_key's head is sg_psec_v4_key's"
+    );
+    check(
+        &layouts,
+        "sg_psec_mac_key",
+        size_of::<PsecMacKey>(),
+        fields!(PsecMacKey; set => set, mac => mac, pad => pad),
     );
     check(
         &layouts,

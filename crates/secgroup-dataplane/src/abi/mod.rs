@@ -6,6 +6,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use secgroup_policy::SpoofReason;
+
 pub const MAX_RULES: usize = 4096;
 pub const RULESET_WORDS: usize = MAX_RULES / 64;
 pub const NO_RULE: u32 = u32::MAX;
@@ -16,6 +18,22 @@ pub const DECISION_REQUEST: u32 = 0x5347_4452;
 
 pub const IFACE_F_KEEP_ESTABLISHED: u32 = 1 << 0;
 pub const IFACE_F_GUARD: u32 = 1 << 1;
+/// Port security on: what the VM sends is checked before its egress rules.
+pub const IFACE_F_PORT_SECURITY: u32 = 1 << 2;
+/// [`Iface::mac`] is the instance's MAC; without it, any source MAC.
+pub const IFACE_F_HAS_MAC: u32 = 1 << 3;
+/// The set holds sources allowed from any MAC.
+pub const IFACE_F_PSEC_ANY_MAC: u32 = 1 << 4;
+
+/// No port-security set (abi.h `SG_NO_PSEC_SET`).
+pub const NO_PSEC_SET: u32 = 0;
+/// `sg_psec_v4_key.any`: the source is allowed only from the key's MAC.
+pub const PSEC_BOUND: u8 = 0;
+/// `sg_psec_v4_key.any`: the source is allowed from any MAC (zero in the key).
+pub const PSEC_ANY_MAC: u8 = 1;
+/// Bits of a port-security LPM key before the address prefix: set, any,
+/// pad, MAC.
+pub const PSEC_KEY_BITS: u32 = 96;
 
 pub const CT_F_SEEN_REPLY: u8 = 1 << 0;
 pub const CT_F_FIN_ORIGINAL: u8 = 1 << 1;
@@ -85,7 +103,14 @@ named_codes!(
         DropNoPolicy = 11 => "drop-no-policy",
         DropRevoked = 12 => "drop-revoked",
         DropUnsupported = 13 => "drop-unsupported",
-    } max = 14
+        DropSpoofedMac = 14 => "drop-spoofed-mac",
+        DropSpoofedIp = 15 => "drop-spoofed-ip",
+        DropSpoofedArp = 16 => "drop-spoofed-arp",
+        DropSpoofedNd = 17 => "drop-spoofed-nd",
+        DropRouterAdvert = 18 => "drop-router-advert",
+        DropDhcpServer = 19 => "drop-dhcp-server",
+        DropEthertype = 20 => "drop-ethertype",
+    } max = 21
 );
 
 impl Reason {
@@ -100,6 +125,29 @@ impl Reason {
                 | Reason::AcceptImplicit
                 | Reason::PassNonIp
         )
+    }
+
+    /// The port-security reason this is, if it is one.
+    pub fn spoof(self) -> Option<SpoofReason> {
+        SpoofReason::ALL
+            .into_iter()
+            .find(|s| Reason::from(*s) == self)
+    }
+}
+
+impl From<SpoofReason> for Reason {
+    /// The reason the data plane counts a port-security drop under; its
+    /// name is [`SpoofReason::as_str`].
+    fn from(reason: SpoofReason) -> Reason {
+        match reason {
+            SpoofReason::SpoofedMac => Reason::DropSpoofedMac,
+            SpoofReason::SpoofedIp => Reason::DropSpoofedIp,
+            SpoofReason::SpoofedArp => Reason::DropSpoofedArp,
+            SpoofReason::SpoofedNd => Reason::DropSpoofedNd,
+            SpoofReason::RouterAdvert => Reason::DropRouterAdvert,
+            SpoofReason::DhcpServer => Reason::DropDhcpServer,
+            SpoofReason::Ethertype => Reason::DropEthertype,
+        }
     }
 }
 
@@ -333,6 +381,44 @@ pub struct Iface {
     pub table: [u32; DIR_MAX],
     pub flags: u32,
     pub instance_uid: u32,
+    /// The port-security set, or [`NO_PSEC_SET`].
+    pub psec_set: u32,
+    /// With [`IFACE_F_HAS_MAC`]: the instance's MAC.
+    pub mac: [u8; 6],
+    pub pad: [u8; 2],
+}
+
+/// The data part of `struct sg_psec_v4_key` (aya adds `prefixlen`): an
+/// allowed IPv4 source of a port-security set, with its MAC in the key.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PsecV4KeyData {
+    pub set: u32,
+    /// [`PSEC_BOUND`] or [`PSEC_ANY_MAC`].
+    pub any: u8,
+    pub pad: u8,
+    pub mac: [u8; 6],
+    pub addr: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PsecV6KeyData {
+    pub set: u32,
+    pub any: u8,
+    pub pad: u8,
+    pub mac: [u8; 6],
+    pub addr: [u8; 16],
+}
+
+/// `struct sg_psec_mac_key`: a MAC other than the instance's that a set
+/// allows.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PsecMacKey {
+    pub set: u32,
+    pub mac: [u8; 6],
+    pub pad: [u8; 2],
 }
 
 #[repr(C)]
@@ -477,6 +563,9 @@ pod!(
     RuleKey,
     RuleMeta,
     Iface,
+    PsecV4KeyData,
+    PsecV6KeyData,
+    PsecMacKey,
     RuleCounterKey,
     RuleCounter,
     IfaceStatsKey,

@@ -16,6 +16,7 @@ use crate::maps::{Maps, PINNED, names};
 use crate::object::{BYTES, PROG_TC_INGRESS, PROG_XDP_EGRESS};
 use crate::observer::Observer;
 use crate::pins::{self, PinLock};
+use crate::portsec::PsecStore;
 use crate::tables::{self, TableStore};
 use crate::testrun::TestRunner;
 use crate::uids::RuleUids;
@@ -75,6 +76,7 @@ impl Dataplane {
             ifaces.insert(ifindex, iface);
         }
         let ids = tables::ids_in_kernel(&maps)?;
+        let psec_ids = crate::portsec::ids_in_kernel(&maps)?;
         let previous = maps.meta.get(&0, 0).map_err(map_err(names::META))?;
         let adopted = AdoptReport {
             interfaces: ifaces.len(),
@@ -84,12 +86,14 @@ impl Dataplane {
             previous_owner: pins::owner_of(&previous),
             private_bpffs,
         };
-        let table_refs = tables::refs_of(ifaces.values());
+        let refs = tables::refs_of(ifaces.values());
 
-        // Never hand out an id that a table, an interface or a conntrack
-        // entry may still carry, nor one a previous owner handed out.
+        // Never hand out an id that a table, a port-security set, an
+        // interface or a conntrack entry may still carry, nor one a
+        // previous owner handed out.
         let next_id = ids
             .max()
+            .max(psec_ids.iter().copied().max())
             .map_or(1, |max| u64::from(max) + 1)
             .max(previous.next_table_id)
             .max(1);
@@ -114,10 +118,11 @@ impl Dataplane {
             lock,
             meta,
             store: TableStore::with_next_id(u32::try_from(next_id).unwrap_or(u32::MAX)),
+            psec: PsecStore::default(),
             uids: RuleUids::default(),
             ifaces,
-            table_refs,
-            sweep_pending: !ids.tables.is_empty(),
+            refs,
+            sweep_pending: !ids.tables.is_empty() || !psec_ids.is_empty(),
             owned_links: HashMap::new(),
             barrier_inner,
             config: Config::default(),

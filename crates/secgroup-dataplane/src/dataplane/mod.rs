@@ -21,7 +21,7 @@ use aya::Ebpf;
 use aya::maps::{Array, MapData};
 use aya::programs::{SchedClassifier, Xdp};
 use secgroup_model::Direction;
-use secgroup_policy::{RuleList, RuleOrigin};
+use secgroup_policy::{PortSecurity, RuleList, RuleOrigin};
 
 pub use types::{
     AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, InterfaceBinding, LoadOptions,
@@ -34,6 +34,7 @@ use crate::maps::{Maps, names};
 use crate::object::{PROG_TC_INGRESS, PROG_XDP_EGRESS};
 use crate::observer::Observer;
 use crate::pins::PinLock;
+use crate::portsec::PsecStore;
 use crate::tables::TableStore;
 use crate::testrun::{Hook, TestRunOutcome, TestRunner};
 use crate::uids::RuleUids;
@@ -53,11 +54,14 @@ pub struct Dataplane {
     /// What this process last wrote to `sg_meta`.
     meta: Meta,
     store: TableStore,
+    /// Port-security sets, numbered from the same counter as tables.
+    psec: PsecStore,
     uids: RuleUids,
     /// What sg_ifaces holds, as this process last wrote or read it.
     ifaces: HashMap<u32, Iface>,
-    /// Reference counts of table ids in `ifaces`.
-    table_refs: HashMap<u32, usize>,
+    /// Reference counts of the table and port-security set ids in `ifaces`
+    /// (one id space).
+    refs: HashMap<u32, usize>,
     /// Set after adopting pinned maps (or finding them tampered with): the
     /// next apply writes every table afresh and sweeps every table entry
     /// this process did not write.
@@ -154,6 +158,17 @@ impl Dataplane {
     /// The classifier table behind a table id this process wrote.
     pub fn table(&self, table: u32) -> Option<&secgroup_classifier::Table> {
         self.store.get(table).map(|t| &t.table)
+    }
+
+    /// The port-security spec behind a set id this process wrote (an
+    /// interface's [`Iface::psec_set`]).
+    pub fn port_security_set(&self, set: u32) -> Option<&PortSecurity> {
+        self.psec.get(set)
+    }
+
+    /// Number of port-security sets in the kernel written by this process.
+    pub fn psec_set_count(&self) -> usize {
+        self.psec.ids().count()
     }
 
     /// Number of distinct tables in the kernel written by this process.

@@ -4,13 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use secgroup_policy::RuleList;
+use secgroup_policy::{PortSecurity, RuleList};
 
 use super::{ApplyReport, Dataplane, InterfaceBinding, Tampering};
 use crate::abi::*;
 use crate::error::{DataplaneError, map_err};
 use crate::maps::names;
-use crate::tables;
+use crate::{portsec, tables};
 
 /// One `sg_ifaces` change made during an apply, with what was there
 /// before, so that a failure can put it back.
@@ -21,16 +21,24 @@ struct Switched {
 
 impl Dataplane {
     /// Makes exactly `bindings` the enforced policy, atomically per
-    /// interface: every packet sees either its old tables or its new ones.
+    /// interface: every packet sees either its old tables and port
+    /// security or its new ones.
     ///
     /// 1. Tables for rule lists not yet in the kernel are built and written
-    ///    under fresh ids (nobody reads them yet); the id counter in
-    ///    `sg_meta` moves past them before any interface may name them.
+    ///    under fresh ids (nobody reads them yet), and so are port-security
+    ///    sets for specs not yet in the kernel; the id counter in `sg_meta`
+    ///    moves past them before any interface may name them.
     /// 2. Each interface whose tables changed gets its `sg_ifaces` entry
     ///    replaced in one update; interfaces not in `bindings` lose theirs
     ///    (their hooks then drop IP traffic: fail closed).
-    /// 3. If some tables lost their last user: one RCU barrier, after which
-    ///    no program can still hold their ids, then their entries go.
+    /// 3. If some tables or sets lost their last user: one RCU barrier,
+    ///    after which no program can still hold their ids, then their
+    ///    entries go.
+    ///
+    /// A changed port-security spec is therefore a new set: a packet judged
+    /// during the switch is judged wholly by the old spec (MAC, flags and
+    /// sources) or wholly by the new one, so the VM is never allowed a
+    /// source neither allows, and never refused one both allow.
     ///
     /// A failure in 1 or 2 restores every entry changed so far and removes
     /// the new tables: the kernel is as it was, and the error says why. If
@@ -63,7 +71,11 @@ impl Dataplane {
                 return Err(e);
             }
         };
-        report.tables_written = written.len();
+        report.tables_written = written
+            .iter()
+            .filter(|id| self.store.get(**id).is_some())
+            .count();
+        report.psec_sets_written = written.len() - report.tables_written;
 
         let mut switched: Vec<Switched> = Vec::new();
         if let Err(e) = self.switch_interfaces(&wanted, &mut switched, &mut report) {
@@ -76,7 +88,8 @@ impl Dataplane {
     }
 
     /// Step 1: the `sg_ifaces` value of every binding, writing the tables
-    /// it needs that are not in the kernel yet (their ids into `written`).
+    /// and port-security sets it needs that are not in the kernel yet
+    /// (their ids into `written`).
     fn write_tables(
         &mut self,
         bindings: &[InterfaceBinding<'_>],
@@ -91,7 +104,7 @@ impl Dataplane {
             let guard = Iface {
                 table: [NO_TABLE; DIR_MAX],
                 flags: IFACE_F_GUARD,
-                instance_uid: 0,
+                ..Iface::default()
             };
             wanted.push((*ifindex, guard));
         }
@@ -104,6 +117,7 @@ impl Dataplane {
                     0
                 },
                 instance_uid: binding.instance_uid,
+                ..Iface::default()
             };
             for (dir, list) in [(DIR_INGRESS, binding.ingress), (DIR_EGRESS, binding.egress)] {
                 let id = match self.store.id_of(list) {
@@ -115,6 +129,20 @@ impl Dataplane {
                     }
                 };
                 iface.table[dir as usize] = id;
+            }
+            if let Some(spec) = binding.port_security.filter(|s| s.enabled) {
+                let set = match self.psec.id_of(spec) {
+                    Some(set) => set,
+                    None => {
+                        let set = self.write_new_psec(spec)?;
+                        written.push(set);
+                        set
+                    }
+                };
+                let (flags, mac) = portsec::iface_fields(spec);
+                iface.flags |= flags;
+                iface.mac = mac;
+                iface.psec_set = set;
             }
             wanted.push((binding.ifindex, iface));
         }
@@ -224,19 +252,21 @@ impl Dataplane {
 
     fn drop_new_tables(&mut self, written: &[u32]) {
         for id in written {
-            if self.table_refs.get(id).copied().unwrap_or(0) == 0 {
-                self.forget_table(*id);
+            if self.refs.get(id).copied().unwrap_or(0) == 0 {
+                self.forget_id(*id);
             }
         }
     }
 
-    /// Step 3: frees tables nobody uses after one grace period, and after
-    /// an adoption sweeps every table entry this process did not write.
+    /// Step 3: frees tables and port-security sets nobody uses after one
+    /// grace period, and after an adoption sweeps every entry this process
+    /// did not write.
     fn free_unused(&mut self, report: &mut ApplyReport) {
         let unused: Vec<u32> = self
             .store
             .ids()
-            .filter(|id| self.table_refs.get(id).copied().unwrap_or(0) == 0)
+            .chain(self.psec.ids())
+            .filter(|id| self.refs.get(id).copied().unwrap_or(0) == 0)
             .collect();
         if unused.is_empty() && !self.sweep_pending {
             return;
@@ -248,35 +278,44 @@ impl Dataplane {
         }
         report.rcu_barriers = 1;
         for id in unused {
-            self.forget_table(id);
-            report.tables_freed += 1;
+            if self.store.get(id).is_some() {
+                report.tables_freed += 1;
+            } else {
+                report.psec_sets_freed += 1;
+            }
+            self.forget_id(id);
         }
         if self.sweep_pending {
-            let live: HashSet<u32> = self.store.ids().collect();
-            if let Ok(swept) = tables::sweep(&mut self.maps, &live) {
+            let tables: HashSet<u32> = self.store.ids().collect();
+            let sets: HashSet<u32> = self.psec.ids().collect();
+            let swept = tables::sweep(&mut self.maps, &tables)
+                .and_then(|swept| Ok(swept + portsec::sweep(&mut self.maps, &sets)?));
+            if let Ok(swept) = swept {
                 report.stale_entries_swept = swept;
-                self.table_refs.retain(|id, _| live.contains(id));
+                self.refs
+                    .retain(|id, _| tables.contains(id) || sets.contains(id));
                 self.sweep_pending = false;
             }
         }
     }
 
-    /// Updates the in-memory view of one interface and the table refcounts.
+    /// Updates the in-memory view of one interface and the refcounts of
+    /// the tables and set it names.
     fn set_view(&mut self, ifindex: u32, value: Option<Iface>) {
         let old = match value {
             Some(v) => self.ifaces.insert(ifindex, v),
             None => self.ifaces.remove(&ifindex),
         };
         if let Some(old) = old {
-            for id in old.table.iter().filter(|t| **t != NO_TABLE) {
-                if let Some(refs) = self.table_refs.get_mut(id) {
+            for id in tables::ids_of(&old) {
+                if let Some(refs) = self.refs.get_mut(&id) {
                     *refs = refs.saturating_sub(1);
                 }
             }
         }
         if let Some(new) = value {
-            for id in new.table.iter().filter(|t| **t != NO_TABLE) {
-                *self.table_refs.entry(*id).or_default() += 1;
+            for id in tables::ids_of(&new) {
+                *self.refs.entry(id).or_default() += 1;
             }
         }
     }
@@ -296,11 +335,26 @@ impl Dataplane {
         Ok(id)
     }
 
-    fn forget_table(&mut self, id: u32) {
+    /// Writes `spec`'s allowed sources under a fresh set id.
+    fn write_new_psec(&mut self, spec: &PortSecurity) -> Result<u32, DataplaneError> {
+        let set = self.store.allocate()?;
+        if let Err(e) = portsec::write(&mut self.maps, set, spec) {
+            portsec::delete(&mut self.maps, set, spec);
+            return Err(e);
+        }
+        self.psec.insert(set, spec.clone());
+        Ok(set)
+    }
+
+    /// Deletes the table or port-security set under `id`.
+    fn forget_id(&mut self, id: u32) {
         if let Some(stored) = self.store.remove(id) {
             tables::delete(&mut self.maps, id, &stored.table);
         }
-        self.table_refs.remove(&id);
+        if let Some(spec) = self.psec.remove(id) {
+            portsec::delete(&mut self.maps, id, &spec);
+        }
+        self.refs.remove(&id);
     }
 
     /// Waits until no BPF program can still be using a value it read
@@ -379,10 +433,15 @@ impl Dataplane {
             ifaces.insert(ifindex, iface);
         }
         let ids = tables::ids_in_kernel(&self.maps)?;
-        let next = ids.max().map_or(1, |m| m.saturating_add(1));
-        self.table_refs = tables::refs_of(ifaces.values());
+        let sets = portsec::ids_in_kernel(&self.maps)?;
+        let next = ids
+            .max()
+            .max(sets.into_iter().max())
+            .map_or(1, |m| m.saturating_add(1));
+        self.refs = tables::refs_of(ifaces.values());
         self.ifaces = ifaces;
         self.store.forget_all(next);
+        self.psec.forget_all();
         self.sweep_pending = true;
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secgroup_policy::{RuleList, RuleOrigin};
+use secgroup_policy::{PortSecurity, RuleList, RuleOrigin};
 
 use crate::abi::CtTimeout;
 
@@ -87,6 +87,9 @@ pub struct InterfaceBinding<'a> {
     /// Opaque to the kernel; lets userspace map an interface back to its
     /// instance after a restart.
     pub instance_uid: u32,
+    /// What the VM may send at all, checked before its egress rules.
+    /// `None`, or a spec that is not enabled: nothing is checked.
+    pub port_security: Option<&'a PortSecurity>,
 }
 
 /// What [`Dataplane::apply`](super::Dataplane::apply) changed.
@@ -94,12 +97,16 @@ pub struct InterfaceBinding<'a> {
 pub struct ApplyReport {
     pub tables_written: usize,
     pub tables_freed: usize,
+    /// Port-security sets (allowed sources) written and freed.
+    pub psec_sets_written: usize,
+    pub psec_sets_freed: usize,
     pub interfaces_changed: usize,
     pub interfaces_removed: usize,
     /// RCU grace periods waited for: 0 or 1 per apply, never one per
     /// interface.
     pub rcu_barriers: usize,
-    /// Table entries of a previous process swept after adoption.
+    /// Table and port-security entries of a previous process swept after
+    /// adoption.
     pub stale_entries_swept: usize,
     pub duration: Duration,
 }

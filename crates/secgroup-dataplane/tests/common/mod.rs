@@ -86,6 +86,7 @@ impl Fixture {
                 egress: &inst.egress,
                 keep_established: false,
                 instance_uid: 1,
+                port_security: None,
             }])
             .unwrap_or_else(|e| panic!("applying the policy: {}", error_chain(&e)));
         self.policy = policy.clone();

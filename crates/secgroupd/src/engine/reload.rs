@@ -289,6 +289,7 @@ impl Engine {
                         egress: &instance.egress,
                         keep_established: self.settings.keep_established,
                         instance_uid: instance_uid(id),
+                        port_security: Some(&instance.port_security),
                     })
                 })
                 .collect();

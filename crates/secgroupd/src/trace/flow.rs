@@ -30,6 +30,24 @@ pub fn parse_protocol(text: &str, ipv6: bool) -> Result<u8, String> {
     }
 }
 
+/// A MAC address as `52:54:00:12:34:56` (or with dashes).
+pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    let bad =
+        || format!("{text:?} is not a MAC address; expected six hex bytes like 52:54:00:12:34:56");
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    Ok(mac)
+}
+
 /// One synthetic flow: everything needed to build its frame, its
 /// conntrack key and the evaluator's view of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +142,32 @@ impl Flow {
             dst_port,
             icmp_type,
             icmp_code: 0,
+        }
+    }
+
+    /// What port security sees of the flow's frame sent from `src_mac`.
+    pub fn policy_frame(&self, src_mac: [u8; 6]) -> secgroup_policy::Frame {
+        use secgroup_policy::{L4, Payload};
+        let (src, _) = self.endpoints();
+        let l4 = match self.protocol {
+            proto::UDP => L4::Udp {
+                src_port: self.ephemeral,
+                dst_port: self.port,
+            },
+            proto::ICMPV6 => L4::Icmpv6 {
+                icmp_type: 128,
+                target: None,
+            },
+            protocol => L4::Other { protocol },
+        };
+        let payload = match src {
+            IpAddr::V4(src) => Payload::Ipv4 { src, l4 },
+            IpAddr::V6(src) => Payload::Ipv6 { src, l4 },
+        };
+        secgroup_policy::Frame {
+            src_mac,
+            vlan_tags: 0,
+            payload,
         }
     }
 

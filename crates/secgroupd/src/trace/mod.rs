@@ -23,7 +23,25 @@ use secgroup_model::{Action, Direction, InstanceId, Protocol, proto};
 use secgroup_policy::{Matched, RuleList};
 use tracing::{info, warn};
 
-pub use flow::{FIRST_TRACE_PORT, Flow, parse_protocol};
+pub use flow::{FIRST_TRACE_PORT, Flow, parse_mac, parse_protocol};
+
+/// The frame of a trace: the flow's packet, sent from `source_mac` when
+/// given.
+fn frame_of(flow: &Flow, source_mac: Option<[u8; 6]>) -> Vec<u8> {
+    let packet = flow.packet();
+    match source_mac {
+        Some(mac) => {
+            let dst = packet.dst_mac;
+            packet.with_macs(mac, dst).frame()
+        }
+        None => packet.frame(),
+    }
+}
+
+/// The source MAC a trace frame carries when none is chosen.
+fn frame_of_mac(flow: &Flow) -> [u8; 6] {
+    flow.packet().src_mac
+}
 
 use crate::event::ApiError;
 use crate::state::InForce;
@@ -59,6 +77,9 @@ pub struct TraceQuery {
     pub ifindex: u32,
     /// The flow, its ephemeral side not chosen yet.
     pub flow: Flow,
+    /// Egress: the frame's source MAC (the instance's unless the request
+    /// spoofs one).
+    pub source_mac: Option<[u8; 6]>,
 }
 
 impl TraceQuery {
@@ -150,11 +171,24 @@ impl TraceQuery {
             port,
             ephemeral: 0,
         };
+        let source_mac = match (&request.source_mac, direction) {
+            (Some(_), Direction::Ingress) => {
+                return Err(ApiError::bad_request(
+                    "\"source_mac\" applies to egress traces (what the VM sends)",
+                ));
+            }
+            (Some(text), Direction::Egress) => {
+                Some(parse_mac(text).map_err(ApiError::bad_request)?)
+            }
+            (None, Direction::Egress) => instance.mac.map(|m| m.0),
+            (None, Direction::Ingress) => None,
+        };
         Ok(TraceQuery {
             instance: id,
             interface,
             ifindex,
             flow,
+            source_mac,
         })
     }
 }
@@ -226,6 +260,7 @@ pub fn trace(
         interface,
         ifindex,
         mut flow,
+        source_mac,
     } = query;
     let direction = flow.direction;
     let preexisting = ports.pick(observer, &mut flow, ifindex);
@@ -235,7 +270,7 @@ pub fn trace(
         .test_runner()
         .run(
             Dataplane::hook_for(direction),
-            &flow.packet().frame(),
+            &frame_of(&flow, source_mac),
             Some(ifindex),
             1,
         )
@@ -270,6 +305,15 @@ pub fn trace(
     };
 
     let verdict = list.evaluate(direction, &flow.policy_packet());
+    // What port security says first (egress of a secured instance).
+    let spoofed = match direction {
+        Direction::Egress if instance.port_security.enabled => Some(
+            instance
+                .port_security
+                .check(&flow.policy_frame(source_mac.unwrap_or(frame_of_mac(&flow)))),
+        ),
+        _ => None,
+    };
     let (reference_decided, reference_rule) = match &verdict.matched {
         Matched::Rule { position, .. } => {
             (Decided::Rule(*position), Some(traced_rule(list, *position)))
@@ -277,9 +321,15 @@ pub fn trace(
         Matched::Implicit(_) => (Decided::Implicit, None),
         Matched::DefaultDrop => (Decided::Default, None),
     };
-    let reference_accepts = verdict.action == Action::Accept;
-    let disagree = kernel_accepts != reference_accepts
-        || (kernel_decided != Decided::Other && kernel_decided != reference_decided);
+    let reference_accepts = verdict.action == Action::Accept && !matches!(spoofed, Some(Err(_)));
+    let disagree = match spoofed {
+        // Dropped before any rule: the kernel must say so, with that reason.
+        Some(Err(spoof)) => kernel_accepts || reason.map(|r| r.as_str()) != Some(spoof.as_str()),
+        _ => {
+            kernel_accepts != reference_accepts
+                || (kernel_decided != Decided::Other && kernel_decided != reference_decided)
+        }
+    };
     let note = match (kernel_decided, reason) {
         (Decided::Other, Some(reason)) => Some(format!(
             "the kernel decided by {reason}, not by a rule: only the actions are compared"
@@ -298,10 +348,19 @@ pub fn trace(
             rule: kernel_rule,
             duration_ns: u64::try_from(outcome.duration.as_nanos()).unwrap_or(u64::MAX),
         },
-        reference: ReferenceVerdict {
-            action: verdict.action.to_string(),
-            matched: verdict.matched.to_string(),
-            rule: reference_rule,
+        reference: match spoofed {
+            Some(Err(spoof)) => ReferenceVerdict {
+                action: Action::Drop.to_string(),
+                port_security: Some(spoof.as_str().to_owned()),
+                matched: format!("port security: {spoof}"),
+                rule: None,
+            },
+            _ => ReferenceVerdict {
+                action: verdict.action.to_string(),
+                port_security: spoofed.map(|_| "pass".to_owned()),
+                matched: verdict.matched.to_string(),
+                rule: reference_rule,
+            },
         },
         disagree,
         note,

@@ -47,6 +47,7 @@ fn trace_request(
         remote: remote.parse().unwrap_or_else(|e| panic!("{remote}: {e}")),
         port,
         local: None,
+        source_mac: None,
     }
 }
 

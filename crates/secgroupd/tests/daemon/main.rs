@@ -8,6 +8,7 @@ mod api;
 mod faults;
 mod guard;
 mod links;
+mod portsec;
 mod reload;
 mod restart;
 mod startup;
