@@ -279,6 +279,10 @@ pub struct InstanceDetail {
     pub interface: Option<String>,
     pub mac: Option<String>,
     pub ips: Vec<String>,
+    /// What port security lets the instance send from: `off`, or `mac ...;
+    /// sources ...` (its addresses and allowed address pairs).
+    #[serde(default)]
+    pub port_security: String,
     pub security_groups: Vec<String>,
     pub attach: Option<AttachState>,
     /// The effective first-match list, rules of every group concatenated

@@ -63,6 +63,9 @@ fn render_detail(instance: &InstanceDetail, now_ms: u64) -> String {
     if let Some(mac) = &instance.mac {
         text.push_str(&field("mac", mac));
     }
+    if !instance.port_security.is_empty() {
+        text.push_str(&field("port security", &instance.port_security));
+    }
     text.push_str(&field(
         "groups",
         &format!(
@@ -206,6 +209,7 @@ mod tests {
             interface: Some("tap-vm".into()),
             mac: None,
             ips: vec!["198.51.100.2".into()],
+            port_security: String::new(),
             security_groups: vec!["sg-vm".into()],
             attach: Some(AttachState::Attached {
                 ifindex: 4,

@@ -414,6 +414,7 @@ pub fn instance(now: &InForce, observer: &Observer, id: &str) -> Result<Instance
         id: instance.id.to_string(),
         interface: instance.interface.clone(),
         mac: instance.mac.map(|m| m.to_string()),
+        port_security: instance.port_security.to_string(),
         ips: instance.ips.iter().map(ToString::to_string).collect(),
         security_groups: instance
             .security_groups

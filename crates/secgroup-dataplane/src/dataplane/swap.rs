@@ -54,7 +54,8 @@ impl Dataplane {
 
     /// [`apply`](Self::apply), plus `guarded` interfaces: hooked, bound by
     /// no instance, given an entry without tables (they drop IP traffic)
-    /// flagged [`IFACE_F_GUARD`].
+    /// and with port security that allows no source (of everything else,
+    /// only ARP probes leave), flagged [`IFACE_F_GUARD`].
     pub fn apply_guarded(
         &mut self,
         bindings: &[InterfaceBinding<'_>],
@@ -101,9 +102,21 @@ impl Dataplane {
             if bindings.iter().any(|b| b.ifindex == *ifindex) {
                 continue; // bound after all: its instance's policy applies
             }
+            // Port security with nothing allowed: besides IP (no table),
+            // only what a booting VM sends without an address (ARP
+            // probes) leaves it.
+            let closed = PortSecurity {
+                enabled: true,
+                mac: None,
+                allowed: Vec::new(),
+            };
+            let set = self.psec_set_for(&closed, written)?;
+            let (flags, mac) = portsec::iface_fields(&closed);
             let guard = Iface {
                 table: [NO_TABLE; DIR_MAX],
-                flags: IFACE_F_GUARD,
+                flags: IFACE_F_GUARD | flags,
+                mac,
+                psec_set: set,
                 ..Iface::default()
             };
             wanted.push((*ifindex, guard));
@@ -131,14 +144,7 @@ impl Dataplane {
                 iface.table[dir as usize] = id;
             }
             if let Some(spec) = binding.port_security.filter(|s| s.enabled) {
-                let set = match self.psec.id_of(spec) {
-                    Some(set) => set,
-                    None => {
-                        let set = self.write_new_psec(spec)?;
-                        written.push(set);
-                        set
-                    }
-                };
+                let set = self.psec_set_for(spec, written)?;
                 let (flags, mac) = portsec::iface_fields(spec);
                 iface.flags |= flags;
                 iface.mac = mac;
@@ -152,6 +158,21 @@ impl Dataplane {
             self.write_meta(meta)?;
         }
         Ok(wanted)
+    }
+
+    /// The id of the allowed-source set for `spec`, written under a fresh
+    /// id (into `written`) if the kernel does not hold it yet.
+    fn psec_set_for(
+        &mut self,
+        spec: &PortSecurity,
+        written: &mut Vec<u32>,
+    ) -> Result<u32, DataplaneError> {
+        if let Some(set) = self.psec.id_of(spec) {
+            return Ok(set);
+        }
+        let set = self.write_new_psec(spec)?;
+        written.push(set);
+        Ok(set)
     }
 
     /// Step 2: replaces the entries that differ and removes those of

@@ -45,6 +45,17 @@ fn a_guarded_interface_is_closed_from_its_first_moment_and_open_to_its_rules_onc
     assert!(lab.guest_connects(8080).is_err(), "closed while unbound");
     assert!(!lab.guest_pings_host(), "closed while unbound");
     assert!(!lab.host_pings_guest(), "closed both ways");
+    // Not even ARP: the guest's answer to the host's request claims an
+    // address no instance gives it, so the host never learns its MAC.
+    let neigh = lab
+        .host
+        .ns
+        .output(&["ip", "neigh", "show", GUEST_IP, "dev", TAP]);
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    assert!(
+        !neigh.contains("lladdr"),
+        "the guest's ARP reply got out: {neigh}"
+    );
 
     let reloads = daemon.status().reloads;
     lab.host
