@@ -27,6 +27,7 @@ mod trace;
 mod uninstall;
 mod views;
 mod watch;
+mod wire;
 
 use anyhow::Context;
 use clap::Parser;

@@ -11,6 +11,7 @@ use secgroup_dataplane::{Owner, XdpAttachMode};
 use secgroup_model::{Direction, InstanceId};
 use secgroup_policy::{RuleList, RuleOrigin};
 
+use crate::event::ApiError;
 use crate::rules::Loaded;
 
 /// Hooks on an interface, attached or adopted by the daemon.
@@ -82,6 +83,23 @@ impl InForce {
             (None, true) => PolicySource::Pinned,
             (None, false) => PolicySource::None,
         }
+    }
+
+    /// The instance named `id`, or a 404 listing the known ones.
+    pub fn find_instance(&self, id: &str) -> Result<&secgroup_policy::InstancePolicy, ApiError> {
+        let known = || {
+            self.loaded
+                .as_ref()
+                .map(|l| l.policy.instances.keys().map(ToString::to_string).collect())
+                .unwrap_or_default()
+        };
+        let loaded = self
+            .loaded
+            .as_ref()
+            .ok_or_else(|| ApiError::unknown("instance", id, known()))?;
+        InstanceId::new(id)
+            .and_then(|id| loaded.policy.instances.get(&id))
+            .ok_or_else(|| ApiError::unknown("instance", id, known()))
     }
 
     pub fn bound_ifindex(&self, id: &InstanceId) -> Option<u32> {

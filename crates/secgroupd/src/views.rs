@@ -5,34 +5,19 @@ use std::collections::{BTreeMap, HashMap};
 
 use secgroup_api::{
     ConntrackEntry, ConntrackList, Count, EffectiveRule as ApiRule, GroupRule, GuardedInterface,
-    Health, HealthState, Hits, InstanceDetail, InstanceStatus, InstanceSummary, PinOwner, RuleRef,
+    Health, HealthState, Hits, InstanceDetail, InstanceStatus, InstanceSummary, PinOwner,
     SecurityGroupDetail, SecurityGroupSummary, Status, Timestamp, UnboundInterface,
     UnprotectedInterface, Verdicts,
 };
 use secgroup_dataplane::abi::{self, CtState, NO_RULE, Reason};
 use secgroup_dataplane::{Observer, RuleCount, error_chain};
-use secgroup_model::{Direction, InstanceId, Protocol, Remote, RuleSet, SgId, Traffic};
+use secgroup_model::{Direction, Protocol, Remote, RuleSet, SgId, Traffic};
 use secgroup_policy::{RuleOrigin, render_service, render_services};
 
-use crate::engine::{json, unix_ms};
 use crate::event::{ApiError, ApiReply, ApiRequest};
 use crate::state::InForce;
 use crate::trace::TracePorts;
-
-pub fn api_direction(direction: Direction) -> secgroup_api::Direction {
-    match direction {
-        Direction::Ingress => secgroup_api::Direction::Ingress,
-        Direction::Egress => secgroup_api::Direction::Egress,
-    }
-}
-
-pub fn rule_ref(origin: &RuleOrigin) -> RuleRef {
-    RuleRef {
-        security_group: origin.sg.to_string(),
-        direction: api_direction(origin.direction),
-        index: origin.index,
-    }
-}
+use crate::wire::{json, rule_ref, unix_ms};
 
 /// Converts the data plane's clock (CLOCK_BOOTTIME) to wall-clock time.
 struct Clocks {
@@ -332,28 +317,8 @@ pub fn instances(now: &InForce) -> Vec<InstanceSummary> {
         .collect()
 }
 
-/// The instance named `id`, or a 404 listing the known ones.
-pub fn find_instance<'a>(
-    now: &'a InForce,
-    id: &str,
-) -> Result<&'a secgroup_policy::InstancePolicy, ApiError> {
-    let known = || {
-        now.loaded
-            .as_ref()
-            .map(|l| l.policy.instances.keys().map(ToString::to_string).collect())
-            .unwrap_or_default()
-    };
-    let loaded = now
-        .loaded
-        .as_ref()
-        .ok_or_else(|| ApiError::unknown("instance", id, known()))?;
-    InstanceId::new(id)
-        .and_then(|id| loaded.policy.instances.get(&id))
-        .ok_or_else(|| ApiError::unknown("instance", id, known()))
-}
-
 pub fn instance(now: &InForce, observer: &Observer, id: &str) -> Result<InstanceDetail, ApiError> {
-    let instance = find_instance(now, id)?;
+    let instance = now.find_instance(id)?;
     let ifindex = now.bound_ifindex(&instance.id);
     let clocks = Clocks::now(observer)?;
     let mut hits: HashMap<RuleOrigin, Hits> = HashMap::new();
@@ -437,7 +402,7 @@ fn conntrack_scope(now: &InForce, instance: Option<&str>) -> Result<Option<Optio
     match instance {
         None => Ok(None),
         Some(id) => {
-            let instance = find_instance(now, id)?;
+            let instance = now.find_instance(id)?;
             Ok(Some(now.bound_ifindex(&instance.id)))
         }
     }

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secgroup_api::{ErrorBody, FlushResult, ReloadOutcome, ReloadTrigger};
+use secgroup_api::{FlushResult, ReloadOutcome, ReloadTrigger};
 use secgroup_dataplane::{AdoptReport, Dataplane, error_chain};
 use secgroup_model::Direction;
 use tokio::sync::{mpsc, watch};
@@ -37,6 +37,7 @@ use tracing::{error, info};
 
 use crate::event::{ApiError, ApiReply, Event, Mutation, Signal};
 use crate::state::InForce;
+use crate::wire::json;
 
 pub struct Settings {
     pub rules_dir: PathBuf,
@@ -301,7 +302,7 @@ impl Engine {
     fn flush_conntrack(&mut self, instance: Option<String>) -> Result<FlushResult, ApiError> {
         let scope = match &instance {
             None => None,
-            Some(id) => Some(crate::views::find_instance(&self.now, id).map(|i| {
+            Some(id) => Some(self.now.find_instance(id).map(|i| {
                 let id = i.id.clone();
                 self.now.bound_ifindex(&id)
             })?),
@@ -341,19 +342,6 @@ impl Engine {
     }
 }
 
-pub fn json<T: serde::Serialize>(value: &T) -> ApiReply {
-    let mut body = serde_json::to_vec_pretty(value).map_err(|e| ApiError {
-        status: 500,
-        body: ErrorBody {
-            error: format!("encoding the answer: {e}"),
-            known: None,
-        },
-        allow: None,
-    })?;
-    body.push(b'\n');
-    Ok(body)
-}
-
 /// The opaque instance id stored in `sg_ifaces`: FNV-1a of the instance
 /// id, stable across restarts, never 0.
 pub fn instance_uid(id: &secgroup_model::InstanceId) -> u32 {
@@ -363,11 +351,4 @@ pub fn instance_uid(id: &secgroup_model::InstanceId) -> u32 {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     hash.max(1)
-}
-
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -13,10 +13,11 @@ use tracing::{debug, error, info, warn};
 
 use secgroup_dataplane::error_chain;
 
-use super::{Engine, instance_uid, unix_ms};
+use super::{Engine, instance_uid};
 use crate::event::Event;
 use crate::rules::{self, Loaded};
 use crate::state::{Failure, Hooked, Tampered};
+use crate::wire::unix_ms;
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 

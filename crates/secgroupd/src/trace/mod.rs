@@ -45,7 +45,7 @@ fn frame_of_mac(flow: &Flow) -> [u8; 6] {
 
 use crate::event::ApiError;
 use crate::state::InForce;
-use crate::views::{api_direction, rule_ref};
+use crate::wire::{api_direction, rule_ref};
 
 /// What decided, for comparing the kernel with the evaluator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
