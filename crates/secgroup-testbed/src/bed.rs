@@ -153,23 +153,8 @@ impl Vm<'_> {
 }
 
 /// The EUI-64 link-local address of `mac`, as the kernel derives it by
-/// default: `fe80::` + the MAC with `ff:fe` in the middle and the
-/// universal/local bit flipped (`52:54:00:12:34:56` has
-/// `fe80::5054:ff:fe12:3456`).
-pub fn link_local(mac: [u8; 6]) -> Ipv6Addr {
-    let [a, b, c, d, e, f] = mac;
-    let word = |hi: u8, lo: u8| u16::from_be_bytes([hi, lo]);
-    Ipv6Addr::new(
-        0xfe80,
-        0,
-        0,
-        0,
-        word(a ^ 0x02, b),
-        word(c, 0xff),
-        word(0xfe, d),
-        word(e, f),
-    )
-}
+/// default (the port-security spec's own function).
+pub use secgroup_policy::link_local;
 
 pub fn mac_text(mac: [u8; 6]) -> String {
     mac.iter()

@@ -29,19 +29,7 @@ pub fn refused(diagnostics: &Diagnostics, closing: &str, as_json: bool) -> Outpu
 /// `{"valid": false, "diagnostics": [{"file", "line", "column", "path",
 /// "message"}, ...]}`.
 pub fn diagnostics_json(diagnostics: &Diagnostics) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = diagnostics
-        .0
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "file": d.file,
-                "line": d.line,
-                "column": d.column,
-                "path": d.path,
-                "message": d.message,
-            })
-        })
-        .collect();
+    let items: Vec<serde_json::Value> = diagnostics.0.iter().map(diagnostic_json).collect();
     serde_json::json!({ "valid": false, "diagnostics": items })
 }
 
@@ -75,4 +63,16 @@ mod tests {
         assert_eq!(value["diagnostics"][0]["column"], 2);
         assert_eq!(json.code, Code::No);
     }
+}
+
+/// `{"file", "line", "column", "path", "message"}`: one diagnostic, error
+/// or warning.
+pub fn diagnostic_json(d: &secgroup_model::Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "file": d.file,
+        "line": d.line,
+        "column": d.column,
+        "path": d.path,
+        "message": d.message,
+    })
 }

@@ -10,7 +10,7 @@ use secgroup_policy::Policy;
 
 use crate::cli::ValidateArgs;
 use crate::outcome::{Output, Result, json};
-use crate::report::refused;
+use crate::report::{diagnostic_json, refused};
 
 pub fn run(args: &ValidateArgs, as_json: bool) -> Result<Output> {
     let limits = Limits::default();
@@ -63,18 +63,7 @@ fn warnings_text(warnings: &[Diagnostic]) -> String {
 
 /// `[{"file", "line", "column", "path", "message"}, ...]`, as errors are.
 fn warnings_json(warnings: &[Diagnostic]) -> serde_json::Value {
-    warnings
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "file": d.file,
-                "line": d.line,
-                "column": d.column,
-                "path": d.path,
-                "message": d.message,
-            })
-        })
-        .collect()
+    warnings.iter().map(diagnostic_json).collect()
 }
 
 fn plural(n: usize) -> &'static str {
