@@ -33,6 +33,18 @@ pub fn diagnostics_json(diagnostics: &Diagnostics) -> serde_json::Value {
     serde_json::json!({ "valid": false, "diagnostics": items })
 }
 
+/// `{"file", "line", "column", "path", "message"}`: one diagnostic, error
+/// or warning.
+pub fn diagnostic_json(d: &secgroup_model::Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "file": d.file,
+        "line": d.line,
+        "column": d.column,
+        "path": d.path,
+        "message": d.message,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use secgroup_model::Diagnostic;
@@ -63,16 +75,4 @@ mod tests {
         assert_eq!(value["diagnostics"][0]["column"], 2);
         assert_eq!(json.code, Code::No);
     }
-}
-
-/// `{"file", "line", "column", "path", "message"}`: one diagnostic, error
-/// or warning.
-pub fn diagnostic_json(d: &secgroup_model::Diagnostic) -> serde_json::Value {
-    serde_json::json!({
-        "file": d.file,
-        "line": d.line,
-        "column": d.column,
-        "path": d.path,
-        "message": d.message,
-    })
 }
