@@ -3,7 +3,7 @@
 //! and a plot). One module per part of the benchmark:
 //!
 //! - `perpacket`: kernel cost per packet with BPF_PROG_TEST_RUN, against
-//!   the do-nothing programs of `floor`;
+//!   the do-nothing programs of `floor`, and what port security adds;
 //! - `throughput`: UDP through a Linux bridge between two VM namespaces,
 //!   unfiltered, filtered by secgroup, and filtered by nftables;
 //! - `control`: compile time, apply latency, hot-swap losses, map memory;

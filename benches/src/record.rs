@@ -52,7 +52,7 @@ pub struct Results {
 impl Results {
     pub fn push(&mut self, record: Record) {
         eprintln!(
-            "  {:<28} {:<22} {:>6} rules  {:<16} {:>14.2} {}",
+            "  {:<28} {:<26} {:>6} rules  {:<16} {:>14.2} {}",
             record.scenario, record.variant, record.rules, record.metric, record.value, record.unit
         );
         self.records.push(record);

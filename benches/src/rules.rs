@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
 
 use anyhow::{Context, Result};
+use ipnet::{IpNet, Ipv4Net};
 use secgroup_model::{Action, Limits, SourceFile};
 use secgroup_policy::Policy;
 
@@ -44,27 +45,79 @@ pub struct Vm {
     pub interface: String,
     pub v4: Ipv4Addr,
     pub v6: Ipv6Addr,
+    /// Its `mac`; `None`: the rule file names none.
+    pub mac: Option<[u8; 6]>,
+    /// Its `allowed_address_pairs`: a prefix and the MAC it is sent from
+    /// (`None`: the VM's own).
+    pub address_pairs: Vec<(IpNet, Option<[u8; 6]>)>,
 }
 
 impl Vm {
+    /// A VM without a MAC or address pairs.
     pub fn new(id: &str, interface: &str, v4: Ipv4Addr, v6: Ipv6Addr) -> Vm {
         Vm {
             id: id.to_owned(),
             interface: interface.to_owned(),
             v4,
             v6,
+            mac: None,
+            address_pairs: Vec::new(),
         }
     }
 
-    /// The VM of the per-packet benchmark.
+    /// The VM of the per-packet benchmark, with the port-security spec of
+    /// a typical cloud VM: its MAC, two addresses (one per family) and one
+    /// address pair, a keepalived /28 sent from a VRRP MAC. Only the
+    /// port-security figures enforce the spec.
     pub fn bench() -> Vm {
-        Vm::new(
-            "ins-bench",
-            "vm0",
-            Ipv4Addr::new(198, 51, 100, 2),
-            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
-        )
+        Vm {
+            mac: Some(BENCH_VM_MAC),
+            address_pairs: vec![(
+                IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(198, 51, 100, 64), 28)),
+                Some([0x00, 0x00, 0x5e, 0x00, 0x01, 0x0a]),
+            )],
+            ..Vm::new(
+                "ins-bench",
+                "vm0",
+                Ipv4Addr::new(198, 51, 100, 2),
+                Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
+            )
+        }
     }
+
+    /// Its instance entry in a rule file, bound to `groups` (quoted ids,
+    /// comma-separated).
+    fn instance_json(&self, groups: &str) -> String {
+        let mut fields = vec![
+            format!(r#""id":"{}""#, self.id),
+            format!(r#""interface":"{}""#, self.interface),
+        ];
+        if let Some(mac) = self.mac {
+            fields.push(format!(r#""mac":"{}""#, mac_text(mac)));
+        }
+        fields.push(format!(r#""ips":["{}","{}"]"#, self.v4, self.v6));
+        if !self.address_pairs.is_empty() {
+            let pairs: Vec<String> = self
+                .address_pairs
+                .iter()
+                .map(|(net, mac)| match mac {
+                    Some(mac) => format!(r#"{{"ip":"{net}","mac":"{}"}}"#, mac_text(*mac)),
+                    None => format!(r#"{{"ip":"{net}"}}"#),
+                })
+                .collect();
+            fields.push(format!(r#""allowed_address_pairs":[{}]"#, pairs.join(",")));
+        }
+        fields.push(format!(r#""security_groups":[{groups}]"#));
+        format!("{{{}}}", fields.join(","))
+    }
+}
+
+/// The MAC of [`Vm::bench`], which its frames come from.
+pub const BENCH_VM_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x5b, 0x00, 0x02];
+
+fn mac_text(mac: [u8; 6]) -> String {
+    let octets: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    octets.join(":")
 }
 
 /// Filler rule `i`: accept TCP (even `i`) or UDP (odd) to port
@@ -125,18 +178,10 @@ impl ListSpec {
             ));
             group_ids.push(format!(r#""{id}""#));
         }
+        let groups_bound = group_ids.join(",");
         let mut instances: Vec<String> = vms
             .iter()
-            .map(|vm| {
-                format!(
-                    r#"{{"id":"{}","interface":"{}","ips":["{}","{}"],"security_groups":[{}]}}"#,
-                    vm.id,
-                    vm.interface,
-                    vm.v4,
-                    vm.v6,
-                    group_ids.join(",")
-                )
-            })
+            .map(|vm| vm.instance_json(&groups_bound))
             .collect();
         if let LastRemote::Members(count) = self.last_remote {
             groups.push(format!(r#"{{"id":"{MEMBERS_GROUP}"}}"#));
@@ -457,6 +502,49 @@ mod tests {
                 &[(member, Some(rules - 1)), (stranger, None), (subnet, None)],
             );
         }
+    }
+
+    #[test]
+    fn the_bench_vm_has_a_typical_port_security_spec_its_frames_pass() {
+        use secgroup_policy::{Frame, L4, Payload, SpoofReason};
+
+        let vm = Vm::bench();
+        let spec = ListSpec {
+            rules: 1,
+            last_action: Action::Drop,
+            last_remote: LastRemote::Subnet,
+        };
+        let policy = spec
+            .compile(std::slice::from_ref(&vm))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let id = InstanceId::new(&vm.id).unwrap_or_else(|| panic!("bad id {}", vm.id));
+        let psec = &policy
+            .instances
+            .get(&id)
+            .unwrap_or_else(|| panic!("no instance"))
+            .port_security;
+        assert!(psec.enabled, "{psec:?}");
+        assert_eq!(psec.mac, Some(BENCH_VM_MAC));
+        // Two addresses, one pair, the link-local address.
+        assert_eq!(psec.allowed.len(), 4, "{psec:?}");
+        let frame = |src_mac, src| Frame {
+            src_mac,
+            vlan_tags: 0,
+            payload: Payload::Ipv4 {
+                src,
+                l4: L4::Udp {
+                    src_port: PROBE_SRC_PORT,
+                    dst_port: PROBE_PORT,
+                },
+            },
+        };
+        assert_eq!(psec.check(&frame(BENCH_VM_MAC, vm.v4)), Ok(()));
+        let spoofed = Ipv4Addr::new(198, 51, 100, 3);
+        assert_eq!(
+            psec.check(&frame(BENCH_VM_MAC, spoofed)),
+            Err(SpoofReason::SpoofedIp),
+            "the spec must check something"
+        );
     }
 
     #[test]

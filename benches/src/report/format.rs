@@ -12,6 +12,11 @@ pub fn ratio(v: f64) -> String {
     }
 }
 
+/// What a ratio adds, as a signed percentage: 1.042 is "+4.2%".
+pub fn added(ratio: f64) -> String {
+    format!("{:+.1}%", (ratio - 1.0) * 100.0)
+}
+
 pub fn kpps(pps: f64) -> String {
     format!("{:.0}k", pps / 1e3)
 }
@@ -58,10 +63,12 @@ mod tests {
 
     #[test]
     fn formats() {
-        let cases: [(String, &str); 12] = [
+        let cases: [(String, &str); 14] = [
             (ns(344.6), "345 ns"),
             (ratio(1.234), "1.23×"),
             (ratio(12.6), "13×"),
+            (added(1.0423), "+4.2%"),
+            (added(0.97), "-3.0%"),
             (kpps(173_353.2), "173k"),
             (ms(1063.3), "1063 ms"),
             (ms(59.95), "60.0 ms"),

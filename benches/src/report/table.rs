@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use super::format;
 use super::goals::{Verdict, goals};
 use crate::machine::Machine;
+use crate::perpacket::{PORT_SECURITY_OFF, PORT_SECURITY_ON, PORT_SECURITY_SCENARIOS};
 use crate::record::Results;
 
 const PER_PACKET: [&str; 4] = [
@@ -36,6 +37,7 @@ pub fn markdown(r: &Results, machine: Option<&Machine>) -> String {
         );
     }
     per_packet(&mut out, r);
+    port_security(&mut out, r);
     throughput(&mut out, r);
     control(&mut out, r);
     let _ = writeln!(
@@ -53,6 +55,37 @@ pub fn markdown(r: &Results, machine: Option<&Machine>) -> String {
     out
 }
 
+/// Column headers for rule counts: "1 rule", "4,096 rules".
+fn rule_columns(counts: &[u64]) -> Vec<String> {
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 1 {
+                "1 rule".to_owned()
+            } else {
+                format!("{} rules", format::count(c as f64))
+            }
+        })
+        .collect()
+}
+
+/// "350 ns (13×)": the cost and its ratio to the floor, per rule count.
+fn cost_cells(r: &Results, scenario: &str, variant: &str, counts: &[u64]) -> Vec<String> {
+    counts
+        .iter()
+        .map(|&n| {
+            match (
+                r.get(scenario, variant, n, "ns-per-packet"),
+                r.get(scenario, variant, n, "x-floor"),
+            ) {
+                (Some(v), Some(x)) => format!("{} ({})", format::ns(v), format::ratio(x)),
+                (Some(v), None) => format::ns(v),
+                _ => "—".to_owned(),
+            }
+        })
+        .collect()
+}
+
 fn per_packet(out: &mut String, r: &Results) {
     let counts = r.rule_counts("new-flow-last-rule", "secgroup-xdp");
     if counts.is_empty() {
@@ -63,33 +96,15 @@ fn per_packet(out: &mut String, r: &Results) {
         "### Per-packet cost\n\nKernel-reported ns per packet (BPF_PROG_TEST_RUN), median of the runs; \
          in brackets the median ratio to the do-nothing program on the same hook.\n"
     );
-    let header: Vec<String> = counts
-        .iter()
-        .map(|&c| {
-            if c == 1 {
-                "1 rule".to_owned()
-            } else {
-                format!("{} rules", format::count(c as f64))
-            }
-        })
-        .collect();
-    let _ = writeln!(out, "| scenario | hook | {} |", header.join(" | "));
+    let _ = writeln!(
+        out,
+        "| scenario | hook | {} |",
+        rule_columns(&counts).join(" | ")
+    );
     let _ = writeln!(out, "|---|---|{}", "---:|".repeat(counts.len()));
     for scenario in PER_PACKET {
         for (variant, hook) in HOOKS {
-            let cells: Vec<String> = counts
-                .iter()
-                .map(|&n| {
-                    match (
-                        r.get(scenario, variant, n, "ns-per-packet"),
-                        r.get(scenario, variant, n, "x-floor"),
-                    ) {
-                        (Some(v), Some(x)) => format!("{} ({})", format::ns(v), format::ratio(x)),
-                        (Some(v), None) => format::ns(v),
-                        _ => "—".to_owned(),
-                    }
-                })
-                .collect();
+            let cells = cost_cells(r, scenario, variant, &counts);
             let _ = writeln!(out, "| {scenario} | {hook} | {} |", cells.join(" | "));
         }
     }
@@ -103,6 +118,43 @@ fn per_packet(out: &mut String, r: &Results) {
         floor("floor-xdp"),
         floor("floor-tc")
     );
+}
+
+fn port_security(out: &mut String, r: &Results) {
+    let counts = r.rule_counts(PORT_SECURITY_SCENARIOS[0], PORT_SECURITY_ON);
+    if counts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### Port security (XDP)\n\nThe XDP program without and with the VM's port-security spec \
+         (its MAC, two addresses, one address pair) on frames from the VM's own MAC and address, \
+         run in alternating pairs of short runs: ns per packet, median of the runs; \
+         on ÷ off: the median of the ratios within a pair.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | port security | {} |",
+        rule_columns(&counts).join(" | ")
+    );
+    let _ = writeln!(out, "|---|---|{}", "---:|".repeat(counts.len()));
+    for scenario in PORT_SECURITY_SCENARIOS {
+        for (variant, what) in [(PORT_SECURITY_OFF, "off"), (PORT_SECURITY_ON, "on")] {
+            let cells = cost_cells(r, scenario, variant, &counts);
+            let _ = writeln!(out, "| {scenario} | {what} | {} |", cells.join(" | "));
+        }
+        let ratios: Vec<String> = counts
+            .iter()
+            .map(|&n| {
+                r.get(scenario, PORT_SECURITY_ON, n, "x-port-security-off")
+                    .map_or("—".to_owned(), |x| {
+                        format!("{} ({})", format::ratio(x), format::added(x))
+                    })
+            })
+            .collect();
+        let _ = writeln!(out, "| {scenario} | on ÷ off | {} |", ratios.join(" | "));
+    }
+    out.push('\n');
 }
 
 fn throughput(out: &mut String, r: &Results) {
@@ -334,4 +386,40 @@ fn daemon_table(out: &mut String, r: &Results) {
         );
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+
+    #[test]
+    fn the_port_security_section_pairs_off_on_and_their_ratio() {
+        let mut r = Results::default();
+        for (variant, metric, value) in [
+            (PORT_SECURITY_OFF, "ns-per-packet", 300.0),
+            (PORT_SECURITY_ON, "ns-per-packet", 318.0),
+            (PORT_SECURITY_ON, "x-port-security-off", 1.06),
+        ] {
+            r.push(Record::new(
+                "new-flow-last-rule",
+                variant,
+                1,
+                metric,
+                value,
+                "",
+            ));
+        }
+        let text = markdown(&r, None);
+        for row in [
+            "| new-flow-last-rule | off | 300 ns |",
+            "| new-flow-last-rule | on | 318 ns |",
+            "| new-flow-last-rule | on ÷ off | 1.06× (+6.0%) |",
+            "| established | on ÷ off | — |",
+            "| XDP: port security adds ≤ 15% to new-flow-last-rule | \
+             worst +6.0% (1.06× the cost without, at 1 rule) | met |",
+        ] {
+            assert!(text.contains(row), "no row {row:?} in\n{text}");
+        }
+    }
 }
