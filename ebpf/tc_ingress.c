@@ -84,11 +84,12 @@ SG_SUBPROG int sg_tc_parse(struct __sk_buff *skb, struct sg_pkt *pkt)
 	return 0;
 }
 
-SG_SUBPROG int sg_tc_decide(const struct sg_pkt *pkt, struct sg_decision *d)
+/* @requested: a test run that asked for the report, which counts nowhere. */
+SG_SUBPROG int sg_tc_decide(const struct sg_pkt *pkt, struct sg_decision *d, long requested)
 {
 	if (!pkt || !d)
 		return 0;
-	sg_decide(pkt, SG_DIR_INGRESS, d);
+	sg_decide(pkt, SG_DIR_INGRESS, d, requested);
 	return 0;
 }
 
@@ -99,10 +100,14 @@ int sg_tc_ingress(struct __sk_buff *skb)
 	 * stack behind pointers handed to global subprograms. */
 	struct sg_decision d = {};
 	struct sg_pkt pkt = {};
+	/* Once per packet, before anything can touch the context. */
+	const long requested = sg_requested_tc(skb);
 
 	sg_tc_parse(skb, &pkt);
-	sg_tc_decide(&pkt, &d);
-	sg_count_iface(pkt.ifindex, SG_DIR_INGRESS, d.reason, pkt.len);
-	sg_report_tc(skb, &d);
+	sg_tc_decide(&pkt, &d, requested);
+	if (likely(!requested))
+		sg_count_iface(pkt.ifindex, SG_DIR_INGRESS, d.reason, pkt.len);
+	else
+		sg_report_tc(skb, &d);
 	return d.action == SG_ACTION_ACCEPT ? SG_TCX_NEXT : SG_TCX_DROP;
 }

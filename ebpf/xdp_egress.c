@@ -42,11 +42,12 @@ SG_SUBPROG int sg_xdp_parse(struct xdp_md *ctx, struct sg_pkt *pkt)
 	return 0;
 }
 
-SG_SUBPROG int sg_xdp_decide(const struct sg_pkt *pkt, struct sg_decision *d)
+/* @requested: a test run that asked for the report, which counts nowhere. */
+SG_SUBPROG int sg_xdp_decide(const struct sg_pkt *pkt, struct sg_decision *d, long requested)
 {
 	if (!pkt || !d)
 		return 0;
-	sg_decide(pkt, SG_DIR_EGRESS, d);
+	sg_decide(pkt, SG_DIR_EGRESS, d, requested);
 	return 0;
 }
 
@@ -57,10 +58,14 @@ int sg_xdp_egress(struct xdp_md *ctx)
 	 * stack behind pointers handed to global subprograms. */
 	struct sg_decision d = {};
 	struct sg_pkt pkt = {};
+	/* Once per packet, before anything can touch the context. */
+	const long requested = sg_requested_xdp(ctx);
 
 	sg_xdp_parse(ctx, &pkt);
-	sg_xdp_decide(&pkt, &d);
-	sg_count_iface(pkt.ifindex, SG_DIR_EGRESS, d.reason, pkt.len);
-	sg_report_xdp(ctx, &d);
+	sg_xdp_decide(&pkt, &d, requested);
+	if (likely(!requested))
+		sg_count_iface(pkt.ifindex, SG_DIR_EGRESS, d.reason, pkt.len);
+	else
+		sg_report_xdp(ctx, &d);
 	return d.action == SG_ACTION_ACCEPT ? XDP_PASS : XDP_DROP;
 }

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Per-CPU counters: rule hits (new flows a rule decided) and per-interface
- * packets and bytes by reason (every packet).
+ * packets and bytes by reason (every packet). A test run that asks for the
+ * decision report (a trace) is not traffic and counts in neither: the
+ * callers skip these on the request check decision.h makes once per
+ * packet.
  *
  * Per-CPU values need no atomics: a BPF program runs with migration
  * disabled and is not re-entered on the same CPU for the same hook. An

@@ -39,9 +39,13 @@
 #include "counters.h"
 #include "decision.h"
 
-/* @pkt comes from a hook's parse subprogram; @dir is a constant per program. */
+/*
+ * @pkt comes from a hook's parse subprogram; @dir is a constant per
+ * program; @requested: a test run that asked for the report (decision.h),
+ * which counts no rule hit.
+ */
 static __always_inline void sg_decide(const struct sg_pkt *pkt, const __u8 dir,
-				      struct sg_decision *d)
+				      struct sg_decision *d, const long requested)
 {
 	struct sg_match m;
 	struct sg_query q;
@@ -129,7 +133,8 @@ static __always_inline void sg_decide(const struct sg_pkt *pkt, const __u8 dir,
 		return;
 	}
 	d->rule_pos = m.pos;
-	sg_count_rule(ifindex, m.rule_uid, env.len, env.now);
+	if (likely(!requested))
+		sg_count_rule(ifindex, m.rule_uid, env.len, env.now);
 	if (m.action != SG_ACTION_ACCEPT) {
 		sg_drop(d, SG_REASON_DROP_RULE);
 		return;

@@ -13,12 +13,15 @@ Each check sends one packet through BPF_PROG_TEST_RUN, asking for the
 decision report (abi.h SG_DECISION_REQUEST: TC in __sk_buff cb[4], XDP in
 the metadata in front of the frame), and compares the decision the program
 reports (TC: cb[0..3], XDP: the start of data_out) and its return code.
-Runs without the request must come back without a report. Checks run in order: conntrack and
+Runs without the request must come back without a report. Requested runs
+(what a trace does) must count nowhere, runs without it (what real traffic
+does) in sg_if_stats and sg_rule_hits. Checks run in order: conntrack and
 fragment state carry over from one to the next. The tables are written by
 hand here (classes as the classifier crate would build them), so this
 tests the data plane alone.
 """
 import ipaddress
+import json
 import os
 import struct
 import subprocess
@@ -242,6 +245,35 @@ class Runner:
             self.failed.append(name)
             print(f'FAIL {name}: the program left {area.hex()} without a request')
 
+    def counters(self):
+        """What the counter maps hold, summed over CPUs: sg_if_stats as
+        {(ifindex, dir): {reason: packets}}, sg_rule_hits as {uid: packets}."""
+        def dump(name):
+            out = sh('bpftool', '-j', 'map', 'dump', 'pinned', f'{PINS}/{name}')
+            for entry in json.loads(out):
+                key = bytes(int(b, 16) for b in entry['key'])
+                values = [bytes(int(b, 16) for b in v['value']) for v in entry['values']]
+                yield key, values
+        stats = {}
+        for key, values in dump('sg_if_stats'):
+            packets = [sum(struct.unpack_from('<Q', v, 8 * r)[0] for v in values)
+                       for r in range(len(REASONS))]
+            stats[struct.unpack('<II', key)] = {REASONS[r]: n for r, n in enumerate(packets) if n}
+        hits = {}
+        for key, values in dump('sg_rule_hits'):
+            _, uid = struct.unpack('<II', key)
+            hits[uid] = sum(struct.unpack_from('<Q', v, 0)[0] for v in values)
+        return stats, hits
+
+    def check_counters(self, name, stats, hits):
+        """The counter maps hold exactly `stats` and `hits` (see counters())."""
+        got = self.counters()
+        if got == (stats, hits):
+            self.passed += 1
+        else:
+            self.failed.append(name)
+            print(f'FAIL {name}: want counters {(stats, hits)}, got {got}')
+
     def check(self, prog, frame, name, reason, pos=NO_RULE, table=None):
         ret, got = self.run(prog, frame, name)
         accept = not reason.startswith('DROP')
@@ -261,9 +293,12 @@ def scenario(r, m):
     vm6, good6, bad6 = 'fd00::5', '2001:db8::10', '2001:db9::10'
     c = r.check
 
-    # Reports only when asked for.
+    # Reports only when asked for. Unrequested runs count like real
+    # traffic; every requested run below counts nowhere (checked at the end).
     r.check_unrequested(TC, ipv4(good, vm, 6, tcp(40000, 80, SYN)), 'tc-unrequested')
     r.check_unrequested(XDP, ipv4(vm, good, 6, tcp(80, 40000, SYN)), 'xdp-unrequested')
+    counted = {(IFINDEX, INGRESS): {'DROP_NO_POLICY': 1}, (IFINDEX, EGRESS): {'DROP_NO_POLICY': 1}}
+    r.check_counters('unrequested-runs-count', counted, {})
 
     # No sg_ifaces entry: IP fails closed, the rest passes.
     c(TC, ipv4(good, vm, 6, tcp(40000, 80, SYN)), 'no-policy', 'DROP_NO_POLICY')
@@ -440,6 +475,16 @@ def scenario(r, m):
     c(XDP, ipv4('0.0.0.0', '255.255.255.255', 17, udp(68, 67)), 'psec-dhcp-discover',
       'ACCEPT_IMPLICIT')
     m.iface(7, 8)
+
+    # Counters: every requested run above left them as they were; runs
+    # without the request count, rule hits included.
+    r.check_counters('requested-runs-count-nowhere', counted, {})
+    r.check_unrequested(TC, ipv4(good, vm, 6, tcp(40040, 80, SYN)), 'count-accept-rule')
+    r.check_unrequested(TC, ipv4(good, vm, 6, tcp(40041, 22, SYN)), 'count-drop-rule')
+    r.check_unrequested(XDP, ipv4(vm, bad, 17, udp(6010, 53)), 'count-egress-rule')
+    counted[IFINDEX, INGRESS].update(ACCEPT_RULE=1, DROP_RULE=1)
+    counted[IFINDEX, EGRESS].update(ACCEPT_RULE=1)
+    r.check_counters('unrequested-rule-hits', counted, {100: 1, 101: 1, 200: 1})
 
 
 def elf_sections(path):

@@ -26,6 +26,7 @@ const PACKAGES: &[(&str, &str)] = &[
         "systemd",
         "a real systemd runs the unit in tests/tests/systemd.rs",
     ),
+    ("prometheus", "promtool checks the /metrics output in tests"),
 ];
 
 fn installed(package: &str) -> bool {
@@ -67,5 +68,40 @@ pub fn install() -> Result<()> {
     args.extend(missing.iter().copied());
     // SAFETY: single-threaded at this point; nothing else reads the env.
     unsafe { std::env::set_var("DEBIAN_FRONTEND", "noninteractive") };
+    // Some packages ship a service (prometheus: a server on :9090 on every
+    // interface); only their tools are wanted here, never a running server.
+    let _no_starts = NoServiceStarts::install()?;
     crate::run_cmd("apt-get", &args)
+}
+
+/// Debian's policy-rc.d hook answering "no" (101) to every service start
+/// that package scripts ask for, for as long as this value lives. An
+/// existing policy is left alone.
+struct NoServiceStarts(Option<&'static str>);
+
+impl NoServiceStarts {
+    const PATH: &'static str = "/usr/sbin/policy-rc.d";
+
+    fn install() -> Result<NoServiceStarts> {
+        use std::os::unix::fs::PermissionsExt;
+        if std::path::Path::new(Self::PATH).exists() {
+            return Ok(NoServiceStarts(None));
+        }
+        std::fs::write(
+            Self::PATH,
+            "#!/bin/sh\n# secgroup xtask deps: no service starts while installing\nexit 101\n",
+        )
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", Self::PATH))?;
+        std::fs::set_permissions(Self::PATH, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| anyhow::anyhow!("making {} executable: {e}", Self::PATH))?;
+        Ok(NoServiceStarts(Some(Self::PATH)))
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }

@@ -32,7 +32,7 @@ pub use dataplane::{
 };
 pub use error::{DataplaneError, chain as error_chain};
 pub use linkinfo::{Link, list_links};
-pub use observer::{Observer, RuleCount};
+pub use observer::{ConntrackUsage, Observer, RuleCount};
 pub use pins::PinLock;
 pub use testrun::{Hook, TestRunOutcome, TestRunner};
 pub use uninstall::uninstall;

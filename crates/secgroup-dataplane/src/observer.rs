@@ -36,6 +36,16 @@ pub struct RuleCount {
     pub last_hit_ns: u64,
 }
 
+/// How full the conntrack table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConntrackUsage {
+    /// Entries `sg_ct` holds, expired ones included: they keep their slot
+    /// until the LRU reuses it.
+    pub entries: u64,
+    /// `sg_ct`'s `max_entries`.
+    pub capacity: u32,
+}
+
 fn dup_err(name: &'static str) -> impl FnOnce(std::io::Error) -> DataplaneError {
     move |source| DataplaneError::Io {
         action: "duplicating the fd of map",
@@ -183,6 +193,21 @@ impl Observer {
             }
         }
         Ok(entries)
+    }
+
+    /// How many entries `sg_ct` holds and can hold. Walks the keys only
+    /// (no values): cheaper than [`Observer::conntrack`].
+    pub fn conntrack_usage(&self) -> Result<ConntrackUsage, DataplaneError> {
+        let fd = self.ct.try_clone().map_err(dup_err(names::CT))?;
+        let data = MapData::from_fd(fd).map_err(map_err(names::CT))?;
+        let capacity = data.info().map_err(map_err(names::CT))?.max_entries();
+        let map: HashMap<MapData, CtKey, CtEntry> = Map::from_map_data(data)
+            .map_err(map_err(names::CT))?
+            .try_into()
+            .map_err(map_err(names::CT))?;
+        // A key evicted during the walk is skipped.
+        let entries = map.keys().filter(Result::is_ok).count() as u64;
+        Ok(ConntrackUsage { entries, capacity })
     }
 
     /// The conntrack entry of one flow, expired or not.

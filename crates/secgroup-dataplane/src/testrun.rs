@@ -58,6 +58,8 @@ pub struct UnrequestedOutcome {
     /// Where a report would go, after the run: XDP's metadata area in
     /// front of the frame (its length included), TC's `__sk_buff` cb.
     pub metadata: Vec<u8>,
+    /// Mean time per run, as the kernel measured it.
+    pub duration: Duration,
 }
 
 // Return codes (linux/bpf.h, linux/pkt_cls.h).
@@ -212,14 +214,28 @@ impl TestRunner {
         ifindex: Option<u32>,
         metadata: &[u8],
     ) -> Result<UnrequestedOutcome, DataplaneError> {
+        self.run_unrequested_repeat(hook, frame, ifindex, metadata, 1)
+    }
+
+    /// [`run_unrequested`](Self::run_unrequested) `repeat` times in the
+    /// kernel: what real traffic pays (counters included), for benchmarks.
+    pub fn run_unrequested_repeat(
+        &self,
+        hook: Hook,
+        frame: &[u8],
+        ifindex: Option<u32>,
+        metadata: &[u8],
+        repeat: u32,
+    ) -> Result<UnrequestedOutcome, DataplaneError> {
         let (raw, metadata) = match hook {
-            Hook::Xdp => self.run_xdp(frame, metadata, ifindex, 1)?,
-            Hook::Tc => self.run_tc(frame, metadata, ifindex, 1)?,
+            Hook::Xdp => self.run_xdp(frame, metadata, ifindex, repeat)?,
+            Hook::Tc => self.run_tc(frame, metadata, ifindex, repeat)?,
         };
         Ok(UnrequestedOutcome {
             passed: passed(hook, raw.retval),
             return_value: raw.retval,
             metadata,
+            duration: Duration::from_nanos(u64::from(raw.duration_ns)),
         })
     }
 

@@ -568,6 +568,21 @@ fn malformed_frames_are_dropped_and_counted() {
             .unwrap_or_else(|e| panic!("{}", error_chain(&e)))
             .packets[Reason::DropMalformed as usize]
     };
+    // The runs above asked for a report: they count nowhere. The same
+    // frames as real traffic (no request) are counted.
+    assert_eq!((count(Egress), count(Ingress)), (0, 0), "requested runs");
+    for (what, frame, tc_runnable) in &cases {
+        assert!(
+            !f.run_unrequested(Egress, frame),
+            "xdp, unrequested: {what}"
+        );
+        if *tc_runnable {
+            assert!(
+                !f.run_unrequested(Ingress, frame),
+                "tc, unrequested: {what}"
+            );
+        }
+    }
     assert_eq!(
         count(Egress),
         cases.len() as u64,
@@ -731,55 +746,181 @@ fn rule_hits_count_new_flows_per_rule() {
         ),
         "ins-vm",
     );
-    // Three new flows from B (distinct source ports), two dropped SYNs
-    // from A, then established traffic that must not count.
+    // As real traffic (no report request, so they count): three new flows
+    // from B (distinct source ports), two dropped SYNs from A, then
+    // established traffic that must not count as rule hits.
     for sport in [1000, 1001, 1002] {
         let p = Packet::tcp(ip(CLIENT_B), sport, ip(VM), 22, SYN);
-        expect(
-            &f.send(Ingress, &p),
-            Reason::AcceptRule,
-            Some(1),
-            "B new flow",
-        );
-        expect(
-            &f.send(Ingress, &p),
-            Reason::AcceptEstablished,
-            None,
-            "B again",
-        );
+        assert!(f.send_unrequested(Ingress, &p), "B new flow");
+        assert!(f.send_unrequested(Ingress, &p), "B again");
     }
     for _ in 0..2 {
-        expect(
-            &f.send(Ingress, &tcp_in(CLIENT_A, 22, SYN)),
-            Reason::DropRule,
-            Some(0),
-            "A",
+        assert!(
+            !f.send_unrequested(Ingress, &tcp_in(CLIENT_A, 22, SYN)),
+            "A"
         );
     }
-    let hits =
+    let hits = || {
         f.dp.rule_hits()
-            .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+            .unwrap_or_else(|e| panic!("{}", error_chain(&e)))
+    };
+    let counted = hits();
     let count = |index: usize| -> u64 {
-        hits.iter()
+        counted
+            .iter()
             .filter(|h| {
                 h.ifindex == TEST_IFINDEX && h.origin.as_ref().is_some_and(|o| o.index == index)
             })
             .map(|h| h.packets)
             .sum()
     };
-    assert_eq!(count(0), 2, "drop rule hits: {hits:?}");
-    assert_eq!(count(1), 3, "accept rule hits (new flows only): {hits:?}");
+    assert_eq!(count(0), 2, "drop rule hits: {counted:?}");
+    assert_eq!(
+        count(1),
+        3,
+        "accept rule hits (new flows only): {counted:?}"
+    );
     assert!(
-        hits.iter().all(|h| h.last_hit_ns > 0),
-        "last hit times recorded: {hits:?}"
+        counted.iter().all(|h| h.last_hit_ns > 0),
+        "last hit times recorded: {counted:?}"
     );
 
-    let stats =
+    let stats = || {
         f.dp.interface_stats(TEST_IFINDEX, Ingress)
-            .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
-    assert_eq!(stats.packets[Reason::AcceptRule as usize], 3);
-    assert_eq!(stats.packets[Reason::AcceptEstablished as usize], 3);
-    assert_eq!(stats.packets[Reason::DropRule as usize], 2);
+            .unwrap_or_else(|e| panic!("{}", error_chain(&e)))
+    };
+    let before = stats();
+    assert_eq!(before.packets[Reason::AcceptRule as usize], 3);
+    assert_eq!(before.packets[Reason::AcceptEstablished as usize], 3);
+    assert_eq!(before.packets[Reason::DropRule as usize], 2);
+
+    // A trace's runs (with the request) decide the same and count nowhere.
+    expect(
+        &f.send(Ingress, &Packet::tcp(ip(CLIENT_B), 1003, ip(VM), 22, SYN)),
+        Reason::AcceptRule,
+        Some(1),
+        "B, requested",
+    );
+    expect(
+        &f.send(Ingress, &tcp_in(CLIENT_A, 22, SYN)),
+        Reason::DropRule,
+        Some(0),
+        "A, requested",
+    );
+    assert_eq!(hits(), counted, "requested runs count no rule hit");
+    assert_eq!(stats(), before, "requested runs count no verdict");
+}
+
+#[test]
+fn requested_test_runs_count_nowhere_and_unrequested_ones_count() {
+    kernel_test!();
+    let f = Fixture::new(
+        &one_group(
+            &format!(
+                r#"{{"action":"drop","protocol":"tcp","port":"22","remote":"{CLIENT_A}"}},
+                   {{"action":"accept","protocol":"tcp","port":"22"}}"#
+            ),
+            r#"{"action":"accept","protocol":"udp","port":"53"}"#,
+        ),
+        "ins-vm",
+    );
+    let hits = || {
+        f.dp.rule_hits()
+            .unwrap_or_else(|e| panic!("{}", error_chain(&e)))
+    };
+    let stats = |direction| {
+        f.dp.interface_stats(TEST_IFINDEX, direction)
+            .unwrap_or_else(|e| panic!("{}", error_chain(&e)))
+    };
+    let nothing = secgroup_dataplane::abi::IfaceStats::default();
+    let syn_b = Packet::tcp(ip(CLIENT_B), 3000, ip(VM), 22, SYN);
+    let syn_a = tcp_in(CLIENT_A, 22, SYN);
+    let dns = Packet::udp(ip(VM), 3001, ip(OTHER), 53);
+    let arp = packet::arp_request([198, 51, 100, 10], [203, 0, 113, 77]);
+
+    // Requested runs of every kind of verdict, through both hooks, one
+    // of them repeated: decided as always, counted nowhere.
+    expect(&f.send(Ingress, &syn_b), Reason::AcceptRule, Some(1), "B");
+    expect(&f.send(Ingress, &syn_a), Reason::DropRule, Some(0), "A");
+    expect(
+        &f.send(Ingress, &tcp_in(CLIENT_A, 23, SYN)),
+        Reason::DropDefault,
+        None,
+        "A, port 23",
+    );
+    expect(&f.send(Egress, &dns), Reason::AcceptRule, Some(0), "dns");
+    expect(&f.run(Egress, &arp), Reason::PassNonIp, None, "arp");
+    let repeated = Packet::udp(ip(VM), 3002, ip(OTHER), 53).frame();
+    let outcome =
+        f.dp.test_run(Hook::Xdp, &repeated, None, 5)
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {}", error_chain(&e)));
+    expect(&outcome, Reason::AcceptEstablished, None, "repeat 5");
+    assert!(
+        hits().is_empty(),
+        "requested runs count no rule hit: {:?}",
+        hits()
+    );
+    assert_eq!(
+        stats(Ingress),
+        nothing,
+        "requested runs count no verdict (tc)"
+    );
+    assert_eq!(
+        stats(Egress),
+        nothing,
+        "requested runs count no verdict (xdp)"
+    );
+
+    // Conntrack is the same either way: B's requested SYN opened a flow
+    // that real traffic then finds (and counts).
+    let ack_b = Packet::tcp(ip(CLIENT_B), 3000, ip(VM), 22, ACK).frame();
+    assert!(f.run_unrequested(Ingress, &ack_b), "B's flow is tracked");
+    let ingress = stats(Ingress);
+    assert_eq!(ingress.packets[Reason::AcceptEstablished as usize], 1);
+    assert_eq!(
+        ingress.bytes[Reason::AcceptEstablished as usize],
+        ack_b.len() as u64
+    );
+    assert!(
+        hits().is_empty(),
+        "established traffic hits no rule: {:?}",
+        hits()
+    );
+
+    // Unrequested runs (real traffic) count: rule hits and verdicts.
+    let new_b = Packet::tcp(ip(CLIENT_B), 3003, ip(VM), 22, SYN).frame();
+    assert!(f.run_unrequested(Ingress, &new_b), "B, unrequested");
+    assert!(!f.send_unrequested(Ingress, &syn_a), "A, unrequested");
+    let new_dns = Packet::udp(ip(VM), 3004, ip(OTHER), 53).frame();
+    assert!(f.run_unrequested(Egress, &new_dns), "dns, unrequested");
+    assert!(f.run_unrequested(Egress, &arp), "arp, unrequested");
+    let mut counted: Vec<(Direction, usize, u64, u64)> = hits()
+        .iter()
+        .map(|h| {
+            let origin = h
+                .origin
+                .as_ref()
+                .unwrap_or_else(|| panic!("a hit without origin: {h:?}"));
+            (origin.direction, origin.index, h.packets, h.bytes)
+        })
+        .collect();
+    let mut want = vec![
+        (Ingress, 0, 1, syn_a.frame().len() as u64),
+        (Ingress, 1, 1, new_b.len() as u64),
+        (Egress, 0, 1, new_dns.len() as u64),
+    ];
+    counted.sort_by_key(|c| (c.0 == Egress, c.1));
+    want.sort_by_key(|c| (c.0 == Egress, c.1));
+    assert_eq!(counted, want, "rule hits of unrequested runs");
+    let (ingress, egress) = (stats(Ingress), stats(Egress));
+    assert_eq!(ingress.packets[Reason::AcceptRule as usize], 1);
+    assert_eq!(ingress.packets[Reason::DropRule as usize], 1);
+    assert_eq!(ingress.packets[Reason::AcceptEstablished as usize], 1);
+    assert_eq!(ingress.packets.iter().sum::<u64>(), 3, "{ingress:?}");
+    assert_eq!(egress.packets[Reason::AcceptRule as usize], 1);
+    assert_eq!(egress.packets[Reason::PassNonIp as usize], 1);
+    assert_eq!(egress.packets.iter().sum::<u64>(), 2, "{egress:?}");
+    assert_eq!(egress.bytes[Reason::PassNonIp as usize], arp.len() as u64);
 }
 
 #[test]

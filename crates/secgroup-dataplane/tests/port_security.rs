@@ -15,7 +15,7 @@ use secgroup_dataplane::packet::{
     Arp, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthFrame, ExtHeader, Fragment,
     Packet, nd, tcp_flags::SYN,
 };
-use secgroup_dataplane::{Dataplane, InterfaceBinding, LoadOptions};
+use secgroup_dataplane::{Dataplane, Hook, InterfaceBinding, LoadOptions};
 use secgroup_model::Direction::Egress;
 use secgroup_model::InstanceId;
 use secgroup_policy::{Policy, PortSecurity, SpoofReason};
@@ -263,6 +263,7 @@ fn what_a_vm_may_send_in_the_kernel() {
     let mut failures = Vec::new();
     let mut spoofed = [0u64; Reason::COUNT];
     let mut bound = "";
+    let mut rows = 0u64;
     for (what, id, frame, want) in cases() {
         if id != bound {
             bind(&mut dp, &policy, id, true);
@@ -271,8 +272,23 @@ fn what_a_vm_may_send_in_the_kernel() {
         // Each row is a new flow: conntrack must not decide a repeat.
         dp.flush_conntrack(None)
             .unwrap_or_else(|e| panic!("flush: {}", error_chain(&e)));
-        let outcome = run_frame(&dp, Egress, &frame.bytes());
+        let bytes = frame.bytes();
+        let outcome = run_frame(&dp, Egress, &bytes);
         let got = reason(&outcome);
+        // The same frame as real traffic (no report request): only this
+        // run counts, with the same verdict (a repeat of an accepted flow
+        // is accepted by conntrack; every drop here is stateless).
+        let real = dp
+            .test_runner()
+            .run_unrequested(Hook::Xdp, &bytes, None, &[])
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {}", error_chain(&e)));
+        if real.passed != outcome.passed {
+            failures.push(format!(
+                "{what} ({id}): unrequested run passed {}, requested {}",
+                real.passed, outcome.passed
+            ));
+        }
+        rows += 1;
         let spec = spec(&policy, id).check(&frame.to_policy());
         let spec_agrees = match spec {
             Err(r) => Reason::from(r) == want,
@@ -294,10 +310,16 @@ fn what_a_vm_may_send_in_the_kernel() {
         failures.len(),
         failures.join("\n")
     );
-    // Every drop is counted under its own reason.
+    // Every drop is counted under its own reason, once: by the unrequested
+    // run; the requested one (a trace's) counts nowhere.
     let stats = dp
         .interface_stats(TEST_IFINDEX, Egress)
         .unwrap_or_else(|e| panic!("stats: {}", error_chain(&e)));
+    assert_eq!(
+        stats.packets.iter().sum::<u64>(),
+        rows,
+        "one count per row: {stats:?}"
+    );
     for reason in Reason::ALL.into_iter().filter(|r| r.spoof().is_some()) {
         assert!(spoofed[reason as usize] > 0, "no case for {reason}");
         assert_eq!(

@@ -10,7 +10,8 @@ Exit status:
   0  success (the answer is \"yes\")
   1  the answer is \"no\" (a traced packet is dropped, the daemon is unhealthy, a reload is
      rejected) or the input is wrong (invalid rule files, an unknown id, a refused request)
-  2  usage error
+  2  usage error: an unknown command, a missing, malformed or contradictory argument (such as
+     a tcp trace without --port), or a trace request secgroupd finds malformed
   3  secgroupd cannot be reached (socket missing, connection refused, permission denied, timeout)
   4  secgroupd failed, or the kernel and the reference evaluator disagree (a bug: report it)";
 
@@ -167,7 +168,7 @@ pub struct TraceArgs {
     #[arg(long, value_name = "IP")]
     pub remote: IpAddr,
     /// Destination port (tcp and udp only, where it is required).
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// The instance's address. Default: its first address of the remote's family. Another
     /// address traces a spoofed source (egress; port security drops it).

@@ -8,6 +8,7 @@
 //! `export`, `import`, `sg clone`). Every command builds its whole output
 //! first ([`outcome::Output`]); [`main`] prints it and exits with its code.
 
+mod check;
 mod cli;
 mod clone;
 mod conntrack;
@@ -67,6 +68,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<Output> {
+    check::arguments(&cli.command)?;
     let daemon = || Daemon::new(&cli.socket);
     let json = cli.json;
     match &cli.command {

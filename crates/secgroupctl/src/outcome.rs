@@ -14,7 +14,9 @@ pub enum Code {
     /// The answer is "no" (a traced packet is dropped, the daemon is
     /// unhealthy), or the input is wrong.
     No = 1,
-    /// A command line clap refuses.
+    /// A command line that cannot be run: one clap refuses, a malformed
+    /// id, arguments that contradict each other, or a trace request the
+    /// daemon finds malformed.
     Usage = 2,
     /// secgroupd cannot be reached.
     Unreachable = 3,
@@ -66,18 +68,23 @@ pub enum Error {
     Unreachable {
         socket: PathBuf,
         reason: String,
-        hint: &'static str,
+        hint: String,
     },
+    /// The command line cannot be run as given, found before anything is
+    /// read or asked (a malformed id, a tcp trace without `--port`), or a
+    /// trace request secgroupd answers with 400.
+    #[error("{0}")]
+    Usage(String),
     /// secgroupd understood the request and refused it (a 4xx answer): an
     /// unknown id, a trace it cannot run, a caller outside the admin group.
-    #[error("{0}")]
-    Refused(String),
+    #[error("{message}")]
+    Refused { status: u16, message: String },
     /// secgroupd failed (a 5xx answer) or said something we cannot read.
     #[error("secgroupd failed: {0}")]
     Daemon(String),
     /// Wrong input found by secgroupctl itself: a file, an id, a rules
-    /// directory.
-    #[error("{0:#}")]
+    /// directory. Printed with its causes, each once (see [`chain`]).
+    #[error("{}", chain(.0.chain()))]
     Input(#[from] anyhow::Error),
     /// Printing JSON failed (cannot happen with our types, but is not
     /// worth a panic).
@@ -89,7 +96,8 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::Unreachable { .. } => Code::Unreachable,
-            Error::Refused(_) | Error::Input(_) => Code::No,
+            Error::Usage(_) => Code::Usage,
+            Error::Refused { .. } | Error::Input(_) => Code::No,
             Error::Daemon(_) | Error::Json(_) => Code::Failed,
         }
     }
@@ -97,9 +105,62 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error and its causes as one line, `outer: cause: root`, leaving out
+/// every cause whose text is already there: many errors (ours, the
+/// libraries', `io::Error` wrapped with its path) print their source
+/// themselves, and `{:#}` would print it a second time.
+pub fn chain<'a>(
+    errors: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut text = String::new();
+    for error in errors {
+        let part = error.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// `value` as pretty JSON with a final newline: what `--json` prints.
 pub fn json<T: serde::Serialize>(value: &T) -> Result<Output> {
     let mut text = serde_json::to_string_pretty(value)?;
     text.push('\n');
     Ok(Output::success(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    /// An error that prints its source in its own text, as
+    /// `secgroup_rulesdir::RulesDirError` does.
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot access /x: {source}")]
+    struct Access {
+        source: io::Error,
+    }
+
+    #[test]
+    fn causes_are_printed_once() {
+        let root = || io::Error::new(io::ErrorKind::NotFound, "No such file (os error 2)");
+        let check = |error: anyhow::Error, expected: &str| {
+            assert_eq!(Error::Input(error).to_string(), expected);
+        };
+        check(
+            anyhow::Error::new(Access { source: root() }).context("cannot read the rule files"),
+            "cannot read the rule files: cannot access /x: No such file (os error 2)",
+        );
+        check(
+            anyhow::Error::new(root()).context("cannot read a"),
+            "cannot read a: No such file (os error 2)",
+        );
+        check(anyhow::anyhow!("plain"), "plain");
+    }
 }

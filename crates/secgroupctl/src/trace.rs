@@ -11,7 +11,7 @@ use secgroup_model::{Protocol, proto};
 use crate::cli::{DirectionArg, TraceArgs};
 use crate::daemon::Daemon;
 use crate::fmt::{self, ellipsis};
-use crate::outcome::{Code, Output, Result, json};
+use crate::outcome::{Code, Error, Output, Result, json};
 
 pub fn run(daemon: &Daemon, args: &TraceArgs, as_json: bool) -> Result<Output> {
     let request = TraceRequest {
@@ -26,7 +26,19 @@ pub fn run(daemon: &Daemon, args: &TraceArgs, as_json: bool) -> Result<Output> {
         local: args.local,
         source_mac: args.source_mac.clone(),
     };
-    let response: TraceResponse = daemon.post(paths::TRACE, Some(&request))?;
+    // A 400 is secgroupd finding the request malformed: what `check`
+    // cannot see from here (an instance without an address of the
+    // remote's family), or a check this secgroupctl does not know yet.
+    let response: TraceResponse =
+        daemon
+            .post(paths::TRACE, Some(&request))
+            .map_err(|e| match e {
+                Error::Refused {
+                    status: 400,
+                    message,
+                } => Error::Usage(message),
+                e => e,
+            })?;
     let output = if as_json {
         json(&response)?
     } else {

@@ -171,8 +171,9 @@ fn template_list_and_show() {
         text(&unknown.stderr),
         "secgroupctl: unknown template \"open-everything\"; available: open-all, open-major-ports, linux-ssh, windows-rdp\n"
     );
+    // A malformed id is a usage error; an unknown template is a "no".
     let bad_id = secgroupctl(&["template", "show", "open-all", "--id", "web"]);
-    expect_exit(&bad_id, 1);
+    expect_exit(&bad_id, 2);
     assert!(text(&bad_id.stderr).starts_with("secgroupctl: \"web\" is not a security group id"));
 }
 
@@ -226,11 +227,11 @@ fn no_daemon_is_one_clear_line_and_exit_3() {
     let cases = [
         (
             missing.clone(),
-            "no such file (is the daemon running? systemctl start secgroupd, or pass --socket)",
+            "nothing is there (no such file) (is the daemon running? systemctl start secgroupd, or pass --socket)",
         ),
         (
             not_a_socket,
-            "connection refused (a socket file is left but nobody listens) (is the daemon running? systemctl start secgroupd, or pass --socket)",
+            "it is a regular file, not a socket (pass --socket with the path secgroupd listens on, by default /run/secgroup/secgroupd.sock)",
         ),
     ];
     for (socket, reason) in cases {
@@ -308,6 +309,449 @@ fn usage_errors_exit_2() {
     let help = secgroupctl(&["--help"]);
     expect_exit(&help, 0);
     assert!(text(&help.stdout).contains("3  secgroupd cannot be reached"));
+}
+
+/// A trace of `ins-1` with `rest` after `--direction`.
+fn trace_args<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["trace", "--instance", "ins-1", "--direction"];
+    args.extend_from_slice(rest);
+    args
+}
+
+/// Arguments the CLI refuses by itself: exit 2 with one line, whatever the
+/// socket (here: nothing there, which would be exit 3 had it asked).
+#[test]
+fn contradictory_arguments_exit_2_before_the_daemon_is_asked() {
+    let socket = scratch("usage")
+        .join("secgroupd.sock")
+        .display()
+        .to_string();
+    let not_sg = "\"web\" is not a security group id; expected \"sg-\" followed by letters, digits, '_', '.' or '-' (at most 64 bytes)";
+    let not_instance =
+        "\"ins 1\" is not an instance id; expected 1 to 64 letters, digits, '_', '.' or '-'";
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            trace_args(&["ingress", "--protocol", "tcp", "--remote", "203.0.113.9"]),
+            "a tcp trace needs --port (the destination port)",
+        ),
+        (
+            trace_args(&["egress", "--protocol", "UDP", "--remote", "203.0.113.9"]),
+            "a udp trace needs --port (the destination port)",
+        ),
+        (
+            trace_args(&[
+                "ingress",
+                "--protocol",
+                "sctp",
+                "--remote",
+                "203.0.113.9",
+                "--port",
+                "9",
+            ]),
+            "unknown protocol \"sctp\"; use --protocol tcp, udp, icmp, icmpv6, gre or a number from 0 to 255",
+        ),
+        (
+            trace_args(&["ingress", "--protocol", "all", "--remote", "203.0.113.9"]),
+            "a traced packet has one protocol, not \"all\"; use --protocol tcp, udp, icmp, icmpv6, gre or a number",
+        ),
+        (
+            trace_args(&[
+                "ingress",
+                "--protocol",
+                "icmp",
+                "--remote",
+                "203.0.113.9",
+                "--port",
+                "8",
+            ]),
+            "--port 8 applies to tcp and udp only, not icmp",
+        ),
+        (
+            trace_args(&["ingress", "--protocol", "icmp", "--remote", "2001:db8::9"]),
+            "ICMP over IPv6 is icmpv6: use --protocol icmpv6 with --remote 2001:db8::9",
+        ),
+        (
+            trace_args(&["ingress", "--protocol", "icmpv6", "--remote", "203.0.113.9"]),
+            "icmpv6 needs an IPv6 --remote, not 203.0.113.9",
+        ),
+        (
+            trace_args(&[
+                "egress",
+                "--protocol",
+                "udp",
+                "--remote",
+                "203.0.113.9",
+                "--port",
+                "53",
+                "--local",
+                "2001:db8::2",
+            ]),
+            "--local 2001:db8::2 and --remote 203.0.113.9 are of different families",
+        ),
+        (
+            trace_args(&[
+                "ingress",
+                "--protocol",
+                "icmp",
+                "--remote",
+                "203.0.113.9",
+                "--source-mac",
+                "52:54:00:12:34:56",
+            ]),
+            "--source-mac applies to egress traces (what the VM sends)",
+        ),
+        (
+            trace_args(&[
+                "egress",
+                "--protocol",
+                "icmp",
+                "--remote",
+                "203.0.113.9",
+                "--source-mac",
+                "52:54:00",
+            ]),
+            "--source-mac \"52:54:00\" is not a MAC address; expected six hex bytes like 52:54:00:12:34:56",
+        ),
+        (
+            vec![
+                "trace",
+                "--instance",
+                "ins 1",
+                "--direction",
+                "ingress",
+                "--protocol",
+                "icmp",
+                "--remote",
+                "203.0.113.9",
+            ],
+            not_instance,
+        ),
+        (vec!["sg", "show", "web"], not_sg),
+        (vec!["instance", "show", "ins 1"], not_instance),
+        (
+            vec!["conntrack", "list", "--instance", "ins 1"],
+            not_instance,
+        ),
+        (
+            vec!["conntrack", "flush", "--instance", "ins 1"],
+            not_instance,
+        ),
+        (vec!["export", "web", "--rules-dir", "/nonexistent"], not_sg),
+        (
+            vec![
+                "sg",
+                "clone",
+                "sg-web",
+                "web",
+                "--rules-dir",
+                "/nonexistent",
+            ],
+            not_sg,
+        ),
+        (vec!["template", "show", "linux-ssh", "--id", "web"], not_sg),
+    ];
+    for (command, message) in cases {
+        for json in [false, true] {
+            let mut args = vec!["--socket", socket.as_str()];
+            if json {
+                args.push("--json");
+            }
+            args.extend_from_slice(&command);
+            let output = secgroupctl(&args);
+            expect_exit(&output, 2);
+            assert_eq!(
+                text(&output.stderr),
+                format!("secgroupctl: {message}\n"),
+                "{args:?}"
+            );
+            assert!(output.stdout.is_empty(), "{args:?}");
+        }
+    }
+    // Port 0 is clap's to refuse.
+    let zero = secgroupctl(&trace_args(&[
+        "ingress",
+        "--protocol",
+        "tcp",
+        "--remote",
+        "203.0.113.9",
+        "--port",
+        "0",
+    ]));
+    expect_exit(&zero, 2);
+}
+
+/// Every way a command can fail on a path that is not there: the cause's
+/// text (`No such file or directory (os error 2)`) is printed once.
+#[test]
+fn error_causes_are_printed_once() {
+    let dir = scratch("causes");
+    let missing = dir.join("nowhere").display().to_string();
+    let through_file = dir.join("plain-file").join("x").display().to_string();
+    write(&dir, "plain-file", "");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["validate", "/nonexistent"],
+        vec!["validate", &missing],
+        vec!["validate", "--rules-dir", &missing],
+        vec!["validate", &through_file],
+        vec!["export", "sg-web", "--rules-dir", &missing],
+        vec!["import", &missing, "--rules-dir", &missing],
+        vec!["sg", "clone", "sg-web", "sg-new", "--rules-dir", &missing],
+        vec!["--json", "validate", &missing],
+    ];
+    for args in cases {
+        let output = secgroupctl_env(&args, &[]);
+        expect_exit(&output, 1);
+        let stderr = text(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("secgroupctl: "), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches("(os error").count(), 1, "{args:?}: {stderr}");
+        let parts: Vec<&str> = stderr.trim_end().split(": ").collect();
+        for (i, part) in parts.iter().enumerate() {
+            assert!(
+                !parts[i + 1..].contains(part),
+                "{args:?}: {part:?} twice in {stderr}"
+            );
+        }
+    }
+    let output = secgroupctl(&["validate", "/nonexistent"]);
+    assert_eq!(
+        text(&output.stderr),
+        "secgroupctl: cannot read the rule files: cannot access /nonexistent: No such file or directory (os error 2)\n"
+    );
+}
+
+/// `--socket` at something that is not secgroupd's socket: exit 3, and a
+/// reason that says what is there and a hint that says what to do.
+#[test]
+fn wrong_socket_paths_say_what_is_there() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+    use std::os::unix::net::UnixListener;
+
+    let dir = scratch("sockets");
+    let d = dir.display().to_string();
+    write(&dir, "plain-file", "");
+    fs::create_dir(dir.join("a-directory")).unwrap_or_else(|e| panic!("{e}"));
+    symlink(dir.join("gone"), dir.join("dangling")).unwrap_or_else(|e| panic!("{e}"));
+    // Bound, then closed: the file stays, nobody listens.
+    drop(UnixListener::bind(dir.join("dead.sock")).unwrap_or_else(|e| panic!("{e}")));
+    let start = "(is the daemon running? systemctl start secgroupd, or pass --socket)";
+    let path_hint = "(pass --socket with the path secgroupd listens on, by default /run/secgroup/secgroupd.sock)";
+    let cases = [
+        (
+            "nothing",
+            format!("nothing is there (no such file) {start}"),
+        ),
+        (
+            "no-dir/secgroupd.sock",
+            format!("nothing is there, not even its directory {d}/no-dir (no such file) {start}"),
+        ),
+        (
+            "plain-file",
+            format!("it is a regular file, not a socket {path_hint}"),
+        ),
+        (
+            "a-directory",
+            format!(
+                "it is a directory, not a socket (pass --socket with the socket in it, such as {d}/a-directory/secgroupd.sock, not the directory)"
+            ),
+        ),
+        (
+            "plain-file/secgroupd.sock",
+            format!("{d}/plain-file is a regular file, not a directory {path_hint}"),
+        ),
+        (
+            "dangling",
+            format!("it is a symbolic link to {d}/gone, which does not exist {start}"),
+        ),
+        (
+            "dead.sock",
+            format!("a socket is there but nobody listens on it (connection refused) {start}"),
+        ),
+    ];
+    for (name, reason) in cases {
+        let socket = format!("{d}/{name}");
+        let output = secgroupctl(&["--socket", &socket, "status"]);
+        expect_exit(&output, 3);
+        assert_eq!(
+            text(&output.stderr),
+            format!("secgroupctl: cannot reach secgroupd at {socket}: {reason}\n"),
+            "{name}"
+        );
+    }
+
+    // A listening socket we may not write to. Root may write anything, so
+    // as root the CLI runs as nobody.
+    let socket = dir.join("private.sock");
+    let _listener = UnixListener::bind(&socket).unwrap_or_else(|e| panic!("{e}"));
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let socket_text = socket.display().to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_secgroupctl"));
+    command
+        .args(["--socket", &socket_text, "status"])
+        .env_remove("SECGROUP_SOCKET");
+    // /proc/self belongs to the effective uid.
+    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root {
+        use std::os::unix::process::CommandExt;
+        command.uid(65534).gid(65534);
+    } else {
+        fs::set_permissions(&socket, fs::Permissions::from_mode(0o000))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let output = command.output().unwrap_or_else(|e| panic!("{e}"));
+    expect_exit(&output, 3);
+    let meta = fs::metadata(&socket).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "secgroupctl: cannot reach secgroupd at {socket_text}: permission denied (the socket's mode is {:04o}, owner uid {}, group gid {}) (run as root or as a member of group secgroup, or pass --socket)\n",
+            meta.mode() & 0o7777,
+            meta.uid(),
+            meta.gid()
+        )
+    );
+}
+
+/// A pretend secgroupd on `socket`: answers one connection per answer
+/// (status, JSON body) in turn, and returns the request lines it got.
+fn fake_daemon(
+    socket: &Path,
+    answers: Vec<(u16, &'static str)>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    let listener = UnixListener::bind(socket).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        let mut requests = Vec::new();
+        for (status, body) in answers {
+            let (stream, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            let mut first = String::new();
+            loop {
+                let mut line = String::new();
+                reader
+                    .read_line(&mut line)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                if first.is_empty() {
+                    first = line.trim_end().to_owned();
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut request_body = vec![0; length];
+            reader
+                .read_exact(&mut request_body)
+                .unwrap_or_else(|e| panic!("{e}"));
+            requests.push(first);
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let mut stream = reader.into_inner();
+            stream
+                .write_all(answer.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        requests
+    })
+}
+
+/// How the daemon's error answers become exit codes: a 400 to a trace is
+/// the caller's usage error (2); other refusals are "no" (1); a 5xx is the
+/// daemon failing (4).
+#[test]
+fn daemon_refusals_and_exit_codes() {
+    let dir = scratch("fake-daemon");
+    let socket = dir.join("secgroupd.sock");
+    let socket_text = socket.display().to_string();
+    let trace = trace_args(&[
+        "ingress",
+        "--protocol",
+        "tcp",
+        "--remote",
+        "203.0.113.9",
+        "--port",
+        "22",
+    ]);
+    let cases: Vec<(Vec<&str>, u16, &'static str, i32, &str)> = vec![
+        (
+            trace.clone(),
+            400,
+            r#"{"error": "instance ins-1 has no IPv6 address; give \"local\""}"#,
+            2,
+            "instance ins-1 has no IPv6 address; give \"local\"",
+        ),
+        (
+            trace.clone(),
+            404,
+            r#"{"error": "no instance \"ins-1\"", "known": ["ins-a"]}"#,
+            1,
+            "no instance \"ins-1\" (known: ins-a)",
+        ),
+        (
+            trace.clone(),
+            409,
+            r#"{"error": "instance ins-1 is not attached"}"#,
+            1,
+            "instance ins-1 is not attached",
+        ),
+        (
+            trace.clone(),
+            403,
+            r#"{"error": "only root and members of secgroup may trace"}"#,
+            1,
+            "only root and members of secgroup may trace",
+        ),
+        (
+            trace,
+            500,
+            r#"{"error": "the kernel said no"}"#,
+            4,
+            "secgroupd failed: the kernel said no (500)",
+        ),
+        // Only a trace's 400 is the caller's: elsewhere it is a refusal.
+        (
+            vec!["sg", "show", "sg-web"],
+            400,
+            r#"{"error": "malformed id"}"#,
+            1,
+            "malformed id",
+        ),
+    ];
+    let answers = cases
+        .iter()
+        .flat_map(|(_, status, body, _, _)| [(*status, *body), (*status, *body)])
+        .collect();
+    let server = fake_daemon(&socket, answers);
+    for (command, status, _, code, message) in &cases {
+        for json in [false, true] {
+            let mut args = vec!["--socket", socket_text.as_str()];
+            if json {
+                args.push("--json");
+            }
+            args.extend_from_slice(command);
+            let output = secgroupctl(&args);
+            expect_exit(&output, *code);
+            assert_eq!(
+                text(&output.stderr),
+                format!("secgroupctl: {message}\n"),
+                "{status}: {args:?}"
+            );
+            assert!(output.stdout.is_empty(), "{args:?}");
+        }
+    }
+    let requests = server
+        .join()
+        .unwrap_or_else(|_| panic!("the fake daemon panicked"));
+    assert_eq!(requests.len(), cases.len() * 2, "{requests:?}");
+    assert!(requests[0].starts_with("POST /v1/trace "), "{requests:?}");
 }
 
 /// A copy of the examples directory to change.
@@ -518,15 +962,16 @@ fn export_import_and_clone_offline() {
     );
     let file = fs::read_to_string(dir.join("sg-web-staging.json")).unwrap_or_default();
     assert!(file.contains("\"id\": \"sg-web-staging\""), "{file}");
-    for (new_id, message) in [
+    for (new_id, message, code) in [
         (
             "sg-web-staging",
             "security group sg-web-staging exists already",
+            1,
         ),
-        ("web2", "\"web2\" is not a security group id"),
+        ("web2", "\"web2\" is not a security group id", 2),
     ] {
         let output = secgroupctl(&["sg", "clone", "sg-web", new_id, "--rules-dir", &d]);
-        expect_exit(&output, 1);
+        expect_exit(&output, code);
         assert!(
             text(&output.stderr).contains(message),
             "{}",

@@ -1,6 +1,7 @@
 //! Command line and environment. Every flag has an environment variable
 //! (`SECGROUP_<FLAG>`), which is how a systemd drop-in usually sets them.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -64,6 +65,13 @@ pub struct Args {
     /// notice writes by anyone else (also done on every reload).
     #[arg(long, env = "SECGROUP_PIN_CHECK_INTERVAL", value_parser = crate::duration::parse, default_value = "5s")]
     pub pin_check_interval: Duration,
+
+    /// Also serve `GET /metrics` (Prometheus) over TCP on this address
+    /// (`127.0.0.1:9610`, `[::1]:9610`): read-only and without
+    /// authentication, so bind it to loopback or a management network.
+    /// The API socket serves `/metrics` either way.
+    #[arg(long, env = "SECGROUP_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
 
     #[command(flatten)]
     pub timeouts: TimeoutArgs,
@@ -161,6 +169,11 @@ mod tests {
         assert_eq!(timeouts.icmp, CtTimeouts::default().icmp);
         assert_eq!(args.log_format, LogFormat::Json);
         assert!(args.keep_established);
+
+        assert_eq!(args.metrics_listen, None);
+        let args = parse(&["--metrics-listen", "127.0.0.1:9610"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.metrics_listen, "127.0.0.1:9610".parse().ok());
+        assert!(parse(&["--metrics-listen", "localhost"]).is_err());
 
         assert!(parse(&["--ct-udp", "0"]).is_err());
         assert!(parse(&["--log-format", "xml"]).is_err());

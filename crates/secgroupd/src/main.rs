@@ -16,6 +16,7 @@ mod health;
 mod iface;
 mod links;
 mod logging;
+mod metrics;
 mod patterns;
 mod routes;
 mod rules;
@@ -88,6 +89,15 @@ async fn serve_on(
     admin_gid: Option<u32>,
     args: &Args,
 ) -> anyhow::Result<()> {
+    // Before the data plane, like the socket: a port in use stops the start.
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     let (dp, adopted) = Dataplane::load(&LoadOptions {
         pin_dir: Some(args.bpffs.clone()),
         timeouts: args.timeouts.resolve(),
@@ -129,6 +139,7 @@ async fn serve_on(
         socket = %args.socket.display(),
         pin_dir = %settings.pin_dir.display(),
         keep_established = settings.keep_established,
+        metrics_listen = args.metrics_listen.map(|a| a.to_string()),
         "secgroupd {} starting",
         env!("CARGO_PKG_VERSION")
     );
@@ -144,6 +155,9 @@ async fn serve_on(
         observer,
         ports: trace::TracePorts::default(),
     });
+    if let Some(metrics_listener) = metrics_listener {
+        tokio::spawn(server::serve_metrics(metrics_listener, reads.clone()));
+    }
     tokio::spawn(server::serve(listener, events.clone(), admin_gid, reads));
     // Kernel work blocks: the engine gets a thread of its own, never one of
     // the runtime's workers.

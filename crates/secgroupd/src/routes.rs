@@ -6,6 +6,10 @@ use secgroup_api::paths;
 use secgroup_api::{TraceRequest, paths::decode};
 
 use crate::event::{ApiError, ApiRequest};
+use crate::metrics::Format;
+
+/// Where the metrics are, on the API socket and on `--metrics-listen`.
+pub const METRICS: &str = "/metrics";
 
 /// A known path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +185,27 @@ impl Query {
     }
 }
 
+/// `GET /metrics`, in the format `accept` (the `Accept` header) asks for;
+/// `None` for any other path. Read-only: anyone may scrape.
+pub fn metrics(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    accept: Option<&str>,
+) -> Option<Result<Format, ApiError>> {
+    if path != METRICS {
+        return None;
+    }
+    let format = || {
+        if method != "GET" {
+            return Err(ApiError::method_not_allowed(method, path, "GET"));
+        }
+        Query::parse(query.unwrap_or_default())?.only(&[])?;
+        Ok(Format::from_accept(accept))
+    };
+    Some(format())
+}
+
 /// Resolves a request line as far as path and method; the caller checks
 /// authorisation between this and [`Endpoint::request`].
 pub fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {
@@ -282,6 +307,45 @@ mod tests {
                 local: None,
                 source_mac: None,
             })),
+        );
+    }
+
+    #[test]
+    fn metrics_path() {
+        let check =
+            |method, target: &str, accept, expected: Option<Result<Format, (u16, &str)>>| {
+                let (path, query) = match target.split_once('?') {
+                    Some((p, q)) => (p, Some(q)),
+                    None => (target, None),
+                };
+                let got = metrics(method, path, query, accept)
+                    .map(|r| r.map_err(|e| (e.status, e.body.error)));
+                let expected = expected.map(|r| r.map_err(|(s, m)| (s, m.to_owned())));
+                assert_eq!(got, expected, "{method} {target}");
+            };
+        check("GET", "/metrics", None, Some(Ok(Format::Prometheus)));
+        check(
+            "GET",
+            "/metrics",
+            Some("application/openmetrics-text; version=1.0.0"),
+            Some(Ok(Format::OpenMetrics)),
+        );
+        check("GET", "/v1/status", None, None);
+        check("GET", "/metrics/x", None, None);
+        check(
+            "POST",
+            "/metrics",
+            None,
+            Some(Err((405, "POST is not allowed on /metrics; use GET"))),
+        );
+        check(
+            "GET",
+            "/metrics?name=x",
+            None,
+            Some(Err((
+                400,
+                "unknown query parameter \"name\"; this endpoint takes none",
+            ))),
         );
     }
 

@@ -1,7 +1,9 @@
 //! The HTTP side of the API: accepts connections on the Unix socket, reads
 //! each request, checks it ([`routes`]) and the caller ([`auth`]),
 //! answers reads from the snapshot in force, hands mutations to the engine
-//! and writes back what it answers. No daemon state lives here.
+//! and writes back what it answers. `GET /metrics` is a read like the
+//! others, also served over TCP with `--metrics-listen` ([`serve_metrics`]:
+//! nothing else there). No daemon state lives here.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::Arc;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
 
 use secgroup_dataplane::Observer;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -22,9 +24,10 @@ use tracing::{debug, warn};
 
 use crate::auth::{self, Peer};
 use crate::event::{ApiError, ApiReply, ApiRequest, Event, Mutation};
+use crate::metrics::Format;
 use crate::state::InForce;
 use crate::trace::TracePorts;
-use crate::{routes, views};
+use crate::{metrics, routes, views};
 
 /// How long a request may wait for the main loop (a reload of a huge rules
 /// directory is the slowest thing ahead of it).
@@ -104,6 +107,9 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
+    if let Some(format) = metrics_format(&request) {
+        return Ok(scrape(format, reads).await);
+    }
     let reply = answer(request, events, reads, may_mutate).await;
     if let Err(e) = &reply {
         debug!(%method, %path, status = e.status, error = %e.body.error, "API error");
@@ -165,6 +171,97 @@ async fn answer(
         Ok(Ok(reply)) => reply,
         Ok(Err(_)) => Err(ApiError::unavailable("secgroupd is shutting down")),
         Err(_) => Err(ApiError::unavailable("secgroupd did not answer in time")),
+    }
+}
+
+/// `Some` for a request to `/metrics`: the format, or why not.
+fn metrics_format(request: &Request<Incoming>) -> Option<Result<Format, ApiError>> {
+    let accept = request
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    routes::metrics(
+        request.method().as_str(),
+        request.uri().path(),
+        request.uri().query(),
+        accept,
+    )
+}
+
+/// Answers `/metrics` from the snapshot in force and the counters; never
+/// waits for the engine.
+async fn scrape(format: Result<Format, ApiError>, reads: Arc<Reads>) -> Response<Full<Bytes>> {
+    let scraped = match format {
+        Err(e) => Err(e),
+        Ok(format) => {
+            let now = reads.snapshots.borrow().clone();
+            tokio::task::spawn_blocking(move || {
+                metrics::scrape(&now, &reads.observer, format).map(|text| (format, text))
+            })
+            .await
+            .unwrap_or_else(|e| Err(ApiError::internal(format!("answering failed: {e}"))))
+        }
+    };
+    match scraped {
+        Ok((format, text)) => {
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            response
+        }
+        Err(e) => {
+            debug!(status = e.status, error = %e.body.error, "metrics error");
+            respond(Err(e))
+        }
+    }
+}
+
+/// Serves `GET /metrics` on `listener` (`--metrics-listen`) until the
+/// process exits: read-only, so no authentication; every other path is a
+/// 404.
+pub async fn serve_metrics(listener: TcpListener, reads: Arc<Reads>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                warn!(error = %e, "accepting a metrics connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let reads = reads.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let reads = reads.clone();
+                async move {
+                    let format = metrics_format(&request).unwrap_or_else(|| {
+                        Err(ApiError {
+                            status: 404,
+                            body: secgroup_api::ErrorBody {
+                                error: format!(
+                                    "no endpoint {:?}; this listener serves only GET {}",
+                                    request.uri().path(),
+                                    routes::METRICS
+                                ),
+                                known: None,
+                            },
+                            allow: None,
+                        })
+                    });
+                    Ok::<_, Infallible>(scrape(format, reads).await)
+                }
+            });
+            if let Err(e) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(error = %e, "metrics connection ended with an error");
+            }
+        });
     }
 }
 

@@ -37,6 +37,42 @@ pub struct Tampered {
     pub findings: Vec<String>,
 }
 
+/// What `/metrics` says of reloads beyond the last one: kept as counts,
+/// so a snapshot stays small however many reloads there were.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStats {
+    pub failures: u64,
+    pub last_success: Option<Timestamp>,
+    /// Reloads by duration, one count per bucket of
+    /// [`RELOAD_BUCKETS_S`] and one past the last.
+    pub buckets: [u64; RELOAD_BUCKETS_S.len() + 1],
+    pub total_s: f64,
+}
+
+/// The upper bounds of the reload-duration buckets, in seconds: a reload
+/// that touches no map takes about a millisecond, a big directory seconds.
+pub const RELOAD_BUCKETS_S: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+impl ReloadStats {
+    /// Counts one finished reload.
+    pub fn record(&mut self, report: &ReloadReport) {
+        if report.outcome == secgroup_api::ReloadOutcome::Failed {
+            self.failures += 1;
+        } else {
+            self.last_success = Some(report.finished.clone());
+        }
+        let seconds = report.duration_ms / 1000.0;
+        let bucket = RELOAD_BUCKETS_S
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(RELOAD_BUCKETS_S.len());
+        self.buckets[bucket] += 1;
+        self.total_s += seconds;
+    }
+}
+
 /// Everything the API shows, as of one moment.
 #[derive(Debug, Clone, Default)]
 pub struct InForce {
@@ -50,6 +86,8 @@ pub struct InForce {
     pub generation: u64,
     pub reloads: u64,
     pub last_reload: Option<ReloadReport>,
+    /// Failures, the last success and every duration, since start.
+    pub reload_stats: ReloadStats,
     pub last_error: Option<ReloadError>,
     /// ifindex → instance, as the last successful apply bound them.
     pub bound: BTreeMap<u32, InstanceId>,

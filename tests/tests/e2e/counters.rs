@@ -1,4 +1,5 @@
-//! Per-rule hit counters and trace agree with the traffic that ran.
+//! Per-rule hit counters and trace agree with the traffic that ran, and a
+//! trace counts nowhere.
 
 use secgroup_api::{Direction, TraceRequest};
 use secgroup_testbed::Expect::{Accepted, Blocked};
@@ -59,7 +60,10 @@ fn hit_counters_count_new_flows_per_rule_and_trace_names_the_same_rules() {
         "the VM opened no flow: its replies hit no egress rule"
     );
 
-    // Trace (after reading the counters: a trace runs the program too).
+    // Trace: it names the same rules, and leaves the counters as they were
+    // (its run asks for the decision report: a question, not traffic).
+    let verdicts = |reason| control.verdict_packets(&vm.instance(), Direction::Ingress, reason);
+    let counted = (verdicts("accept-rule"), verdicts("drop-rule"));
     let cases = [
         (CLIENT_A, "udp", 5000, 0, "accept"),
         (CLIENT_B, "udp", 5000, 1, "drop"),
@@ -88,4 +92,14 @@ fn hit_counters_count_new_flows_per_rule_and_trace_names_the_same_rules() {
             "the traced rule's origin"
         );
     }
+    assert_eq!(
+        control.hits("sg-count", Direction::Ingress),
+        expected,
+        "a trace counts no rule hit"
+    );
+    assert_eq!(
+        (verdicts("accept-rule"), verdicts("drop-rule")),
+        counted,
+        "a trace counts no verdict"
+    );
 }

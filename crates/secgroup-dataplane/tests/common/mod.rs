@@ -109,6 +109,21 @@ impl Fixture {
     pub fn send(&self, direction: Direction, pkt: &packet::Packet) -> TestRunOutcome {
         self.run(direction, &pkt.frame())
     }
+
+    /// Runs a frame the way real traffic reaches the program: without the
+    /// report request, so that it counts (a requested run, such as
+    /// [`Fixture::run`]'s, counts nowhere). Returns whether it passed.
+    pub fn run_unrequested(&self, direction: Direction, frame: &[u8]) -> bool {
+        self.dp
+            .test_runner()
+            .run_unrequested(Dataplane::hook_for(direction), frame, None, &[])
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {}", error_chain(&e)))
+            .passed
+    }
+
+    pub fn send_unrequested(&self, direction: Direction, pkt: &packet::Packet) -> bool {
+        self.run_unrequested(direction, &pkt.frame())
+    }
 }
 
 pub fn run_frame(dp: &Dataplane, direction: Direction, frame: &[u8]) -> TestRunOutcome {

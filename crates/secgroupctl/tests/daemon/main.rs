@@ -192,11 +192,14 @@ fn operator_questions() {
     assert!(!v6.disagree, "{v6:?}");
     assert_eq!(v6.packet.src.to_string(), "2001:db8::2");
     assert_eq!(v6.kernel.rule.map(|r| r.position), Some(1));
-    let refused = trace(&lab, "ingress", "tcp", "203.0.113.9", None).exits(1);
+    // Usage errors are found before the daemon is asked: exit 2, as
+    // without a daemon.
+    let refused = trace(&lab, "ingress", "tcp", "203.0.113.9", None).exits(2);
     assert_eq!(
         refused.stderr,
-        "secgroupctl: tcp and udp traces need a \"port\"\n"
+        "secgroupctl: a tcp trace needs --port (the destination port)\n"
     );
+    trace(&lab, "ingress", "sctp", "203.0.113.9", Some("22")).exits(2);
     trace(&lab, "sideways", "tcp", "203.0.113.9", Some("22")).exits(2);
 
     // Tracked connections: the pings are there.
@@ -437,6 +440,95 @@ fn rule_files_through_the_daemon() {
 }
 
 /// Every file under `dir` (backups included) with its bytes.
+/// A trace request that only secgroupd can find malformed (the VM has no
+/// address of the remote's family) is a usage error too: exit 2 with the
+/// daemon's message. Other refusals stay exit 1.
+#[test]
+fn trace_refusals() {
+    if !root_or_skip("trace_refusals") {
+        return;
+    }
+    let ipv4_only = RULES.replace(
+        r#""ips": ["198.51.100.2", "2001:db8::2"]"#,
+        r#""ips": ["198.51.100.2"]"#,
+    );
+    assert_ne!(ipv4_only, RULES, "RULES no longer has ins-vm's addresses");
+    let lab = Lab::start(&ipv4_only);
+
+    let no_v6 = trace(&lab, "egress", "udp", "2001:db8:53::53", Some("53")).exits(2);
+    assert_eq!(
+        no_v6.stderr,
+        "secgroupctl: instance ins-vm has no IPv6 address; give \"local\"\n"
+    );
+    assert!(no_v6.stdout.is_empty(), "{}", no_v6.stdout);
+    let json = lab
+        .ctl(&[
+            "--json",
+            "trace",
+            "--instance",
+            "ins-vm",
+            "--direction",
+            "ingress",
+            "--protocol",
+            "icmpv6",
+            "--remote",
+            "2001:db8::9",
+        ])
+        .exits(2);
+    assert!(json.stdout.is_empty(), "{}", json.stdout);
+    // With --local given, the same trace runs: from a source the VM does
+    // not own, which port security drops.
+    lab.ctl(&[
+        "trace",
+        "--instance",
+        "ins-vm",
+        "--direction",
+        "egress",
+        "--protocol",
+        "udp",
+        "--remote",
+        "2001:db8:53::53",
+        "--port",
+        "53",
+        "--local",
+        "2001:db8::2",
+    ])
+    .exits(1)
+    .has("kernel     drop   drop-spoofed-ip");
+
+    // Not usage errors: an unknown instance (404), one on another host
+    // (409).
+    let unknown = lab
+        .ctl(&[
+            "trace",
+            "--instance",
+            "ins-nope",
+            "--direction",
+            "ingress",
+            "--protocol",
+            "icmp",
+            "--remote",
+            "203.0.113.9",
+        ])
+        .exits(1);
+    assert_eq!(
+        unknown.stderr,
+        "secgroupctl: no instance \"ins-nope\" (known: ins-peer, ins-vm)\n"
+    );
+    lab.ctl(&[
+        "trace",
+        "--instance",
+        "ins-peer",
+        "--direction",
+        "ingress",
+        "--protocol",
+        "icmp",
+        "--remote",
+        "203.0.113.9",
+    ])
+    .exits(1);
+}
+
 fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];

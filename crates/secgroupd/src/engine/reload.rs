@@ -91,6 +91,7 @@ impl Engine {
             generation: self.now.generation,
             summary,
         };
+        self.now.reload_stats.record(&report);
         self.now.last_reload = Some(report.clone());
         // `systemctl status` shows it; nobody to tell outside systemd.
         let _ = crate::sdnotify::notify(&format!("STATUS={}", self.status_line()));

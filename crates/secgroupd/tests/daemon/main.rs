@@ -8,6 +8,7 @@ mod api;
 mod faults;
 mod guard;
 mod links;
+mod metrics;
 mod portsec;
 mod reload;
 mod restart;
