@@ -27,6 +27,11 @@ const PACKAGES: &[(&str, &str)] = &[
         "a real systemd runs the unit in tests/tests/systemd.rs",
     ),
     ("prometheus", "promtool checks the /metrics output in tests"),
+    (
+        "dpkg-dev",
+        "dpkg-shlibdeps and strip (binutils) for cargo xtask deb",
+    ),
+    ("lintian", "checks the Debian package of cargo xtask deb"),
 ];
 
 fn installed(package: &str) -> bool {

@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <command>`. One module per command.
 
 mod bench;
+mod deb;
 mod demo;
 mod deps;
 mod ebpf;
@@ -17,10 +18,11 @@ commands:
   test        install missing system packages, then fmt check, clippy and every test
   deps        install the system packages secgroup needs (Debian; as root)
   build-ebpf  compile ebpf/secgroup.c into target/bpf/secgroup.bpf.o and show program sizes
-  install     release build, then install binaries, systemd unit and example rules [--prefix P] [--destdir D]
+  install     release build, then install binaries, unit, man pages, completions, docs and examples [--prefix P] [--destdir D]
+  deb         Debian package into target/deb (dpkg-deb) [--debug] [--check: install into a fresh root, lintian; root]
   bench       performance figures: release build, measure (root), table + plot in target/bench [--quick]
   demo        secgroupd on a pretend hypervisor (network namespaces) with real traffic (root) [--keep]
-  man         man pages for secgroupctl and its subcommands into target/man
+  man         man pages (secgroupctl and its subcommands, secgroupd, the rule files) into target/man
 ";
 
 fn main() {
@@ -43,6 +45,7 @@ fn run() -> Result<()> {
         "deps" => deps::install(),
         "build-ebpf" => ebpf::build(),
         "install" => install::run(rest),
+        "deb" => deb::run(rest),
         "demo" => demo::run(rest),
         "man" => man::run(rest),
         "help" | "--help" | "-h" => {

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the one command that checks everything, on a fresh
 //! machine too. Kernel tests need root; under CI=true they never skip.
+//! Last, the Debian package test (`cargo xtask deb --check`, debug build).
 
 use anyhow::{Result, bail};
 
@@ -21,7 +22,9 @@ pub fn run(extra: &[String]) -> Result<()> {
     let mut args = vec!["test", "--workspace", "--locked"];
     args.extend(extra.iter().map(String::as_str));
     crate::run_cmd("cargo", &args)?;
-    ebpf_smoke()
+    ebpf_smoke()?;
+    // Last: reuses the debug binaries the tests just built.
+    crate::deb::check(false)
 }
 
 /// The data plane's own smoke test: the C object alone, tables written by

@@ -98,9 +98,9 @@
 //! ```
 //! # use secgroup_classifier::{build, L4Prefix};
 //! # use secgroup_model::{Action, Direction, PortRange, Ports, Protocol, Service, SgId};
-//! # use secgroup_policy::{EffectiveRule, RuleList, RuleOrigin};
-//! # let rule = |index, action, protocol, ports: &[(u16, u16)], remote: &str| EffectiveRule {
-//! #     origin: RuleOrigin { sg: SgId::new("sg-example").unwrap(), direction: Direction::Ingress, index },
+//! # use secgroup_policy::{EffectiveRule, RuleKey, RuleList, RuleOrigin};
+//! # let rule = |index: usize, action, protocol, ports: &[(u16, u16)], remote: &str| EffectiveRule {
+//! #     origin: RuleOrigin { sg: SgId::new("sg-example").unwrap(), direction: Direction::Ingress, index, key: RuleKey::Content { digest: index as u64, nth: 0 } },
 //! #     action,
 //! #     services: vec![Service {
 //! #         protocol,

@@ -46,6 +46,10 @@ pub fn random_rule_list(rng: &mut impl Rng, n_rules: usize) -> RuleList {
                 sg,
                 direction,
                 index: position - first_of_sg,
+                key: secgroup_policy::RuleKey::Content {
+                    digest: position as u64,
+                    nth: 0,
+                },
             },
             action: if rng.gen_bool(0.5) {
                 Action::Accept

@@ -1,56 +1,91 @@
 //! Stable 32-bit ids for rules, the key of the per-rule hit counters.
 //!
-//! A rule is identified by its origin (security group, direction, index).
-//! The id is a hash of that origin, so the same rules directory yields the
-//! same ids after a daemon restart and the pinned counters carry over. The
-//! rare collision is resolved by probing, in registration order.
+//! A rule is identified by its group, direction and key
+//! ([`secgroup_policy::RuleKey`]: its `id`, or its content), never by its
+//! position: inserting a rule above another must not move the other's
+//! counts onto it. The id is a hash of that identity, so the same rules
+//! directory yields the same ids after a daemon restart and the pinned
+//! counters carry over. The rare collision is resolved by probing, in
+//! registration order.
 
 use std::collections::HashMap;
 
-use secgroup_policy::RuleOrigin;
+use secgroup_model::{Direction, SgId};
+use secgroup_policy::{RuleKey, RuleOrigin};
+
+/// What a uid stands for: a rule's identity, wherever it sits.
+type Ident = (SgId, Direction, RuleKey);
 
 #[derive(Debug, Default)]
 pub(crate) struct RuleUids {
-    by_origin: HashMap<RuleOrigin, u32>,
-    by_uid: HashMap<u32, RuleOrigin>,
+    by_ident: HashMap<Ident, u32>,
+    /// Every uid handed out: never given to another rule, even once its
+    /// own is gone (the kernel may still hold its counts).
+    taken: HashMap<u32, Ident>,
+    /// Where each uid's rule was last registered. A rule whose place was
+    /// taken by another since is left out: it is no longer in that list.
+    origins: HashMap<u32, RuleOrigin>,
+    /// Which uid last registered at each position.
+    at: HashMap<(SgId, Direction, usize), u32>,
 }
 
 impl RuleUids {
+    /// The uid of `origin`'s rule, the same wherever it sits in its list;
+    /// records that it now sits at `origin.index`.
     pub fn uid(&mut self, origin: &RuleOrigin) -> u32 {
-        if let Some(uid) = self.by_origin.get(origin) {
-            return *uid;
-        }
-        let mut salt = 0u32;
-        let uid = loop {
-            let candidate = hash_origin(origin, salt);
-            // 0 is kept free so a zeroed key never names a rule.
-            if candidate != 0 && !self.by_uid.contains_key(&candidate) {
-                break candidate;
+        let ident = ident(origin);
+        let uid = match self.by_ident.get(&ident) {
+            Some(uid) => *uid,
+            None => {
+                let mut salt = 0u32;
+                let uid = loop {
+                    let candidate = hash_ident(&ident, salt);
+                    // 0 is kept free so a zeroed key never names a rule.
+                    if candidate != 0 && !self.taken.contains_key(&candidate) {
+                        break candidate;
+                    }
+                    salt += 1;
+                };
+                self.by_ident.insert(ident.clone(), uid);
+                self.taken.insert(uid, ident);
+                uid
             }
-            salt += 1;
         };
-        self.by_origin.insert(origin.clone(), uid);
-        self.by_uid.insert(uid, origin.clone());
+        self.origins.insert(uid, origin.clone());
+        let place = (origin.sg.clone(), origin.direction, origin.index);
+        if let Some(before) = self.at.insert(place, uid)
+            && before != uid
+            && self.origins.get(&before).is_some_and(|o| {
+                o.sg == origin.sg && o.direction == origin.direction && o.index == origin.index
+            })
+        {
+            self.origins.remove(&before);
+        }
         uid
     }
 
     pub fn get(&self, origin: &RuleOrigin) -> Option<u32> {
-        self.by_origin.get(origin).copied()
+        self.by_ident.get(&ident(origin)).copied()
     }
 
     pub fn origin(&self, uid: u32) -> Option<&RuleOrigin> {
-        self.by_uid.get(&uid)
+        self.origins.get(&uid)
     }
 
-    /// Every uid handed out, with its origin.
+    /// Every uid handed out whose rule is still where it was last
+    /// registered, with its origin.
     pub fn all(&self) -> HashMap<u32, RuleOrigin> {
-        self.by_uid.clone()
+        self.origins.clone()
     }
 }
 
-/// FNV-1a over the origin's text form: stable across processes and builds,
-/// unlike std's randomly keyed hasher.
-fn hash_origin(origin: &RuleOrigin, salt: u32) -> u32 {
+fn ident(origin: &RuleOrigin) -> Ident {
+    (origin.sg.clone(), origin.direction, origin.key.clone())
+}
+
+/// FNV-1a over the identity's byte form: stable across processes and
+/// builds, unlike std's randomly keyed hasher.
+fn hash_ident((sg, direction, key): &Ident, salt: u32) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
     let mut eat = |bytes: &[u8]| {
         for b in bytes {
@@ -58,9 +93,20 @@ fn hash_origin(origin: &RuleOrigin, salt: u32) -> u32 {
             hash = hash.wrapping_mul(0x0100_0193);
         }
     };
-    eat(origin.sg.as_str().as_bytes());
-    eat(&[0, origin.direction as u8]);
-    eat(&(origin.index as u64).to_le_bytes());
+    eat(sg.as_str().as_bytes());
+    eat(&[0, *direction as u8]);
+    match key {
+        RuleKey::Id(id) => {
+            eat(&[1]);
+            eat(id.as_str().as_bytes());
+            eat(&[0]);
+        }
+        RuleKey::Content { digest, nth } => {
+            eat(&[2]);
+            eat(&digest.to_le_bytes());
+            eat(&nth.to_le_bytes());
+        }
+    }
     eat(&salt.to_le_bytes());
     hash
 }
@@ -68,14 +114,19 @@ fn hash_origin(origin: &RuleOrigin, salt: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secgroup_model::{Direction, SgId};
+    use secgroup_model::RuleId;
 
-    fn origin(sg: &str, direction: Direction, index: usize) -> RuleOrigin {
+    fn origin(sg: &str, direction: Direction, index: usize, key: RuleKey) -> RuleOrigin {
         RuleOrigin {
             sg: SgId::new(sg).unwrap_or_else(|| panic!("bad sg id {sg}")),
             direction,
             index,
+            key,
         }
+    }
+
+    fn content(n: u64) -> RuleKey {
+        RuleKey::Content { digest: n, nth: 0 }
     }
 
     #[test]
@@ -86,7 +137,7 @@ mod tests {
         for sg in ["sg-a", "sg-b", "sg-web"] {
             for direction in Direction::ALL {
                 for index in 0..200 {
-                    let o = origin(sg, direction, index);
+                    let o = origin(sg, direction, index, content(index as u64));
                     let uid = a.uid(&o);
                     assert_ne!(uid, 0);
                     assert!(seen.insert(uid), "uid {uid} given twice");
@@ -96,5 +147,56 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn uids_follow_the_key_not_the_position() {
+        let mut uids = RuleUids::default();
+        let b = |index| origin("sg-a", Direction::Ingress, index, content(7));
+        let uid_b = uids.uid(&b(0));
+        // Rule A is inserted above B: B keeps its uid, A gets another,
+        // and B's uid now names B at its new place.
+        let a = origin("sg-a", Direction::Ingress, 0, content(8));
+        let uid_a = uids.uid(&a);
+        assert_eq!(uids.uid(&b(1)), uid_b);
+        assert_ne!(uid_a, uid_b);
+        assert_eq!(uids.origin(uid_b), Some(&b(1)));
+        assert_eq!(uids.origin(uid_a), Some(&a));
+        // The same key in another group or direction is another rule.
+        let other = origin("sg-a", Direction::Egress, 1, content(7));
+        assert_ne!(uids.uid(&other), uid_b);
+        // Ids hash apart from content keys and from each other.
+        let id = |s: &str| RuleKey::Id(RuleId::new(s).unwrap_or_else(|| panic!("{s}")));
+        let named = uids.uid(&origin("sg-a", Direction::Ingress, 2, id("web")));
+        assert_ne!(
+            named,
+            uids.uid(&origin("sg-a", Direction::Ingress, 3, id("ssh")))
+        );
+        assert_eq!(
+            named,
+            RuleUids::default().uid(&origin("sg-a", Direction::Ingress, 9, id("web")))
+        );
+    }
+
+    #[test]
+    fn a_removed_rule_stops_naming_its_old_place() {
+        let mut uids = RuleUids::default();
+        let a = origin("sg-a", Direction::Ingress, 0, content(1));
+        let b = |index| origin("sg-a", Direction::Ingress, index, content(2));
+        let (uid_a, uid_b) = (uids.uid(&a), uids.uid(&b(1)));
+        // A is deleted: B moves up to 0 and A's counts must not be shown as
+        // B's, but A's uid is never handed to another rule.
+        assert_eq!(uids.uid(&b(0)), uid_b);
+        assert_eq!(uids.origin(uid_a), None);
+        assert!(!uids.all().contains_key(&uid_a));
+        assert_eq!(uids.all().get(&uid_b), Some(&b(0)));
+        // Two rules that swap places both stay.
+        let c = |index| origin("sg-a", Direction::Egress, index, content(3));
+        let d = |index| origin("sg-a", Direction::Egress, index, content(4));
+        let (uid_c, uid_d) = (uids.uid(&c(0)), uids.uid(&d(1)));
+        uids.uid(&d(0));
+        uids.uid(&c(1));
+        assert_eq!(uids.origin(uid_c), Some(&c(1)));
+        assert_eq!(uids.origin(uid_d), Some(&d(0)));
     }
 }

@@ -339,6 +339,34 @@ impl fmt::Display for InstanceId {
     }
 }
 
+/// A rule's own id (`"id"` in a native rule): what its hit counters follow
+/// when rules are inserted, moved or edited. Unique within its group and
+/// direction; free-form, without a prefix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuleId(String);
+
+impl RuleId {
+    /// `None` unless `id` is 1–64 bytes of `[A-Za-z0-9_.-]`.
+    pub fn new(id: &str) -> Option<RuleId> {
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        valid.then(|| RuleId(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Who a rule talks to: the source of an ingress packet, the destination of
 /// an egress packet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -377,6 +405,9 @@ pub enum Traffic {
 /// One line of a security group's ingress or egress list.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {
+    /// The rule's own id, if the file gives one. Without one, a rule is
+    /// known by its content (see `secgroup_policy::RuleKey`).
+    pub id: Option<RuleId>,
     pub action: Action,
     pub traffic: Traffic,
     pub remote: Remote,

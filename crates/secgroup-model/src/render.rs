@@ -96,7 +96,11 @@ fn write_group(out: &mut String, group: &SecurityGroup) {
 
 /// One rule as a one-line JSON object.
 fn rule(rule: &Rule) -> String {
-    let mut fields = vec![format!("\"action\": {}", quote(rule.action.as_str()))];
+    let mut fields = Vec::new();
+    if let Some(id) = &rule.id {
+        fields.push(format!("\"id\": {}", quote(id.as_str())));
+    }
+    fields.push(format!("\"action\": {}", quote(rule.action.as_str())));
     match &rule.traffic {
         Traffic::Service(service) => {
             fields.push(format!("\"protocol\": {}", protocol(service.protocol)));

@@ -100,6 +100,7 @@ fn rule(protocol: Protocol, port: Option<u16>, remote: Remote, description: &str
         None => Ports::All,
     };
     Rule {
+        id: None,
         action: Action::Accept,
         traffic: Traffic::Service(Service { protocol, ports }),
         remote,

@@ -253,6 +253,7 @@ fn policy(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<IndexedRule> {
     let rule = RawRule {
         dialect: Dialect::Tencent,
         intact,
+        id: None,
         action: action?,
         protocol,
         port,

@@ -114,10 +114,35 @@ fn cases() -> Vec<Case> {
             "r.json:1:2: security_group: unknown key \"security_group\"; expected one of security_groups, instances, address_sets, address_set_groups, service_sets, service_set_groups (did you mean \"security_groups\"?)",
         ]),
         one("unknown rule key with typo", "{\"security_groups\": [{\"id\": \"sg-a\", \"ingress\": [{\"action\": \"accept\", \"protcol\": \"tcp\", \"port\": \"22\"}]}]}", &[
-            "r.json:1:70: security_groups[0].ingress[0].protcol: unknown key \"protcol\"; expected one of action, protocol, port, service, remote, description (did you mean \"protocol\"?)",
+            "r.json:1:70: security_groups[0].ingress[0].protcol: unknown key \"protcol\"; expected one of id, action, protocol, port, service, remote, description (did you mean \"protocol\"?)",
         ]),
         case("unknown instance key", &[("g.json", WEB), ("i.json", "{\"instances\": [{\"id\": \"i-1\", \"ip\": [\"198.51.100.5\"], \"ips\": [], \"security_groups\": [\"sg-web\"]}]}")], &[
             "i.json:1:30: instances[0].ip: unknown key \"ip\"; expected one of id, interface, mac, ips, allowed_address_pairs, port_security, security_groups (did you mean \"ips\"?)",
+        ]),
+        // --- rule ids ------------------------------------------------------
+        one("bad rule ids", r#"{"security_groups": [{"id": "sg-a", "ingress": [
+  {"id": "ssh office", "action": "accept", "protocol": "tcp", "port": "22"},
+  {"id": "", "action": "accept", "protocol": "tcp", "port": "80"},
+  {"id": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "action": "drop", "protocol": "all"},
+  {"id": 7, "action": "drop", "protocol": "all"}
+]}]}"#, &[
+            "r.json:2:10: security_groups[0].ingress[0].id: \"ssh office\" is not a rule id: \" \" is not allowed; use letters, digits, '_', '.' or '-'",
+            "r.json:3:10: security_groups[0].ingress[1].id: empty rule id; expected a short name like \"ssh-office\" (or omit \"id\")",
+            "r.json:4:10: security_groups[0].ingress[2].id: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\" is not a rule id: 65 bytes, at most 64",
+            "r.json:5:10: security_groups[0].ingress[3].id: expected a string, found number 7",
+        ]),
+        one("duplicate rule id", r#"{"security_groups": [{"id": "sg-a", "ingress": [
+  {"id": "web", "action": "accept", "protocol": "tcp", "port": "80"},
+  {"id": "web", "action": "accept", "protocol": "tcp", "port": "443"},
+  {"id": "web", "action": "drop", "protocol": "all"}
+], "egress": [
+  {"id": "web", "action": "accept", "protocol": "all"}
+]}, {"id": "sg-b", "ingress": [
+  {"id": "web", "action": "accept", "protocol": "all"}
+]}]}"#, &[
+            // The same id in the other direction or another group is fine.
+            "r.json:3:10: security_groups[0].ingress[1].id: duplicate rule id \"web\" in this group's ingress rules; first defined at r.json:2:10",
+            "r.json:4:10: security_groups[0].ingress[2].id: duplicate rule id \"web\" in this group's ingress rules; first defined at r.json:2:10",
         ]),
         one("wrong types", "{\"security_groups\": [{\"id\": 7, \"name\": [\"x\"], \"ingress\": {}}, {\"id\": \"sg-b\", \"egress\": [\"accept\", {\"action\": true, \"protocol\": [6], \"port\": false}]}]}", &[
             "r.json:1:29: security_groups[0].id: expected a string, found number 7",
@@ -350,7 +375,7 @@ fn cases() -> Vec<Case> {
             "r.json:4:18: security_groups[0].ingress[0].action: unknown action \"allow\"; expected \"accept\" or \"drop\" (did you mean \"accept\"?)",
             "r.json:4:54: security_groups[0].ingress[0].port: \"80-70\" is not a port range (start > end)",
             "r.json:4:73: security_groups[0].ingress[0].remote: \"198.51.100.5/24\" has host bits set; did you mean \"198.51.100.0/24\"?",
-            "r.json:5:28: security_groups[0].ingress[1].protcol: unknown key \"protcol\"; expected one of action, protocol, port, service, remote, description (did you mean \"protocol\"?)",
+            "r.json:5:28: security_groups[0].ingress[1].protcol: unknown key \"protcol\"; expected one of id, action, protocol, port, service, remote, description (did you mean \"protocol\"?)",
             "r.json:6:71: security_groups[0].ingress[2].remote: unknown security group \"sg-db\": no rule file defines it",
             "r.json:10:86: instances[0].security_groups: no security group; an instance needs at least one (with none it would match no rule and drop everything silently)",
             "r.json:11:12: instances[1].id: duplicate instance id \"ins-1\"; first defined at r.json:10:12",

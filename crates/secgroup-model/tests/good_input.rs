@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use secgroup_model::{
     Action, AddressBlock, AddressRange, AddressSetGroupId, AddressSetId, Diagnostics, Instance,
-    InstanceId, Limits, MacAddr, PortRange, Ports, Protocol, Remote, Rule, RuleSet, Service,
-    ServiceSetGroupId, ServiceSetId, SgId, SourceFile, Traffic, load,
+    InstanceId, Limits, MacAddr, PortRange, Ports, Protocol, Remote, Rule, RuleId, RuleSet,
+    Service, ServiceSetGroupId, ServiceSetId, SgId, SourceFile, Traffic, load,
 };
 
 fn load_files(files: &[(&str, &str)]) -> Result<RuleSet, Diagnostics> {
@@ -67,6 +67,7 @@ fn all_traffic() -> Traffic {
 
 fn accept(traffic: Traffic, remote: Remote) -> Rule {
     Rule {
+        id: None,
         action: Action::Accept,
         traffic,
         remote,
@@ -94,6 +95,10 @@ fn check_rule(rule: &str, expected: Rule) {
 #[test]
 fn rule_forms() {
     let anywhere = Remote::Anywhere;
+    let long_id = format!(
+        r#"{{"action": "accept", "protocol": "all", "id": "{}"}}"#,
+        "A".repeat(64)
+    );
     let cases: Vec<(&str, Rule)> = vec![
         // protocols: names, numeric strings, JSON numbers
         (
@@ -250,6 +255,7 @@ fn rule_forms() {
         (
             r#"{"action": "drop", "protocol": "all", "description": "deny the rest"}"#,
             Rule {
+                id: None,
                 action: Action::Drop,
                 traffic: all_traffic(),
                 remote: Remote::Anywhere,
@@ -259,10 +265,26 @@ fn rule_forms() {
         (
             r#"{"description": "", "action": "drop", "protocol": "all"}"#,
             Rule {
+                id: None,
                 action: Action::Drop,
                 traffic: all_traffic(),
                 remote: Remote::Anywhere,
                 description: None,
+            },
+        ),
+        // rule ids: kept as written
+        (
+            r#"{"id": "ssh-office_2.b", "action": "accept", "protocol": "tcp", "port": 22}"#,
+            Rule {
+                id: RuleId::new("ssh-office_2.b"),
+                ..accept(service(6, ports(&[(22, 22)])), anywhere.clone())
+            },
+        ),
+        (
+            &long_id,
+            Rule {
+                id: RuleId::new(&"A".repeat(64)),
+                ..accept(all_traffic(), anywhere.clone())
             },
         ),
     ];
@@ -483,6 +505,10 @@ fn rendered_rule_sets_load_back_identical() {
         &[(
             "numbers.json",
             r#"{"security_groups": [{"id": "sg-n", "name": "quote \" and \\ and \u00e9", "egress": [{"action": "accept", "protocol": 132}, {"action": "drop", "protocol": 0}]}]}"#,
+        )],
+        &[(
+            "ids.json",
+            r#"{"security_groups": [{"id": "sg-i", "ingress": [{"id": "web", "action": "accept", "protocol": "tcp", "port": 80}, {"action": "drop", "protocol": "all"}], "egress": [{"id": "web", "action": "accept", "protocol": "all"}]}]}"#,
         )],
     ];
     for files in inputs {

@@ -52,11 +52,15 @@ fn reimport(rules: &RuleSet, id: &SgId, exported: &str) -> RuleSet {
 }
 
 /// What the Tencent round trip must give: every "anywhere" rule as an
-/// IPv4 rule followed by an IPv6 one.
+/// IPv4 rule followed by an IPv6 one, and no rule ids (Tencent has none).
 fn split_anywhere(group: &SecurityGroup) -> SecurityGroup {
     let split = |rules: &[Rule]| -> Vec<Rule> {
         rules
             .iter()
+            .map(|r| Rule {
+                id: None,
+                ..r.clone()
+            })
             .flat_map(|r| match r.remote {
                 Remote::Anywhere => ["0.0.0.0/0", "::/0"]
                     .iter()
@@ -67,7 +71,7 @@ fn split_anywhere(group: &SecurityGroup) -> SecurityGroup {
                         ..r.clone()
                     })
                     .collect::<Vec<_>>(),
-                _ => vec![r.clone()],
+                _ => vec![r],
             })
             .collect()
     };
@@ -85,14 +89,14 @@ fn everything() -> RuleSet {
   "security_groups": [
     { "id": "sg-all-kinds", "name": "all \"kinds\"", "description": "ünïcode\tand\\slashes",
       "ingress": [
-        { "action": "accept", "protocol": "tcp", "port": "22,8000-8010", "remote": "203.0.113.0/24", "description": "ssh" },
+        { "id": "ssh", "action": "accept", "protocol": "tcp", "port": "22,8000-8010", "remote": "203.0.113.0/24", "description": "ssh" },
         { "action": "drop", "protocol": "udp", "port": 53, "remote": "198.51.100.10-198.51.100.20" },
         { "action": "accept", "protocol": "icmpv6", "remote": "2001:db8::/32" },
         { "action": "accept", "protocol": 132, "remote": "2001:db8::1-2001:db8::9" },
         { "action": "accept", "protocol": "gre", "remote": "sg-other" },
         { "action": "accept", "service": "ppm-dns", "remote": "ipm-office" },
         { "action": "accept", "service": "ppmg-infra", "remote": "ipmg-corp" },
-        { "action": "drop", "protocol": "all" }
+        { "id": "deny-rest", "action": "drop", "protocol": "all" }
       ],
       "egress": [ { "action": "accept", "protocol": "icmp", "remote": "198.51.100.7" } ] },
     { "id": "sg-other" }

@@ -102,6 +102,7 @@ fn rule(g: usize, r: usize) -> Rule {
         }),
     };
     Rule {
+        id: None,
         action: if r.is_multiple_of(3) {
             Action::Drop
         } else {

@@ -16,6 +16,7 @@ use secgroup_model::{
 };
 
 use crate::compiled::{EffectiveRule, GroupPolicy, InstancePolicy, Policy, RuleList, RuleOrigin};
+use crate::key::RuleKey;
 use crate::port_security::PortSecurity;
 use crate::prefix::{normalise, split_range};
 
@@ -153,20 +154,24 @@ impl<'a> Resolver<'a> {
     }
 
     fn group(&self, sg: &SecurityGroup) -> GroupPolicy {
-        let list = |direction: Direction| RuleList {
-            rules: sg
-                .rules(direction)
-                .iter()
-                .enumerate()
-                .map(|(index, rule)| {
-                    let origin = RuleOrigin {
-                        sg: sg.id.clone(),
-                        direction,
-                        index,
-                    };
-                    self.rule(origin, rule)
-                })
-                .collect(),
+        let list = |direction: Direction| {
+            let rules = sg.rules(direction);
+            RuleList {
+                rules: rules
+                    .iter()
+                    .zip(RuleKey::of_list(rules))
+                    .enumerate()
+                    .map(|(index, (rule, key))| {
+                        let origin = RuleOrigin {
+                            sg: sg.id.clone(),
+                            direction,
+                            index,
+                            key,
+                        };
+                        self.rule(origin, rule)
+                    })
+                    .collect(),
+            }
         };
         GroupPolicy {
             id: sg.id.clone(),
@@ -236,16 +241,16 @@ mod tests {
     use super::*;
     use crate::testing::*;
 
-    fn origin(sg: &str, direction: Direction, index: usize) -> RuleOrigin {
-        RuleOrigin {
-            sg: sg_id(sg),
-            direction,
-            index,
-        }
+    /// Where a rule came from, without its key.
+    fn origin(sg: &str, direction: Direction, index: usize) -> (SgId, Direction, usize) {
+        (sg_id(sg), direction, index)
     }
 
-    fn origins(list: &RuleList) -> Vec<RuleOrigin> {
-        list.rules.iter().map(|r| r.origin.clone()).collect()
+    fn origins(list: &RuleList) -> Vec<(SgId, Direction, usize)> {
+        list.rules
+            .iter()
+            .map(|r| (r.origin.sg.clone(), r.origin.direction, r.origin.index))
+            .collect()
     }
 
     #[test]

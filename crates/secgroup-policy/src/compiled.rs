@@ -7,15 +7,21 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use secgroup_model::{Action, Direction, InstanceId, MacAddr, Service, SgId};
 
+use crate::key::RuleKey;
 use crate::port_security::PortSecurity;
 
 /// Where an effective rule came from: rule `index` (0-based) of
-/// `direction` in security group `sg`.
+/// `direction` in security group `sg`, known there by `key`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RuleOrigin {
     pub sg: SgId,
     pub direction: Direction,
+    /// The rule's position in its group's list: for display only, since
+    /// it changes whenever a rule is inserted above.
     pub index: usize,
+    /// The rule's identity within `sg` and `direction`, which stays when
+    /// other rules are inserted, removed or moved: what hit counters follow.
+    pub key: RuleKey,
 }
 
 /// One rule of an instance's concatenated list, fully resolved.

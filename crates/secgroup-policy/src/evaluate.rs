@@ -459,16 +459,13 @@ mod tests {
                 &ports(proto::TCP, DOC4, 1, 22),
             )
             .unwrap_or_else(|| panic!("ins-t is in the policy"));
+        let Matched::Rule { position, origin } = &verdict.matched else {
+            panic!("expected a rule to match, got {:?}", verdict.matched);
+        };
+        assert_eq!(*position, 2);
         assert_eq!(
-            verdict.matched,
-            Matched::Rule {
-                position: 2,
-                origin: RuleOrigin {
-                    sg: sg_id("sg-b"),
-                    direction: Direction::Ingress,
-                    index: 1
-                }
-            }
+            (&origin.sg, origin.direction, origin.index),
+            (&sg_id("sg-b"), Direction::Ingress, 1)
         );
         assert_eq!(verdict.action, Action::Accept);
         let unknown = policy.evaluate(
@@ -486,6 +483,7 @@ mod tests {
                 sg: sg_id("sg-t"),
                 direction: Direction::Ingress,
                 index: 0,
+                key: crate::RuleKey::Content { digest: 0, nth: 0 },
             },
             action: Action::Drop,
             services: vec![],

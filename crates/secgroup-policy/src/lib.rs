@@ -4,6 +4,7 @@
 //!
 //! - `compiled`: the compiled types ([`Policy`], [`RuleList`], ...).
 //! - `compile`: [`compile`], model to compiled policy.
+//! - `key`: [`RuleKey`], a rule's stable identity within its group.
 //! - `prefix`: range splitting and prefix normalisation.
 //! - `evaluate`: the reference evaluator and the implicit allows.
 //! - `port_security`: what a VM may send at all (anti-spoofing) and its
@@ -15,6 +16,7 @@ mod compile;
 mod compiled;
 mod diff;
 mod evaluate;
+mod key;
 mod port_security;
 mod prefix;
 mod render;
@@ -25,6 +27,7 @@ pub use compile::compile;
 pub use compiled::*;
 pub use diff::{Changes, PolicyDiff, RuleCounts, diff};
 pub use evaluate::{ImplicitAllow, Matched, Packet, Verdict, implicit_allow};
+pub use key::RuleKey;
 pub use port_security::{
     AllowedSource, Frame, L4, Payload, PortSecurity, SpoofReason, ethertype, icmpv6, link_local,
 };

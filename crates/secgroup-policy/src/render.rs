@@ -105,6 +105,7 @@ mod tests {
                 sg: sg_id("sg-web"),
                 direction,
                 index: 2,
+                key: crate::RuleKey::Content { digest: 0, nth: 0 },
             },
             action,
             services,

@@ -129,6 +129,7 @@ pub fn sg_ref(id: &str) -> Remote {
 
 pub fn accept(traffic: Traffic, remote: Remote) -> Rule {
     Rule {
+        id: None,
         action: Action::Accept,
         traffic,
         remote,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::host::Host;
 use crate::link::Veth;
 use crate::netns::NetNs;
-use crate::traffic::{BLOCK_TIMEOUT, Endpoint, connect, ping};
+use crate::traffic::{ACCEPT_TIMEOUT, BLOCK_TIMEOUT, Endpoint, connect, ping};
 
 pub const HOST_IP: &str = "198.51.100.1";
 pub const GUEST_IP: &str = "198.51.100.2";
@@ -64,15 +64,29 @@ impl Lab {
         Endpoint::new(&self.guest, GUEST_IP)
     }
 
-    /// One ping from the guest to the host (the VM's egress), answered
-    /// within [`BLOCK_TIMEOUT`].
+    /// A ping from the guest to the host (the VM's egress) is answered
+    /// within [`ACCEPT_TIMEOUT`] (an allowed ping may wait for ARP on a
+    /// fresh link of a loaded machine).
     pub fn guest_pings_host(&self) -> bool {
-        ping(self.guest_end(), self.host_end()).completes(BLOCK_TIMEOUT)
+        ping(self.guest_end(), self.host_end()).completes(ACCEPT_TIMEOUT)
     }
 
-    /// One ping from the host to the guest (the VM's ingress).
+    /// One ping from the guest to the host goes unanswered for
+    /// [`BLOCK_TIMEOUT`]: what a denial looks like.
+    pub fn guest_ping_blocked(&self) -> bool {
+        !ping(self.guest_end(), self.host_end()).completes(BLOCK_TIMEOUT)
+    }
+
+    /// A ping from the host to the guest (the VM's ingress) is answered
+    /// within [`ACCEPT_TIMEOUT`].
     pub fn host_pings_guest(&self) -> bool {
-        ping(self.host_end(), self.guest_end()).completes(BLOCK_TIMEOUT)
+        ping(self.host_end(), self.guest_end()).completes(ACCEPT_TIMEOUT)
+    }
+
+    /// One ping from the host to the guest goes unanswered for
+    /// [`BLOCK_TIMEOUT`].
+    pub fn host_ping_blocked(&self) -> bool {
+        !ping(self.host_end(), self.guest_end()).completes(BLOCK_TIMEOUT)
     }
 
     /// A TCP connection from the guest to the host's `port`.

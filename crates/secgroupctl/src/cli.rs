@@ -26,6 +26,10 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text (see docs/cli.md).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Never cut a table cell or line short. Default: fit the terminal ($COLUMNS or its width);
+    /// output to a pipe or a file is never cut.
+    #[arg(long, global = true)]
+    pub wide: bool,
     /// secgroupd's API socket.
     #[arg(
         long,
@@ -190,14 +194,10 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct RulesDirArg {
-    /// The rules directory.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "SECGROUP_RULES_DIR",
-        default_value = secgroup_rulesdir::DEFAULT_RULES_DIR
-    )]
-    pub rules_dir: PathBuf,
+    /// The rules directory. Default: the running secgroupd's (asked over --socket), else
+    /// /etc/secgroup/rules.d.
+    #[arg(long, value_name = "DIR", env = "SECGROUP_RULES_DIR")]
+    pub rules_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +300,8 @@ mod tests {
         use clap::error::ErrorKind::*;
         check(&["status"], Ok("Status"));
         check(&["--json", "sg", "list"], Ok("json: true"));
+        check(&["conntrack", "list", "--wide"], Ok("wide: true"));
+        check(&["export", "sg-web"], Ok("rules_dir: None"));
         check(
             &["sg", "show", "sg-web", "--socket", "/tmp/s"],
             Ok("socket: \"/tmp/s\""),

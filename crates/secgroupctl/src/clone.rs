@@ -2,6 +2,8 @@
 //! `NEW_ID.json` in the rules directory. The copy binds no instance: bind
 //! it in a rule file when it is ready.
 
+use std::path::Path;
+
 use anyhow::anyhow;
 use secgroup_model::{Remote, Rule, SecurityGroup, SgId, render};
 
@@ -12,8 +14,8 @@ use crate::outcome::{Output, Result, json};
 use crate::report::refused;
 use crate::rulesdir::{RulesDir, write_atomically};
 
-pub fn run(args: &CloneArgs, as_json: bool) -> Result<Output> {
-    let dir = RulesDir::read(&args.rules.rules_dir)?;
+pub fn run(args: &CloneArgs, rules_dir: &Path, as_json: bool) -> Result<Output> {
+    let dir = RulesDir::read(rules_dir)?;
     let rules = match dir.load() {
         Ok(rules) => rules,
         Err(diagnostics) => {

@@ -6,16 +6,21 @@ use secgroup_api::{ConntrackEntry, ConntrackList, Direction, FlushResult, paths}
 
 use crate::cli::{ConntrackFlushArgs, ConntrackListArgs};
 use crate::daemon::Daemon;
-use crate::fmt;
+use crate::fmt::{self, Width};
 use crate::outcome::{Output, Result, json};
 
-pub fn list(daemon: &Daemon, args: &ConntrackListArgs, as_json: bool) -> Result<Output> {
+pub fn list(
+    daemon: &Daemon,
+    args: &ConntrackListArgs,
+    as_json: bool,
+    width: Width,
+) -> Result<Output> {
     let path = paths::conntrack(args.instance.as_deref(), args.limit.map(|n| n as usize));
     let flows: ConntrackList = daemon.get(&path)?;
     if as_json {
         return json(&flows);
     }
-    Ok(Output::success(render_list(&flows)))
+    Ok(Output::success(render_list(&flows, width)))
 }
 
 pub fn flush(daemon: &Daemon, args: &ConntrackFlushArgs, as_json: bool) -> Result<Output> {
@@ -27,7 +32,11 @@ pub fn flush(daemon: &Daemon, args: &ConntrackFlushArgs, as_json: bool) -> Resul
     };
     let result: FlushResult = daemon.post::<(), _>(&paths::conntrack_flush(instance), None)?;
     if as_json {
-        return json(&result);
+        // The daemon's answer, and whose flows they were (the text says).
+        return json(&serde_json::json!({
+            "flushed": result.flushed,
+            "instance": instance,
+        }));
     }
     let scope = match instance {
         Some(id) => format!("of {id}"),
@@ -80,7 +89,7 @@ fn row(flow: &ConntrackEntry) -> Vec<String> {
     ]
 }
 
-fn render_list(flows: &ConntrackList) -> String {
+fn render_list(flows: &ConntrackList, width: Width) -> String {
     if flows.entries.is_empty() {
         return "no tracked flows\n".to_owned();
     }
@@ -91,7 +100,9 @@ fn render_list(flows: &ConntrackList) -> String {
         ],
         rows,
         &[4, 5],
-        &[0, 2, 6],
+        // The flow's addresses and ports are never cut.
+        &[0, 6],
+        width,
     );
     if flows.truncated {
         text.push_str(&format!(
@@ -161,11 +172,32 @@ mod tests {
             entries: vec![flow, ping],
         };
         assert_eq!(
-            render_list(&list),
+            render_list(&list, Width::Columns(100)),
             "INSTANCE  PROTO   FLOW                                 STATE        IN/OUT  EXPIRES  RULE\n\
              ins-vm    tcp     198.51.100.2:22 ← 203.0.113.9:40000  established    10/8       4d  sg-vm #1\n\
              if9       icmpv6  2001:db8::2 → 2001:db8:ffff::1       replied         1/1      29s  -\n\
              2 of 3 flows shown (--limit)\n"
         );
+        // IPv6 flows keep their ports however narrow the terminal: the
+        // table widens.
+        let v6 = ConntrackEntry {
+            local: ip("2001:db8::20"),
+            local_port: 54321,
+            remote: ip("2001:db8:ffff:ffff::1234"),
+            remote_port: 443,
+            ..list.entries[0].clone()
+        };
+        let v6_list = ConntrackList {
+            total: 1,
+            truncated: false,
+            entries: vec![v6],
+        };
+        for width in [Width::Columns(40), Width::Columns(100), Width::Unlimited] {
+            let text = render_list(&v6_list, width);
+            assert!(
+                text.contains("[2001:db8::20]:54321 ← [2001:db8:ffff:ffff::1234]:443"),
+                "{width:?}:\n{text}"
+            );
+        }
     }
 }

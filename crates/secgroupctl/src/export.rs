@@ -1,6 +1,9 @@
 //! `secgroupctl export`: one security group of the rules directory as a
-//! rule file, native or Tencent, on stdout. Offline: the daemon is not
-//! asked, so this works on a directory that is not loaded anywhere.
+//! rule file, native or Tencent, on stdout. Offline: the daemon is asked
+//! at most which directory it reads (when `--rules-dir` is not given), so
+//! this works on a directory that is not loaded anywhere.
+
+use std::path::Path;
 
 use anyhow::anyhow;
 use secgroup_api::ErrorBody;
@@ -12,8 +15,8 @@ use crate::outcome::{Error, Output, Result};
 use crate::report::refused;
 use crate::rulesdir::RulesDir;
 
-pub fn run(args: &ExportArgs, as_json: bool) -> Result<Output> {
-    let dir = RulesDir::read(&args.rules.rules_dir)?;
+pub fn run(args: &ExportArgs, rules_dir: &Path, as_json: bool) -> Result<Output> {
+    let dir = RulesDir::read(rules_dir)?;
     let rules = match dir.load() {
         Ok(rules) => rules,
         Err(diagnostics) => {

@@ -1,26 +1,85 @@
 //! Human output: aligned tables, ellipses, relative times, sizes. Tables
 //! are plain (no borders), two spaces between columns, no trailing blanks:
-//! easy to read at 100 columns and to `grep`/`awk`.
+//! easy to read on a terminal and to `grep`/`awk`.
 
+use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use secgroup_api::Timestamp;
 
-/// The width human output is laid out for.
-pub const WIDTH: usize = 100;
+/// The width of a terminal that does not say how wide it is.
+pub const DEFAULT_COLUMNS: usize = 100;
+
+/// How wide human output may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    /// A terminal this many columns wide: long cells give up width (with
+    /// `…`), never an address or a port.
+    Columns(usize),
+    /// Not a terminal (a pipe, a file) or `--wide`: nothing is cut.
+    Unlimited,
+}
+
+impl Width {
+    /// `--wide`, else standard output's terminal: `$COLUMNS` or the
+    /// terminal's own width. Not a terminal: unlimited.
+    pub fn detect(wide: bool) -> Width {
+        if wide || !std::io::stdout().is_terminal() {
+            return Width::Unlimited;
+        }
+        let columns = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .filter(|&c| c > 0)
+            .or_else(terminal_columns)
+            .unwrap_or(DEFAULT_COLUMNS);
+        Width::Columns(columns)
+    }
+
+    /// The room for something laid out for `share` of 100 columns: as
+    /// much in proportion to the terminal, unlimited off one.
+    pub fn share(self, share: usize) -> usize {
+        match self {
+            Width::Columns(columns) => (share * columns / DEFAULT_COLUMNS).max(MIN_SHRUNK),
+            Width::Unlimited => usize::MAX,
+        }
+    }
+
+    /// The columns left after `used`, unlimited off a terminal.
+    pub fn after(self, used: usize) -> usize {
+        match self {
+            Width::Columns(columns) => columns.saturating_sub(used).max(MIN_SHRUNK),
+            Width::Unlimited => usize::MAX,
+        }
+    }
+}
+
+/// The width of the terminal on standard output (`TIOCGWINSZ`).
+fn terminal_columns() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we own; an
+    // fd that is not a terminal makes it fail, which we check.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
 
 /// A table with a header; columns whose index is in `right` are
 /// right-aligned (numbers). Columns in `shrink` give up width, widest
-/// first, until the table fits in [`WIDTH`] columns (their cells then end
-/// in `…`; `--json` has them whole). Every line ends with a newline.
+/// first, until the table fits in `width` (their cells then end in `…`;
+/// `--json`, `--wide` and pipes have them whole). Addresses and ports are
+/// never in `shrink`: a table too wide without them is as wide as it
+/// takes. Every line ends with a newline.
 pub fn table(
     header: &[&str],
     mut rows: Vec<Vec<String>>,
     right: &[usize],
     shrink: &[usize],
+    width: Width,
 ) -> String {
-    fit(header, &mut rows, shrink);
+    if let Width::Columns(columns) = width {
+        fit(header, &mut rows, shrink, columns);
+    }
     let mut table = Table::new();
     table
         .load_style(presets::NOTHING)
@@ -47,8 +106,8 @@ pub fn table(
 /// Narrower than this, a shrunk column says too little.
 const MIN_SHRUNK: usize = 10;
 
-/// Cuts the cells of the `shrink` columns so the table fits in [`WIDTH`].
-fn fit(header: &[&str], rows: &mut [Vec<String>], shrink: &[usize]) {
+/// Cuts the cells of the `shrink` columns so the table fits in `columns`.
+fn fit(header: &[&str], rows: &mut [Vec<String>], shrink: &[usize], columns: usize) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows.iter() {
         for (i, cell) in row.iter().enumerate() {
@@ -58,7 +117,7 @@ fn fit(header: &[&str], rows: &mut [Vec<String>], shrink: &[usize]) {
         }
     }
     let gaps = 2 * widths.len().saturating_sub(1);
-    while widths.iter().sum::<usize>() + gaps > WIDTH {
+    while widths.iter().sum::<usize>() + gaps > columns {
         let widest = shrink
             .iter()
             .copied()
@@ -94,7 +153,8 @@ pub fn ellipsis(text: &str, max: usize) -> String {
 
 /// A list joined with `, `, `-` when empty. When it is longer than `max`
 /// characters: the items that fit and how many are left out
-/// (`198.51.100.0/24, … +8`), or the first one cut.
+/// (`198.51.100.0/24, … +8`), at least the first one. An item (an
+/// address) is never cut.
 pub fn list(items: &[String], max: usize) -> String {
     if items.is_empty() {
         return "-".to_owned();
@@ -110,7 +170,11 @@ pub fn list(items: &[String], max: usize) -> String {
             return text;
         }
     }
-    ellipsis(&joined, max)
+    match items {
+        [only] => only.clone(),
+        [first, rest @ ..] => format!("{first}, … +{}", rest.len()),
+        [] => "-".to_owned(),
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -227,7 +291,9 @@ mod tests {
             .to_vec();
         assert_eq!(list(&nets, 30), "198.51.100.0/24, … +2");
         assert_eq!(list(&nets, 40), "198.51.100.0/24, 203.0.113.0/24, … +1");
-        assert_eq!(list(&nets, 12), "198.51.100.…");
+        // Never an address cut.
+        assert_eq!(list(&nets, 12), "198.51.100.0/24, … +2");
+        assert_eq!(list(&nets[..1], 5), "198.51.100.0/24");
         assert_eq!(count(1, "rule"), "1 rule");
         assert_eq!(count(2, "rule"), "2 rules");
     }
@@ -242,6 +308,7 @@ mod tests {
             ],
             &[2],
             &[],
+            Width::Columns(100),
         );
         assert_eq!(
             text,
@@ -255,17 +322,50 @@ mod tests {
     fn tables_fit() {
         let long = |c: char, n: usize| -> String { std::iter::repeat_n(c, n).collect() };
         let rows = vec![vec![long('a', 30), long('b', 60), long('c', 40)]];
-        let text = table(&["A", "B", "C"], rows, &[], &[1, 2]);
+        let text = table(
+            &["A", "B", "C"],
+            rows.clone(),
+            &[],
+            &[1, 2],
+            Width::Columns(100),
+        );
         let line = text.lines().nth(1).unwrap_or_default();
-        assert_eq!(line.chars().count(), WIDTH, "{line}");
+        assert_eq!(line.chars().count(), 100, "{line}");
         // The widest shrinks first, until both are equally wide.
         assert!(line.contains(&format!("{}…  ", long('b', 32))), "{line}");
         assert!(line.ends_with(&format!("{}…", long('c', 32))), "{line}");
         // Nothing to shrink: as wide as it takes.
-        let rows = vec![vec![long('a', 120)]];
+        let one = vec![vec![long('a', 120)]];
         assert_eq!(
-            table(&["A"], rows, &[], &[]).lines().nth(1).map(str::len),
+            table(&["A"], one, &[], &[], Width::Columns(100))
+                .lines()
+                .nth(1)
+                .map(str::len),
             Some(120)
         );
+        // The terminal's width, whatever it is.
+        let narrow = table(
+            &["A", "B", "C"],
+            rows.clone(),
+            &[],
+            &[1, 2],
+            Width::Columns(80),
+        );
+        let line = narrow.lines().nth(1).unwrap_or_default();
+        assert_eq!(line.chars().count(), 80, "{line}");
+        // Off a terminal, nothing is cut.
+        let whole = table(&["A", "B", "C"], rows, &[], &[1, 2], Width::Unlimited);
+        assert!(!whole.contains('…'), "{whole}");
+        assert_eq!(whole.lines().nth(1).map(str::len), Some(134));
+    }
+
+    #[test]
+    fn widths() {
+        assert_eq!(Width::Columns(100).share(40), 40);
+        assert_eq!(Width::Columns(200).share(40), 80);
+        assert_eq!(Width::Columns(20).share(40), MIN_SHRUNK);
+        assert_eq!(Width::Unlimited.share(40), usize::MAX);
+        assert_eq!(Width::Columns(100).after(15), 85);
+        assert_eq!(Width::Unlimited.after(15), usize::MAX);
     }
 }

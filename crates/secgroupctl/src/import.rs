@@ -3,12 +3,14 @@
 //! group's rules (export first to keep them; a copy of the replaced file
 //! is kept in `.backups/` anyway).
 //!
-//! Which file changes:
-//! - the file that defines the group and nothing else is replaced by FILE
-//!   as it is (its name is kept);
-//! - a file that defines the group among other objects is rewritten, in
-//!   the native format, with the group replaced and the rest unchanged;
-//! - a group no file defines yet is written to `ID.json`.
+//! Import writes one file, the group's own: the file that defines the
+//! group and nothing else, or `ID.json` for a new group. It never
+//! rewrites another file: a group that shares a file with other objects
+//! is refused (move it to a file of its own first). Rules are kept as written: a native FILE is
+//! copied as it is; a Tencent FILE is written in the native format, where
+//! the pair of policies Tencent needs for "anywhere" (`CidrBlock`
+//! 0.0.0.0/0 next to `Ipv6CidrBlock` ::/0, otherwise alike) is one rule
+//! again, as it was before `export --format tencent` split it.
 //!
 //! The whole resulting directory is validated before anything is written;
 //! errors point into FILE and the untouched files, and change nothing.
@@ -17,7 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use secgroup_model::{Limits, ObjectKind, Outline, SecurityGroup, SgId, render};
+use secgroup_model::{Limits, ObjectKind, Remote, Rule, SecurityGroup, SgId, render};
 use secgroup_rulesdir::LoadedFile;
 
 use crate::cli::{Format, ImportArgs};
@@ -28,9 +30,9 @@ use crate::rulesdir::{RulesDir, write_atomically};
 
 const INVALID: &str = "in the resulting rules directory; nothing was changed";
 
-pub fn run(args: &ImportArgs, as_json: bool) -> Result<Output> {
+pub fn run(args: &ImportArgs, rules_dir: &Path, as_json: bool) -> Result<Output> {
     let import = read_import(&args.file)?;
-    let dir = RulesDir::read(&args.rules.rules_dir)?;
+    let dir = RulesDir::read(rules_dir)?;
     if let Ok(canonical) = fs::canonicalize(&args.file)
         && dir
             .files()
@@ -89,63 +91,41 @@ pub fn run(args: &ImportArgs, as_json: bool) -> Result<Output> {
     let plan = plan(&dir, &id)?;
     let current = dir.load();
 
-    // A shared file's other objects, to be written back around the group.
-    let others = match &plan.rest {
-        None => None,
-        Some(rest) => {
-            let rules = current.as_ref().map_err(|_| {
-                anyhow!(
-                    "{} defines {id} among other objects and must be rewritten, but the rules directory is invalid now; fix it first (secgroupctl validate {})",
-                    plan.path.display(),
-                    dir.dir.display()
-                )
-            })?;
-            let mut subset = rest
-                .objects_in(rules)
-                .with_context(|| format!("cannot tell what {} defines", plan.path.display()))?;
-            subset.security_groups.retain(|sg, _| sg.as_str() != id);
-            Some(subset)
-        }
-    };
-    // The directory with FILE standing in for the group: what is checked,
-    // and what the errors point into.
-    let mut added = vec![import.clone()];
-    if let Some(others) = &others {
-        added.push(dir.file(&plan.name, render::rule_file(others).into_bytes()));
-    }
-    let expected = match dir.load_changed(plan.replaces(), &added) {
+    // The directory with FILE as the group's file: what is checked, and
+    // what the errors point into.
+    let checked = match dir.load_changed(plan.replaces(), std::slice::from_ref(&import)) {
         Ok(rules) => rules,
         Err(diagnostics) => return Ok(refused(&diagnostics, INVALID, as_json)),
     };
     let sg = SgId::new(&id).with_context(|| format!("{id:?} is not a security group id"))?;
-    let group = expected
+    let imported = checked
         .security_groups
         .get(&sg)
         .with_context(|| format!("{} does not define {id}", args.file.display()))?;
+    let (group, contents) = match format {
+        Format::Native => (imported.clone(), import.bytes.clone()),
+        Format::Tencent => {
+            let group = join_anywhere(imported);
+            let contents = render::security_group_file(&group).into_bytes();
+            (group, contents)
+        }
+    };
     let unchanged = current
         .as_ref()
-        .is_ok_and(|rules| rules.security_groups.get(&sg) == Some(group));
+        .is_ok_and(|rules| rules.security_groups.get(&sg) == Some(&group));
     if unchanged {
-        return summary(as_json, &id, format, group, &plan.path, &Change::None);
+        return summary(as_json, &id, format, &group, &plan.path, &Change::None);
     }
-
-    let contents = match others {
-        Some(mut with_new) => {
-            with_new.security_groups.insert(sg.clone(), group.clone());
-            render::rule_file(&with_new).into_bytes()
-        }
-        None => import.bytes.clone(),
-    };
     // What will be on disk must give what was checked.
     let written_file = dir.file(&plan.name, contents.clone());
-    if dir
-        .load_changed(plan.replaces(), &[written_file])
-        .ok()
+    let written_rules = dir.load_changed(plan.replaces(), &[written_file]).ok();
+    if written_rules
         .as_ref()
-        != Some(&expected)
+        .and_then(|rules| rules.security_groups.get(&sg))
+        != Some(&group)
     {
         return Err(anyhow!(
-            "rewriting {} would not give the rules that were checked (a bug in secgroupctl); nothing was changed",
+            "writing {} would not give the group that was checked (a bug in secgroupctl); nothing was changed",
             plan.path.display()
         )
         .into());
@@ -153,9 +133,58 @@ pub fn run(args: &ImportArgs, as_json: bool) -> Result<Output> {
     let written = write_atomically(&plan.path, &contents, fmt::now_ms())?;
     let change = Change::Written {
         backup: written.backup,
-        rewritten: plan.rest.is_some(),
     };
-    summary(as_json, &id, format, group, &written.path, &change)
+    summary(as_json, &id, format, &group, &written.path, &change)
+}
+
+/// The group with each pair of rules that says "anywhere" the way
+/// Tencent must (0.0.0.0/0 next to ::/0, otherwise alike) made one rule
+/// with remote "anywhere": the same packets, in the same order.
+fn join_anywhere(group: &SecurityGroup) -> SecurityGroup {
+    fn join(rules: &[Rule]) -> Vec<Rule> {
+        let all = |rule: &Rule| -> Option<u8> {
+            match rule.remote.to_string().as_str() {
+                "0.0.0.0/0" => Some(4),
+                "::/0" => Some(6),
+                _ => None,
+            }
+        };
+        let alike = |a: &Rule, b: &Rule| {
+            let bare = |r: &Rule| Rule {
+                id: None,
+                remote: Remote::Anywhere,
+                ..r.clone()
+            };
+            bare(a) == bare(b) && (a.id.is_none() || b.id.is_none())
+        };
+        let mut joined = Vec::with_capacity(rules.len());
+        let mut i = 0;
+        while i < rules.len() {
+            let rule = &rules[i];
+            match (rules.get(i + 1), all(rule)) {
+                (Some(next), Some(family))
+                    if all(next).is_some_and(|f| f != family) && alike(rule, next) =>
+                {
+                    joined.push(Rule {
+                        id: rule.id.clone().or_else(|| next.id.clone()),
+                        remote: Remote::Anywhere,
+                        ..rule.clone()
+                    });
+                    i += 2;
+                }
+                _ => {
+                    joined.push(rule.clone());
+                    i += 1;
+                }
+            }
+        }
+        joined
+    }
+    SecurityGroup {
+        ingress: join(&group.ingress),
+        egress: join(&group.egress),
+        ..group.clone()
+    }
 }
 
 /// What import did to the directory.
@@ -165,8 +194,6 @@ enum Change {
     Written {
         /// The copy of the replaced file.
         backup: Option<PathBuf>,
-        /// A shared file was rewritten (rather than FILE copied).
-        rewritten: bool,
     },
 }
 
@@ -193,14 +220,13 @@ fn read_import(path: &Path) -> anyhow::Result<LoadedFile> {
         .with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// Which file of the directory the group goes to.
+/// The one file import writes: the group's own (the file that defines
+/// it and nothing else), else `ID.json`.
 struct Plan {
     name: String,
     path: PathBuf,
     /// The file exists and is replaced.
     exists: bool,
-    /// What the file defines, when it is shared with other objects.
-    rest: Option<Outline>,
 }
 
 impl Plan {
@@ -211,18 +237,24 @@ impl Plan {
 
 fn plan(dir: &RulesDir, id: &str) -> anyhow::Result<Plan> {
     if let Some((file, outline)) = dir.file_defining(id) {
+        if outline.definitions.len() > 1 {
+            bail!(
+                "{} defines {id} among {}; import never rewrites another file: move {id} to a file of \
+                 its own (such as {id}.json), then import again",
+                file.path.display(),
+                fmt::count(outline.definitions.len() - 1, "other object")
+            );
+        }
         let name = file
             .path
             .file_name()
             .and_then(|n| n.to_str())
             .with_context(|| format!("{} has no file name", file.path.display()))?
             .to_owned();
-        let shared = outline.definitions.len() > 1;
         return Ok(Plan {
             name,
             path: file.path.clone(),
             exists: true,
-            rest: shared.then_some(outline),
         });
     }
     let name = format!("{id}.json");
@@ -244,7 +276,6 @@ fn plan(dir: &RulesDir, id: &str) -> anyhow::Result<Plan> {
         exists: existing.is_some(),
         name,
         path,
-        rest: None,
     })
 }
 
@@ -268,6 +299,7 @@ fn summary(
             "imported": id,
             "format": format_name(format),
             "file": path.display().to_string(),
+            "written_format": "native",
             "changed": matches!(change, Change::Written { .. }),
             "backup": backup.map(|b| b.display().to_string()),
             "ingress_rules": group.ingress.len(),
@@ -284,17 +316,14 @@ fn summary(
             "{id} in {} is this group already ({counts}); nothing was written\n",
             path.display()
         ),
-        Change::Written {
-            rewritten: true, ..
-        } => format!(
-            "imported {id} ({} format, {counts}): rewrote {} with it; the file's other objects are unchanged\n",
-            format_name(format),
-            path.display()
-        ),
         Change::Written { .. } => format!(
-            "imported {id} ({} format, {counts}) into {}\n",
+            "imported {id} ({} format, {counts}) into {}{}\n",
             format_name(format),
-            path.display()
+            path.display(),
+            match format {
+                Format::Native => "",
+                Format::Tencent => ", written in the native format",
+            }
         ),
     };
     if let Some(backup) = backup {

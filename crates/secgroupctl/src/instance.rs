@@ -4,28 +4,32 @@
 use secgroup_api::{Count, EffectiveRule, InstanceDetail, InstanceSummary, paths};
 
 use crate::daemon::Daemon;
-use crate::fmt::{self, field, list};
+use crate::fmt::{self, Width, field, list};
 use crate::outcome::{Output, Result, json};
 use crate::sg::hit_cells;
 use crate::status::attach_text;
 
-pub fn list_instances(daemon: &Daemon, as_json: bool) -> Result<Output> {
+pub fn list_instances(daemon: &Daemon, as_json: bool, width: Width) -> Result<Output> {
     let instances: Vec<InstanceSummary> = daemon.get(paths::INSTANCES)?;
     if as_json {
         return json(&instances);
     }
-    Ok(Output::success(render_list(&instances)))
+    Ok(Output::success(render_list(&instances, width)))
 }
 
-pub fn show(daemon: &Daemon, id: &str, as_json: bool) -> Result<Output> {
+pub fn show(daemon: &Daemon, id: &str, as_json: bool, width: Width) -> Result<Output> {
     let instance: InstanceDetail = daemon.get(&paths::instance(id))?;
     if as_json {
         return json(&instance);
     }
-    Ok(Output::success(render_detail(&instance, fmt::now_ms())))
+    Ok(Output::success(render_detail(
+        &instance,
+        fmt::now_ms(),
+        width,
+    )))
 }
 
-fn render_list(instances: &[InstanceSummary]) -> String {
+fn render_list(instances: &[InstanceSummary], width: Width) -> String {
     if instances.is_empty() {
         return "no instances are defined\n".to_owned();
     }
@@ -37,8 +41,8 @@ fn render_list(instances: &[InstanceSummary]) -> String {
                 i.id.clone(),
                 i.interface.clone().unwrap_or_else(|| "-".to_owned()),
                 state.to_owned(),
-                list(&i.ips, 40),
-                list(&i.security_groups, 40),
+                list(&i.ips, width.share(40)),
+                list(&i.security_groups, width.share(40)),
             ]
         })
         .collect();
@@ -46,11 +50,13 @@ fn render_list(instances: &[InstanceSummary]) -> String {
         &["ID", "INTERFACE", "STATE", "IPS", "SECURITY GROUPS"],
         rows,
         &[],
-        &[0, 3, 4],
+        // Addresses are never cut; `list` leaves whole ones out instead.
+        &[],
+        width,
     )
 }
 
-fn render_detail(instance: &InstanceDetail, now_ms: u64) -> String {
+fn render_detail(instance: &InstanceDetail, now_ms: u64, width: Width) -> String {
     let mut text = instance.id.clone();
     match (&instance.interface, &instance.attach) {
         (Some(interface), Some(attach)) => {
@@ -59,7 +65,7 @@ fn render_detail(instance: &InstanceDetail, now_ms: u64) -> String {
         }
         _ => text.push_str(": on another host (no interface here)\n"),
     }
-    text.push_str(&field("ips", &list(&instance.ips, 80)));
+    text.push_str(&field("ips", &list(&instance.ips, width.after(15))));
     if let Some(mac) = &instance.mac {
         text.push_str(&field("mac", mac));
     }
@@ -70,7 +76,7 @@ fn render_detail(instance: &InstanceDetail, now_ms: u64) -> String {
         "groups",
         &format!(
             "{} (evaluated in this order)",
-            list(&instance.security_groups, 60)
+            list(&instance.security_groups, width.after(40))
         ),
     ));
     for (direction, rules) in [("ingress", &instance.ingress), ("egress", &instance.egress)] {
@@ -82,34 +88,36 @@ fn render_detail(instance: &InstanceDetail, now_ms: u64) -> String {
         if rules.is_empty() {
             continue;
         }
-        let rows = rules.iter().map(|r| rule_row(r, now_ms)).collect();
+        let rows = rules.iter().map(|r| rule_row(r, now_ms, width)).collect();
         text.push_str(&fmt::table(
             &[
                 "POS", "ACTION", "TRAFFIC", "REMOTES", "FROM", "PACKETS", "LAST HIT",
             ],
             rows,
             &[0, 5],
-            &[2, 3, 4],
+            // Traffic (ports) and remotes (addresses) are never cut.
+            &[4],
+            width,
         ));
     }
     if let Some(verdicts) = &instance.verdicts {
         text.push('\n');
         text.push_str("verdicts (packets per reason):\n");
         for (direction, counts) in [("ingress", &verdicts.ingress), ("egress", &verdicts.egress)] {
-            text.push_str(&reasons_line(direction, counts));
+            text.push_str(&reasons_line(direction, counts, width));
         }
     }
     text
 }
 
 /// Bytes are left to `--json` and `sg show`: the rest fits better.
-fn rule_row(rule: &EffectiveRule, now_ms: u64) -> Vec<String> {
+fn rule_row(rule: &EffectiveRule, now_ms: u64, width: Width) -> Vec<String> {
     let [packets, _bytes, last_hit] = hit_cells(&rule.hits, now_ms);
     vec![
         rule.position.to_string(),
         rule.action.clone(),
         rule.services.clone(),
-        list(&rule.remotes, 40),
+        list(&rule.remotes, width.share(40)),
         format!("{} #{}", rule.origin.security_group, rule.origin.index),
         packets,
         last_hit,
@@ -117,8 +125,12 @@ fn rule_row(rule: &EffectiveRule, now_ms: u64) -> Vec<String> {
 }
 
 /// `  ingress  accept-rule 3, drop-default 1`, wrapped under itself to
-/// stay within [`fmt::WIDTH`].
-fn reasons_line(direction: &str, counts: &std::collections::BTreeMap<String, Count>) -> String {
+/// stay within `width` (one line off a terminal).
+fn reasons_line(
+    direction: &str,
+    counts: &std::collections::BTreeMap<String, Count>,
+    width: Width,
+) -> String {
     const INDENT: usize = 11;
     let mut text = format!("  {direction:<8} ");
     if counts.is_empty() {
@@ -133,7 +145,7 @@ fn reasons_line(direction: &str, counts: &std::collections::BTreeMap<String, Cou
             count.packets,
             if i < last { "," } else { "" }
         );
-        if column > INDENT && column + 1 + part.len() > fmt::WIDTH {
+        if column > INDENT && (column + 1).saturating_add(part.len()) > width.after(0) {
             text.push_str(&format!("\n{:INDENT$}", ""));
             column = INDENT;
         } else if column > INDENT {
@@ -179,7 +191,7 @@ mod tests {
         })
         .collect();
         assert_eq!(
-            reasons_line("ingress", &counts),
+            reasons_line("ingress", &counts, Width::Columns(100)),
             "  ingress  accept-established 1, accept-implicit 10, accept-reply 100, accept-rule 1000,\n\
              \x20          drop-default 10000, drop-revoked 1000000, pass-non-ip 100000\n"
         );
@@ -238,7 +250,7 @@ mod tests {
             }),
         };
         assert_eq!(
-            render_detail(&instance, 0),
+            render_detail(&instance, 0, Width::Columns(100)),
             "ins-vm on tap-vm: attached (ifindex 4, xdp driver, adopted)\n\
              ips:           198.51.100.2\n\
              groups:        sg-vm (evaluated in this order)\n\

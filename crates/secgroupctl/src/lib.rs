@@ -71,21 +71,32 @@ fn run(cli: &Cli) -> Result<Output> {
     check::arguments(&cli.command)?;
     let daemon = || Daemon::new(&cli.socket);
     let json = cli.json;
+    let width = fmt::Width::detect(cli.wide);
+    // File commands: the daemon's rules directory unless told.
+    let rules_dir = |arg: &cli::RulesDirArg| rulesdir::resolve(arg, &daemon());
     match &cli.command {
-        Command::Status => status::status(&daemon(), json),
+        Command::Status => status::status(&daemon(), json, width),
         Command::Reload => status::reload(&daemon(), json),
-        Command::Sg(SgCommand::List) => sg::list_groups(&daemon(), json),
-        Command::Sg(SgCommand::Show(args)) => sg::show(&daemon(), &args.id, json),
-        Command::Sg(SgCommand::Clone(args)) => clone::run(args, json),
-        Command::Instance(InstanceCommand::List) => instance::list_instances(&daemon(), json),
-        Command::Instance(InstanceCommand::Show(args)) => instance::show(&daemon(), &args.id, json),
-        Command::Conntrack(ConntrackCommand::List(args)) => conntrack::list(&daemon(), args, json),
+        Command::Sg(SgCommand::List) => sg::list_groups(&daemon(), json, width),
+        Command::Sg(SgCommand::Show(args)) => sg::show(&daemon(), &args.id, json, width),
+        Command::Sg(SgCommand::Clone(args)) => {
+            rules_dir(&args.rules).run(|dir| clone::run(args, dir, json))
+        }
+        Command::Instance(InstanceCommand::List) => {
+            instance::list_instances(&daemon(), json, width)
+        }
+        Command::Instance(InstanceCommand::Show(args)) => {
+            instance::show(&daemon(), &args.id, json, width)
+        }
+        Command::Conntrack(ConntrackCommand::List(args)) => {
+            conntrack::list(&daemon(), args, json, width)
+        }
         Command::Conntrack(ConntrackCommand::Flush(args)) => {
             conntrack::flush(&daemon(), args, json)
         }
         Command::Trace(args) => trace::run(&daemon(), args, json),
-        Command::Export(args) => export::run(args, json),
-        Command::Import(args) => import::run(args, json),
+        Command::Export(args) => rules_dir(&args.rules).run(|dir| export::run(args, dir, json)),
+        Command::Import(args) => rules_dir(&args.rules).run(|dir| import::run(args, dir, json)),
         Command::Validate(args) => validate::run(args, json),
         Command::Template(TemplateCommand::List) => template::list(json),
         Command::Template(TemplateCommand::Show(args)) => template::show(args),

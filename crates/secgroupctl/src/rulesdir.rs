@@ -14,12 +14,68 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use secgroup_api::{Status, paths};
 use secgroup_model::{Diagnostics, Limits, ObjectKind, Outline, RuleSet};
-use secgroup_rulesdir::{LoadedFile, Sources};
+use secgroup_rulesdir::{DEFAULT_RULES_DIR, LoadedFile, Sources};
+
+use crate::cli::RulesDirArg;
+use crate::daemon::Daemon;
+use crate::outcome::{Output, Result};
 
 /// Where the copies of replaced files go, inside the rules directory (a
 /// hidden directory: the loader reads neither it nor its files).
 pub const BACKUP_DIR: &str = ".backups";
+
+/// The rules directory a file command works on, and the note to print
+/// when it had to guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chosen {
+    pub dir: PathBuf,
+    pub note: Option<String>,
+}
+
+/// `--rules-dir` (or `$SECGROUP_RULES_DIR`) when given, else the one the
+/// running secgroupd reads (its `/v1/status`), else the default with a
+/// note saying so.
+pub fn resolve(arg: &RulesDirArg, daemon: &Daemon) -> Chosen {
+    if let Some(dir) = &arg.rules_dir {
+        return Chosen {
+            dir: dir.clone(),
+            note: None,
+        };
+    }
+    match daemon.get::<Status>(paths::STATUS) {
+        Ok(status) => Chosen {
+            dir: PathBuf::from(status.rules_dir),
+            note: None,
+        },
+        Err(e) => Chosen {
+            dir: PathBuf::from(DEFAULT_RULES_DIR),
+            note: Some(format!(
+                "secgroupctl: note: no secgroupd answered ({e}); using the default rules directory \
+                 {DEFAULT_RULES_DIR} (pass --rules-dir to choose)\n"
+            )),
+        },
+    }
+}
+
+impl Chosen {
+    /// Runs a file command on the directory; the note goes first on
+    /// standard error, before the error if the command fails (which then
+    /// likely explains it).
+    pub fn run(self, command: impl FnOnce(&Path) -> Result<Output>) -> Result<Output> {
+        let Some(note) = self.note else {
+            return command(&self.dir);
+        };
+        let mut output = command(&self.dir).unwrap_or_else(|e| Output {
+            stdout: String::new(),
+            stderr: format!("secgroupctl: {e}\n"),
+            code: e.code(),
+        });
+        output.stderr.insert_str(0, &note);
+        Ok(output)
+    }
+}
 
 pub struct RulesDir {
     pub dir: PathBuf,

@@ -4,26 +4,26 @@
 use secgroup_api::{GroupRule, Hits, SecurityGroupDetail, SecurityGroupSummary, paths};
 
 use crate::daemon::Daemon;
-use crate::fmt::{self, ellipsis, field, list};
+use crate::fmt::{self, Width, ellipsis, field, list};
 use crate::outcome::{Output, Result, json};
 
-pub fn list_groups(daemon: &Daemon, as_json: bool) -> Result<Output> {
+pub fn list_groups(daemon: &Daemon, as_json: bool, width: Width) -> Result<Output> {
     let groups: Vec<SecurityGroupSummary> = daemon.get(paths::SECURITY_GROUPS)?;
     if as_json {
         return json(&groups);
     }
-    Ok(Output::success(render_list(&groups)))
+    Ok(Output::success(render_list(&groups, width)))
 }
 
-pub fn show(daemon: &Daemon, id: &str, as_json: bool) -> Result<Output> {
+pub fn show(daemon: &Daemon, id: &str, as_json: bool, width: Width) -> Result<Output> {
     let group: SecurityGroupDetail = daemon.get(&paths::security_group(id))?;
     if as_json {
         return json(&group);
     }
-    Ok(Output::success(render_detail(&group, fmt::now_ms())))
+    Ok(Output::success(render_detail(&group, fmt::now_ms(), width)))
 }
 
-fn render_list(groups: &[SecurityGroupSummary]) -> String {
+fn render_list(groups: &[SecurityGroupSummary], width: Width) -> String {
     if groups.is_empty() {
         return "no security groups are defined\n".to_owned();
     }
@@ -35,8 +35,8 @@ fn render_list(groups: &[SecurityGroupSummary]) -> String {
                 g.name.clone().unwrap_or_else(|| "-".to_owned()),
                 g.ingress_rules.to_string(),
                 g.egress_rules.to_string(),
-                list(&g.bound_instances, 40),
-                list(&g.referenced_by, 40),
+                list(&g.bound_instances, width.share(40)),
+                list(&g.referenced_by, width.share(40)),
             ]
         })
         .collect();
@@ -51,21 +51,28 @@ fn render_list(groups: &[SecurityGroupSummary]) -> String {
         ],
         rows,
         &[2, 3],
-        &[0, 1, 4, 5],
+        &[1],
+        width,
     )
 }
 
-fn render_detail(group: &SecurityGroupDetail, now_ms: u64) -> String {
+fn render_detail(group: &SecurityGroupDetail, now_ms: u64, width: Width) -> String {
     let mut text = group.id.clone();
     if let Some(name) = &group.name {
         text.push_str(&format!(" ({name})"));
     }
     if let Some(description) = &group.description {
-        text.push_str(&format!(": {}", ellipsis(description, 60)));
+        text.push_str(&format!(": {}", ellipsis(description, width.share(60))));
     }
     text.push('\n');
-    text.push_str(&field("bound to", &list(&group.bound_instances, 80)));
-    text.push_str(&field("referenced by", &list(&group.referenced_by, 80)));
+    text.push_str(&field(
+        "bound to",
+        &list(&group.bound_instances, width.after(15)),
+    ));
+    text.push_str(&field(
+        "referenced by",
+        &list(&group.referenced_by, width.after(15)),
+    ));
     for (direction, rules) in [("ingress", &group.ingress), ("egress", &group.egress)] {
         text.push('\n');
         if rules.is_empty() {
@@ -90,7 +97,9 @@ fn render_detail(group: &SecurityGroupDetail, now_ms: u64) -> String {
             ],
             rows,
             &[0, 5, 6],
-            &[2, 3, 4],
+            // Traffic (ports) and remotes (addresses) are never cut.
+            &[4],
+            width,
         ));
     }
     text
@@ -174,17 +183,24 @@ mod tests {
             referenced_by: Vec::new(),
         };
         assert_eq!(
-            render_detail(&group, now),
+            render_detail(&group, now, Width::Columns(100)),
             "sg-web (web)\n\
              bound to:      ins-web-1\n\
              referenced by: -\n\
              \n\
              ingress: 2 rules, first match wins\n\
-             #  ACTION  TRAFFIC     REMOTE                    DESCRIPTION              PACKETS    BYTES  LAST HIT\n\
-             0  accept  tcp:22      203.0.113.0/24            SSH from the office ne…       12  2.0 KiB  3m ago\n\
-             1  accept  tcp:80,443  198.51.100.10-198.51.10…  -                              0      0 B  -\n\
+             #  ACTION  TRAFFIC     REMOTE                       DESCRIPTION           PACKETS    BYTES  LAST HIT\n\
+             0  accept  tcp:22      203.0.113.0/24               SSH from the office…       12  2.0 KiB  3m ago\n\
+             1  accept  tcp:80,443  198.51.100.10-198.51.100.20  -                           0      0 B  -\n\
              \n\
              egress: no rules\n"
         );
+        // Off a terminal (or --wide), nothing is cut.
+        let whole = render_detail(&group, now, Width::Unlimited);
+        assert!(
+            whole.contains("  SSH from the office network, all of it  "),
+            "{whole}"
+        );
+        assert!(!whole.contains('…'), "{whole}");
     }
 }

@@ -6,10 +6,10 @@ use secgroup_api::{
 };
 
 use crate::daemon::Daemon;
-use crate::fmt::{self, ellipsis, field};
+use crate::fmt::{self, Width, ellipsis, field};
 use crate::outcome::{Code, Output, Result, json};
 
-pub fn status(daemon: &Daemon, as_json: bool) -> Result<Output> {
+pub fn status(daemon: &Daemon, as_json: bool, width: Width) -> Result<Output> {
     let status: Status = daemon.get(paths::STATUS)?;
     let code = if problems(&status).is_empty() {
         Code::Success
@@ -19,7 +19,7 @@ pub fn status(daemon: &Daemon, as_json: bool) -> Result<Output> {
     let output = if as_json {
         json(&status)?
     } else {
-        Output::success(render_status(&status, fmt::now_ms()))
+        Output::success(render_status(&status, fmt::now_ms(), width))
     };
     Ok(output.with_code(code))
 }
@@ -31,8 +31,26 @@ pub fn reload(daemon: &Daemon, as_json: bool) -> Result<Output> {
     } else {
         Code::Success
     };
+    // The located problems of a failure are kept in the status; show them
+    // here so the operator need not ask twice.
+    let diagnostics = if report.outcome == ReloadOutcome::Failed {
+        daemon
+            .get::<Status>(paths::STATUS)
+            .ok()
+            .and_then(|status| status.last_error)
+            .map(|error| error.diagnostics)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     if as_json {
-        return Ok(json(&report)?.with_code(code));
+        // The daemon's report, and the problems the text lists too.
+        let mut value = serde_json::to_value(&report)
+            .map_err(|e| anyhow::anyhow!("cannot print the report: {e}"))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("diagnostics".to_owned(), diagnostics.into());
+        }
+        return Ok(json(&value)?.with_code(code));
     }
     let mut text = format!(
         "reload {} in {:.1} ms, generation {}: {}\n",
@@ -42,14 +60,8 @@ pub fn reload(daemon: &Daemon, as_json: bool) -> Result<Output> {
         report.summary
     );
     if report.outcome == ReloadOutcome::Failed {
-        // The located problems are kept in the status; show them here so
-        // the operator need not ask twice.
-        if let Ok(status) = daemon.get::<Status>(paths::STATUS)
-            && let Some(error) = status.last_error
-        {
-            for diagnostic in &error.diagnostics {
-                text.push_str(&format!("  {diagnostic}\n"));
-            }
+        for diagnostic in &diagnostics {
+            text.push_str(&format!("  {diagnostic}\n"));
         }
         text.push_str("the policy in force is unchanged\n");
     }
@@ -110,7 +122,7 @@ pub fn attach_text(attach: &AttachState) -> (&'static str, String) {
     }
 }
 
-fn render_status(status: &Status, now_ms: u64) -> String {
+fn render_status(status: &Status, now_ms: u64, width: Width) -> String {
     let mut text = format!("secgroupd {}\n", status.version);
     text.push_str(&field("rules dir", &status.rules_dir));
     text.push_str(&field(
@@ -159,7 +171,7 @@ fn render_status(status: &Status, now_ms: u64) -> String {
     };
     text.push_str(&field(
         "last reload",
-        &ellipsis(&last_reload, fmt::WIDTH - 15),
+        &ellipsis(&last_reload, width.after(15)),
     ));
     match &status.last_error {
         None => text.push_str(&field("last error", "none")),
@@ -168,7 +180,7 @@ fn render_status(status: &Status, now_ms: u64) -> String {
                 "last error",
                 &ellipsis(
                     &format!("{}: {}", fmt::ago(now_ms, e.at.unix_ms), e.message),
-                    fmt::WIDTH - 15,
+                    width.after(15),
                 ),
             ));
             for diagnostic in &e.diagnostics {
@@ -215,6 +227,7 @@ fn render_status(status: &Status, now_ms: u64) -> String {
             rows,
             &[],
             &[0, 3],
+            width,
         ));
     }
     if !status.unbound_interfaces.is_empty() {
@@ -310,7 +323,7 @@ mod tests {
     #[test]
     fn healthy() {
         assert_eq!(
-            render_status(&status(), 1_000_000),
+            render_status(&status(), 1_000_000, Width::Columns(100)),
             "secgroupd 0.1.0\n\
              rules dir:     /etc/secgroup/rules.d\n\
              pin dir:       /sys/fs/bpf/secgroup (layout version 2)\n\
@@ -326,6 +339,44 @@ mod tests {
              ins-db-1   tap-db1    waiting   the interface does not exist yet\n"
         );
         assert!(problems(&status()).is_empty());
+    }
+
+    /// `last reload` and `last error` are cut with `…` on a narrow
+    /// terminal only; whole off one.
+    #[test]
+    fn long_lines() {
+        let mut s = status();
+        let summary = format!("groups +0 -0 ~1, {}", "instances +1 -0 ~0, ".repeat(6));
+        if let Some(r) = s.last_reload.as_mut() {
+            r.summary = summary.clone();
+        }
+        let message = format!(
+            "invalid rule files: {}",
+            "sg-web.json:3:7 unknown group, ".repeat(4)
+        );
+        s.last_error = Some(ReloadError {
+            at: Timestamp::from_unix_ms(1_000_000 - 5_000),
+            message: message.clone(),
+            diagnostics: Vec::new(),
+        });
+        let line = |text: &str, label: &str| -> String {
+            text.lines()
+                .find(|l| l.starts_with(label))
+                .unwrap_or_else(|| panic!("no {label} in\n{text}"))
+                .to_owned()
+        };
+        let narrow = render_status(&s, 1_000_000, Width::Columns(60));
+        for label in ["last reload:", "last error:"] {
+            let l = line(&narrow, label);
+            assert_eq!(l.chars().count(), 60, "{l}");
+            assert!(l.ends_with('…'), "{l}");
+        }
+        let whole = render_status(&s, 1_000_000, Width::Unlimited);
+        assert!(line(&whole, "last reload:").ends_with(&summary), "{whole}");
+        assert!(
+            line(&whole, "last error:").ends_with(&format!("5s ago: {message}")),
+            "{whole}"
+        );
     }
 
     #[test]
@@ -354,7 +405,7 @@ mod tests {
                 },
             ],
         };
-        let text = render_status(&s, 1_000_000);
+        let text = render_status(&s, 1_000_000, Width::Columns(100));
         for expected in [
             "last error:    5s ago: invalid rule files (1 problem)\n  /r/x.json:1:2: $: bad\n",
             "health:        DEGRADED\n  reload-failed: the last reload failed: invalid rule files (1 problem)\n  \

@@ -10,7 +10,6 @@ use secgroup_model::{Protocol, proto};
 
 use crate::cli::{DirectionArg, TraceArgs};
 use crate::daemon::Daemon;
-use crate::fmt::{self, ellipsis};
 use crate::outcome::{Code, Error, Output, Result, json};
 
 pub fn run(daemon: &Daemon, args: &TraceArgs, as_json: bool) -> Result<Output> {
@@ -155,7 +154,8 @@ fn render(trace: &TraceResponse) -> String {
         if let Some(rule_text) = &rule.text {
             text.push_str(&label(
                 &format!("rule {}", rule.position),
-                &ellipsis(rule_text, fmt::WIDTH - 11),
+                // Addresses and ports: never cut.
+                rule_text,
             ));
         }
     }

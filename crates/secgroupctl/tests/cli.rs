@@ -1,8 +1,12 @@
 //! The built `secgroupctl` binary, run as a user would.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use crate::common::fake_daemon;
 
 fn secgroupctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_secgroupctl"))
@@ -611,56 +615,6 @@ fn wrong_socket_paths_say_what_is_there() {
             meta.gid()
         )
     );
-}
-
-/// A pretend secgroupd on `socket`: answers one connection per answer
-/// (status, JSON body) in turn, and returns the request lines it got.
-fn fake_daemon(
-    socket: &Path,
-    answers: Vec<(u16, &'static str)>,
-) -> std::thread::JoinHandle<Vec<String>> {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::os::unix::net::UnixListener;
-
-    let listener = UnixListener::bind(socket).unwrap_or_else(|e| panic!("{e}"));
-    std::thread::spawn(move || {
-        let mut requests = Vec::new();
-        for (status, body) in answers {
-            let (stream, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
-            let mut reader = BufReader::new(stream);
-            let mut length = 0;
-            let mut first = String::new();
-            loop {
-                let mut line = String::new();
-                reader
-                    .read_line(&mut line)
-                    .unwrap_or_else(|e| panic!("{e}"));
-                if first.is_empty() {
-                    first = line.trim_end().to_owned();
-                }
-                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-            }
-            let mut request_body = vec![0; length];
-            reader
-                .read_exact(&mut request_body)
-                .unwrap_or_else(|e| panic!("{e}"));
-            requests.push(first);
-            let answer = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let mut stream = reader.into_inner();
-            stream
-                .write_all(answer.as_bytes())
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        requests
-    })
 }
 
 /// How the daemon's error answers become exit codes: a 400 to a trace is

@@ -414,10 +414,14 @@ mod tests {
         };
         now.bound.insert(7, id("ins-a"));
         now.guarded.insert(9, "tap9".into());
-        let origin = |index| RuleOrigin {
+        let origin = |index: usize| RuleOrigin {
             sg: sg.clone(),
             direction: Direction::Egress,
             index,
+            key: secgroup_policy::RuleKey::Content {
+                digest: index as u64,
+                nth: 0,
+            },
         };
         now.rule_origins = Arc::new(HashMap::from([(11, origin(0)), (12, origin(1))]));
         now.reload_stats

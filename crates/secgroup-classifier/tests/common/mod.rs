@@ -50,6 +50,10 @@ pub fn rule(sg: &str, index: usize, line: &str) -> EffectiveRule {
             sg: SgId::new(sg).unwrap_or_else(|| panic!("bad sg id {sg:?}")),
             direction: Direction::Ingress,
             index,
+            key: secgroup_policy::RuleKey::Content {
+                digest: index as u64,
+                nth: 0,
+            },
         },
         action,
         services,

@@ -118,6 +118,8 @@ pub(crate) struct RawRule {
     /// False when some key of the rule failed to decode: checks across keys
     /// (protocol vs service) would then only repeat that error.
     pub(crate) intact: bool,
+    /// Native files only: Tencent's policies have no ids.
+    pub(crate) id: Option<Located<String>>,
     pub(crate) action: Located<String>,
     pub(crate) protocol: Option<Located<Scalar>>,
     pub(crate) port: Option<Located<Scalar>>,
@@ -427,7 +429,8 @@ mod tests {
             ("protcol", Some("protocol")),
             ("ports", Some("port")),
             ("Remote", Some("remote")),
-            ("ip", None),
+            ("ip", Some("id")),
+            ("ipx", None),
             ("xyz", None),
             ("a", None),
         ];

@@ -19,6 +19,7 @@ const FILE_KEYS: &[&str] = &[
 ];
 const GROUP_KEYS: &[&str] = &["id", "name", "description", "ingress", "egress"];
 pub(super) const RULE_KEYS: &[&str] = &[
+    "id",
     "action",
     "protocol",
     "port",
@@ -91,6 +92,7 @@ fn security_group(
 
 fn rule(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawRule>> {
     let mut obj = d.object(node, path)?;
+    let id = obj.optional(d, "id", Decoder::string);
     let action = obj.required(d, "action", Decoder::string);
     let protocol = obj.optional(d, "protocol", Decoder::scalar);
     let port = obj.optional(d, "port", Decoder::scalar);
@@ -104,6 +106,7 @@ fn rule(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawRule>
         value: RawRule {
             dialect: Dialect::Native,
             intact,
+            id,
             action: action?,
             protocol,
             port,

@@ -2,7 +2,8 @@
 //! [`crate::load`] imports (docs/rule-files.md, "Importing Tencent Cloud
 //! policy JSON"): importing the output gives the same group back, except
 //! that a rule whose remote is "anywhere" becomes two policies (Tencent
-//! has no "anywhere": `CidrBlock` 0.0.0.0/0, then `Ipv6CidrBlock` ::/0).
+//! has no "anywhere": `CidrBlock` 0.0.0.0/0, then `Ipv6CidrBlock` ::/0),
+//! and that rule ids are left out (Tencent policies have none).
 
 use std::net::IpAddr;
 

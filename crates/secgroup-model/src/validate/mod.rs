@@ -15,7 +15,7 @@ use crate::diagnostic::{Diagnostic, Limits};
 use crate::location::quote;
 use crate::model::{
     AddressSet, AddressSetGroup, AddressSetGroupId, AddressSetId, Direction, InstanceId, Ports,
-    Remote, Rule, RuleSet, SecurityGroup, ServiceSet, ServiceSetGroup, ServiceSetGroupId,
+    Remote, Rule, RuleId, RuleSet, SecurityGroup, ServiceSet, ServiceSetGroup, ServiceSetGroupId,
     ServiceSetId, SgId, Traffic,
 };
 use crate::raw::{
@@ -25,7 +25,7 @@ use crate::raw::{
 use crate::values::{self, Case};
 
 use instance::Addresses;
-use parse::{PrefixedId, parse_id, parse_remote, parse_service_ref};
+use parse::{PrefixedId, parse_id, parse_remote, parse_rule_id, parse_service_ref};
 
 /// Something a rule or instance refers to by id.
 #[derive(Debug, Clone)]
@@ -248,7 +248,36 @@ impl<'l> Validator<'l> {
         }
         // Validate every rule even after a failure, to report them all.
         let rules: Vec<Option<Rule>> = list.value.iter().map(|r| self.rule(r)).collect();
-        rules.into_iter().collect()
+        let ids_unique = self.rule_ids_unique(&list.value, direction);
+        let rules: Option<Vec<Rule>> = rules.into_iter().collect();
+        rules.filter(|_| ids_unique)
+    }
+
+    /// Reports every rule id that repeats an earlier one of the same list
+    /// (group and direction); returns whether there was none.
+    fn rule_ids_unique(&mut self, rules: &[Located<RawRule>], direction: Direction) -> bool {
+        let mut first: BTreeMap<RuleId, Loc> = BTreeMap::new();
+        let mut unique = true;
+        for raw in rules {
+            let Some(written) = &raw.value.id else {
+                continue;
+            };
+            let Ok(id) = parse_rule_id(&written.value) else {
+                continue;
+            };
+            if let Some(at) = first.get(&id) {
+                let message = format!(
+                    "duplicate rule id {} in this group's {direction} rules; first defined at {}",
+                    quote(id.as_str()),
+                    at.position()
+                );
+                self.error(&written.loc, message);
+                unique = false;
+            } else {
+                first.insert(id, written.loc.clone());
+            }
+        }
+        unique
     }
 
     fn rule(&mut self, raw: &Located<RawRule>) -> Option<Rule> {
@@ -256,6 +285,10 @@ impl<'l> Validator<'l> {
         let case = match r.dialect {
             Dialect::Native => Case::Exact,
             Dialect::Tencent => Case::Insensitive,
+        };
+        let id = match &r.id {
+            None => Some(None),
+            Some(id) => self.check(&id.loc, parse_rule_id(&id.value)).map(Some),
         };
         let action = self.check(&r.action.loc, values::action(&r.action.value, case));
         let traffic = self.traffic(raw, case);
@@ -272,6 +305,7 @@ impl<'l> Validator<'l> {
             }
         };
         Some(Rule {
+            id: id?,
             action: action?,
             traffic: traffic?,
             remote: remote?,

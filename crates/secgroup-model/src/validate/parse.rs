@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use crate::location::quote;
 use crate::model::{
-    AddressBlock, AddressSetGroupId, AddressSetId, InstanceId, Remote, ServiceSetGroupId,
+    AddressBlock, AddressSetGroupId, AddressSetId, InstanceId, Remote, RuleId, ServiceSetGroupId,
     ServiceSetId, SgId, Traffic,
 };
 use crate::raw::{RemoteField, ServiceField};
@@ -102,6 +102,16 @@ fn id_body_problem(q: &str, body: &str, len: usize, what: &str) -> String {
             quote(&c.to_string())
         ),
         None => format!("{q} is not {what}"),
+    }
+}
+
+pub(super) fn parse_rule_id(s: &str) -> Result<RuleId, String> {
+    match RuleId::new(s) {
+        Some(id) => Ok(id),
+        None if s.is_empty() => Err(
+            "empty rule id; expected a short name like \"ssh-office\" (or omit \"id\")".to_owned(),
+        ),
+        None => Err(id_body_problem(&quote(s), s, s.len(), "a rule id")),
     }
 }
 

@@ -109,6 +109,22 @@ fn operator_questions() {
         !icmp_row.ends_with(" -"),
         "ping left no last-hit time: {icmp_row}"
     );
+    // Piped (a script), or --wide: nothing is cut.
+    for run in [
+        lab.ctl_piped(&["sg", "show", "sg-vm"]),
+        lab.ctl(&["--wide", "sg", "show", "sg-vm"]),
+    ] {
+        let run = run
+            .exits(0)
+            .has("SSH from the operators' network, described at some length");
+        assert!(!run.stdout.contains('…'), "{}", run.stdout);
+    }
+    // A narrow terminal cuts descriptions, never traffic or remotes.
+    lab.ctl_on_tty(&["sg", "show", "sg-vm"], 60)
+        .exits(0)
+        .has("  tcp:80,443,8000-8999  ipm-partners  ");
+    let piped = lab.ctl_piped(&["instance", "show", "ins-vm"]).exits(0);
+    assert!(!piped.stdout.contains('…'), "{}", piped.stdout);
     let group: SecurityGroupDetail = lab.ctl(&["--json", "sg", "show", "sg-vm"]).exits(0).json();
     assert!(group.ingress[0].hits.packets >= 1, "{:?}", group.ingress[0]);
     assert!(group.ingress[0].hits.last_hit.is_some());
@@ -296,8 +312,42 @@ fn rule_files_through_the_daemon() {
     if !root_or_skip("rule_files_through_the_daemon") {
         return;
     }
-    let lab = Lab::start(RULES);
+    // sg-vm in a file of its own, the rest together.
+    let mut rest: serde_json::Value = serde_json::from_str(RULES).unwrap_or_else(|e| panic!("{e}"));
+    let groups = rest["security_groups"]
+        .as_array_mut()
+        .unwrap_or_else(|| panic!("no groups"));
+    let vm = groups.remove(0);
+    let own = serde_json::json!({ "security_groups": [vm] }).to_string();
+    let lab = Lab::start_with(&[("rules.json", &rest.to_string()), ("sg-vm.json", &own)]);
     let dir = lab.rules_dir();
+
+    // Without --rules-dir: the daemon's rules directory.
+    let default = lab.ctl(&["export", "sg-vm"]).exits(0);
+    assert_eq!(default.stderr, "");
+    assert!(
+        default.stdout.contains("\"id\": \"sg-vm\""),
+        "{}",
+        default.stdout
+    );
+
+    // A group sharing a file is refused: import never rewrites another file.
+    let peers = lab.ctl(&["export", "sg-peers"]).exits(0);
+    let peers_file = lab.dir.join("sg-peers.json");
+    std::fs::write(&peers_file, peers.stdout.replace("\"all\"", "\"icmp\""))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = snapshot(&lab.rules);
+    let refused = lab
+        .ctl(&["import", &peers_file.display().to_string()])
+        .exits(1);
+    assert_eq!(
+        refused.stderr,
+        format!(
+            "secgroupctl: {dir}/rules.json defines sg-peers among 3 other objects; import never rewrites \
+             another file: move sg-peers to a file of its own (such as sg-peers.json), then import again\n"
+        )
+    );
+    assert_eq!(snapshot(&lab.rules), before);
 
     // Export, both formats.
     let native = lab.ctl(&["export", "sg-vm", "--rules-dir", &dir]).exits(0);
@@ -335,18 +385,21 @@ fn rule_files_through_the_daemon() {
     let file = lab.dir.join("sg-vm.tencent.json");
     std::fs::write(&file, &edited).unwrap_or_else(|e| panic!("{e}"));
     let file = file.display().to_string();
+    // The split "anywhere" policies are one rule again.
     lab.ctl(&["import", &file, "--rules-dir", &dir, "--format", "tencent"])
         .exits(0)
         .has(&format!(
-            "imported sg-vm (tencent format, 5 ingress rules, 3 egress rules): rewrote {dir}/rules.json with it"
+            "imported sg-vm (tencent format, 4 ingress rules, 2 egress rules) into {dir}/sg-vm.json, \
+             written in the native format\n"
         ))
-        .has(&format!("the replaced file is kept as {dir}/.backups/rules.json."));
+        .has(&format!("the replaced file is kept as {dir}/.backups/sg-vm.json."));
     lab.ctl(&["reload"]).exits(0);
     let group: SecurityGroupDetail = lab.ctl(&["--json", "sg", "show", "sg-vm"]).exits(0).json();
-    assert_eq!(group.ingress.len(), 5, "{group:?}");
+    assert_eq!(group.ingress.len(), 4, "{group:?}");
+    assert_eq!(group.ingress[0].remote, "anywhere", "{group:?}");
     trace(&lab, "ingress", "tcp", "203.0.113.66", Some("22"))
         .exits(0)
-        .has("kernel     accept by rule 2 (sg-vm ingress #2)");
+        .has("kernel     accept by rule 1 (sg-vm ingress #1)");
 
     // An invalid import changes nothing: not the files, not the daemon.
     let before = snapshot(&lab.rules);
@@ -392,7 +445,7 @@ fn rule_files_through_the_daemon() {
     ])
     .exits(0)
     .has(&format!(
-        "cloned sg-vm into sg-vm-copy (5 ingress rules, 3 egress rules): {dir}/sg-vm-copy.json\n"
+        "cloned sg-vm into sg-vm-copy (4 ingress rules, 2 egress rules): {dir}/sg-vm-copy.json\n"
     ));
     lab.ctl(&["sg", "clone", "sg-vm", "sg-vm-copy", "--rules-dir", &dir])
         .exits(1);
@@ -430,7 +483,7 @@ fn rule_files_through_the_daemon() {
     // The directory is valid, as the daemon says too.
     lab.ctl(&["validate", &dir])
         .exits(0)
-        .has("valid: 2 files, 3 security groups, 2 instances (1 on this host)");
+        .has("valid: 3 files, 3 security groups, 2 instances (1 on this host)");
     lab.ctl(&["status"]).exits(0).has("health:        ok\n");
     let templates: serde_json::Value = secgroupctl(&["--json", "template", "list"]).exits(0).json();
     assert_eq!(templates.as_array().map(Vec::len), Some(4));

@@ -43,8 +43,8 @@ fn a_guarded_interface_is_closed_from_its_first_moment_and_open_to_its_rules_onc
     );
     let _servers = echo_servers(&lab, &[8080, 9090]);
     assert!(lab.guest_connects(8080).is_err(), "closed while unbound");
-    assert!(!lab.guest_pings_host(), "closed while unbound");
-    assert!(!lab.host_pings_guest(), "closed both ways");
+    assert!(lab.guest_ping_blocked(), "closed while unbound");
+    assert!(lab.host_ping_blocked(), "closed both ways");
     // Not even ARP: the guest's answer to the host's request claims an
     // address no instance gives it, so the host never learns its MAC.
     let neigh = lab

@@ -5,6 +5,7 @@
 mod harness;
 
 mod api;
+mod counters;
 mod faults;
 mod guard;
 mod links;
