@@ -6,7 +6,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::fake_daemon;
+use crate::common::{expect_exit, fake_daemon, text};
+
+fn scratch(name: &str) -> PathBuf {
+    crate::common::scratch("secgroupctl", name)
+}
 
 fn secgroupctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_secgroupctl"))
@@ -17,30 +21,6 @@ fn secgroupctl(args: &[&str]) -> Output {
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/examples")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn expect_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-}
-
-/// A fresh directory under cargo's per-test scratch space.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("secgroupctl")
-        .join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
 }
 
 fn write(dir: &Path, name: &str, contents: &str) {

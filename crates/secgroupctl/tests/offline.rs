@@ -14,7 +14,11 @@ use secgroup_api::{
     ReloadOutcome, ReloadReport, ReloadTrigger, RuleRef, Status, Timestamp,
 };
 
-use crate::common::fake_daemon;
+use crate::common::{expect_exit, fake_daemon, text};
+
+fn scratch(name: &str) -> PathBuf {
+    crate::common::scratch("secgroupctl-offline", name)
+}
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_secgroupctl"));
@@ -29,29 +33,6 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     command
         .output()
         .unwrap_or_else(|e| panic!("cannot run secgroupctl: {e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn expect_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("secgroupctl-offline")
-        .join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    dir
 }
 
 fn leak(value: &impl serde::Serialize) -> &'static str {

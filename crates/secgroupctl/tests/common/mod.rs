@@ -1,6 +1,36 @@
 //! Helpers shared by the offline integration tests.
 
-use std::path::Path;
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts the exit code, showing both outputs when it differs.
+#[track_caller]
+pub fn expect_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+/// A fresh directory `suite/name` under cargo's per-test scratch space.
+pub fn scratch(suite: &str, name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(suite)
+        .join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
 
 /// A pretend secgroupd on `socket`: answers one connection per answer
 /// (status, JSON body) in turn, and returns the request lines it got.

@@ -228,6 +228,46 @@ pub fn never_arrived(
     );
 }
 
+/// Every observer sees the control frame (`control_what`, matched by
+/// `is_control`) and none of the forgeries (`forgery_what`, matched by
+/// `is_forgery`) that `sender` sent before it; port security should have
+/// dropped them as `reason`.
+#[allow(clippy::too_many_arguments)]
+pub fn reaches_no_one(
+    control: &Control,
+    sender: &Vm,
+    observers: &[RawSocket],
+    control_what: &str,
+    is_control: impl Fn(&Frame) -> bool,
+    forgery_what: &str,
+    reason: SpoofReason,
+    is_forgery: impl Fn(&Frame) -> bool,
+) {
+    for observer in observers {
+        let seen = watch(observer, control_what, &is_control);
+        never_arrived(
+            control,
+            sender,
+            observer,
+            &seen,
+            forgery_what,
+            reason,
+            &is_forgery,
+        );
+    }
+}
+
+/// `ns`'s neighbour entry for `owner`'s address `ip` still names
+/// `owner`'s MAC, never the attacker's; `before` is what it said before.
+pub fn neighbour_kept(ns: &NetNs, ip: &str, before: &str, owner: &Vm, attacker: &Vm) {
+    let after = neighbour(ns, ip);
+    assert!(
+        after.contains(&owner.mac_text()) && !after.contains(&attacker.mac_text()),
+        "the neighbour entry for {ip} must still name {}'s MAC: before {before:?}, after {after:?}",
+        owner.name
+    );
+}
+
 /// Waits until `sender`'s egress counted at least `packets` under
 /// `reason`.
 pub fn counted(control: &Control, sender: &Vm, reason: SpoofReason, packets: u64) {
