@@ -163,6 +163,11 @@ pub struct ReloadReport {
     pub generation: u64,
     /// What changed (`groups +1 -0 ~2, ...`), `no changes`, or the error.
     pub summary: String,
+    /// What is valid but questionable in the rules now in force, one
+    /// `file:line:column: path: message` each, as `secgroupctl validate`
+    /// prints them; empty after a failed reload (the error says why).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,8 +49,10 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-/// Quotas enforced while loading. The defaults follow Tencent Cloud's
-/// (100 rules per direction per group) plus what the data plane can hold.
+/// Quotas enforced while loading. The defaults are what the data plane can
+/// hold (one table holds at most 4,096 rules); Tencent Cloud's stricter
+/// quota of 100 rules per direction per group is a warning
+/// (`secgroup_policy::lint`), since a longer list works here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Rules in one direction of one security group.
@@ -65,7 +67,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_rules_per_direction: 100,
+            max_rules_per_direction: 4096,
             max_effective_rules: 4096,
             max_file_bytes: 4 * 1024 * 1024,
         }

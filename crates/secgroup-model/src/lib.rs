@@ -23,7 +23,9 @@ use std::collections::HashSet;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Limits, SourceFile};
 pub use model::*;
-pub use outline::{Definition, Format, Index, Location, ObjectKind, Outline, outline};
+pub use outline::{
+    Definition, Format, Index, ListPlaces, Location, ObjectKind, Outline, Parts, outline,
+};
 
 /// Parses, merges and validates rule files, with no knowledge of an
 /// earlier load: [`load_with`] with no known files.

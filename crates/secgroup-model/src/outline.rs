@@ -8,9 +8,10 @@ use std::fmt;
 
 use crate::diagnostic::{Diagnostic, Limits, SourceFile};
 use crate::model::{
-    AddressSetGroupId, AddressSetId, InstanceId, RuleSet, ServiceSetGroupId, ServiceSetId, SgId,
+    AddressSetGroupId, AddressSetId, Direction, InstanceId, RuleSet, ServiceSetGroupId,
+    ServiceSetId, SgId,
 };
-use crate::raw::{Loc, Located, RawFile};
+use crate::raw::{Loc, Located, RawFile, RawRule};
 use crate::source;
 
 /// The two formats a rule file may be written in.
@@ -117,6 +118,46 @@ pub struct Definition {
     pub kind: ObjectKind,
     pub id: String,
     pub at: Location,
+    /// Where its parts are, for warnings about them.
+    pub parts: Parts,
+}
+
+/// Where the parts of a definition are: a security group's rule lists, an
+/// instance's bindings. Empty for the other kinds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// A security group's `ingress` list; `None` when the key is absent,
+    /// which is how a file tells an empty list it wrote on purpose
+    /// (`"ingress": []`) from one it left out.
+    pub ingress: Option<ListPlaces>,
+    pub egress: Option<ListPlaces>,
+    /// An instance's `security_groups` entries, in binding order.
+    pub bindings: Vec<Location>,
+}
+
+impl Parts {
+    pub fn list(&self, direction: Direction) -> Option<&ListPlaces> {
+        match direction {
+            Direction::Ingress => self.ingress.as_ref(),
+            Direction::Egress => self.egress.as_ref(),
+        }
+    }
+}
+
+/// Where a rule list is, and each of its rules (in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPlaces {
+    pub at: Location,
+    pub rules: Vec<Location>,
+}
+
+impl ListPlaces {
+    fn new(list: &Located<Vec<Located<RawRule>>>) -> ListPlaces {
+        ListPlaces {
+            at: Location::from(&list.loc),
+            rules: list.value.iter().map(|r| Location::from(&r.loc)).collect(),
+        }
+    }
 }
 
 /// What one rule file defines, read from the file alone.
@@ -138,19 +179,38 @@ impl Outline {
     pub(crate) fn new(file: &str, raw: Option<&RawFile>, errors: Vec<Diagnostic>) -> Outline {
         let mut definitions = Vec::new();
         if let Some(raw) = raw {
-            let mut add = |kind: ObjectKind, id: &Located<String>| {
+            let mut add_with = |kind: ObjectKind, id: &Located<String>, parts: Parts| {
                 definitions.push(Definition {
                     kind,
                     id: id.value.clone(),
                     at: Location::from(&id.loc),
+                    parts,
                 });
             };
             for g in &raw.security_groups {
-                add(ObjectKind::SecurityGroup, &g.value.id);
+                let parts = Parts {
+                    ingress: g.value.ingress.as_ref().map(ListPlaces::new),
+                    egress: g.value.egress.as_ref().map(ListPlaces::new),
+                    bindings: Vec::new(),
+                };
+                add_with(ObjectKind::SecurityGroup, &g.value.id, parts);
             }
             for i in &raw.instances {
-                add(ObjectKind::Instance, &i.value.id);
+                let parts = Parts {
+                    bindings: i
+                        .value
+                        .security_groups
+                        .value
+                        .iter()
+                        .map(|b| Location::from(&b.loc))
+                        .collect(),
+                    ..Parts::default()
+                };
+                add_with(ObjectKind::Instance, &i.value.id, parts);
             }
+            let mut add = |kind: ObjectKind, id: &Located<String>| {
+                add_with(kind, id, Parts::default());
+            };
             for s in &raw.address_sets {
                 add(ObjectKind::AddressSet, &s.value.id);
             }

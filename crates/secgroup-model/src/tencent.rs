@@ -22,6 +22,15 @@ pub(crate) const MARKER_KEYS: &[&str] = &[
     "SecurityGroupDesc",
     "SecurityGroupPolicySet",
 ];
+/// Every top-level key: the markers, and `$schema` for editors (ignored,
+/// but a string).
+const FILE_KEYS: &[&str] = &[
+    "SecurityGroupId",
+    "SecurityGroupName",
+    "SecurityGroupDesc",
+    "SecurityGroupPolicySet",
+    "$schema",
+];
 const POLICY_SET_KEYS: &[&str] = &["Version", "Ingress", "Egress"];
 const POLICY_KEYS: &[&str] = &[
     "PolicyIndex",
@@ -39,6 +48,7 @@ const POLICY_KEYS: &[&str] = &[
 
 /// Decodes a Tencent policy file whose root is `obj`.
 pub(crate) fn file(d: &mut Decoder<'_>, mut obj: Object<'_>) -> RawFile {
+    let _schema = obj.optional(d, "$schema", Decoder::string);
     let id = obj.required(d, "SecurityGroupId", Decoder::string);
     let name = obj
         .optional(d, "SecurityGroupName", present_string)
@@ -59,7 +69,7 @@ pub(crate) fn file(d: &mut Decoder<'_>, mut obj: Object<'_>) -> RawFile {
         obj.missing(d, "SecurityGroupPolicySet");
     }
     let loc = obj.loc.clone();
-    obj.finish(d, MARKER_KEYS);
+    obj.finish(d, FILE_KEYS);
     let mut file = RawFile {
         format: Format::Tencent,
         ..RawFile::default()

@@ -111,7 +111,7 @@ fn cases() -> Vec<Case> {
         ]),
         // --- unknown keys and wrong types ----------------------------------
         one("unknown top-level key", "{\"security_group\": []}", &[
-            "r.json:1:2: security_group: unknown key \"security_group\"; expected one of security_groups, instances, address_sets, address_set_groups, service_sets, service_set_groups (did you mean \"security_groups\"?)",
+            "r.json:1:2: security_group: unknown key \"security_group\"; expected one of security_groups, instances, address_sets, address_set_groups, service_sets, service_set_groups, $schema (did you mean \"security_groups\"?)",
         ]),
         one("unknown rule key with typo", "{\"security_groups\": [{\"id\": \"sg-a\", \"ingress\": [{\"action\": \"accept\", \"protcol\": \"tcp\", \"port\": \"22\"}]}]}", &[
             "r.json:1:70: security_groups[0].ingress[0].protcol: unknown key \"protcol\"; expected one of id, action, protocol, port, service, remote, description (did you mean \"protocol\"?)",
@@ -412,12 +412,12 @@ fn cases() -> Vec<Case> {
             "r.json:7:102: SecurityGroupPolicySet.Ingress[5].Direction: unknown key \"Direction\"; expected one of PolicyIndex, Protocol, Port, ServiceTemplate, CidrBlock, Ipv6CidrBlock, SecurityGroupId, AddressTemplate, Action, PolicyDescription, ModifyTime",
             "r.json:8:55: SecurityGroupPolicySet.Ingress[6].AddressTemplate.AddressId: \"ipmg-x\" is an address set group id; expected an address set id (\"ipm-…\")",
             "r.json:8:94: SecurityGroupPolicySet.Ingress[6].Port: port \"8\" given for protocol icmp; only tcp and udp (6, 17) have ports (omit Port or write \"all\")",
-            "r.json:9:5: RequestId: unknown key \"RequestId\"; expected one of SecurityGroupId, SecurityGroupName, SecurityGroupDesc, SecurityGroupPolicySet",
+            "r.json:9:5: RequestId: unknown key \"RequestId\"; expected one of SecurityGroupId, SecurityGroupName, SecurityGroupDesc, SecurityGroupPolicySet, $schema",
         ]),
         one("tencent top level", r#"{"SecurityGroupName": "web", "instances": []}"#, &[
             "r.json:1:1: $: missing required key \"SecurityGroupId\"",
             "r.json:1:1: $: missing required key \"SecurityGroupPolicySet\"",
-            "r.json:1:30: instances: unknown key \"instances\"; expected one of SecurityGroupId, SecurityGroupName, SecurityGroupDesc, SecurityGroupPolicySet",
+            "r.json:1:30: instances: unknown key \"instances\"; expected one of SecurityGroupId, SecurityGroupName, SecurityGroupDesc, SecurityGroupPolicySet, $schema",
         ]),
     ]
 }

@@ -11,12 +11,15 @@
 //!   reference evaluator over frames.
 //! - `render`: rules rendered for operators.
 //! - `diff`: what a reload changed.
+//! - `lint`: warnings about valid but suspicious rule sets ([`lint()`]),
+//!   and which packets each rule of a list decides ([`reach`]).
 
 mod compile;
 mod compiled;
 mod diff;
 mod evaluate;
 mod key;
+pub mod lint;
 mod port_security;
 mod prefix;
 mod render;
@@ -28,6 +31,7 @@ pub use compiled::*;
 pub use diff::{Changes, PolicyDiff, RuleCounts, diff};
 pub use evaluate::{ImplicitAllow, Matched, Packet, Verdict, implicit_allow};
 pub use key::RuleKey;
+pub use lint::{Reach, lint, reach};
 pub use port_security::{
     AllowedSource, Frame, L4, Payload, PortSecurity, SpoofReason, ethertype, icmpv6, link_local,
 };

@@ -232,6 +232,10 @@ pub struct ValidateArgs {
     /// A rules directory, in addition to any PATH.
     #[arg(long, value_name = "DIR")]
     pub rules_dir: Vec<PathBuf>,
+    /// Treat warnings as errors: exit 1 when there is any (for a
+    /// controller's CI).
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
 impl ValidateArgs {

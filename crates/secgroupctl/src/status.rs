@@ -65,6 +65,9 @@ pub fn reload(daemon: &Daemon, as_json: bool) -> Result<Output> {
         }
         text.push_str("the policy in force is unchanged\n");
     }
+    for warning in &report.warnings {
+        text.push_str(&format!("  warning: {warning}\n"));
+    }
     Ok(Output::success(text).with_code(code))
 }
 
@@ -173,6 +176,22 @@ fn render_status(status: &Status, now_ms: u64, width: Width) -> String {
         "last reload",
         &ellipsis(&last_reload, width.after(15)),
     ));
+    if let Some(r) = status
+        .last_reload
+        .as_ref()
+        .filter(|r| !r.warnings.is_empty())
+    {
+        text.push_str(&field(
+            "warnings",
+            &format!(
+                "{} in the rules in force (secgroupctl validate explains)",
+                r.warnings.len()
+            ),
+        ));
+        for warning in &r.warnings {
+            text.push_str(&format!("  {warning}\n"));
+        }
+    }
     match &status.last_error {
         None => text.push_str(&field("last error", "none")),
         Some(e) => {
@@ -286,6 +305,7 @@ mod tests {
                 duration_ms: 12.34,
                 generation: 3,
                 summary: "groups +0 -0 ~1".into(),
+                warnings: Vec::new(),
             }),
             last_error: None,
             instances: vec![

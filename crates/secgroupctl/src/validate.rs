@@ -9,7 +9,7 @@ use secgroup_model::{Diagnostic, Direction, Limits, RuleSet};
 use secgroup_policy::Policy;
 
 use crate::cli::ValidateArgs;
-use crate::outcome::{Output, Result, json};
+use crate::outcome::{Code, Output, Result, json};
 use crate::report::{diagnostic_json, refused};
 
 pub fn run(args: &ValidateArgs, as_json: bool) -> Result<Output> {
@@ -20,7 +20,11 @@ pub fn run(args: &ValidateArgs, as_json: bool) -> Result<Output> {
     match sources.load(&limits, &[]) {
         Ok(loaded) => {
             let policy = secgroup_policy::compile(&loaded.rules);
-            let warnings = &loaded.warnings;
+            let warnings = all_warnings(&loaded, &policy);
+            let warnings = &warnings;
+            if args.deny_warnings && !warnings.is_empty() {
+                return Ok(denied(warnings, as_json));
+            }
             if as_json {
                 let mut summary = summary_json(&loaded.files, &loaded.rules, &policy);
                 summary["warnings"] = warnings_json(warnings);
@@ -36,6 +40,35 @@ pub fn run(args: &ValidateArgs, as_json: bool) -> Result<Output> {
             as_json,
         )),
     }
+}
+
+/// The loader's warnings and the lint's, sorted as diagnostics are.
+pub fn all_warnings(loaded: &secgroup_rulesdir::Loaded, policy: &Policy) -> Vec<Diagnostic> {
+    let mut warnings = loaded.warnings.clone();
+    warnings.extend(secgroup_policy::lint(&loaded.rules, policy, &loaded.index));
+    warnings.sort();
+    warnings.dedup();
+    warnings
+}
+
+/// `--deny-warnings` with warnings: reported as errors are, exit 1.
+fn denied(warnings: &[Diagnostic], as_json: bool) -> Output {
+    if as_json {
+        let value = serde_json::json!({ "valid": false, "diagnostics": warnings_json(warnings) });
+        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        return Output::success(format!("{text}\n")).with_code(Code::No);
+    }
+    let mut text = warnings_text(warnings);
+    // The count line of `warnings_text` says they are fine; here they are not.
+    if let Some(cut) = text.rfind("secgroupctl: ") {
+        text.truncate(cut);
+    }
+    let n = warnings.len();
+    text.push_str(&format!(
+        "secgroupctl: {n} warning{} in the rule files, refused by --deny-warnings\n",
+        plural(n)
+    ));
+    Output::success("").with_stderr(text).with_code(Code::No)
 }
 
 /// One line per warning, `FILE:LINE:COLUMN: PATH: warning: MESSAGE`, then

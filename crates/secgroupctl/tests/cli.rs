@@ -46,7 +46,64 @@ fn validate_examples_succeeds() {
         lines.contains(&"  ins-db-1           tap-db1: 7 ingress rules, 2 egress rules"),
         "{stdout}"
     );
-    assert!(text(&output.stderr).is_empty(), "{}", text(&output.stderr));
+    // The examples keep what the lint finds in them: real mistakes of the
+    // kind it is for (a rule covered by a broader one, a base group bound
+    // after a group that ends in "drop all", a template nobody uses).
+    let d = dir.display();
+    let expected = format!(
+        "{d}/nat-appliance.json:9:9: security_groups[0].ingress[1]: warning: this rule never decides a packet: sg-nat ingress #0 ({d}/nat-appliance.json:8:9) decides all of its traffic first\n\
+         {d}/template-linux-ssh.json:4:13: security_groups[0].id: warning: security group sg-linux-ssh is bound to no instance: its rules are enforced nowhere\n\
+         {d}/web-bastion-db.json:8:9: security_groups[0].ingress[0]: warning: for instance ins-db-1 (bound to sg-db, sg-base in this order) this rule never decides a packet: sg-db ingress #3 ({d}/tencent-format-sg-db.json:47:7) decides all of its traffic first\n\
+         {d}/web-bastion-db.json:8:9: security_groups[0].ingress[0]: warning: for instance ins-web-1 (bound to sg-web, sg-base in this order) this rule never decides a packet: sg-web ingress #2 ({d}/web-bastion-db.json:36:9), sg-web ingress #3 ({d}/web-bastion-db.json:37:9) together decide all of its traffic first\n\
+         {d}/web-bastion-db.json:9:9: security_groups[0].ingress[1]: warning: for instance ins-web-1 (bound to sg-web, sg-base in this order) this rule never decides a packet: sg-web ingress #2 ({d}/web-bastion-db.json:36:9), sg-web ingress #3 ({d}/web-bastion-db.json:37:9) together decide all of its traffic first\n\
+         {d}/web-bastion-db.json:10:9: security_groups[0].ingress[2]: warning: for instance ins-web-1 (bound to sg-web, sg-base in this order) this rule never decides a packet: sg-web ingress #3 ({d}/web-bastion-db.json:37:9) decides all of its traffic first\n\
+         {d}/web-bastion-db.json:13:9: security_groups[0].egress[0]: warning: for instance ins-web-1 (bound to sg-web, sg-base in this order) this rule never decides a packet: sg-web egress #0 ({d}/web-bastion-db.json:40:9), sg-web egress #1 ({d}/web-bastion-db.json:41:9), sg-web egress #2 ({d}/web-bastion-db.json:42:9) together decide all of its traffic first\n\
+         secgroupctl: 7 warnings in the rule files; they are valid\n"
+    );
+    assert_eq!(text(&output.stderr), expected);
+
+    // For a controller's CI: the same warnings fail the run.
+    let denied = secgroupctl(&["validate", "--deny-warnings", &dir.display().to_string()]);
+    expect_exit(&denied, 1);
+    assert!(denied.stdout.is_empty(), "{}", text(&denied.stdout));
+    assert_eq!(
+        text(&denied.stderr),
+        expected.replace(
+            "secgroupctl: 7 warnings in the rule files; they are valid",
+            "secgroupctl: 7 warnings in the rule files, refused by --deny-warnings"
+        )
+    );
+    let denied = secgroupctl(&[
+        "--json",
+        "validate",
+        "--deny-warnings",
+        &dir.display().to_string(),
+    ]);
+    expect_exit(&denied, 1);
+    let value: serde_json::Value = serde_json::from_slice(&denied.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(&denied.stdout)));
+    assert_eq!(value["valid"], false);
+    assert_eq!(
+        value["diagnostics"].as_array().map(Vec::len),
+        Some(7),
+        "{value}"
+    );
+    assert_eq!(value["diagnostics"][1]["path"], "security_groups[0].id");
+}
+
+#[test]
+fn deny_warnings_passes_a_clean_directory() {
+    let dir = scratch("clean");
+    write(
+        &dir,
+        "a.json",
+        r#"{ "$schema": "https://example.invalid/secgroup-rules.schema.json",
+  "security_groups": [ { "id": "sg-a", "ingress": [ { "action": "accept", "protocol": "tcp", "port": "22" } ], "egress": [] } ],
+  "instances": [ { "id": "ins-a", "interface": "tap-a", "ips": ["198.51.100.5"], "security_groups": ["sg-a"] } ] }"#,
+    );
+    let output = secgroupctl(&["validate", "--deny-warnings", &dir.display().to_string()]);
+    expect_exit(&output, 0);
+    assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
 }
 
 #[test]

@@ -65,6 +65,7 @@ fn status(rules_dir: &Path) -> Status {
             duration_ms: 22.5,
             generation: 1,
             summary: LONG_SUMMARY.into(),
+            warnings: Vec::new(),
         }),
         last_error: Some(ReloadError {
             at: Timestamp::from_unix_ms(1_700_000_000_000),

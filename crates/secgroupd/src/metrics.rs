@@ -400,6 +400,7 @@ mod tests {
             duration_ms,
             generation: 3,
             summary: String::new(),
+            warnings: Vec::new(),
         }
     }
 

@@ -16,7 +16,8 @@ pub struct Loaded {
     pub policy: Policy,
     /// The files read, in name order: `known` for the next load.
     pub files: Vec<PathBuf>,
-    /// Valid but questionable (`file:line:column: path: message`).
+    /// Valid but questionable (`file:line:column: path: message`): the
+    /// loader's warnings and `secgroup_policy::lint`'s, sorted.
     pub warnings: Vec<String>,
 }
 
@@ -37,11 +38,15 @@ pub fn load(dir: &Path, known: &[PathBuf]) -> Result<Loaded, LoadFailure> {
     match secgroup_rulesdir::load_paths_with(&[dir.to_owned()], &Limits::default(), known) {
         Ok(loaded) => {
             let policy = secgroup_policy::compile(&loaded.rules);
+            let mut warnings = loaded.warnings.clone();
+            warnings.extend(secgroup_policy::lint(&loaded.rules, &policy, &loaded.index));
+            warnings.sort();
+            warnings.dedup();
             Ok(Loaded {
                 rules: loaded.rules,
                 policy,
                 files: loaded.files,
-                warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
+                warnings: warnings.iter().map(ToString::to_string).collect(),
             })
         }
         Err(RulesDirError::Invalid(diagnostics)) => {

@@ -8,7 +8,8 @@ use super::{
 };
 use crate::json::Node;
 
-/// The keys of a native rule file.
+/// The keys of a native rule file. `$schema` names the file's JSON Schema
+/// for editors; it means nothing here but must be a string.
 const FILE_KEYS: &[&str] = &[
     "security_groups",
     "instances",
@@ -16,6 +17,7 @@ const FILE_KEYS: &[&str] = &[
     "address_set_groups",
     "service_sets",
     "service_set_groups",
+    "$schema",
 ];
 const GROUP_KEYS: &[&str] = &["id", "name", "description", "ingress", "egress"];
 pub(super) const RULE_KEYS: &[&str] = &[
@@ -41,6 +43,7 @@ const PAIR_KEYS: &[&str] = &["ip", "mac"];
 /// Decodes a native rule file whose root is `obj`.
 pub(crate) fn native_file(d: &mut Decoder<'_>, mut obj: Object<'_>) -> RawFile {
     let mut file = RawFile::default();
+    let _schema = obj.optional(d, "$schema", Decoder::string);
     if let Some(v) = obj.optional(d, "security_groups", |d, n, p| {
         d.array(n, p, security_group)
     }) {

@@ -49,6 +49,7 @@ impl Engine {
         }
         self.now.reloads += 1;
         let dir = self.settings.rules_dir.display().to_string();
+        let mut warnings = Vec::new();
         let (outcome, summary) = match rules::load(&self.settings.rules_dir, &self.known_files) {
             Err(failure) => {
                 error!(?trigger, %dir, error = %failure.message, "reload failed: the rules directory was rejected; the policy in force stays");
@@ -64,8 +65,14 @@ impl Engine {
                 self.sync();
                 (ReloadOutcome::Failed, summary)
             }
-            Ok(loaded) => self.apply_loaded(trigger, loaded),
+            Ok(loaded) => {
+                warnings = loaded.warnings.clone();
+                self.apply_loaded(trigger, loaded)
+            }
         };
+        if outcome == ReloadOutcome::Failed {
+            warnings.clear();
+        }
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
             ReloadOutcome::Applied => info!(
@@ -90,6 +97,7 @@ impl Engine {
             duration_ms,
             generation: self.now.generation,
             summary,
+            warnings,
         };
         self.now.reload_stats.record(&report);
         self.now.last_reload = Some(report.clone());
