@@ -377,6 +377,8 @@ fn check_in(root: &Path, deb: &str) -> Result<()> {
         "/usr/share/fish/vendor_completions.d/secgroupctl.fish",
         "/usr/share/doc/secgroup/daemon.md",
         "/usr/share/doc/secgroup/examples/web-bastion-db.json",
+        "/usr/share/secgroup/schema/secgroup-rules.schema.json",
+        "/usr/share/secgroup/schema/tencent-policy.schema.json",
         RULES_DIR,
     ] {
         if !listed.lines().any(|l| l == wanted) {

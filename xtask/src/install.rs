@@ -1,7 +1,8 @@
 //! `cargo xtask install [--prefix /usr/local] [--destdir D]`: release
 //! binaries, the systemd unit, the sysusers entry for group `secgroup`, man
-//! pages, shell completions and the docs (with the example rules as
-//! examples/ beside them). It never writes into a rules directory: the
+//! pages, shell completions, the docs (with the example rules as
+//! examples/ beside them) and the rule files' JSON Schemas
+//! (PREFIX/share/secgroup/schema). It never writes into a rules directory: the
 //! examples bind interfaces (tap-web1, ...) that a real host may have, so
 //! /etc/secgroup/rules.d is only created, empty, when missing.
 //! `--destdir` stages everything under another root (packaging).
@@ -82,6 +83,11 @@ impl Layout {
     pub fn doc_dir(&self) -> PathBuf {
         self.prefix.join("share/doc/secgroup")
     }
+
+    /// `PREFIX/share/secgroup/schema`: the rule files' JSON Schemas.
+    pub fn schema_dir(&self) -> PathBuf {
+        self.prefix.join("share/secgroup/schema")
+    }
 }
 
 /// Builds the two binaries (`cargo build [--release]`) and returns the
@@ -130,7 +136,8 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// Installs everything but the rules directory: binaries, unit, sysusers
-/// entry, man pages (gzipped), completions, docs and examples.
+/// entry, man pages (gzipped), completions, docs and examples, and the
+/// rule files' JSON Schemas.
 pub fn stage(layout: &Layout) -> Result<()> {
     let root = crate::root();
     let prefix = &layout.prefix;
@@ -219,8 +226,16 @@ pub fn stage(layout: &Layout) -> Result<()> {
         let name = example.file_name().unwrap_or_default();
         install_file(example, &doc.join("examples").join(name), 0o644)?;
     }
+    // The JSON Schemas of the rule files, for editors (docs/rule-files.md).
+    let schemas = layout.staged(&layout.schema_dir());
+    for name in SCHEMAS {
+        install_file(&root.join("schema").join(name), &schemas.join(name), 0o644)?;
+    }
     Ok(())
 }
+
+/// The JSON Schemas under schema/, installed into [`Layout::schema_dir`].
+pub const SCHEMAS: [&str; 2] = ["secgroup-rules.schema.json", "tencent-policy.schema.json"];
 
 fn gzip(path: &Path) -> Result<Vec<u8>> {
     let out = std::process::Command::new("gzip")
