@@ -280,6 +280,11 @@ fn trace(client: &Client, vm: usize) -> Result<TraceResponse> {
         port: Some(PROBE_PORT),
         local: None,
         source_mac: None,
+        source_port: None,
+        icmp_type: None,
+        icmp_code: None,
+        icmp_id: None,
+        tcp_flags: None,
     };
     client
         .post(secgroup_api::paths::TRACE, Some(&request))

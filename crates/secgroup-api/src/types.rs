@@ -381,7 +381,10 @@ pub struct FlushResult {
 
 // ---- /v1/trace ----------------------------------------------------------
 
-/// "What would happen to this packet": one packet that opens a flow.
+/// "What would happen to this packet": by default one packet that opens a
+/// flow (a TCP SYN, a UDP datagram, an echo request); with a fixed
+/// `source_port` (or `icmp_id`) and `tcp_flags`, any packet of a flow,
+/// one already tracked included.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraceRequest {
@@ -405,6 +408,26 @@ pub struct TraceRequest {
     /// spoofed MAC.
     #[serde(default)]
     pub source_mac: Option<String>,
+    /// Source port (tcp and udp only): the remote's port for ingress, the
+    /// instance's for egress. Default: a fresh one from 61000-65535 that
+    /// no tracked flow uses, so the packet starts a new flow. A given one
+    /// may name a tracked flow (see `TraceResponse::conntrack`).
+    #[serde(default)]
+    pub source_port: Option<u16>,
+    /// icmp and icmpv6 only: the message type (default: echo request, 8
+    /// or 128) and code (default 0). Error messages (they quote another
+    /// flow's packet) are refused.
+    #[serde(default)]
+    pub icmp_type: Option<u8>,
+    #[serde(default)]
+    pub icmp_code: Option<u8>,
+    /// The echo id of an echo request or reply: like `source_port`.
+    #[serde(default)]
+    pub icmp_id: Option<u16>,
+    /// tcp only: the flags, comma-separated names of `syn`, `ack`, `fin`,
+    /// `rst`, `psh`, `urg` (default `syn`).
+    #[serde(default)]
+    pub tcp_flags: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -425,15 +448,30 @@ pub struct TraceResponse {
     /// are not (e.g. the packet matched an existing flow).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The kernel's conntrack entry of the packet's flow as it was before
+    /// the run (the run leaves it as it was): what passes a packet of a
+    /// tracked flow without the rules being consulted. `null`: no flow is
+    /// tracked, the packet is classified as a new flow.
+    #[serde(default)]
+    pub conntrack: Option<ConntrackEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TracePacket {
     pub protocol: u8,
     pub src: IpAddr,
+    /// For ICMP echo: the echo id (as in `dst_port`).
     pub src_port: u16,
     pub dst: IpAddr,
     pub dst_port: u16,
+    /// tcp: the flags sent, `syn`, `ack,fin`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_flags: Option<String>,
+    /// icmp, icmpv6: the message's type and code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_type: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_code: Option<u8>,
     /// One line, as the evaluator prints packets.
     pub text: String,
 }

@@ -4,8 +4,11 @@
 //! (a reload may take seconds); they see the kernel's maps as they are.
 //!
 //! It holds duplicated file descriptors of the counter, conntrack and
-//! config maps, and the programs for test runs. Its only write is
-//! [`Observer::remove_conntrack`], for the one entry a trace created.
+//! config maps, and the programs for test runs. Its only writes are for
+//! traces, which must leave conntrack as they found it:
+//! [`Observer::remove_conntrack`] for the one entry a trace created,
+//! [`Observer::restore_conntrack`] for a tracked flow a trace's packet
+//! belonged to.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -234,6 +237,20 @@ impl Observer {
             }
             Err(e) => Err(map_err(names::CT)(e)),
         }
+    }
+}
+
+impl Observer {
+    /// Writes back one flow's entry as it was before a trace ran a packet
+    /// of it (counters, timeout and state, or the entry itself if the
+    /// packet revoked it), so that the question changes nothing. A real
+    /// packet of the flow handled between the read and this write is
+    /// forgotten by the entry (its counts and refresh; a close or
+    /// revocation it made then happens at the flow's next packet or the
+    /// entry's timeout): a window of one map lookup and one update.
+    pub fn restore_conntrack(&self, key: &CtKey, entry: &CtEntry) -> Result<(), DataplaneError> {
+        let mut map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
+        map.insert(key, entry, 0).map_err(map_err(names::CT))
     }
 }
 

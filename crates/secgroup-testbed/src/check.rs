@@ -75,6 +75,11 @@ impl Control {
                     port: (flow.proto != Proto::Ping).then_some(flow.port),
                     local: Some(local),
                     source_mac: None,
+                    source_port: None,
+                    icmp_type: None,
+                    icmp_code: None,
+                    icmp_id: None,
+                    tcp_flags: None,
                 };
                 match self.try_trace(&request) {
                     Ok(trace) => {

@@ -112,6 +112,33 @@ fn trace(args: &TraceArgs) -> Result<()> {
         }
         _ => {}
     }
+    let name = || protocol_name(protocol, &args.protocol);
+    if let Some(port) = args.source_port
+        && !ports
+    {
+        return Err(usage(format!(
+            "--source-port {port} applies to tcp and udp only, not {}",
+            name()
+        )));
+    }
+    if args.tcp_flags.is_some() && protocol != proto::TCP {
+        return Err(usage(format!(
+            "--tcp-flags applies to tcp only, not {}",
+            name()
+        )));
+    }
+    let icmp = matches!(protocol, proto::ICMP | proto::ICMPV6);
+    let icmp_args = [
+        ("--icmp-type", args.icmp_type.is_some()),
+        ("--icmp-code", args.icmp_code.is_some()),
+        ("--icmp-id", args.icmp_id.is_some()),
+    ];
+    if let Some((flag, _)) = icmp_args.iter().find(|(_, given)| *given && !icmp) {
+        return Err(usage(format!(
+            "{flag} applies to icmp and icmpv6 only, not {}",
+            name()
+        )));
+    }
     if let Some(mac) = &args.source_mac {
         if args.direction == DirectionArg::Ingress {
             return Err(usage(
@@ -197,6 +224,53 @@ mod tests {
             args.extend_from_slice(rest);
             check(&args, expected);
         };
+        // Packets beyond a first SYN: each option only where it applies.
+        let r = ["--remote", "203.0.113.9"];
+        trace(
+            &[
+                &["ingress", "--protocol", "tcp", "--port", "22"][..],
+                &r,
+                &["--source-port", "40000", "--tcp-flags", "ack,fin"],
+            ]
+            .concat(),
+            None,
+        );
+        trace(
+            &[
+                &["ingress", "--protocol", "icmp"][..],
+                &r,
+                &["--icmp-type", "0", "--icmp-id", "7"],
+            ]
+            .concat(),
+            None,
+        );
+        trace(
+            &[
+                &["ingress", "--protocol", "gre"][..],
+                &r,
+                &["--source-port", "40000"],
+            ]
+            .concat(),
+            Some("--source-port 40000 applies to tcp and udp only, not gre"),
+        );
+        trace(
+            &[
+                &["ingress", "--protocol", "udp", "--port", "53"][..],
+                &r,
+                &["--tcp-flags", "syn"],
+            ]
+            .concat(),
+            Some("--tcp-flags applies to tcp only, not udp"),
+        );
+        trace(
+            &[
+                &["ingress", "--protocol", "tcp", "--port", "22"][..],
+                &r,
+                &["--icmp-code", "1"],
+            ]
+            .concat(),
+            Some("--icmp-code applies to icmp and icmpv6 only, not tcp"),
+        );
         trace(
             &[
                 "ingress",

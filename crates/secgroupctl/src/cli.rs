@@ -182,6 +182,23 @@ pub struct TraceArgs {
     /// spoofed MAC.
     #[arg(long, value_name = "MAC")]
     pub source_mac: Option<String>,
+    /// Source port (tcp and udp only). Default: a fresh one, so the packet starts a new flow;
+    /// with a given one it may belong to a tracked flow, whose entry the trace shows.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub source_port: Option<u16>,
+    /// tcp only: the flags, comma-separated: syn, ack, fin, rst, psh, urg. Default: syn.
+    #[arg(long, value_name = "FLAGS")]
+    pub tcp_flags: Option<String>,
+    /// icmp and icmpv6 only: the message type. Default: echo request (8, or 128 for icmpv6).
+    /// Error messages are refused (they belong to the flow they quote).
+    #[arg(long, value_name = "TYPE")]
+    pub icmp_type: Option<u8>,
+    /// icmp and icmpv6 only: the message code. Default: 0.
+    #[arg(long, value_name = "CODE")]
+    pub icmp_code: Option<u8>,
+    /// icmp and icmpv6 echo only: the echo id, as --source-port is for tcp and udp.
+    #[arg(long, value_name = "ID")]
+    pub icmp_id: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,7 +5,9 @@
 
 use std::net::IpAddr;
 
-use secgroup_api::{Direction, TracePacket, TraceRequest, TraceResponse, TracedRule, paths};
+use secgroup_api::{
+    ConntrackEntry, Direction, TracePacket, TraceRequest, TraceResponse, TracedRule, paths,
+};
 use secgroup_model::{Protocol, proto};
 
 use crate::cli::{DirectionArg, TraceArgs};
@@ -24,6 +26,11 @@ pub fn run(daemon: &Daemon, args: &TraceArgs, as_json: bool) -> Result<Output> {
         port: args.port,
         local: args.local,
         source_mac: args.source_mac.clone(),
+        source_port: args.source_port,
+        icmp_type: args.icmp_type,
+        icmp_code: args.icmp_code,
+        icmp_id: args.icmp_id,
+        tcp_flags: args.tcp_flags.clone(),
     };
     // A 400 is secgroupd finding the request malformed: what `check`
     // cannot see from here (an instance without an address of the
@@ -70,17 +77,86 @@ fn address(addr: IpAddr, port: Option<u16>) -> String {
 fn packet_text(packet: &TracePacket) -> String {
     let protocol = Protocol::Number(packet.protocol);
     match packet.protocol {
-        proto::TCP | proto::UDP => format!(
+        proto::TCP => format!(
+            "{protocol} {} > {} [{}]",
+            address(packet.src, Some(packet.src_port)),
+            address(packet.dst, Some(packet.dst_port)),
+            packet.tcp_flags.as_deref().unwrap_or("syn")
+        ),
+        proto::UDP => format!(
             "{protocol} {} > {}",
             address(packet.src, Some(packet.src_port)),
             address(packet.dst, Some(packet.dst_port))
         ),
-        proto::ICMP | proto::ICMPV6 => format!(
-            "{protocol} echo request {} > {} (id {})",
-            packet.src, packet.dst, packet.src_port
-        ),
+        proto::ICMP | proto::ICMPV6 => {
+            let v6 = packet.protocol == proto::ICMPV6;
+            let (icmp_type, code) = (
+                packet.icmp_type.unwrap_or(if v6 { 128 } else { 8 }),
+                packet.icmp_code.unwrap_or(0),
+            );
+            match (v6, icmp_type) {
+                (false, 8) | (true, 128) => format!(
+                    "{protocol} echo request {} > {} (id {})",
+                    packet.src, packet.dst, packet.src_port
+                ),
+                (false, 0) | (true, 129) => format!(
+                    "{protocol} echo reply {} > {} (id {})",
+                    packet.src, packet.dst, packet.src_port
+                ),
+                _ => format!(
+                    "{protocol} type {icmp_type} code {code} {} > {}",
+                    packet.src, packet.dst
+                ),
+            }
+        }
         _ => format!("{protocol} {} > {}", packet.src, packet.dst),
     }
+}
+
+/// `established tcp flow opened by egress (sg-web egress #0)` and, on a
+/// second line, `3/2 packets in/out, expires in 2h`; or that there is
+/// none.
+fn conntrack_text(entry: Option<&ConntrackEntry>) -> String {
+    let Some(e) = entry else {
+        return "no tracked flow: classified as a new flow by the rules".to_owned();
+    };
+    let opened = match e.direction {
+        Direction::Ingress => "ingress",
+        Direction::Egress => "egress",
+    };
+    let rule = e.rule.as_ref().map_or_else(String::new, |rule| {
+        let direction = match rule.direction {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        };
+        format!(" ({} {direction} #{})", rule.security_group, rule.index)
+    });
+    // Two lines: the flow, then its counts (a line must fit 100 columns).
+    format!(
+        "{} {} flow opened by {opened}{rule}\n{:11}{}/{} packets in/out, expires in {}",
+        e.state,
+        e.protocol,
+        "",
+        e.packets_in,
+        e.packets_out,
+        crate::fmt::span_ms(e.expires_in_ms)
+    )
+}
+
+/// Prose broken at spaces into lines of at most `width` characters (a
+/// longer word stays whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
 }
 
 /// `rule 2 (sg-web ingress #1)`.
@@ -105,6 +181,9 @@ fn reason_text(reason: &str) -> String {
     match reason {
         "drop-default" => "no rule matched".to_owned(),
         "accept-implicit" => "implicit allow".to_owned(),
+        "accept-established" => "a packet of a tracked flow".to_owned(),
+        "accept-reply" => "a reply of a tracked flow".to_owned(),
+        "accept-related" => "related to a tracked flow".to_owned(),
         other => other.to_owned(),
     }
 }
@@ -125,7 +204,13 @@ fn render(trace: &TraceResponse) -> String {
         ),
     );
     let kernel = &trace.kernel;
+    let by_flow = matches!(
+        kernel.reason.as_str(),
+        "accept-established" | "accept-reply" | "accept-related"
+    );
     let kernel_why = match &kernel.rule {
+        // The rule that accepted the flow's first packet, not this one.
+        Some(rule) if by_flow => format!("by the tracked flow of {}", rule_name(rule)),
         Some(rule) => format!("by {}", rule_name(rule)),
         None => reason_text(&kernel.reason),
     };
@@ -159,8 +244,14 @@ fn render(trace: &TraceResponse) -> String {
             ));
         }
     }
+    text.push_str(&label(
+        "conntrack",
+        &conntrack_text(trace.conntrack.as_ref()),
+    ));
     if let Some(note) = &trace.note {
-        text.push_str(&label("note", note));
+        for (i, line) in wrap(note, 88).iter().enumerate() {
+            text.push_str(&label(if i == 0 { "note" } else { "" }, line));
+        }
     }
     let verdict = if trace.disagree {
         format!(
@@ -198,12 +289,16 @@ mod tests {
                 src_port: 61000,
                 dst: ip("198.51.100.2"),
                 dst_port: 22,
+                tcp_flags: Some("syn".into()),
+                icmp_type: None,
+                icmp_code: None,
                 text: String::new(),
             },
             kernel,
             reference,
             disagree,
             note: None,
+            conntrack: None,
         }
     }
 
@@ -238,10 +333,11 @@ mod tests {
         );
         assert_eq!(
             render(&t),
-            "packet     ingress to ins-vm (tap-vm): tcp 203.0.113.9:61000 > 198.51.100.2:22\n\
+            "packet     ingress to ins-vm (tap-vm): tcp 203.0.113.9:61000 > 198.51.100.2:22 [syn]\n\
              kernel     accept by rule 1 (sg-vm ingress #1)  [accept-rule, 1.2 µs]\n\
              reference  accept by rule 1 (sg-vm ingress #1)\n\
              rule 1     accept tcp:22 from 203.0.113.0/24 (sg-vm ingress #1)\n\
+             conntrack  no tracked flow: classified as a new flow by the rules\n\
              verdict    ACCEPT: the kernel and the reference evaluator agree\n"
         );
     }
@@ -278,6 +374,62 @@ mod tests {
     }
 
     #[test]
+    fn established() {
+        let mut t = trace(
+            KernelVerdict {
+                action: "accept".into(),
+                reason: "accept-established".into(),
+                rule: None,
+                duration_ns: 900,
+            },
+            ReferenceVerdict {
+                action: "drop".into(),
+                port_security: None,
+                matched: "no rule matched".into(),
+                rule: None,
+            },
+            false,
+        );
+        t.packet.tcp_flags = Some("ack".into());
+        t.conntrack = Some(ConntrackEntry {
+            instance: Some("ins-vm".into()),
+            ifindex: 7,
+            protocol: "tcp".into(),
+            local: ip("198.51.100.2"),
+            local_port: 22,
+            remote: ip("203.0.113.9"),
+            remote_port: 61000,
+            direction: Direction::Ingress,
+            state: "established".into(),
+            packets_in: 3,
+            packets_out: 2,
+            bytes_in: 180,
+            bytes_out: 120,
+            age_ms: 1500,
+            expires_in_ms: 7_199_500,
+            rule: ssh_rule().origin,
+        });
+        let text = render(&t);
+        assert!(
+            text.contains("tcp 203.0.113.9:61000 > 198.51.100.2:22 [ack]\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "kernel     accept a packet of a tracked flow  [accept-established, 0.9 µs]\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "conntrack  established tcp flow opened by ingress (sg-vm ingress #1)\n           \
+                 3/2 packets in/out, expires in 119m\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn packets() {
         let check = |protocol: u8, src: &str, dst: &str, expected: &str| {
             let packet = TracePacket {
@@ -286,6 +438,9 @@ mod tests {
                 src_port: 61001,
                 dst: ip(dst),
                 dst_port: 53,
+                tcp_flags: None,
+                icmp_type: None,
+                icmp_code: None,
                 text: String::new(),
             };
             assert_eq!(packet_text(&packet), expected);
@@ -300,7 +455,7 @@ mod tests {
             6,
             "2001:db8::2",
             "2001:db8::9",
-            "tcp [2001:db8::2]:61001 > [2001:db8::9]:53",
+            "tcp [2001:db8::2]:61001 > [2001:db8::9]:53 [syn]",
         );
         check(
             1,

@@ -306,6 +306,11 @@ mod tests {
                 port: Some(53),
                 local: None,
                 source_mac: None,
+                source_port: None,
+                icmp_type: None,
+                icmp_code: None,
+                icmp_id: None,
+                tcp_flags: None,
             })),
         );
     }

@@ -6,13 +6,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use secgroup_api::{AttachState, PolicySource, ReloadError, ReloadReport, Timestamp};
+use secgroup_api::{
+    AttachState, ConntrackEntry, PolicySource, ReloadError, ReloadReport, Timestamp,
+};
+use secgroup_dataplane::abi::{self, CtEntry, CtKey, CtState, NO_RULE};
 use secgroup_dataplane::{Owner, XdpAttachMode};
-use secgroup_model::{Direction, InstanceId};
+use secgroup_model::{Direction, InstanceId, Protocol};
 use secgroup_policy::{RuleList, RuleOrigin};
 
 use crate::event::ApiError;
 use crate::rules::Loaded;
+use crate::wire::rule_ref;
 
 /// Hooks on an interface, attached or adopted by the daemon.
 #[derive(Debug, Clone)]
@@ -152,6 +156,41 @@ impl InForce {
         let (id, direction) = self.tables.get(&table)?;
         let loaded = self.loaded.as_ref()?;
         Some(loaded.policy.instances.get(id)?.rules(*direction))
+    }
+
+    /// One conntrack entry as the API shows it, its rule named when the
+    /// table is one in force; `now_ns` is the data plane's clock.
+    pub fn flow(&self, key: &CtKey, entry: &CtEntry, now_ns: u64) -> ConntrackEntry {
+        let rule = (entry.rule_pos != NO_RULE)
+            .then(|| self.table_rules(entry.table))
+            .flatten()
+            .and_then(|list| list.rules.get(entry.rule_pos as usize))
+            .map(|r| rule_ref(&r.origin));
+        ConntrackEntry {
+            instance: self.bound.get(&key.ifindex).map(ToString::to_string),
+            ifindex: key.ifindex,
+            protocol: Protocol::Number(key.proto).to_string(),
+            local: key.local(),
+            local_port: key.local_port(),
+            remote: key.remote(),
+            remote_port: key.remote_port(),
+            direction: if entry.origin_dir == abi::DIR_EGRESS {
+                secgroup_api::Direction::Egress
+            } else {
+                secgroup_api::Direction::Ingress
+            },
+            state: CtState::from_u8(entry.state).map_or_else(
+                || format!("unknown-{}", entry.state),
+                |s| s.as_str().to_owned(),
+            ),
+            packets_in: entry.packets[abi::DIR_INGRESS as usize],
+            packets_out: entry.packets[abi::DIR_EGRESS as usize],
+            bytes_in: entry.bytes[abi::DIR_INGRESS as usize],
+            bytes_out: entry.bytes[abi::DIR_EGRESS as usize],
+            age_ms: now_ns.saturating_sub(entry.created_ns) / 1_000_000,
+            expires_in_ms: entry.expires_ns.saturating_sub(now_ns) / 1_000_000,
+            rule,
+        }
     }
 
     pub fn attach_state(&self, id: &InstanceId, interface: &str) -> AttachState {

@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use secgroup_api::{
-    ConntrackEntry, ConntrackList, Count, EffectiveRule as ApiRule, GroupRule, GuardedInterface,
-    Health, HealthState, Hits, InstanceDetail, InstanceStatus, InstanceSummary, PinOwner,
+    ConntrackList, Count, EffectiveRule as ApiRule, GroupRule, GuardedInterface, Health,
+    HealthState, Hits, InstanceDetail, InstanceStatus, InstanceSummary, PinOwner,
     SecurityGroupDetail, SecurityGroupSummary, Status, Timestamp, UnboundInterface,
     UnprotectedInterface, Verdicts,
 };
-use secgroup_dataplane::abi::{self, CtState, NO_RULE, Reason};
+use secgroup_dataplane::abi::Reason;
 use secgroup_dataplane::{Observer, RuleCount, error_chain};
-use secgroup_model::{Direction, Protocol, Remote, RuleSet, SgId, Traffic};
+use secgroup_model::{Direction, Remote, RuleSet, SgId, Traffic};
 use secgroup_policy::{RuleOrigin, render_service, render_services};
 
 use crate::event::{ApiError, ApiReply, ApiRequest};
@@ -434,38 +434,7 @@ pub fn conntrack(
     let entries = entries
         .into_iter()
         .take(limit)
-        .map(|(key, entry)| {
-            let rule = (entry.rule_pos != NO_RULE)
-                .then(|| now.table_rules(entry.table))
-                .flatten()
-                .and_then(|list| list.rules.get(entry.rule_pos as usize))
-                .map(|r| rule_ref(&r.origin));
-            ConntrackEntry {
-                instance: now.bound.get(&key.ifindex).map(ToString::to_string),
-                ifindex: key.ifindex,
-                protocol: Protocol::Number(key.proto).to_string(),
-                local: key.local(),
-                local_port: key.local_port(),
-                remote: key.remote(),
-                remote_port: key.remote_port(),
-                direction: if entry.origin_dir == abi::DIR_EGRESS {
-                    secgroup_api::Direction::Egress
-                } else {
-                    secgroup_api::Direction::Ingress
-                },
-                state: CtState::from_u8(entry.state).map_or_else(
-                    || format!("unknown-{}", entry.state),
-                    |s| s.as_str().to_owned(),
-                ),
-                packets_in: entry.packets[abi::DIR_INGRESS as usize],
-                packets_out: entry.packets[abi::DIR_EGRESS as usize],
-                bytes_in: entry.bytes[abi::DIR_INGRESS as usize],
-                bytes_out: entry.bytes[abi::DIR_EGRESS as usize],
-                age_ms: now_ns.saturating_sub(entry.created_ns) / 1_000_000,
-                expires_in_ms: entry.expires_ns.saturating_sub(now_ns) / 1_000_000,
-                rule,
-            }
-        })
+        .map(|(key, entry)| now.flow(&key, &entry, now_ns))
         .collect();
     Ok(ConntrackList {
         total,

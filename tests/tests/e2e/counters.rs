@@ -78,6 +78,11 @@ fn hit_counters_count_new_flows_per_rule_and_trace_names_the_same_rules() {
             port: Some(port),
             local: None,
             source_mac: None,
+            source_port: None,
+            icmp_type: None,
+            icmp_code: None,
+            icmp_id: None,
+            tcp_flags: None,
         };
         let trace = control.trace(&request);
         let position = trace.kernel.rule.as_ref().map(|r| r.position);

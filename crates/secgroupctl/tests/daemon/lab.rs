@@ -231,4 +231,9 @@ impl Lab {
     pub fn host_pings_guest(&self) -> bool {
         self.lab.host_pings_guest()
     }
+
+    /// The test bed's lab: its namespaces and ends, for real traffic.
+    pub fn bed(&self) -> &secgroup_testbed::Lab {
+        &self.lab
+    }
 }

@@ -2,6 +2,7 @@
 //! real (veth) VM interface with real traffic. Root only: without root the
 //! tests skip loudly; under `CI=true` they never skip.
 
+mod established;
 mod lab;
 mod warnings;
 

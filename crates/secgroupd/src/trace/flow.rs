@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use secgroup_api::TracePacket;
 use secgroup_dataplane::abi::CtKey;
-use secgroup_dataplane::packet::{Packet, tcp_flags};
+use secgroup_dataplane::packet::{Packet, Transport, tcp_flags};
 use secgroup_model::{Direction, proto};
 
 pub const FIRST_TRACE_PORT: u16 = 61000;
@@ -48,6 +48,67 @@ pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
     Ok(mac)
 }
 
+/// TCP flags by name, as a trace request writes them: `syn`, `ack,fin`.
+pub fn parse_tcp_flags(text: &str) -> Result<u8, String> {
+    let mut flags = 0;
+    for name in text.split(',').map(str::trim) {
+        flags |= match name.to_ascii_lowercase().as_str() {
+            "syn" => tcp_flags::SYN,
+            "ack" => tcp_flags::ACK,
+            "fin" => tcp_flags::FIN,
+            "rst" => tcp_flags::RST,
+            "psh" => tcp_flags::PSH,
+            "urg" => tcp_flags::URG,
+            _ => {
+                return Err(format!(
+                    "unknown TCP flag {name:?} in {text:?}; use syn, ack, fin, rst, psh or urg, comma-separated"
+                ));
+            }
+        };
+    }
+    Ok(flags)
+}
+
+/// `syn`, `ack,fin`: the flags by name, in wire bit order.
+pub fn tcp_flags_text(flags: u8) -> String {
+    let names = [
+        (tcp_flags::FIN, "fin"),
+        (tcp_flags::SYN, "syn"),
+        (tcp_flags::RST, "rst"),
+        (tcp_flags::PSH, "psh"),
+        (tcp_flags::ACK, "ack"),
+        (tcp_flags::URG, "urg"),
+    ];
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if set.is_empty() {
+        "none".to_owned()
+    } else {
+        set.join(",")
+    }
+}
+
+/// Whether an ICMP(v6) type is an echo request or reply: the only ICMP
+/// messages conntrack tracks (by their echo id).
+pub fn icmp_is_echo(protocol: u8, icmp_type: u8) -> bool {
+    matches!(
+        (protocol, icmp_type),
+        (proto::ICMP, 0 | 8) | (proto::ICMPV6, 128 | 129)
+    )
+}
+
+/// Whether an ICMP(v6) type is an error, which quotes a packet of the
+/// flow it is about (as the data plane's parser lists them).
+pub fn icmp_is_error(protocol: u8, icmp_type: u8) -> bool {
+    matches!(
+        (protocol, icmp_type),
+        (proto::ICMP, 3 | 4 | 5 | 11 | 12) | (proto::ICMPV6, 1..=4)
+    )
+}
+
 /// One synthetic flow: everything needed to build its frame, its
 /// conntrack key and the evaluator's view of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,13 +119,48 @@ pub struct Flow {
     pub remote: IpAddr,
     /// Destination port (TCP, UDP), else 0.
     pub port: u16,
-    /// Source port (TCP, UDP) or echo id (ICMP).
+    /// Source port (TCP, UDP) or echo id (ICMP echo).
     pub ephemeral: u16,
+    /// TCP only.
+    pub tcp_flags: u8,
+    /// ICMP and ICMPv6 only: type and code.
+    pub icmp_type: u8,
+    pub icmp_code: u8,
 }
 
 impl Flow {
+    /// A new flow's first packet: a TCP SYN, an echo request.
+    pub fn opening(
+        protocol: u8,
+        direction: Direction,
+        local: IpAddr,
+        remote: IpAddr,
+        port: u16,
+    ) -> Flow {
+        Flow {
+            protocol,
+            direction,
+            local,
+            remote,
+            port,
+            ephemeral: 0,
+            tcp_flags: tcp_flags::SYN,
+            icmp_type: match protocol {
+                proto::ICMP => 8,
+                proto::ICMPV6 => 128,
+                _ => 0,
+            },
+            icmp_code: 0,
+        }
+    }
+
     pub fn is_icmp(&self) -> bool {
         matches!(self.protocol, proto::ICMP | proto::ICMPV6)
+    }
+
+    /// An echo request or reply: tracked by its echo id.
+    pub fn is_echo(&self) -> bool {
+        icmp_is_echo(self.protocol, self.icmp_type)
     }
 
     pub fn has_ports(&self) -> bool {
@@ -78,23 +174,37 @@ impl Flow {
         }
     }
 
-    /// The frame's packet: a TCP SYN, a UDP datagram, an echo request, or
-    /// a bare datagram of another protocol.
+    /// The frame's packet: a TCP segment with its flags, a UDP datagram,
+    /// an ICMP message (an echo with its id), or a bare datagram of
+    /// another protocol.
     pub fn packet(&self) -> Packet {
         let (src, dst) = self.endpoints();
         match self.protocol {
-            proto::TCP => Packet::tcp(src, self.ephemeral, dst, self.port, tcp_flags::SYN),
+            proto::TCP => Packet::tcp(src, self.ephemeral, dst, self.port, self.tcp_flags),
             proto::UDP => Packet::udp(src, self.ephemeral, dst, self.port),
-            proto::ICMP | proto::ICMPV6 => Packet::echo(src, dst, true, self.ephemeral),
+            proto::ICMP | proto::ICMPV6 if self.is_echo() => {
+                let request = matches!(self.icmp_type, 8 | 128);
+                Packet::echo(src, dst, request, self.ephemeral)
+            }
+            proto::ICMP | proto::ICMPV6 => Packet::new(
+                src,
+                dst,
+                Transport::Icmp {
+                    icmp_type: self.icmp_type,
+                    code: self.icmp_code,
+                    body: vec![0; 8],
+                },
+            ),
             other => Packet::other(src, dst, other),
         }
     }
 
-    /// (source port, destination port) on the wire; the echo id for ICMP.
+    /// (source port, destination port) on the wire; the echo id for ICMP
+    /// echo.
     fn ports(&self) -> (u16, u16) {
         if self.has_ports() {
             (self.ephemeral, self.port)
-        } else if self.is_icmp() {
+        } else if self.is_echo() {
             (self.ephemeral, self.ephemeral)
         } else {
             (0, 0)
@@ -129,10 +239,10 @@ impl Flow {
         } else {
             (0, 0)
         };
-        let icmp_type = match self.protocol {
-            proto::ICMP => 8,
-            proto::ICMPV6 => 128,
-            _ => 0,
+        let (icmp_type, icmp_code) = if self.is_icmp() {
+            (self.icmp_type, self.icmp_code)
+        } else {
+            (0, 0)
         };
         secgroup_policy::Packet {
             protocol: self.protocol,
@@ -141,7 +251,7 @@ impl Flow {
             src_port,
             dst_port,
             icmp_type,
-            icmp_code: 0,
+            icmp_code,
         }
     }
 
@@ -155,7 +265,7 @@ impl Flow {
                 dst_port: self.port,
             },
             proto::ICMPV6 => L4::Icmpv6 {
-                icmp_type: 128,
+                icmp_type: self.icmp_type,
                 target: None,
             },
             protocol => L4::Other { protocol },
@@ -180,6 +290,9 @@ impl Flow {
             src_port,
             dst,
             dst_port,
+            tcp_flags: (self.protocol == proto::TCP).then(|| tcp_flags_text(self.tcp_flags)),
+            icmp_type: self.is_icmp().then_some(self.icmp_type),
+            icmp_code: self.is_icmp().then_some(self.icmp_code),
             text: self.policy_packet().to_string(),
         }
     }
@@ -188,7 +301,6 @@ impl Flow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secgroup_dataplane::packet::Transport;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
@@ -276,6 +388,7 @@ mod tests {
                 remote: far4,
                 port: 22,
                 ephemeral: 61000,
+                ..Flow::opening(6, Direction::Ingress, vm4, far4, 0)
             },
             ("203.0.113.9", 61000, "198.51.100.5", 22),
             (22, 61000),
@@ -289,6 +402,7 @@ mod tests {
                 remote: far4,
                 port: 53,
                 ephemeral: 61001,
+                ..Flow::opening(17, Direction::Ingress, vm4, far4, 0)
             },
             ("198.51.100.5", 61001, "203.0.113.9", 53),
             (61001, 53),
@@ -302,6 +416,7 @@ mod tests {
                 remote: far4,
                 port: 0,
                 ephemeral: 61002,
+                ..Flow::opening(1, Direction::Ingress, vm4, far4, 0)
             },
             ("203.0.113.9", 61002, "198.51.100.5", 61002),
             (61002, 61002),
@@ -315,6 +430,7 @@ mod tests {
                 remote: ip("2001:db8:1::9"),
                 port: 0,
                 ephemeral: 61003,
+                ..Flow::opening(58, Direction::Ingress, vm4, far4, 0)
             },
             ("2001:db8::5", 61003, "2001:db8:1::9", 61003),
             (61003, 61003),
@@ -328,6 +444,7 @@ mod tests {
                 remote: far4,
                 port: 0,
                 ephemeral: 61004,
+                ..Flow::opening(47, Direction::Ingress, vm4, far4, 0)
             },
             ("198.51.100.5", 0, "203.0.113.9", 0),
             (0, 0),
@@ -340,6 +457,7 @@ mod tests {
             remote: far4,
             port: 0,
             ephemeral: 9,
+            ..Flow::opening(1, Direction::Ingress, vm4, far4, 0)
         };
         assert_eq!(echo.policy_packet().icmp_type, 8);
         assert!(matches!(

@@ -6,11 +6,15 @@
 //! instance's ifindex so it finds the instance's tables). A packet the
 //! program accepts opens a conntrack entry, as real traffic would; left
 //! there it would let replies to a flow nobody opened through (for an
-//! egress trace). So every trace uses a fresh port on the side the rules
-//! do not look at (the source port; the echo id for ICMP) from
-//! 61000–65535, above Linux's ephemeral range, checked to be absent from
-//! conntrack before the run, and the entry the run created is deleted
-//! right after. Entries that existed before are never touched.
+//! egress trace). So unless the request fixes it, every trace uses a
+//! fresh port on the side the rules do not look at (the source port; the
+//! echo id for ICMP echo) from 61000–65535, above Linux's ephemeral range,
+//! checked to be absent from conntrack before the run, and the entry the
+//! run created is deleted right after. A request that gives the source
+//! port (or echo id) may name a tracked flow: the trace then shows its
+//! entry, the program passes the packet by it as it would a real one, and
+//! the entry is written back as it was before the run (counters, timeout,
+//! state), so a traced FIN or RST closes nothing.
 
 mod flow;
 
@@ -23,7 +27,7 @@ use secgroup_model::{Action, Direction, InstanceId, Protocol, proto};
 use secgroup_policy::{Matched, RuleList};
 use tracing::{info, warn};
 
-pub use flow::{FIRST_TRACE_PORT, Flow, parse_mac, parse_protocol};
+pub use flow::{FIRST_TRACE_PORT, Flow, icmp_is_error, parse_mac, parse_protocol, parse_tcp_flags};
 
 /// The frame of a trace: the flow's packet, sent from `source_mac` when
 /// given.
@@ -75,8 +79,11 @@ pub struct TraceQuery {
     pub instance: InstanceId,
     pub interface: String,
     pub ifindex: u32,
-    /// The flow, its ephemeral side not chosen yet.
+    /// The flow, its ephemeral side not chosen yet unless `fixed`.
     pub flow: Flow,
+    /// The request gave the source port or echo id: the flow is the
+    /// request's, tracked or not.
+    pub fixed: bool,
     /// Egress: the frame's source MAC (the instance's unless the request
     /// spoofs one).
     pub source_mac: Option<[u8; 6]>,
@@ -163,14 +170,8 @@ impl TraceQuery {
             secgroup_api::Direction::Ingress => Direction::Ingress,
             secgroup_api::Direction::Egress => Direction::Egress,
         };
-        let flow = Flow {
-            protocol,
-            direction,
-            local,
-            remote: request.remote,
-            port,
-            ephemeral: 0,
-        };
+        let mut flow = Flow::opening(protocol, direction, local, request.remote, port);
+        let fixed = packet_details(request, &mut flow).map_err(ApiError::bad_request)?;
         let source_mac = match (&request.source_mac, direction) {
             (Some(_), Direction::Ingress) => {
                 return Err(ApiError::bad_request(
@@ -188,8 +189,60 @@ impl TraceQuery {
             interface,
             ifindex,
             flow,
+            fixed,
             source_mac,
         })
+    }
+}
+
+/// The request's source port, TCP flags, ICMP type, code and echo id,
+/// each checked against the protocol, into `flow`. Returns whether the
+/// flow's tracked side (source port, echo id) is given, not to be chosen.
+fn packet_details(request: &TraceRequest, flow: &mut Flow) -> Result<bool, String> {
+    let protocol = Protocol::Number(flow.protocol);
+    let only =
+        |what: &str, applies: &str| format!("\"{what}\" applies to {applies} only, not {protocol}");
+    if let Some(text) = &request.tcp_flags {
+        if flow.protocol != proto::TCP {
+            return Err(only("tcp_flags", "tcp"));
+        }
+        flow.tcp_flags = parse_tcp_flags(text)?;
+    }
+    if request.icmp_type.is_some() || request.icmp_code.is_some() {
+        if !flow.is_icmp() {
+            return Err(only("icmp_type\" and \"icmp_code", "icmp and icmpv6"));
+        }
+        flow.icmp_type = request.icmp_type.unwrap_or(flow.icmp_type);
+        flow.icmp_code = request.icmp_code.unwrap_or(0);
+        if icmp_is_error(flow.protocol, flow.icmp_type) {
+            return Err(format!(
+                "{protocol} type {} is an error message: it quotes a packet of the flow it is about and is judged with that flow; trace the flow itself",
+                flow.icmp_type
+            ));
+        }
+        if flow.is_echo() && flow.icmp_code != 0 {
+            return Err(format!(
+                "an echo message has code 0, not {}",
+                flow.icmp_code
+            ));
+        }
+    }
+    match (request.source_port, request.icmp_id) {
+        (Some(_), Some(_)) => {
+            Err("give \"source_port\" (tcp, udp) or \"icmp_id\" (echo), not both".to_owned())
+        }
+        (Some(0), None) => Err("source port 0 cannot be traced".to_owned()),
+        (Some(port), None) if flow.has_ports() => {
+            flow.ephemeral = port;
+            Ok(true)
+        }
+        (Some(_), None) => Err(only("source_port", "tcp and udp")),
+        (None, Some(id)) if flow.is_echo() => {
+            flow.ephemeral = id;
+            Ok(true)
+        }
+        (None, Some(_)) => Err(only("icmp_id", "icmp and icmpv6 echo requests and replies")),
+        (None, None) => Ok(false),
     }
 }
 
@@ -217,22 +270,22 @@ impl TracePorts {
     }
 
     /// Picks the trace's source port or echo id so that the flow has no
-    /// conntrack entry yet. Returns whether the flow had one anyway (only
-    /// for protocols without ports, or if every candidate is taken).
-    fn pick(&self, observer: &Observer, flow: &mut Flow, ifindex: u32) -> bool {
+    /// conntrack entry yet, if it can (a protocol without ports has only
+    /// one flow per pair of addresses; after 64 taken candidates the last
+    /// is used). An entry found anyway is put back after the run.
+    fn pick(&self, observer: &Observer, flow: &mut Flow, ifindex: u32) {
         for _ in 0..64 {
             flow.ephemeral = self.next();
             match observer.conntrack_entry(&flow.ct_key(ifindex)) {
-                Ok(None) => return false,
+                Ok(None) => return,
                 Ok(Some(_)) => {}
                 // Cannot tell: take this port; cleanup will say if it fails.
-                Err(_) => return false,
+                Err(_) => return,
             }
-            if !flow.has_ports() && !flow.is_icmp() {
-                return true; // nothing to vary
+            if !flow.has_ports() && !flow.is_echo() {
+                return; // nothing to vary
             }
         }
-        true
     }
 }
 
@@ -260,11 +313,27 @@ pub fn trace(
         interface,
         ifindex,
         mut flow,
+        fixed,
         source_mac,
     } = query;
     let direction = flow.direction;
-    let preexisting = ports.pick(observer, &mut flow, ifindex);
+    if !fixed {
+        ports.pick(observer, &mut flow, ifindex);
+    }
     let key = flow.ct_key(ifindex);
+    let internal = |what: &str, e: secgroup_dataplane::DataplaneError| {
+        ApiError::internal(format!("{what}: {}", error_chain(&e)))
+    };
+    // The flow's entry before the run: put back afterwards, so that the
+    // trace changes nothing of a tracked flow; shown when live, as what
+    // passes the packet.
+    let before = observer
+        .conntrack_entry(&key)
+        .map_err(|e| internal("reading the flow's conntrack entry", e))?;
+    let now_ns = observer
+        .now_ns()
+        .map_err(|e| internal("reading the data plane's clock", e))?;
+    let tracked = before.filter(|entry| entry.expires_ns > now_ns);
 
     let outcome = observer
         .test_runner()
@@ -280,8 +349,12 @@ pub fn trace(
                 error_chain(&e)
             ))
         })?;
-    if !preexisting && let Err(e) = observer.remove_conntrack(&key) {
-        warn!(error = %e, "removing the conntrack entry of a trace failed");
+    let cleanup = match &before {
+        Some(entry) => observer.restore_conntrack(&key, entry),
+        None => observer.remove_conntrack(&key).map(|_| ()),
+    };
+    if let Err(e) = cleanup {
+        warn!(error = %e, "restoring conntrack after a trace failed");
     }
 
     let list = instance.rules(direction);
@@ -322,15 +395,26 @@ pub fn trace(
         Matched::DefaultDrop => (Decided::Default, None),
     };
     let reference_accepts = verdict.action == Action::Accept && !matches!(spoofed, Some(Err(_)));
+    // Passed by its flow's entry: the rules were not asked, and the
+    // reference (what they say of a new flow) is not to be compared.
+    let by_conntrack = tracked.is_some()
+        && matches!(
+            reason,
+            Some(Reason::AcceptEstablished | Reason::AcceptReply | Reason::AcceptRelated)
+        );
     let disagree = match spoofed {
         // Dropped before any rule: the kernel must say so, with that reason.
         Some(Err(spoof)) => kernel_accepts || reason.map(|r| r.as_str()) != Some(spoof.as_str()),
+        _ if by_conntrack => false,
         _ => {
             kernel_accepts != reference_accepts
                 || (kernel_decided != Decided::Other && kernel_decided != reference_decided)
         }
     };
     let note = match (kernel_decided, reason) {
+        (_, Some(reason)) if by_conntrack => Some(format!(
+            "a packet of a tracked flow (see conntrack), passed by {reason} without the rules; the reference says what the rules would do with a new flow"
+        )),
         (Decided::Other, Some(reason)) => Some(format!(
             "the kernel decided by {reason}, not by a rule: only the actions are compared"
         )),
@@ -364,6 +448,7 @@ pub fn trace(
         },
         disagree,
         note,
+        conntrack: tracked.map(|entry| now.flow(&key, &entry, now_ns)),
     };
     if disagree {
         warn!(instance = %id, packet = %response.packet.text, kernel = ?response.kernel, reference = ?response.reference, "trace: KERNEL AND REFERENCE DISAGREE");

@@ -48,6 +48,11 @@ fn trace_request(
         port,
         local: None,
         source_mac: None,
+        source_port: None,
+        icmp_type: None,
+        icmp_code: None,
+        icmp_id: None,
+        tcp_flags: None,
     }
 }
 

@@ -14,3 +14,4 @@ mod portsec;
 mod reload;
 mod restart;
 mod startup;
+mod trace;

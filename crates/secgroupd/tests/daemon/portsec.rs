@@ -35,6 +35,11 @@ fn trace(daemon: &Daemon, local: Option<&str>, source_mac: Option<&str>) -> Trac
         port: Some(53),
         local: local.map(|l| l.parse().unwrap_or_else(|e| panic!("{l}: {e}"))),
         source_mac: source_mac.map(str::to_owned),
+        source_port: None,
+        icmp_type: None,
+        icmp_code: None,
+        icmp_id: None,
+        tcp_flags: None,
     };
     daemon
         .client()
