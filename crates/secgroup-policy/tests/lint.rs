@@ -219,3 +219,45 @@ fn tencent_files_state_both_lists() {
         Vec::<String>::new()
     );
 }
+
+/// The example of docs/rule-files.md's "Warnings": its rule file gives
+/// exactly the warnings the page shows (as `secgroupctl validate` prints
+/// them, `FILE:LINE:COLUMN: PATH: warning: MESSAGE`).
+#[test]
+fn the_documented_example() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/rule-files.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let section = doc
+        .split("### Warnings")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .unwrap_or_else(|| panic!("no Warnings section"));
+    let block = |fence: &str, nth: usize| -> String {
+        section
+            .split(fence)
+            .nth(nth)
+            .and_then(|b| b.split("```").next())
+            .unwrap_or_else(|| panic!("no {fence} block {nth}"))
+            .to_owned()
+    };
+    let file = block("```json\n", 1);
+    let shown: Vec<String> = block("```text\n", 2)
+        .lines()
+        .filter(|l| l.contains(": warning: "))
+        .map(str::to_owned)
+        .collect();
+    let produced: Vec<String> = warnings(&[("app.json", &file)])
+        .iter()
+        .map(|w| {
+            // `file:line:column: path: message` → `...: path: warning: message`
+            let mut parts = w.splitn(5, ": ");
+            let (Some(place), Some(at), Some(rest)) = (parts.next(), parts.next(), parts.next())
+            else {
+                panic!("{w}")
+            };
+            let rest: Vec<&str> = std::iter::once(rest).chain(parts).collect();
+            format!("{place}: {at}: warning: {}", rest.join(": "))
+        })
+        .collect();
+    assert_eq!(produced, shown);
+}
