@@ -43,15 +43,43 @@ fn alive(pid: i32) -> bool {
 }
 
 /// Removes what processes that died without cleaning up (SIGKILL, an
-/// abort) left under `prefix`: network namespaces, bpffs pin directories
+/// abort) left under `prefix`: QEMU guests, network namespaces, bpffs pin directories
 /// (unpinning their links detaches the hooks) and temp dirs.
 pub fn sweep(prefix: &str) {
+    // Guests first: a live QEMU keeps its namespace alive.
+    for name in dead_entries(prefix, &std::env::temp_dir()) {
+        kill_recorded(&std::env::temp_dir().join(name));
+    }
     for name in dead_entries(prefix, Path::new("/run/netns")) {
         crate::cmd::quietly(std::process::Command::new("ip").args(["netns", "del", &name]));
     }
     for dir in [Path::new("/sys/fs/bpf").to_owned(), std::env::temp_dir()] {
         for name in dead_entries(prefix, &dir) {
             let _ = std::fs::remove_dir_all(dir.join(name));
+        }
+    }
+}
+
+/// Kills the process a dead run recorded in `dir/*.pid` (its QEMU
+/// guests), if it still runs and its command line names `dir`: a pid
+/// reused since by an unrelated process is left alone.
+fn kill_recorded(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "pid") {
+            continue;
+        }
+        let Some(pid) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let needle = dir.to_string_lossy();
+        if String::from_utf8_lossy(&cmdline).contains(needle.as_ref()) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
 }
