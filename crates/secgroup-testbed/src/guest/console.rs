@@ -39,16 +39,26 @@ pub(crate) struct Console {
 
 impl Console {
     /// Reads QEMU's stdout on a thread of its own, line by line, until
-    /// QEMU exits.
-    pub(crate) fn new(input: ChildStdin, output: ChildStdout) -> Console {
+    /// QEMU exits; `booting` is held until the agent's first words (or
+    /// QEMU's end), whether or not anyone waits for them yet.
+    pub(crate) fn new<T: Send + 'static>(
+        input: ChildStdin,
+        output: ChildStdout,
+        booting: T,
+    ) -> Console {
         let (send, lines) = channel();
         std::thread::spawn(move || {
+            let mut booting = Some(booting);
             for line in BufReader::new(output).lines() {
                 let Ok(line) = line else { return };
+                if line.trim() == READY {
+                    booting = None;
+                }
                 if send.send(line).is_err() {
                     return;
                 }
             }
+            drop(booting);
         });
         Console {
             input,

@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use console::GuestOutput;
@@ -131,6 +131,7 @@ impl GuestBuilder {
     pub fn try_start(self, ns: &NetNs) -> Result<Guest, Error> {
         let image = image()?;
         let accel = accel();
+        let booting = BootSlot::take();
         let dir = Scratch::new(&format!("guest-{}", self.name));
         let console_log = dir.join("console.log");
         let mut command = command_in(&ns.name, &ns.path(), "qemu-system-x86_64")?;
@@ -195,7 +196,7 @@ impl GuestBuilder {
             ip6: self.ip6.as_deref().map(address),
             accel,
             boot_time: None,
-            console: Mutex::new(console::Console::new(stdin, stdout)),
+            console: Mutex::new(console::Console::new(stdin, stdout, booting)),
             started: Instant::now(),
             child: Some(child),
             ns: ns.name.clone(),
@@ -436,8 +437,47 @@ impl Drop for Guest {
     }
 }
 
+/// One of the few guests of this process allowed to boot at once: a
+/// booting TCG guest keeps a core busy, and more boots than cores only
+/// make each slower (to the point of RCU stalls in the guests). Taken
+/// before QEMU starts, given back when the agent speaks (or QEMU ends).
+/// As many as cores, or `SGTB_GUEST_BOOTS`.
+struct BootSlot;
+
+static SLOTS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+impl BootSlot {
+    fn limit() -> usize {
+        std::env::var("SGTB_GUEST_BOOTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
+    fn take() -> BootSlot {
+        let (busy, freed) = &SLOTS;
+        let mut busy = busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy >= BootSlot::limit() {
+            busy = freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy += 1;
+        BootSlot
+    }
+}
+
+impl Drop for BootSlot {
+    fn drop(&mut self) {
+        let (busy, freed) = &SLOTS;
+        let mut busy = busy.lock().unwrap_or_else(|p| p.into_inner());
+        *busy = busy.saturating_sub(1);
+        freed.notify_one();
+    }
+}
+
 /// Starts every builder in `ns`, then waits for all: they boot in
-/// parallel. Panics with the logs of the first that fails.
+/// parallel, as many at once as there are cores ([`BootSlot`]). Panics
+/// with the logs of the first that fails.
 pub fn boot_all(ns: &NetNs, builders: Vec<GuestBuilder>) -> Vec<Guest> {
     let mut guests: Vec<Guest> = builders.into_iter().map(|b| b.start(ns)).collect();
     for guest in &mut guests {
@@ -525,7 +565,7 @@ fn kvm_boots() -> Result<bool, Error> {
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         unreachable!("stdin and stdout are piped");
     };
-    let console = console::Console::new(stdin, stdout);
+    let console = console::Console::new(stdin, stdout, ());
     let booted = console.wait_ready(Duration::from_secs(8)).is_ok();
     let _ = child.kill();
     let _ = child.wait();

@@ -140,8 +140,11 @@ impl Guest {
 
     /// The guest's neighbour entry for `ip`: its MAC, if it has one.
     pub fn neighbour(&self, ip: IpAddr) -> Option<String> {
-        let out = self.run(&format!("ip neigh show {ip} dev eth0"));
-        out.output
+        let table = self.run("ip neigh show dev eth0").output;
+        let wanted = ip.to_string();
+        table
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(wanted.as_str()))?
             .split_whitespace()
             .skip_while(|w| *w != "lladdr")
             .nth(1)
