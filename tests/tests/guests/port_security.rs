@@ -139,11 +139,16 @@ impl DhcpServer {
             .arg(&conf)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log(dir, "udhcpd.log"))
             .spawn()
             .unwrap_or_else(|e| panic!("starting udhcpd: {e}"));
         DhcpServer(child)
     }
+}
+
+fn log(dir: &Scratch, name: &str) -> std::fs::File {
+    let path = dir.join(name);
+    std::fs::File::create(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()))
 }
 
 impl Drop for DhcpServer {
@@ -271,7 +276,16 @@ fn forgeries_from_inside_a_guest_are_stopped_and_dhcp_and_link_local_work() {
     let server = Scratch::new("udhcpd");
     let _dhcp = DhcpServer::start(&bed, &server, &dyn_guest.mac_text(), dyn_ip);
     let leased = dyn_guest.dhcp(Duration::from_secs(20));
-    assert_eq!(leased.as_deref(), Some(dyn_ip), "dyn's DHCP lease");
+    assert_eq!(
+        leased.as_deref(),
+        Some(dyn_ip),
+        "dyn's DHCP lease; udhcpd said: {}\ndyn's verdicts: {:?}\ndyn: {}",
+        std::fs::read_to_string(server.join("udhcpd.log")).unwrap_or_default(),
+        control.verdicts(&dyn_guest.instance(), Direction::Ingress),
+        dyn_guest
+            .run("cat /tmp/udhcpc.log; ip addr; ls -l /usr/share/udhcpc")
+            .output
+    );
     let client_a: IpAddr = CLIENT_A.parse().unwrap_or_else(|e| panic!("{e}"));
     let out = dyn_guest.ping(client_a, patience(Accepted));
     check(

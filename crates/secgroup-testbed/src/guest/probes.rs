@@ -128,7 +128,7 @@ impl Guest {
     pub fn dhcp(&self, timeout: Duration) -> Option<String> {
         let tries = timeout.as_secs().max(3);
         let out = self.run_for(
-            &format!("udhcpc -i eth0 -n -q -f -t {tries} -T 1 -A 1 >/dev/null 2>&1; ip -4 -o addr show dev eth0"),
+            &format!("udhcpc -i eth0 -s /usr/share/udhcpc/default.script -n -q -f -t {tries} -T 1 -A 1 >/tmp/udhcpc.log 2>&1; ip -4 -o addr show dev eth0"),
             timeout + SLACK,
         );
         out.output
