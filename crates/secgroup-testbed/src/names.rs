@@ -104,6 +104,36 @@ fn dead_entries(prefix: &str, dir: &Path) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// A recorded process is killed only when its command line names the
+    /// dead run's directory (pids get reused).
+    #[test]
+    fn recorded_processes_naming_the_dir_are_killed_and_others_left() {
+        let dir = std::env::temp_dir().join(unique("pidfiles"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let spawn = |name: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", "sleep 30", name])
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut ours = spawn(&dir.to_string_lossy());
+        let mut other = spawn("unrelated");
+        std::fs::write(dir.join("qemu.pid"), ours.id().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("other.pid"), other.id().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        kill_recorded(&dir);
+        let status = ours.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!status.success(), "the recorded process was killed");
+        assert!(
+            matches!(other.try_wait(), Ok(None)),
+            "the unrelated one lives"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn owner_is_read_back_from_unique_names() {
         let me = Some(std::process::id() as i32);

@@ -70,6 +70,7 @@ fn build() -> Result<Image, Error> {
         path: dir.clone(),
         source,
     })?;
+    remove_at_exit(&dir);
     let tool = compile_tool(&dir)?;
     let mut cpio = Cpio::default();
     for d in [
@@ -120,6 +121,21 @@ fn build() -> Result<Image, Error> {
         initramfs,
         release,
     })
+}
+
+/// The image's directory, removed when the process exits normally (the
+/// image lives as long as the process; the sweep removes it otherwise).
+fn remove_at_exit(dir: &Path) {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn remove() {
+        if let Some(dir) = DIR.get() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    if DIR.set(dir.to_owned()).is_ok() {
+        // SAFETY: registers a function that only removes a directory.
+        unsafe { libc::atexit(remove) };
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
