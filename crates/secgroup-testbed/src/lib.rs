@@ -60,7 +60,7 @@ pub use error::Error;
 pub use files::{PinDir, RulesDir, Scratch};
 pub use guest::{
     BOOT_TIMEOUT, GUEST_ACCEPT, GUEST_BLOCK, Guest, GuestBuilder, GuestOutput, Image, accel,
-    boot_all, image,
+    boot_all, guests_or_skip, image,
 };
 pub use host::Host;
 pub use lab::{GUEST_IP, HOST_IP, Lab, TAP};

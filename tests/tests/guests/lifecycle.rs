@@ -12,7 +12,7 @@ use secgroup_api::AttachState;
 use secgroup_testbed::Expect::{Accepted, Blocked};
 use secgroup_testbed::{
     CLIENT_A, Control, Endpoint, GUEST_ACCEPT, Guest, RuleFile, TcpEcho, TestBed, accept, boot_all,
-    connect, echoes, root_or_skip, wait_for,
+    connect, echoes, guests_or_skip, wait_for,
 };
 
 use crate::{RULES, apply, bind, check, patience, start, world_ping, world_tcp};
@@ -60,7 +60,7 @@ fn ifindex_attached(control: &Control, guest: &Guest) -> Option<u32> {
 
 #[test]
 fn vnet_guests_are_closed_until_bound_enforced_across_restarts_and_a_daemon_crash_keeps_flows() {
-    if !root_or_skip(
+    if !guests_or_skip(
         "vnet_guests_are_closed_until_bound_enforced_across_restarts_and_a_daemon_crash_keeps_flows",
     ) {
         return;

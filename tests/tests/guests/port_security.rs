@@ -18,7 +18,7 @@ use secgroup_dataplane::packet::{Packet, Transport, checksum};
 use secgroup_testbed::Expect::Accepted;
 use secgroup_testbed::{
     CLIENT_A, Control, GUEST_ACCEPT, Guest, RawSocket, RuleFile, Scratch, TestBed, WORLD_MAC,
-    accept, boot_all, link_local, poll, root_or_skip,
+    accept, boot_all, guests_or_skip, link_local, poll,
 };
 
 use crate::{bind, check, patience, start};
@@ -170,7 +170,7 @@ fn counted(control: &Control, guest: &Guest, reason: &str) {
 
 #[test]
 fn forgeries_from_inside_a_guest_are_stopped_and_dhcp_and_link_local_work() {
-    if !root_or_skip("forgeries_from_inside_a_guest_are_stopped_and_dhcp_and_link_local_work") {
+    if !guests_or_skip("forgeries_from_inside_a_guest_are_stopped_and_dhcp_and_link_local_work") {
         return;
     }
     let bed = TestBed::new("gport");

@@ -10,7 +10,7 @@ use secgroup_api::Direction;
 use secgroup_testbed::Expect::{Accepted, Blocked};
 use secgroup_testbed::{
     CLIENT_A, CLIENT_A6, CLIENT_B, CLIENT_B6, Control, Endpoint, GUEST_ACCEPT, Guest, RuleFile,
-    TcpEcho, TestBed, accept, boot_all, drop, root_or_skip,
+    TcpEcho, TestBed, accept, boot_all, drop, guests_or_skip,
 };
 
 use crate::{
@@ -55,7 +55,7 @@ fn rules(web: &Guest, db: &Guest, other: &Guest, held_port_open: bool) -> RuleFi
 
 #[test]
 fn guests_are_filtered_by_ordered_rules_references_and_state_and_rule_changes_reach_open_flows() {
-    if !root_or_skip(
+    if !guests_or_skip(
         "guests_are_filtered_by_ordered_rules_references_and_state_and_rule_changes_reach_open_flows",
     ) {
         return;

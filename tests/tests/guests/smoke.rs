@@ -1,10 +1,10 @@
 //! The guest machinery itself: boot, the agent's protocol, the tap.
 
-use secgroup_testbed::{GUEST_ACCEPT, TestBed, boot_all, root_or_skip};
+use secgroup_testbed::{GUEST_ACCEPT, TestBed, boot_all, guests_or_skip};
 
 #[test]
 fn guests_boot_answer_commands_and_reach_each_other_through_their_taps() {
-    if !root_or_skip("guests_boot_answer_commands_and_reach_each_other_through_their_taps") {
+    if !guests_or_skip("guests_boot_answer_commands_and_reach_each_other_through_their_taps") {
         return;
     }
     let bed = TestBed::new("gsmoke");

@@ -14,6 +14,7 @@
 //! file in the guest's scratch dir lets the sweep kill what a SIGKILLed
 //! run left.
 
+mod accel;
 mod console;
 mod image;
 mod probes;
@@ -22,10 +23,11 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::process::{Child, Stdio};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use accel::accel;
 pub use console::GuestOutput;
 pub use image::{Image, image};
 
@@ -507,67 +509,25 @@ impl TestBed {
     }
 }
 
-/// The accelerator every guest of this process uses.
-pub fn accel() -> &'static str {
-    static ACCEL: OnceLock<&'static str> = OnceLock::new();
-    ACCEL.get_or_init(|| match std::env::var("SGTB_GUEST_ACCEL").as_deref() {
-        Ok("kvm") => "kvm",
-        Ok("tcg") => "tcg",
-        _ => probe_kvm(),
-    })
-}
-
-/// `kvm` when a guest boots with it within a few seconds (it needs
-/// well under one when it works), else `tcg`; remembered per boot of the
-/// machine in the temp dir, since a failed probe costs its timeout.
-fn probe_kvm() -> &'static str {
-    if !std::path::Path::new("/dev/kvm").exists() {
-        return "tcg";
+/// True when a test with guests can run: root ([`crate::root_or_skip`])
+/// and a boot image (the packages `cargo xtask deps` installs). Without
+/// the packages it prints a loud SKIPPED line and returns false; under
+/// `CI=true` it panics instead, as a skipped test in CI would hide a
+/// broken product.
+pub fn guests_or_skip(test: &str) -> bool {
+    if !crate::skip::root_or_skip(test) {
+        return false;
     }
-    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let cache = std::env::temp_dir().join(format!("sgtb-kvm-probe-{}", boot_id.trim()));
-    if let Ok(text) = std::fs::read_to_string(&cache) {
-        return if text.trim() == "kvm" { "kvm" } else { "tcg" };
-    }
-    let works = kvm_boots().unwrap_or(false);
-    let answer = if works { "kvm" } else { "tcg" };
-    let _ = std::fs::write(&cache, answer);
-    answer
-}
-
-fn kvm_boots() -> Result<bool, Error> {
-    let image = image()?;
-    let mut command = Command::new("qemu-system-x86_64");
-    command
-        .args(["-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "128"])
-        .args(["-nodefaults", "-no-user-config", "-no-reboot"])
-        .args(["-display", "none", "-monitor", "none"])
-        .arg("-kernel")
-        .arg(&image.kernel)
-        .arg("-initrd")
-        .arg(&image.initramfs)
-        .args(["-append", "console=ttyS0 quiet panic=-1"])
-        .args(["-serial", "null", "-serial", "stdio"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    // SAFETY: prctl is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().map_err(|source| Error::Spawn {
-        command: "qemu-system-x86_64 -accel kvm".into(),
-        source,
-    })?;
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        unreachable!("stdin and stdout are piped");
+    let Err(e) = image() else {
+        return true;
     };
-    let console = console::Console::new(stdin, stdout, ());
-    let booted = console.wait_ready(Duration::from_secs(8)).is_ok();
-    let _ = child.kill();
-    let _ = child.wait();
-    Ok(booted)
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: CI=true but no guest image ({e}): run `cargo xtask deps`"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: no guest image ({e}); `cargo xtask deps` installs what it needs ***\n"
+    );
+    false
 }
