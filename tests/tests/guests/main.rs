@@ -7,8 +7,8 @@
 //! with the VM. docs/testing.md ("Real guests") says how to run them
 //! and what each proves. Root only; under CI=true nothing skips.
 //!
-//! Guests boot in parallel (about 15-25 s on a loaded two-core machine
-//! with TCG) and each test shares its guests across its scenarios.
+//! Guests boot in parallel (9-35 s each with TCG on a two-core machine,
+//! by load) and each test shares its guests across its scenarios.
 
 mod lifecycle;
 mod port_security;

@@ -32,7 +32,7 @@ impl Demo {
             self.ns(ns)?
                 .try_ip(&["route", "add", "default", "via", gateway])?;
         }
-        title("Booting web and db as QEMU guests (TCG: about 10-20 s)");
+        title("Booting web and db as QEMU guests (TCG: 10-35 s, by load)");
         let image = secgroup_testbed::image().context(
             "--vms needs qemu-system-x86, linux-image-amd64, busybox-static and gcc (cargo xtask deps)",
         )?;

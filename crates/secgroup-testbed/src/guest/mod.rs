@@ -38,7 +38,7 @@ use crate::netns::{NetNs, command_in};
 use crate::wait::poll;
 
 /// How long a guest may take to boot on a loaded machine (TCG, several
-/// guests at once on two cores: 6-25 s measured).
+/// guests at once on two cores: 9-35 s measured).
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long an allowed exchange from a guest may take (TCG guests
 /// answer in milliseconds, but share two cores with everything else).
