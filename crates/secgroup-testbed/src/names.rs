@@ -111,10 +111,18 @@ mod tests {
         let dir = std::env::temp_dir().join(unique("pidfiles"));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         let spawn = |name: &str| {
-            std::process::Command::new("sh")
-                .args(["-c", "sleep 30", name])
+            // Not the last command, so sh cannot exec it and drop `name`.
+            let child = std::process::Command::new("sh")
+                .args(["-c", "sleep 30; true", name])
                 .spawn()
-                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let cmdline = format!("/proc/{}/cmdline", child.id());
+            let started = crate::wait::poll(std::time::Duration::from_secs(10), || {
+                let text = std::fs::read(&cmdline).unwrap_or_default();
+                String::from_utf8_lossy(&text).contains(name).then_some(())
+            });
+            assert!(started.is_some(), "sh never ran with {name}");
+            child
         };
         let mut ours = spawn(&dir.to_string_lossy());
         let mut other = spawn("unrelated");
