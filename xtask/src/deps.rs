@@ -32,6 +32,23 @@ const PACKAGES: &[(&str, &str)] = &[
         "dpkg-shlibdeps and strip (binutils) for cargo xtask deb",
     ),
     ("lintian", "checks the Debian package of cargo xtask deb"),
+    (
+        "qemu-system-x86",
+        "QEMU runs the real guests of tests/tests/guests and demo --vms",
+    ),
+    (
+        "linux-image-amd64",
+        "the guests' kernel and virtio drivers (/boot, /lib/modules)",
+    ),
+    (
+        "busybox-static",
+        "the guests' userland (shell, ip, ping, udhcpc)",
+    ),
+    (
+        "gcc",
+        "compiles the guests' static helper (crates/secgroup-testbed/guest)",
+    ),
+    ("libc6-dev", "the static C library that helper links"),
 ];
 
 fn installed(package: &str) -> bool {

@@ -21,7 +21,7 @@ commands:
   install     release build, then install binaries, unit, man pages, completions, docs and examples [--prefix P] [--destdir D]
   deb         Debian package into target/deb (dpkg-deb) [--debug] [--check: install into a fresh root, lintian; root]
   bench       performance figures: release build, measure (root), table + plot in target/bench [--quick]
-  demo        secgroupd on a pretend hypervisor (network namespaces) with real traffic (root) [--keep]
+  demo        secgroupd on a pretend hypervisor (network namespaces) with real traffic (root) [--keep] [--vms: real QEMU guests]
   man         man pages (secgroupctl and its subcommands, secgroupd, the rule files) into target/man
 ";
 

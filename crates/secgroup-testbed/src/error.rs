@@ -52,6 +52,9 @@ pub enum Error {
         path: PathBuf,
         log: String,
     },
+    /// A QEMU guest (or its image) could not be built, booted or driven.
+    #[error("guest {name}: {what}")]
+    Guest { name: String, what: String },
     /// Something did not happen in time.
     #[error("timed out after {after:?} waiting for {what}")]
     Timeout { what: String, after: Duration },

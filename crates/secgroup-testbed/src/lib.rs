@@ -14,7 +14,8 @@
 //!   interface, [`Frame`] to read them);
 //! - hypervisors: `host` ([`Host`]: namespace, files, pins, daemon),
 //!   `lab` ([`Lab`]: one veth VM), `bed` ([`TestBed`]: a bridge, VMs, an
-//!   outside world), `tap` ([`TapGuest`]: a real tap played by the test);
+//!   outside world), `tap` ([`TapGuest`]: a real tap played by the test),
+//!   `guest` ([`Guest`]: a QEMU virtual machine on a tap QEMU opens);
 //! - questions: `rules` ([`RuleFile`]), `control` ([`Control`], the
 //!   daemon's API), `check` (expectations that explain themselves).
 //!
@@ -33,6 +34,7 @@ mod control;
 mod daemon;
 mod error;
 mod files;
+mod guest;
 mod host;
 mod lab;
 mod link;
@@ -56,6 +58,10 @@ pub use control::Control;
 pub use daemon::{Daemon, READY_TIMEOUT, Secgroupd, TERMINATE_TIMEOUT, uninstall};
 pub use error::Error;
 pub use files::{PinDir, RulesDir, Scratch};
+pub use guest::{
+    BOOT_TIMEOUT, GUEST_ACCEPT, GUEST_BLOCK, Guest, GuestBuilder, GuestOutput, Image, accel,
+    boot_all, guests_or_skip, image,
+};
 pub use host::Host;
 pub use lab::{GUEST_IP, HOST_IP, Lab, TAP};
 pub use link::{Bridge, Tap, Veth};

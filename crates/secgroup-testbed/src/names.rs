@@ -43,15 +43,43 @@ fn alive(pid: i32) -> bool {
 }
 
 /// Removes what processes that died without cleaning up (SIGKILL, an
-/// abort) left under `prefix`: network namespaces, bpffs pin directories
+/// abort) left under `prefix`: QEMU guests, network namespaces, bpffs pin directories
 /// (unpinning their links detaches the hooks) and temp dirs.
 pub fn sweep(prefix: &str) {
+    // Guests first: a live QEMU keeps its namespace alive.
+    for name in dead_entries(prefix, &std::env::temp_dir()) {
+        kill_recorded(&std::env::temp_dir().join(name));
+    }
     for name in dead_entries(prefix, Path::new("/run/netns")) {
         crate::cmd::quietly(std::process::Command::new("ip").args(["netns", "del", &name]));
     }
     for dir in [Path::new("/sys/fs/bpf").to_owned(), std::env::temp_dir()] {
         for name in dead_entries(prefix, &dir) {
             let _ = std::fs::remove_dir_all(dir.join(name));
+        }
+    }
+}
+
+/// Kills the process a dead run recorded in `dir/*.pid` (its QEMU
+/// guests), if it still runs and its command line names `dir`: a pid
+/// reused since by an unrelated process is left alone.
+fn kill_recorded(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "pid") {
+            continue;
+        }
+        let Some(pid) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let needle = dir.to_string_lossy();
+        if String::from_utf8_lossy(&cmdline).contains(needle.as_ref()) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
 }
@@ -75,6 +103,44 @@ fn dead_entries(prefix: &str, dir: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recorded process is killed only when its command line names the
+    /// dead run's directory (pids get reused).
+    #[test]
+    fn recorded_processes_naming_the_dir_are_killed_and_others_left() {
+        let dir = std::env::temp_dir().join(unique("pidfiles"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let spawn = |name: &str| {
+            // Not the last command, so sh cannot exec it and drop `name`.
+            let child = std::process::Command::new("sh")
+                .args(["-c", "sleep 30; true", name])
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let cmdline = format!("/proc/{}/cmdline", child.id());
+            let started = crate::wait::poll(std::time::Duration::from_secs(10), || {
+                let text = std::fs::read(&cmdline).unwrap_or_default();
+                String::from_utf8_lossy(&text).contains(name).then_some(())
+            });
+            assert!(started.is_some(), "sh never ran with {name}");
+            child
+        };
+        let mut ours = spawn(&dir.to_string_lossy());
+        let mut other = spawn("unrelated");
+        std::fs::write(dir.join("qemu.pid"), ours.id().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("other.pid"), other.id().to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        kill_recorded(&dir);
+        let status = ours.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!status.success(), "the recorded process was killed");
+        assert!(
+            matches!(other.try_wait(), Ok(None)),
+            "the unrelated one lives"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn owner_is_read_back_from_unique_names() {

@@ -14,6 +14,13 @@
 //! The servers and clients are this program run again inside a namespace
 //! (`demo --serve PORTS`, `demo --connect ADDR`), so the demo needs no
 //! netcat.
+//!
+//! `--vms` makes web and db real virtual machines: QEMU guests booted
+//! from the host's kernel with the test bed's initramfs
+//! (`secgroup_testbed::Guest`), on taps QEMU opens (`tap-web`, `tap-db`),
+//! running the test bed's echo servers and clients; it needs the
+//! packages `cargo xtask deps` installs (qemu-system-x86,
+//! linux-image-amd64, busybox-static, gcc).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -24,7 +31,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use secgroup_testbed::{Bridge, Daemon, NetNs, Scratch, Secgroupd, Veth, poll, quietly, uninstall};
+use secgroup_testbed::{
+    Bridge, Daemon, Guest, NetNs, Scratch, Secgroupd, Veth, poll, quietly, uninstall,
+};
 
 const HOST: &str = "sgdemo-host";
 const WEB: &str = "sgdemo-web";
@@ -43,6 +52,8 @@ macro_rules! out {
         let _ = writeln!(std::io::stdout(), $($arg)*);
     }};
 }
+
+mod vms;
 
 /// Set by SIGINT/SIGTERM: every wait checks it and the demo unwinds,
 /// cleaning up on the way.
@@ -63,10 +74,16 @@ pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("--serve") => return serve(args.get(1).context("--serve needs ports")?),
         Some("--connect") => return connect(args.get(1).context("--connect needs an address")?),
-        Some("--keep") | None => {}
-        Some(other) => bail!("unknown argument {other:?}\nusage: cargo xtask demo [--keep]"),
+        _ => {}
     }
-    let keep = args.first().is_some_and(|a| a == "--keep");
+    let (mut keep, mut vms) = (false, false);
+    for arg in args {
+        match arg.as_str() {
+            "--keep" => keep = true,
+            "--vms" => vms = true,
+            other => bail!("unknown argument {other:?}\nusage: cargo xtask demo [--keep] [--vms]"),
+        }
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the demo creates network namespaces and loads eBPF programs: run it as root");
@@ -77,7 +94,7 @@ pub fn run(args: &[String]) -> Result<()> {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    let mut demo = Demo::new()?;
+    let mut demo = Demo::new(vms)?;
     let result = demo.run(keep);
     drop(demo); // cleans up, also after an error or Ctrl-C
     result
@@ -88,12 +105,16 @@ struct Demo {
     // in this order: the namespaces, then the files.
     daemon: Option<Daemon>,
     servers: Vec<Child>,
+    /// With `--vms`: web and db, and where their boot image was built.
+    guests: Vec<Guest>,
+    image_dir: Option<PathBuf>,
+    vms: bool,
     namespaces: Vec<NetNs>,
     dir: Scratch,
 }
 
 impl Demo {
-    fn new() -> Result<Demo> {
+    fn new(vms: bool) -> Result<Demo> {
         // Leftovers of a demo that was killed hard.
         for ns in [HOST, WEB, DB, EXT] {
             NetNs::remove(ns);
@@ -106,6 +127,9 @@ impl Demo {
         Ok(Demo {
             daemon: None,
             servers: Vec::new(),
+            guests: Vec::new(),
+            image_dir: None,
+            vms,
             namespaces: Vec::new(),
             dir,
         })
@@ -128,6 +152,11 @@ impl Demo {
         self.write_rules(false)?;
         self.start_daemon()?;
         for (ns, ports) in [(WEB, "80,22"), (DB, "5432,22"), (EXT, "80")] {
+            if let Some(guest) = self.guest(ns) {
+                let ports: Vec<u16> = ports.split(',').filter_map(|p| p.parse().ok()).collect();
+                guest.serve(&ports);
+                continue;
+            }
             let server = serve_in(self.ns(ns)?, ports)?;
             self.servers.push(server);
         }
@@ -275,7 +304,12 @@ impl Demo {
     /// The host namespace with bridge br0 (198.51.100.1/24 for the VMs,
     /// 203.0.113.1/24 for the outside), and one veth per machine.
     fn network(&mut self) -> Result<()> {
-        for name in [HOST, WEB, DB, EXT] {
+        let names: &[&str] = if self.vms {
+            &[HOST, EXT]
+        } else {
+            &[HOST, WEB, DB, EXT]
+        };
+        for name in names {
             interrupted()?;
             self.namespaces.push(NetNs::try_create(name)?);
         }
@@ -290,6 +324,9 @@ impl Demo {
             (DB, "tap-db", "198.51.100.20/24", "198.51.100.1"),
             (EXT, "uplink", "203.0.113.7/24", "203.0.113.1"),
         ];
+        if self.vms {
+            return self.boot_vms(&machines[..2], &machines[2..]);
+        }
         let mut links = Vec::new();
         for (ns, tap, addr, _) in machines {
             links.push(
@@ -338,7 +375,10 @@ impl Demo {
         let mut failures = 0;
         for (what, from, to, probe, expected) in checks {
             interrupted()?;
-            let passed = probe.run(self.ns(from)?, to)?;
+            let passed = match self.guest(from) {
+                Some(guest) => probe.run_in_guest(guest, to)?,
+                None => probe.run(self.ns(from)?, to)?,
+            };
             let word = |ok: bool| if ok { "ACCEPTED" } else { "DROPPED " };
             let mark = if passed == *expected { "ok  " } else { "FAIL" };
             out!("  {mark} {what:<56} {}", word(passed));
@@ -377,6 +417,11 @@ impl Drop for Demo {
         for server in &mut self.servers {
             let _ = server.kill();
             let _ = server.wait();
+        }
+        // QEMU goes first: its taps with it.
+        self.guests.clear();
+        if let Some(dir) = self.image_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
         }
         if let Some(daemon) = self.daemon.take() {
             let _ = daemon.try_terminate(Duration::from_secs(5));
@@ -428,7 +473,8 @@ fn serve_in(ns: &NetNs, ports: &str) -> Result<Child> {
         .with_context(|| format!("starting the servers in {}", ns.name))
 }
 
-/// `demo --serve 80,22`: on each port, greets and closes every connection.
+/// `demo --serve 80,22`: on each port, echoes what every connection
+/// sends (as the guests' servers do, so any client works with any server).
 fn serve(ports: &str) -> Result<()> {
     let mut threads = Vec::new();
     for port in ports.split(',') {
@@ -437,7 +483,15 @@ fn serve(ports: &str) -> Result<()> {
             TcpListener::bind(("0.0.0.0", port)).with_context(|| format!("binding port {port}"))?;
         threads.push(std::thread::spawn(move || {
             for mut stream in listener.incoming().flatten() {
-                let _ = writeln!(stream, "hello from port {port}");
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut buf = [0u8; 512];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
             }
         }));
     }
@@ -447,15 +501,19 @@ fn serve(ports: &str) -> Result<()> {
     Ok(())
 }
 
-/// `demo --connect ADDR`: succeeds if the greeting arrives within a second.
+/// `demo --connect ADDR`: succeeds if a line comes back within a second.
 fn connect(addr: &str) -> Result<()> {
     let addr: SocketAddr = addr
         .parse()
         .with_context(|| format!("bad address {addr:?}"))?;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(1)))?;
-    let mut greeting = [0u8; 5];
-    stream.read_exact(&mut greeting)?;
+    stream.write_all(b"hello\n")?;
+    let mut echo = [0u8; 6];
+    stream.read_exact(&mut echo)?;
+    if &echo != b"hello\n" {
+        bail!("{addr} answered {echo:?}, not the echo");
+    }
     Ok(())
 }
 
