@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::location::quote;
-use crate::model::{AllowedAddressPair, Instance, MacAddr, SgId};
+use crate::model::{AllowedAddressPair, Enforcement, Instance, LogMode, MacAddr, SgId};
 use crate::raw::{Loc, Located, RawAddressPair, RawInstance};
 use crate::values;
 
@@ -112,6 +112,8 @@ impl Validator<'_> {
             allowed_address_pairs: pairs,
             port_security: i.port_security.as_ref().is_none_or(|l| l.value),
             security_groups: groups,
+            log: LogMode::default(),
+            enforcement: Enforcement::default(),
         };
         self.set.instances.insert(id, instance);
     }
