@@ -72,6 +72,7 @@ fn status(rules_dir: &Path) -> Status {
             diagnostics: Vec::new(),
         }),
         instances: Vec::new(),
+        audit_instances: Vec::new(),
         unbound_interfaces: Vec::new(),
         guarded_interfaces: Vec::new(),
         unprotected_interfaces: Vec::new(),
