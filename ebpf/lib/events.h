@@ -14,10 +14,10 @@
  * event per new flow and per drop, not per packet. A test run that asked
  * for the report (a trace) never is, and touches no event counter.
  *
- * Rate limit: each interface has a token bucket (sg_log_state) of
- * sg_config.event_burst events refilled at event_rate per second, kept as
- * the generic cell rate algorithm's one timestamp so that all CPUs share
- * it through compare-and-swap without a lock. An event the bucket refuses
+ * Rate limit: each interface has a token bucket (sg_log_state, on the sg
+ * clock) of sg_config.event_burst events refilled at event_rate per
+ * second, kept as the generic cell rate algorithm's one timestamp so that
+ * all CPUs share it through compare-and-swap without a lock. An event the bucket refuses
  * is counted as suppressed; one admitted while the ring is full, as lost.
  * The next event that gets through carries both (sg_event.suppressed), so
  * a flooding VM empties only its own bucket and the others' events still
@@ -155,10 +155,11 @@ static __attribute__((noinline)) void sg_event_consider(const struct sg_pkt *pkt
 	b = sg_log_bucket_get(pkt->ifindex);
 	if (!b)
 		return;
-	/* The real clock, not sg_now(): events are rare, and their time is
-	 * read by people. */
-	now = bpf_ktime_get_boot_ns();
-	if (!sg_event_admit(b, cfg, now)) {
+	/* The bucket runs on sg_now() (a tick's precision is plenty for a
+	 * rate, and a flood of refused events pays no clock read); an event
+	 * that gets through reads the real clock: its time is read by
+	 * people. */
+	if (!sg_event_admit(b, cfg, sg_now(cfg))) {
 		__sync_fetch_and_add(&b->suppressed, 1);
 		__sync_fetch_and_add(&b->pending, 1);
 		return;
@@ -169,6 +170,7 @@ static __attribute__((noinline)) void sg_event_consider(const struct sg_pkt *pkt
 		__sync_fetch_and_add(&b->pending, 1);
 		return;
 	}
+	now = bpf_ktime_get_boot_ns();
 	sg_event_fill(e, pkt, d, iface, m, now);
 	pending = __sync_lock_test_and_set(&b->pending, 0);
 	e->suppressed = pending > 0xffffffffull ? 0xffffffffu : (__u32)pending;

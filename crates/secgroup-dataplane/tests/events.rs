@@ -509,3 +509,79 @@ fn event_limits_are_validated() {
         (100, 200)
     );
 }
+
+#[test]
+fn port_security_drops_are_logged_and_enforced_in_audit_mode() {
+    kernel_test!();
+    const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+    let policy = compile(&format!(
+        r#"{{
+  "security_groups": [{{"id": "sg-test", "egress": [{{"action": "accept", "protocol": "all"}}]}}],
+  "instances": [{{"id": "ins-vm", "interface": "tap-vm", "mac": "52:54:00:12:34:56",
+                  "ips": ["{VM}"], "security_groups": ["sg-test"],
+                  "log": "drops", "enforcement": "audit"}}]
+}}"#
+    ));
+    let inst = policy
+        .instances
+        .values()
+        .next()
+        .unwrap_or_else(|| panic!("no instance"));
+    let mut dp = load_dataplane();
+    dp.apply(&[InterfaceBinding {
+        ifindex: TEST_IFINDEX,
+        ingress: &inst.ingress,
+        egress: &inst.egress,
+        keep_established: false,
+        instance_uid: 7,
+        port_security: Some(&inst.port_security),
+        log: inst.log,
+        enforcement: inst.enforcement,
+    }])
+    .unwrap_or_else(|e| panic!("apply: {}", error_chain(&e)));
+    let mut events = stream(&dp);
+    let runner = dp.test_runner();
+    let send = |frame: &[u8]| {
+        runner
+            .run_unrequested(Hook::Xdp, frame, None, &[])
+            .unwrap_or_else(|e| panic!("test run: {}", error_chain(&e)))
+            .passed
+    };
+    // Its own address passes (and is no event: accepted); a spoofed one
+    // and a foreign ethertype are dropped although the instance audits.
+    let own = Packet::tcp(ip(VM), 1000, ip(CLIENT), 443, SYN).with_src_mac(MAC);
+    assert!(send(&own.frame()), "the VM's own source");
+    let spoofed = Packet::tcp(ip(OTHER), 1000, ip(CLIENT), 443, SYN).with_src_mac(MAC);
+    assert!(!send(&spoofed.frame()), "audit let a spoofed source out");
+    let mut lldp = vec![0x01, 0x80, 0xc2, 0, 0, 0x0e];
+    lldp.extend_from_slice(&MAC);
+    lldp.extend_from_slice(&[0x88, 0xcc]);
+    lldp.extend_from_slice(&[0; 46]);
+    assert!(!send(&lldp), "audit let LLDP out");
+    let got = drain(&mut events);
+    let summary: Vec<_> = got
+        .iter()
+        .map(|e| {
+            (
+                e.verdict,
+                e.reason,
+                e.direction,
+                e.instance_uid,
+                e.flow.map(|f| f.src),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                EventVerdict::Drop,
+                Reason::DropSpoofedIp,
+                Egress,
+                7,
+                Some(ip(OTHER))
+            ),
+            (EventVerdict::Drop, Reason::DropEthertype, Egress, 7, None),
+        ]
+    );
+}
