@@ -3,6 +3,7 @@
 //! tests skip loudly; under `CI=true` they never skip.
 
 mod lab;
+mod monitor;
 
 use secgroup_api::{
     ConntrackList, FlushResult, InstanceDetail, InstanceSummary, ReloadOutcome, ReloadReport,
