@@ -134,8 +134,8 @@ static __always_inline void sg_event_fill(struct sg_event *e, const struct sg_pk
 }
 
 /*
- * Cold: the interface logs something, or the deciding rule is logged. Not
- * inlined: the hot path carries only its call, and its code exists once.
+ * Cold: a verdict sg_event_wanted() said is an event. Not inlined: the hot
+ * path carries only its call, and its code exists once.
  */
 static __attribute__((noinline)) void sg_event_consider(const struct sg_pkt *pkt,
 							const struct sg_decision *d,
@@ -147,8 +147,6 @@ static __attribute__((noinline)) void sg_event_consider(const struct sg_pkt *pkt
 	struct sg_event *e;
 	__u64 now, pending;
 
-	if (!sg_event_wanted(iface->flags, m, d))
-		return;
 	cfg = sg_config_get();
 	if (!cfg)
 		return;

@@ -192,7 +192,7 @@ static __always_inline void sg_decide(const struct sg_pkt *pkt, const __u8 dir,
 	 * packet has read already, after the verdict. */
 	if (unlikely(env.iface && ((env.iface->flags & SG_IFACE_F_LOGGING) |
 				   (m.flags & SG_RULE_F_LOG))) &&
-	    likely(!requested))
+	    likely(!requested) && sg_event_wanted(env.iface->flags, &m, d))
 		sg_event_consider(pkt, d, env.iface, &m);
 }
 
