@@ -585,3 +585,54 @@ fn port_security_drops_are_logged_and_enforced_in_audit_mode() {
         ]
     );
 }
+
+/// The ring buffer and the buckets are pinned like the other maps: events
+/// a daemon did not read before it stopped are read by the next one, and
+/// the counts carry over.
+#[test]
+fn unread_events_and_counts_survive_a_restart() {
+    kernel_test!();
+    let pins = secgroup_testbed::PinDir::new("sgev");
+    let options = secgroup_dataplane::LoadOptions {
+        pin_dir: Some(pins.path.clone()),
+        ..Default::default()
+    };
+    let policy = compile(&policy_json("", r#", "log": "drops""#));
+    let inst = policy
+        .instances
+        .values()
+        .next()
+        .unwrap_or_else(|| panic!("no instance"));
+    {
+        let (mut dp, _) =
+            Dataplane::load(&options).unwrap_or_else(|e| panic!("first load: {}", error_chain(&e)));
+        dp.apply(&[InterfaceBinding {
+            ifindex: TEST_IFINDEX,
+            ingress: &inst.ingress,
+            egress: &inst.egress,
+            keep_established: false,
+            instance_uid: 1,
+            port_security: None,
+            log: inst.log,
+            enforcement: inst.enforcement,
+        }])
+        .unwrap_or_else(|e| panic!("apply: {}", error_chain(&e)));
+        let frame = Packet::tcp(ip(CLIENT), 1000, ip(VM), 9, SYN).frame();
+        let dropped = !dp
+            .test_runner()
+            .run_unrequested(Hook::Tc, &frame, None, &[])
+            .unwrap_or_else(|e| panic!("test run: {}", error_chain(&e)))
+            .passed;
+        assert!(dropped, "a default drop passed");
+    }
+    let (dp, _) =
+        Dataplane::load(&options).unwrap_or_else(|e| panic!("second load: {}", error_chain(&e)));
+    let got = drain(&mut stream(&dp));
+    let summary: Vec<_> = got.iter().map(|e| (e.verdict, e.reason)).collect();
+    assert_eq!(summary, vec![(EventVerdict::Drop, Reason::DropDefault)]);
+    let counts = dp
+        .observer()
+        .and_then(|o| o.event_counts())
+        .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    assert_eq!(counts.iter().map(|c| c.emitted).sum::<u64>(), 1);
+}
