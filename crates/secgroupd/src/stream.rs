@@ -157,3 +157,82 @@ impl hyper::body::Body for Lines {
             .map(|line| line.map(|bytes| Ok(Frame::data(bytes))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use secgroup_api::{Direction, EventVerdict, Timestamp};
+
+    fn event(n: u64) -> Arc<VerdictEvent> {
+        Arc::new(VerdictEvent {
+            time: Timestamp::from_unix_ms(n),
+            instance: Some("ins-a".into()),
+            interface: None,
+            ifindex: 7,
+            direction: Direction::Ingress,
+            verdict: EventVerdict::Drop,
+            reason: "drop-default".into(),
+            flow: None,
+            rule: None,
+            suppressed: 0,
+        })
+    }
+
+    async fn next_line(body: &mut Body) -> StreamLine {
+        let frame = body
+            .frame()
+            .await
+            .unwrap_or_else(|| panic!("the stream ended"))
+            .unwrap_or_else(|e| match e {});
+        let bytes = frame
+            .into_data()
+            .unwrap_or_else(|_| panic!("not a data frame"));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A client that does not read loses what does not fit its queue,
+    /// is told how many, and the publisher never waits for it.
+    #[tokio::test]
+    async fn a_slow_client_loses_events_and_is_told() {
+        let publisher = crate::verdicts::channel();
+        let filter = EventFilter {
+            instance: Some("ins-a".into()),
+            ..EventFilter::default()
+        };
+        let mut body = respond(filter, publisher.subscribe()).into_body();
+        assert!(matches!(
+            next_line(&mut body).await,
+            StreamLine::Subscribed { .. }
+        ));
+        const SENT: u64 = 200;
+        for n in 0..SENT {
+            // Never blocks: a broadcast send only stores.
+            publisher
+                .send(event(n))
+                .unwrap_or_else(|_| panic!("no subscriber"));
+            // Let the feeding task move what fits into the queue.
+            tokio::task::yield_now().await;
+        }
+        let mut queued = 0u64;
+        let mut lost = 0u64;
+        // One more event makes the feed report what it lost so far, once
+        // the queue has room again.
+        let mut sent_last = false;
+        while queued + lost < SENT + 1 {
+            match next_line(&mut body).await {
+                StreamLine::Event(_) => queued += 1,
+                StreamLine::Lost { count } => lost += count,
+                StreamLine::Subscribed { .. } => panic!("subscribed twice"),
+            }
+            if !sent_last && queued >= QUEUE as u64 {
+                publisher
+                    .send(event(SENT))
+                    .unwrap_or_else(|_| panic!("no subscriber"));
+                sent_last = true;
+            }
+        }
+        assert!(lost > 0, "nothing was lost for a client that did not read");
+        assert_eq!(queued + lost, SENT + 1, "every event is shown or counted");
+    }
+}
