@@ -17,7 +17,7 @@ use anyhow::{Context, Result, anyhow};
 use secgroup_dataplane::packet::{Packet as Frame, tcp_flags};
 use secgroup_dataplane::{Dataplane, Hook, InterfaceBinding, LoadOptions, TestRunner};
 use secgroup_model::{Action, Direction, Ports, Protocol};
-use secgroup_policy::{EffectiveRule, Matched, Packet, Policy, RuleList};
+use secgroup_policy::{EffectiveRule, Enforcement, LogMode, Matched, Packet, Policy, RuleList};
 
 use crate::record::{Record, Results};
 use crate::rules::{self, Corpus};
@@ -134,6 +134,8 @@ impl Host {
                 keep_established: false,
                 instance_uid: i as u32 + 1,
                 port_security: None,
+                log: LogMode::None,
+                enforcement: Enforcement::Enforce,
             })
             .collect()
     }

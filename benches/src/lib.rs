@@ -4,6 +4,7 @@
 //!
 //! - `perpacket`: kernel cost per packet with BPF_PROG_TEST_RUN, against
 //!   the do-nothing programs of `floor`, and what port security adds;
+//! - `logging`: what verdict events add per packet (off vs on, paired);
 //! - `throughput`: UDP through a Linux bridge between two VM namespaces,
 //!   unfiltered, filtered by secgroup, and filtered by nftables;
 //! - `control`: compile time, apply latency, hot-swap losses, map memory;
@@ -20,6 +21,7 @@
 pub mod control;
 pub mod daemon;
 pub mod floor;
+pub mod logging;
 pub mod machine;
 pub mod perpacket;
 pub mod record;

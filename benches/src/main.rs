@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use secgroup_bench::machine::Machine;
 use secgroup_bench::record::Results;
-use secgroup_bench::{control, daemon, perpacket, report, throughput};
+use secgroup_bench::{control, daemon, logging, perpacket, report, throughput};
 
 const USAGE: &str = "\
 usage: secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon] [--dir DIR]
@@ -187,6 +187,8 @@ fn measure(args: &Args) -> Result<()> {
     if wants("per-packet") {
         eprintln!("secgroup-bench: per-packet cost (BPF_PROG_TEST_RUN)");
         perpacket::run(&plan.per_packet, &mut results)?;
+        eprintln!("secgroup-bench: what verdict events cost per packet");
+        logging::run(&plan.per_packet, &mut results)?;
     }
     if wants("throughput") {
         eprintln!("secgroup-bench: throughput through a bridge");

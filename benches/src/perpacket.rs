@@ -37,6 +37,7 @@ use crate::floor::Floor;
 use crate::record::{Record, Results};
 use crate::rules::{self, LastRemote, ListSpec, Vm};
 use crate::stats::{median, median_ratio};
+use secgroup_policy::{Enforcement, LogMode};
 
 /// The interface frames run on: without an ifindex in the test context the
 /// kernel uses the loopback device of the caller's namespace.
@@ -240,6 +241,8 @@ pub fn run(settings: &Settings, results: &mut Results) -> Result<()> {
                 keep_established: false,
                 instance_uid: 1,
                 port_security,
+                log: LogMode::None,
+                enforcement: Enforcement::Enforce,
             };
             dp.apply(&[binding(None)])
                 .context("applying the benchmark policy")?;

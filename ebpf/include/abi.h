@@ -74,6 +74,11 @@ enum sg_reason {
 	SG_REASON_DROP_ROUTER_ADVERT,   /* ICMPv6 router advertisement or redirect */
 	SG_REASON_DROP_DHCP_SERVER,     /* DHCPv4/DHCPv6 server reply */
 	SG_REASON_DROP_ETHERTYPE,       /* not IPv4/IPv6/ARP, or two VLAN tags */
+	/* Audit (SG_IFACE_F_AUDIT): what enforcement would have dropped, passed.
+	 * Each names the drop reason it stands for. */
+	SG_REASON_WOULD_DROP_RULE,      /* a drop rule matched: passed, tracked */
+	SG_REASON_WOULD_DROP_DEFAULT,   /* no rule matched: passed, tracked */
+	SG_REASON_WOULD_DROP_REVOKED,   /* the new rules refuse a tracked flow: kept */
 	SG_REASON_MAX,
 };
 
@@ -223,10 +228,14 @@ struct sg_rule_key {
 	__u32 pos;
 };
 
+/* sg_rule_meta.flags */
+#define SG_RULE_F_LOG (1u << 0) /* a packet this rule decides is an event */
+
 struct sg_rule_meta {
-	__u32 rule_uid;         /* stable id of (sg, direction, index): counters */
+	__u32 rule_uid;         /* stable id of (sg, direction, key): counters, events */
 	__u8 action;            /* enum sg_action */
-	__u8 pad[3];
+	__u8 flags;             /* SG_RULE_F_* */
+	__u8 pad[2];
 };
 
 /* ---- Interfaces ------------------------------------------------------- */
@@ -246,6 +255,15 @@ struct sg_rule_meta {
 /* The set holds sources allowed from any MAC (SG_PSEC_ANY_MAC entries):
  * looked up first. */
 #define SG_IFACE_F_PSEC_ANY_MAC     (1u << 4)
+/* Events (sg_events) for the instance's packets, besides those of rules
+ * flagged SG_RULE_F_LOG: every drop (and would-drop), or every drop and
+ * every new flow a rule accepts. */
+#define SG_IFACE_F_LOG_DROPS        (1u << 5)
+#define SG_IFACE_F_LOG_ALL          (1u << 6)
+/* Audit: rules and the default are evaluated as usual, but what they would
+ * drop passes (SG_REASON_WOULD_DROP_*) and is tracked like an accepted
+ * flow. Port security, parse and fragment drops are still enforced. */
+#define SG_IFACE_F_AUDIT            (1u << 7)
 
 /*
  * What an interface enforces. Replaced whole, never edited in place: the map
@@ -349,6 +367,11 @@ struct sg_config {
 	 * the boot clock at most once per jiffy, so the sg clock runs up to
 	 * one tick (1-10 ms) behind CLOCK_BOOTTIME, never ahead. */
 	__u64 clock_offset_ns;
+	/* Each interface's event rate limit (events.h): a token bucket of
+	 * event_burst tokens refilled at event_rate per second. 0 selects
+	 * SG_EVENT_RATE_DEFAULT / SG_EVENT_BURST_DEFAULT. */
+	__u32 event_rate;
+	__u32 event_burst;
 };
 
 /* ---- Pin-directory metadata (sg_meta, one element) ------------------- */
@@ -361,7 +384,7 @@ struct sg_config {
  * enum, not a #define, so that it is in the BTF the layout test reads.)
  */
 enum sg_abi {
-	SG_ABI_VERSION = 2,
+	SG_ABI_VERSION = 3,
 	SG_META_SOCKET_LEN = 108, /* sizeof(sockaddr_un.sun_path) */
 };
 
@@ -409,6 +432,70 @@ struct sg_decision {
 	__u8 action;            /* enum sg_action: what the packet got */
 	__u8 dir;               /* enum sg_direction */
 	__u8 pad;
+};
+
+/* ---- Verdict events (sg_events ring buffer) ----------------------------- */
+
+enum sg_event_verdict {
+	SG_EVENT_ACCEPT = 0,
+	SG_EVENT_DROP = 1,
+	SG_EVENT_WOULD_DROP = 2,   /* audit: passed, enforcement would drop */
+	SG_EVENT_VERDICT_MAX,
+};
+
+/* Defaults of sg_config.event_rate (events per second per interface) and
+ * event_burst (events at once). */
+enum sg_event_limits {
+	SG_EVENT_RATE_DEFAULT = 100,
+	SG_EVENT_BURST_DEFAULT = 200,
+};
+
+/*
+ * One packet that was to be logged: the first packet of a flow a logged
+ * rule decided (or any rule, with SG_IFACE_F_LOG_ALL), or a drop on an
+ * interface with SG_IFACE_F_LOG_DROPS/ALL. Never for a requested test run.
+ * Addresses as in sg_ct_key (IPv4 in the first 4 bytes); family 0 when the
+ * packet was not parsed that far (a malformed one).
+ */
+struct sg_event {
+	__u64 time_ns;          /* bpf_ktime_get_boot_ns(), no test offset */
+	__u32 ifindex;
+	__u32 instance_uid;     /* sg_iface.instance_uid */
+	__u32 table;            /* as in sg_decision */
+	__u32 rule_pos;         /* as in sg_decision; SG_NO_RULE */
+	__u32 rule_uid;         /* the deciding rule's; 0 when no rule decided */
+	/* Events this interface lost (rate limit, or the ring full) since its
+	 * previous event that was delivered. */
+	__u32 suppressed;
+	__u8 dir;               /* enum sg_direction */
+	__u8 verdict;           /* enum sg_event_verdict */
+	__u8 reason;            /* enum sg_reason, as counted */
+	__u8 family;            /* AF_INET, AF_INET6, or 0 */
+	__u8 proto;
+	__u8 icmp_type;         /* ICMP/ICMPv6 only */
+	__u8 icmp_code;
+	__u8 pad;
+	__be16 sport;           /* TCP/UDP; for ICMP echo the id */
+	__be16 dport;
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 pad2;
+};
+
+/*
+ * Per interface (sg_log_state, keyed by ifindex): the event rate limit and
+ * what it let through. Written by the programs only, shared by all CPUs
+ * (atomic operations); created on an interface's first event.
+ */
+struct sg_log_bucket {
+	/* Generic cell rate algorithm: the time the bucket is full again; an
+	 * event is admitted while it lies at most (burst - 1) intervals ahead
+	 * of now, and pushes it one interval further. Boot clock. */
+	__u64 tat_ns;
+	__u64 emitted;          /* events written to sg_events */
+	__u64 suppressed;       /* refused by the rate limit */
+	__u64 lost;             /* admitted, but sg_events was full */
+	__u64 pending;          /* suppressed + lost since the last emitted */
 };
 
 #endif /* SECGROUP_ABI_H */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Puts the ABI enums into the object's BTF.
+ * Puts the ABI enums (and the event record) into the object's BTF.
  *
  * Userspace (crates/secgroup-dataplane/src/abi.rs) checks its copies of
  * these enums against the object's BTF. Clang emits BTF only for types the
@@ -22,9 +22,17 @@ SG_SUBPROG int sg_btf_abi_enums(enum sg_direction dir, enum sg_action action,
 }
 
 /* A second one: BPF functions take at most five arguments. */
-SG_SUBPROG int sg_btf_abi_enums2(enum sg_abi abi)
+SG_SUBPROG int sg_btf_abi_enums2(enum sg_abi abi, enum sg_event_verdict verdict,
+				 enum sg_event_limits limits)
 {
-	return abi;
+	return abi + verdict + limits;
+}
+
+/* The ring buffer's record type: the map definition names no value type
+ * (ring buffers have none), so nothing else puts it in the BTF. */
+SG_SUBPROG int sg_btf_abi_event(const struct sg_event *event)
+{
+	return event ? event->reason : 0;
 }
 
 #endif /* SG_BTF_H */

@@ -40,7 +40,8 @@ struct sg_match {
 	__u32 pos;       /* position in the table */
 	__u32 rule_uid;
 	__u8 action;     /* enum sg_action */
-	__u8 pad[3];
+	__u8 flags;      /* SG_RULE_F_* */
+	__u8 pad[2];
 };
 
 /*
@@ -203,6 +204,7 @@ SG_SUBPROG int sg_classify(const struct sg_query *q, struct sg_match *m)
 	m->pos = pos;
 	m->rule_uid = meta->rule_uid;
 	m->action = meta->action;
+	m->flags = meta->flags;
 	return 1;
 }
 

@@ -191,15 +191,19 @@ static __always_inline void sg_ct_refresh(const struct sg_env *env, const struct
 /*
  * Looks @k (built from the packet) up and, for a live entry, decides the
  * packet: ESTABLISHED or REPLY, or REVOKED after a failed re-check (the
- * entry is then deleted). MISS sends the packet to the rules.
+ * entry is then deleted; in audit mode it follows the new table and the
+ * packet passes as WOULD_DROP_REVOKED). MISS sends the packet to the
+ * rules. @m receives the re-check's match, if there was one.
  */
 static __always_inline int sg_ct_process(const struct sg_env *env, const struct sg_pkt *pkt,
-					 const struct sg_ct_key *k, struct sg_decision *d)
+					 const struct sg_ct_key *k, struct sg_decision *d,
+					 struct sg_match *mp)
 {
 	struct sg_ct_entry *e;
 	struct sg_match m;
 	__u32 table, pos, cur;
 	__u8 origin, state;
+	__u8 reason = 0;  /* SG_REASON_WOULD_DROP_REVOKED, or as tracked */
 	bool orig;
 
 	e = bpf_map_lookup_elem(&sg_ct, k);
@@ -233,14 +237,21 @@ static __always_inline int sg_ct_process(const struct sg_env *env, const struct 
 	if (table != cur && !(env->iface->flags & SG_IFACE_F_KEEP_ESTABLISHED)) {
 		sg_match_init(&m);
 		if (!sg_ct_recheck(k, origin, cur, &m) || m.action != SG_ACTION_ACCEPT) {
-			/* Deleting stops the flow in both directions; if the
-			 * packet's own direction accepts it as a new flow later,
-			 * a fresh entry is created then. */
-			bpf_map_delete_elem(&sg_ct, k);
-			d->table = cur;
-			d->rule_pos = m.pos;  /* the drop rule, if one matched */
-			sg_drop(d, SG_REASON_DROP_REVOKED);
-			return SG_CT_REVOKED;
+			*mp = m;
+			if (likely(!(env->iface->flags & SG_IFACE_F_AUDIT))) {
+				/* Deleting stops the flow in both directions; if
+				 * the packet's own direction accepts it as a new
+				 * flow later, a fresh entry is created then. */
+				bpf_map_delete_elem(&sg_ct, k);
+				d->table = cur;
+				d->rule_pos = m.pos;  /* the drop rule, if one matched */
+				sg_drop(d, SG_REASON_DROP_REVOKED);
+				return SG_CT_REVOKED;
+			}
+			/* Audit: enforcement would cut the flow here. It goes
+			 * on under the current table instead, so its next
+			 * packets are established again. */
+			reason = SG_REASON_WOULD_DROP_REVOKED;
 		}
 		/* Another CPU may do the same at once: both write the same. */
 		table = cur;
@@ -252,7 +263,7 @@ static __always_inline int sg_ct_process(const struct sg_env *env, const struct 
 	sg_ct_refresh(env, pkt, k, e, state, orig);
 	d->table = table;
 	d->rule_pos = pos;
-	sg_accept(d, orig ? SG_REASON_ACCEPT_ESTABLISHED : SG_REASON_ACCEPT_REPLY);
+	sg_accept(d, reason ? reason : orig ? SG_REASON_ACCEPT_ESTABLISHED : SG_REASON_ACCEPT_REPLY);
 	return SG_CT_PASS;
 }
 

@@ -146,6 +146,27 @@ struct {
 	__uint(max_entries, 65536);
 } sg_if_stats SEC(".maps");
 
+/*
+ * Verdict events for the daemon (events.h): one struct sg_event per logged
+ * packet. 1 MiB holds ~13,000 events: several seconds of every interface
+ * at its burst, should the reader fall behind. Pinned, so a restarted
+ * daemon reads on where the previous one stopped.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} sg_events SEC(".maps");
+
+/* Per interface: the event rate limit's bucket and its counts. Updated in
+ * place with atomics by every CPU; created by the programs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct sg_log_bucket);
+	__uint(max_entries, 65536);
+} sg_log_state SEC(".maps");
+
 /* Timeouts and the clock offset; one element, written by userspace. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -174,6 +195,9 @@ struct sg_scratch {
 	/* Zeroed value to create an sg_if_stats entry with: too big for the
 	 * 512-byte stack next to everything else (counters.h). */
 	struct sg_iface_stats zero_stats;
+	/* Never written: the zero value an sg_log_state entry is created
+	 * from, off the stack of the event path (events.h). */
+	struct sg_log_bucket zero_bucket;
 };
 
 struct {

@@ -76,7 +76,7 @@ struct sg_pkt {
 	 * protocol, or the IPv6 fragment header's next header (not t.proto,
 	 * which for a first fragment may lie behind more extension headers). */
 	__u8 frag_proto;
-	__u8 pad;
+	__u8 icmp_code;         /* with icmp_type: for events */
 	/* Parsing internals, carried between the two parse stages. */
 	__u32 l4_off;           /* where the transport header starts */
 	__u32 l4_end;           /* where the IP payload ends */
@@ -201,6 +201,7 @@ static __always_inline int sg_parse_icmp4(struct sg_ctx *c, struct sg_pkt *pkt, 
 	if (!ih)
 		return st;
 	pkt->icmp_type = ih->type;
+	pkt->icmp_code = ih->code;
 	switch (ih->type) {
 	case SG_ICMP_ECHO:
 	case SG_ICMP_ECHOREPLY:
@@ -230,6 +231,7 @@ static __always_inline int sg_parse_icmp6(struct sg_ctx *c, struct sg_pkt *pkt, 
 	if (!ih)
 		return st;
 	pkt->icmp_type = ih->type;
+	pkt->icmp_code = ih->code;
 	switch (ih->type) {
 	case SG_ICMP6_ECHO_REQUEST:
 	case SG_ICMP6_ECHO_REPLY:

@@ -37,7 +37,8 @@ REASONS = ['ACCEPT_RULE', 'ACCEPT_ESTABLISHED', 'ACCEPT_REPLY', 'ACCEPT_RELATED'
            'ACCEPT_FRAGMENT', 'ACCEPT_IMPLICIT', 'PASS_NON_IP', 'DROP_RULE', 'DROP_DEFAULT',
            'DROP_MALFORMED', 'DROP_FRAGMENT', 'DROP_NO_POLICY', 'DROP_REVOKED',
            'DROP_UNSUPPORTED', 'DROP_SPOOFED_MAC', 'DROP_SPOOFED_IP', 'DROP_SPOOFED_ARP',
-           'DROP_SPOOFED_ND', 'DROP_ROUTER_ADVERT', 'DROP_DHCP_SERVER', 'DROP_ETHERTYPE']
+           'DROP_SPOOFED_ND', 'DROP_ROUTER_ADVERT', 'DROP_DHCP_SERVER', 'DROP_ETHERTYPE',
+           'WOULD_DROP_RULE', 'WOULD_DROP_DEFAULT', 'WOULD_DROP_REVOKED']
 NO_RULE = 0xffffffff
 INGRESS, EGRESS = 0, 1
 TC, XDP = 'sg_tc_ingress', 'sg_xdp_egress'
@@ -50,6 +51,9 @@ REQUEST = bytes(16) + struct.pack('<I', DECISION_REQUEST)
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 # abi.h: SG_IFACE_F_PORT_SECURITY | SG_IFACE_F_HAS_MAC; the source MAC eth() writes.
 IFACE_F_PORT_SECURITY, IFACE_F_HAS_MAC = 1 << 2, 1 << 3
+# abi.h: events for drops, for drops and new flows; audit mode; a logged rule.
+IFACE_F_LOG_DROPS, IFACE_F_LOG_ALL, IFACE_F_AUDIT = 1 << 5, 1 << 6, 1 << 7
+RULE_F_LOG = 1 << 0
 VM_MAC = bytes.fromhex('020000000002')
 
 
@@ -142,8 +146,8 @@ class Maps:
             sh('bpftool', 'batch', 'file', path)
             self.cmds = []
 
-    def iface(self, ingress, egress, keep_established=False, psec_set=0, mac=None):
-        flags = int(keep_established)
+    def iface(self, ingress, egress, keep_established=False, psec_set=0, mac=None, flags=0):
+        flags |= int(keep_established)
         if psec_set:
             flags |= IFACE_F_PORT_SECURITY | (IFACE_F_HAS_MAC if mac else 0)
         self.update('sg_ifaces', struct.pack('<I', IFINDEX),
@@ -156,13 +160,14 @@ class Maps:
         self.update('sg_psec_v4', struct.pack('<IIBB6s', 96 + net.prefixlen, psec_set, 0, 0, mac) +
                     net.network_address.packed, struct.pack('<I', 1))
 
-    def config(self, clock_offset_s):
+    def config(self, clock_offset_s, event_rate=0, event_burst=0):
         self.update('sg_config', struct.pack('<I', 0),
-                    bytes(9 * 8) + struct.pack('<Q', clock_offset_s * 10**9))
+                    bytes(9 * 8) + struct.pack('<QII', clock_offset_s * 10**9, event_rate,
+                                               event_burst))
 
     def table(self, table, v4=(), v6=(), l4=(), classes=(), rules=()):
         """v4/v6: (cidr, class); l4: (proto or None, port or None, class);
-        classes: list of rule-position lists; rules: (uid, accept)."""
+        classes: list of rule-position lists; rules: (uid, accept[, logged])."""
         for cidr, cls in v4:
             net = ipaddress.IPv4Network(cidr)
             self.update('sg_v4', struct.pack('<II', 32 + net.prefixlen, table) +
@@ -182,9 +187,10 @@ class Maps:
             summary = sum(1 << i for i, w in enumerate(words) if w)
             self.update('sg_classes', struct.pack('<II', table, cls),
                         struct.pack('<Q64Q', summary, *words))
-        for pos, (uid, accept) in enumerate(rules):
+        for pos, (uid, accept, *logged) in enumerate(rules):
             self.update('sg_rules', struct.pack('<II', table, pos),
-                        struct.pack('<IB3x', uid, int(accept)))
+                        struct.pack('<IBB2x', uid, int(accept),
+                                    RULE_F_LOG if any(logged) else 0))
 
 
 # ---- running ----------------------------------------------------------------
@@ -265,6 +271,24 @@ class Runner:
             hits[uid] = sum(struct.unpack_from('<Q', v, 0)[0] for v in values)
         return stats, hits
 
+    def events(self):
+        """sg_log_state as {ifindex: (emitted, suppressed, lost, pending)}."""
+        out = sh('bpftool', '-j', 'map', 'dump', 'pinned', f'{PINS}/sg_log_state')
+        got = {}
+        for entry in json.loads(out):
+            key = bytes(int(b, 16) for b in entry['key'])
+            value = bytes(int(b, 16) for b in entry['value'])
+            got[struct.unpack('<I', key)[0]] = struct.unpack_from('<4Q', value, 8)
+        return got
+
+    def check_events(self, name, want):
+        got = self.events()
+        if got == want:
+            self.passed += 1
+        else:
+            self.failed.append(name)
+            print(f'FAIL {name}: want events {want}, got {got}')
+
     def check_counters(self, name, stats, hits):
         """The counter maps hold exactly `stats` and `hits` (see counters())."""
         got = self.counters()
@@ -276,7 +300,7 @@ class Runner:
 
     def check(self, prog, frame, name, reason, pos=NO_RULE, table=None):
         ret, got = self.run(prog, frame, name)
-        accept = not reason.startswith('DROP')
+        accept = not reason.startswith('DROP')  # WOULD_DROP_* pass
         want_ret = (2 if accept else 1) if prog == XDP else (0xffffffff if accept else 2)
         want = (reason, pos, table, int(accept), EGRESS if prog == XDP else INGRESS)
         ok = got is not None and ret == want_ret and \
@@ -485,6 +509,50 @@ def scenario(r, m):
     counted[IFINDEX, INGRESS].update(ACCEPT_RULE=1, DROP_RULE=1)
     counted[IFINDEX, EGRESS].update(ACCEPT_RULE=1)
     r.check_counters('unrequested-rule-hits', counted, {100: 1, 101: 1, 200: 1})
+
+    # Audit: what the rules or the default would drop passes and is
+    # tracked; port security is still enforced.
+    m.psec_v4(20, vm + '/32', VM_MAC)
+    m.iface(7, 0, flags=IFACE_F_AUDIT, psec_set=20, mac=VM_MAC)
+    c(TC, ipv4(good, vm, 6, tcp(40050, 22, SYN)), 'audit-rule', 'WOULD_DROP_RULE', 1, 7)
+    c(XDP, ipv4(vm, good, 6, tcp(22, 40050, SYN | ACK)), 'audit-tracked', 'ACCEPT_REPLY', 1, 7)
+    c(XDP, ipv4(vm, good, 17, udp(7000, 53)), 'audit-default', 'WOULD_DROP_DEFAULT', NO_RULE, 0)
+    c(TC, ipv4(good, vm, 17, udp(53, 7000)), 'audit-default-tracked', 'ACCEPT_REPLY', NO_RULE, 0)
+    c(XDP, ipv4(good, bad, 17, udp(7001, 53)), 'audit-psec-enforced', 'DROP_SPOOFED_IP')
+    m.iface(10, 0, flags=IFACE_F_AUDIT)
+    c(TC, ipv4(good, vm, 6, tcp(40050, 22, ACK)), 'audit-revoked', 'WOULD_DROP_REVOKED', 1, 10)
+    c(TC, ipv4(good, vm, 6, tcp(40050, 22, ACK)), 'audit-revoked-moved', 'ACCEPT_ESTABLISHED', 1,
+      10)
+
+    # Events: requested runs never make one, nor touch sg_log_state.
+    m.table(11, v4=[('0.0.0.0/0', 1)], v6=[('::/0', 1)], l4=[(None, None, 0), (6, 443, 1)],
+            classes=[[1], [0, 1]], rules=[(300, True, True), (301, False)])
+    m.iface(11, 8, flags=IFACE_F_LOG_DROPS)
+    c(TC, ipv4(bad, vm, 6, tcp(40060, 443, SYN)), 'logged-rule', 'ACCEPT_RULE', 0, 11)
+    c(TC, ipv4(bad, vm, 6, tcp(40061, 25, SYN)), 'logged-drop', 'DROP_RULE', 1, 11)
+    r.check_events('requested-runs-log-nothing', {})
+    # Unrequested: the logged rule's new flow, a drop; not the established
+    # packet, not an unlogged accept.
+    r.check_unrequested(TC, ipv4(bad, vm, 6, tcp(40062, 443, SYN)), 'log-new-flow')
+    r.check_unrequested(TC, ipv4(bad, vm, 6, tcp(40062, 443, ACK)), 'log-established')
+    r.check_unrequested(TC, ipv4(bad, vm, 6, tcp(40063, 25, SYN)), 'log-drop')
+    r.check_unrequested(XDP, ipv4(vm, bad, 17, udp(7002, 53)), 'log-unlogged-accept')
+    r.check_events('events-emitted', {IFINDEX: (2, 0, 0, 0)})
+    # Rate limit: 1 event per second, burst 2: of 5 drops in a row at
+    # least one and at most 3 (a second may tick over) are events (the
+    # bucket is not full: the two above took tokens), the rest suppressed.
+    m.config(0, event_rate=1, event_burst=2)
+    m.iface(11, 8, flags=IFACE_F_LOG_DROPS)
+    for port in range(5):
+        r.check_unrequested(TC, ipv4(bad, vm, 6, tcp(40070 + port, 25, SYN)), 'log-flood')
+    emitted, suppressed, lost, pending = r.events()[IFINDEX]
+    if emitted + suppressed == 7 and 1 <= emitted - 2 <= 3 and lost == 0 and pending <= suppressed:
+        r.passed += 1
+    else:
+        r.failed.append('rate-limit')
+        print(f'FAIL rate-limit: {(emitted, suppressed, lost, pending)}')
+    m.config(0)
+    m.iface(7, 8)
 
 
 def elf_sections(path):

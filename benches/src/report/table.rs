@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::format;
 use super::goals::{Verdict, goals};
+use crate::logging::{LOGGING_RULES, LOGGING_SCENARIOS};
 use crate::machine::Machine;
 use crate::perpacket::{PORT_SECURITY_OFF, PORT_SECURITY_ON, PORT_SECURITY_SCENARIOS};
 use crate::record::Results;
@@ -38,6 +39,7 @@ pub fn markdown(r: &Results, machine: Option<&Machine>) -> String {
     }
     per_packet(&mut out, r);
     port_security(&mut out, r);
+    logging(&mut out, r);
     throughput(&mut out, r);
     control(&mut out, r);
     let _ = writeln!(
@@ -153,6 +155,57 @@ fn port_security(out: &mut String, r: &Results) {
             })
             .collect();
         let _ = writeln!(out, "| {scenario} | on ÷ off | {} |", ratios.join(" | "));
+    }
+    out.push('\n');
+}
+
+fn logging(out: &mut String, r: &Results) {
+    const N: u64 = LOGGING_RULES as u64;
+    let on = |hook| format!("secgroup-{hook}-logging-on");
+    if r.get(LOGGING_SCENARIOS[0], &on("xdp"), N, "x-logging-off")
+        .is_none()
+    {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### Verdict events ({LOGGING_RULES} rules)\n\nThe same lists on two data planes, logging off and on, \
+         run in alternating pairs of short runs: ns per packet, median of the runs; on ÷ off: the median \
+         of the ratios within a pair. Events written / suppressed / lost: shares of the logged verdicts.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | XDP off | XDP on | XDP on ÷ off | TC off | TC on | TC on ÷ off | written / suppressed / lost |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for scenario in LOGGING_SCENARIOS {
+        let mut cells = Vec::new();
+        for hook in ["xdp", "tc"] {
+            for state in ["off", "on"] {
+                let v = format!("secgroup-{hook}-logging-{state}");
+                cells.push(
+                    r.get(scenario, &v, N, "ns-per-packet")
+                        .map_or("—".to_owned(), format::ns),
+                );
+            }
+            cells.push(
+                r.get(scenario, &on(hook), N, "x-logging-off")
+                    .map_or("—".to_owned(), |x| {
+                        format!("{} ({})", format::ratio(x), format::added(x))
+                    }),
+            );
+        }
+        let share = |metric| {
+            r.get(scenario, "secgroup-logging-on", N, metric)
+                .map_or("—".to_owned(), |x| format!("{:.0}%", x * 100.0))
+        };
+        cells.push(format!(
+            "{} / {} / {}",
+            share("events-written-share"),
+            share("events-suppressed-share"),
+            share("events-lost-share")
+        ));
+        let _ = writeln!(out, "| {scenario} | {} |", cells.join(" | "));
     }
     out.push('\n');
 }

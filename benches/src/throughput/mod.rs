@@ -36,7 +36,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use aya::programs::xdp::XdpLinkId;
 use secgroup_dataplane::{Dataplane, InterfaceBinding, LoadOptions, XdpAttachMode, netns};
 use secgroup_model::{Action, InstanceId};
-use secgroup_policy::Policy;
+use secgroup_policy::{Enforcement, LogMode, Policy};
 
 use crate::floor::Floor;
 use crate::record::{Record, Results};
@@ -210,6 +210,8 @@ impl<'t> Bench<'t> {
                         keep_established: false,
                         instance_uid: ifindex,
                         port_security: None,
+                        log: LogMode::None,
+                        enforcement: Enforcement::Enforce,
                     });
                 }
                 self.dp

@@ -106,6 +106,16 @@ impl Client {
         self.request("POST", path, bytes.as_deref())?.json()
     }
 
+    /// Opens the event stream (`GET /v1/events`) with `filter`; the first
+    /// line is [`crate::StreamLine::Subscribed`].
+    pub fn events(&self, filter: &crate::EventFilter) -> Result<crate::EventLines, ClientError> {
+        let stream = UnixStream::connect(&self.socket).map_err(|source| ClientError::Connect {
+            path: self.socket.clone(),
+            source,
+        })?;
+        crate::EventLines::open(stream, self.timeout, &crate::paths::events(filter))
+    }
+
     /// Sends one request on a fresh connection and reads the whole answer.
     pub fn request(
         &self,
@@ -158,15 +168,34 @@ pub fn exchange(
     }
 }
 
-fn parse_response(bytes: &[u8]) -> Result<RawResponse, ClientError> {
+pub(crate) fn parse_response(bytes: &[u8]) -> Result<RawResponse, ClientError> {
     let malformed = |what: &str| ClientError::Malformed(what.to_owned());
     let split = bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| malformed("no end of headers"))?;
-    let head =
-        std::str::from_utf8(&bytes[..split]).map_err(|_| malformed("headers are not UTF-8"))?;
     let rest = &bytes[split + 4..];
+    let mut response = parse_head(&bytes[..split])?;
+    response.body = if response
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        dechunk(rest)?
+    } else if let Some(length) = response.header("content-length") {
+        let length: usize = length.parse().map_err(|_| malformed("content-length"))?;
+        rest.get(..length)
+            .ok_or_else(|| malformed("body shorter than content-length"))?
+            .to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(response)
+}
+
+/// The status line and headers (without the blank line); the body empty.
+pub(crate) fn parse_head(head: &[u8]) -> Result<RawResponse, ClientError> {
+    let malformed = |what: &str| ClientError::Malformed(what.to_owned());
+    let head = std::str::from_utf8(head).map_err(|_| malformed("headers are not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
@@ -189,25 +218,11 @@ fn parse_response(bytes: &[u8]) -> Result<RawResponse, ClientError> {
             .ok_or_else(|| ClientError::Malformed(format!("header line {line:?}")))?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
     }
-    let mut response = RawResponse {
+    Ok(RawResponse {
         status,
         headers,
         body: Vec::new(),
-    };
-    response.body = if response
-        .header("transfer-encoding")
-        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
-    {
-        dechunk(rest)?
-    } else if let Some(length) = response.header("content-length") {
-        let length: usize = length.parse().map_err(|_| malformed("content-length"))?;
-        rest.get(..length)
-            .ok_or_else(|| malformed("body shorter than content-length"))?
-            .to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(response)
+    })
 }
 
 /// Decodes a chunked body (chunk extensions and trailers ignored).

@@ -9,11 +9,15 @@
 //! [`ErrorBody`] with a 4xx or 5xx status.
 
 mod client;
+mod events;
 pub mod paths;
+mod stream;
 mod time;
 mod types;
 
 pub use client::{Client, ClientError, RawResponse, exchange};
+pub use events::{EventFilter, EventFlow, EventRule, EventVerdict, StreamLine, VerdictEvent};
+pub use stream::EventLines;
 pub use time::rfc3339;
 pub use types::*;
 

@@ -11,6 +11,7 @@
 //! | POST | `/v1/conntrack/flush?instance=ID` (or `?all=true`) | [`FlushResult`](crate::FlushResult) |
 //! | POST | `/v1/trace` with [`TraceRequest`](crate::TraceRequest) | [`TraceResponse`](crate::TraceResponse) |
 //! | POST | `/v1/reload` | [`ReloadReport`](crate::ReloadReport) |
+//! | GET | `/v1/events?instance=ID&direction=D&verdict=V&group=SG` | a stream of [`StreamLine`](crate::StreamLine)s, one JSON object per line |
 
 pub const STATUS: &str = "/v1/status";
 pub const SECURITY_GROUPS: &str = "/v1/security-groups";
@@ -19,6 +20,7 @@ pub const CONNTRACK: &str = "/v1/conntrack";
 pub const CONNTRACK_FLUSH: &str = "/v1/conntrack/flush";
 pub const TRACE: &str = "/v1/trace";
 pub const RELOAD: &str = "/v1/reload";
+pub const EVENTS: &str = "/v1/events";
 
 /// Conntrack entries returned when the query names no limit.
 pub const DEFAULT_CONNTRACK_LIMIT: usize = 100;
@@ -50,6 +52,16 @@ pub fn conntrack_flush(instance: Option<&str>) -> String {
         Some(instance) => with_query(CONNTRACK_FLUSH, &[format!("instance={}", encode(instance))]),
         None => with_query(CONNTRACK_FLUSH, &["all=true".to_owned()]),
     }
+}
+
+/// The event stream with `filter`'s query parameters.
+pub fn events(filter: &crate::EventFilter) -> String {
+    let query: Vec<String> = filter
+        .query()
+        .into_iter()
+        .map(|(key, value)| format!("{key}={}", encode(&value)))
+        .collect();
+    with_query(EVENTS, &query)
 }
 
 fn with_query(path: &str, query: &[String]) -> String {
@@ -120,6 +132,16 @@ mod tests {
                 "/v1/conntrack/flush?instance=ins-1",
             ),
             (conntrack_flush(None), "/v1/conntrack/flush?all=true"),
+            (events(&crate::EventFilter::default()), "/v1/events"),
+            (
+                events(&crate::EventFilter {
+                    instance: Some("ins-1".into()),
+                    direction: Some(crate::Direction::Egress),
+                    verdict: Some(crate::EventVerdict::WouldDrop),
+                    group: Some("sg-web".into()),
+                }),
+                "/v1/events?instance=ins-1&direction=egress&verdict=would-drop&group=sg-web",
+            ),
         ];
         for (got, expected) in cases {
             assert_eq!(got, expected);

@@ -69,6 +69,19 @@ pub struct Status {
     pub owner: Option<PinOwner>,
     /// The layout version of the pins this daemon reads and writes.
     pub abi_version: u32,
+    /// Instances of this host in audit mode: their rules' drops pass.
+    #[serde(default)]
+    pub audit_instances: Vec<String>,
+}
+
+/// `enforce` unless the answer says otherwise (older daemons).
+fn enforce() -> String {
+    "enforce".to_owned()
+}
+
+/// `none` unless the answer says otherwise (older daemons).
+fn log_none() -> String {
+    "none".to_owned()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +197,12 @@ pub struct ReloadError {
 pub struct InstanceStatus {
     pub id: String,
     pub interface: String,
+    /// `enforce`, or `audit`: drops by its rules pass (would-drop).
+    #[serde(default = "enforce")]
+    pub enforcement: String,
+    /// `none`, `drops` or `all`: which verdicts it reports as events.
+    #[serde(default = "log_none")]
+    pub log: String,
     #[serde(flatten)]
     pub attach: AttachState,
 }
@@ -276,6 +295,10 @@ pub struct InstanceSummary {
     pub security_groups: Vec<String>,
     /// `None` for instances on other hosts.
     pub attach: Option<AttachState>,
+    #[serde(default = "enforce")]
+    pub enforcement: String,
+    #[serde(default = "log_none")]
+    pub log: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,12 +313,30 @@ pub struct InstanceDetail {
     pub port_security: String,
     pub security_groups: Vec<String>,
     pub attach: Option<AttachState>,
+    /// `enforce`, or `audit`: drops by its rules pass (would-drop).
+    #[serde(default = "enforce")]
+    pub enforcement: String,
+    /// `none`, `drops` or `all`.
+    #[serde(default = "log_none")]
+    pub log: String,
+    /// Verdict events of its interface, when attached.
+    #[serde(default)]
+    pub events: Option<EventCounts>,
     /// The effective first-match list, rules of every group concatenated
     /// in binding order, with this interface's hits.
     pub ingress: Vec<EffectiveRule>,
     pub egress: Vec<EffectiveRule>,
     /// Packets per verdict reason, for an attached interface.
     pub verdicts: Option<Verdicts>,
+}
+
+/// Verdict events of one interface since its counters were created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventCounts {
+    /// Reported (written to the ring buffer).
+    pub emitted: u64,
+    /// Not reported: over the rate limit, or no room in the ring buffer.
+    pub suppressed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,6 +348,9 @@ pub struct EffectiveRule {
     pub remotes: Vec<String>,
     pub origin: RuleRef,
     pub hits: Hits,
+    /// The rule reports what it decides (`"log": true`).
+    #[serde(default)]
+    pub log: bool,
 }
 
 /// Rule `index` of `direction` in `security_group`.
@@ -532,21 +576,25 @@ mod tests {
             InstanceStatus {
                 id: "ins-1".into(),
                 interface: "tap1".into(),
+                enforcement: "enforce".into(),
+                log: "none".into(),
                 attach: AttachState::Attached {
                     ifindex: 7,
                     xdp_mode: "driver".into(),
                     adopted: false,
                 },
             },
-            r#"{"id":"ins-1","interface":"tap1","state":"attached","ifindex":7,"xdp_mode":"driver","adopted":false}"#,
+            r#"{"id":"ins-1","interface":"tap1","enforcement":"enforce","log":"none","state":"attached","ifindex":7,"xdp_mode":"driver","adopted":false}"#,
         );
         check(
             InstanceStatus {
                 id: "ins-1".into(),
                 interface: "tap1".into(),
+                enforcement: "enforce".into(),
+                log: "none".into(),
                 attach: AttachState::Waiting,
             },
-            r#"{"id":"ins-1","interface":"tap1","state":"waiting"}"#,
+            r#"{"id":"ins-1","interface":"tap1","enforcement":"enforce","log":"none","state":"waiting"}"#,
         );
         check(PolicySource::RulesDir, r#""rules-dir""#);
         check(ReloadTrigger::Signal, r#""signal""#);

@@ -102,6 +102,7 @@
 //! # let rule = |index: usize, action, protocol, ports: &[(u16, u16)], remote: &str| EffectiveRule {
 //! #     origin: RuleOrigin { sg: SgId::new("sg-example").unwrap(), direction: Direction::Ingress, index, key: RuleKey::Content { digest: index as u64, nth: 0 } },
 //! #     action,
+//! #     log: false,
 //! #     services: vec![Service {
 //! #         protocol,
 //! #         ports: match ports {

@@ -16,12 +16,14 @@ use crate::group::{Groups, group_identical};
 use crate::l4::service_prefixes;
 use crate::{ClassifierError, L4Prefix, MAX_RULES, RuleSet};
 
-/// What the data plane needs of a rule besides its match: the verdict, and
-/// where it came from (counters are attributed to origins).
+/// What the data plane needs of a rule besides its match: the verdict,
+/// where it came from (counters are attributed to origins), and whether
+/// the packets it decides are logged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TableRule {
     pub action: Action,
     pub origin: RuleOrigin,
+    pub log: bool,
 }
 
 /// One rule list as the eBPF maps hold it.
@@ -122,6 +124,7 @@ pub fn build(list: &RuleList) -> Result<Table, ClassifierError> {
         .map(|rule| TableRule {
             action: rule.action,
             origin: rule.origin.clone(),
+            log: rule.log,
         })
         .collect();
     Ok(Table {

@@ -58,6 +58,9 @@ pub fn random_rule_list(rng: &mut impl Rng, n_rules: usize) -> RuleList {
             },
             services: random_services(rng, &space),
             remotes: random_remotes(rng, &space),
+            // Some logged rules: the data plane's differential test
+            // checks which verdicts become events.
+            log: rng.gen_bool(0.25),
         });
     }
     RuleList { rules }

@@ -59,6 +59,13 @@ pub enum DataplaneError {
         #[source]
         source: secgroup_classifier::ClassifierError,
     },
+    /// An event rate limit out of range.
+    #[error("event {what} {value} is out of range 1..={max}")]
+    EventLimit {
+        what: &'static str,
+        value: u32,
+        max: u32,
+    },
     /// No interface of that name in the namespace we looked in.
     #[error("no interface named {name:?}")]
     UnknownInterface { name: String },

@@ -13,6 +13,7 @@ mod bpffs;
 mod btf;
 pub(crate) mod dataplane;
 mod error;
+mod events;
 mod linkinfo;
 mod maps;
 pub mod netns;
@@ -31,8 +32,9 @@ pub use dataplane::{
     LoadOptions, Owner, RuleHits, Tampering, XdpAttachMode,
 };
 pub use error::{DataplaneError, chain as error_chain};
+pub use events::{EventFlow, EventLimits, EventStream, VerdictEvent};
 pub use linkinfo::{Link, list_links};
-pub use observer::{ConntrackUsage, Observer, RuleCount};
+pub use observer::{ConntrackUsage, EventCounts, Observer, RuleCount};
 pub use pins::PinLock;
 pub use testrun::{Hook, TestRunOutcome, TestRunner};
 pub use uninstall::uninstall;

@@ -20,6 +20,8 @@ pub(crate) mod names {
     pub const FRAGS: &str = "sg_frags";
     pub const RULE_HITS: &str = "sg_rule_hits";
     pub const IF_STATS: &str = "sg_if_stats";
+    pub const EVENTS: &str = "sg_events";
+    pub const LOG_STATE: &str = "sg_log_state";
     pub const CONFIG: &str = "sg_config";
     pub const META: &str = "sg_meta";
     pub const RCU_BARRIER: &str = "sg_rcu_barrier";
@@ -43,6 +45,8 @@ pub(crate) const PINNED: &[&str] = &[
     names::FRAGS,
     names::RULE_HITS,
     names::IF_STATS,
+    names::EVENTS,
+    names::LOG_STATE,
     names::CONFIG,
     names::META,
 ];
@@ -61,6 +65,7 @@ pub(crate) struct Maps {
     pub frags: HashMap<MapData, FragKey, FragEntry>,
     pub rule_hits: PerCpuHashMap<MapData, RuleCounterKey, RuleCounter>,
     pub if_stats: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats>,
+    pub log_state: HashMap<MapData, u32, LogBucket>,
     pub config: Array<MapData, Config>,
     pub meta: Array<MapData, Meta>,
     pub rcu_barrier: ArrayOfMaps<MapData, Array<MapData, u32>>,
@@ -94,6 +99,7 @@ impl Maps {
             frags: typed!(ebpf, FRAGS),
             rule_hits: typed!(ebpf, RULE_HITS),
             if_stats: typed!(ebpf, IF_STATS),
+            log_state: typed!(ebpf, LOG_STATE),
             config: typed!(ebpf, CONFIG),
             meta: typed!(ebpf, META),
             rcu_barrier: typed!(ebpf, RCU_BARRIER),

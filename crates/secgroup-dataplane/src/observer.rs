@@ -3,12 +3,13 @@
 //! through one so that they never wait for whoever holds the `Dataplane`
 //! (a reload may take seconds); they see the kernel's maps as they are.
 //!
-//! It holds duplicated file descriptors of the counter, conntrack and
-//! config maps, and the programs for test runs. Its only writes are for
+//! It holds duplicated file descriptors of the counter, conntrack, config
+//! and event maps, and the programs for test runs. Its only writes are for
 //! traces, which must leave conntrack as they found it:
 //! [`Observer::remove_conntrack`] for the one entry a trace created,
 //! [`Observer::restore_conntrack`] for a tracked flow a trace's packet
-//! belonged to.
+//! belonged to; and reading events, which consumes them (see
+//! [`Observer::events`]).
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -17,6 +18,7 @@ use secgroup_model::Direction;
 
 use crate::abi::*;
 use crate::error::{DataplaneError, map_err};
+use crate::events::EventStream;
 use crate::maps::names;
 use crate::testrun::TestRunner;
 
@@ -25,7 +27,22 @@ pub struct Observer {
     if_stats: OwnedFd,
     ct: OwnedFd,
     config: OwnedFd,
+    events: OwnedFd,
+    log_state: OwnedFd,
     runner: TestRunner,
+}
+
+/// What the event rate limit of one interface let through and refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventCounts {
+    pub ifindex: u32,
+    /// Events written to the ring buffer.
+    pub emitted: u64,
+    /// Events the interface's rate limit refused.
+    pub suppressed: u64,
+    /// Events the rate limit admitted but the ring buffer had no room
+    /// for (the reader fell behind).
+    pub lost: u64,
 }
 
 /// A raw counter of one rule on one interface, summed over CPUs.
@@ -60,7 +77,11 @@ fn dup_err(name: &'static str) -> impl FnOnce(std::io::Error) -> DataplaneError 
 /// The fd behind one of the object's maps, duplicated.
 pub(crate) fn dup_fd(map: &Map, name: &'static str) -> Result<OwnedFd, DataplaneError> {
     let data = match map {
-        Map::HashMap(d) | Map::LruHashMap(d) | Map::PerCpuHashMap(d) | Map::Array(d) => d,
+        Map::HashMap(d)
+        | Map::LruHashMap(d)
+        | Map::PerCpuHashMap(d)
+        | Map::Array(d)
+        | Map::RingBuf(d) => d,
         _ => return Err(DataplaneError::MissingMap { name }),
     };
     data.fd()
@@ -83,10 +104,7 @@ where
 
 impl Observer {
     pub(crate) fn new(
-        rule_hits: OwnedFd,
-        if_stats: OwnedFd,
-        ct: OwnedFd,
-        config: OwnedFd,
+        [rule_hits, if_stats, ct, config, events, log_state]: [OwnedFd; 6],
         runner: TestRunner,
     ) -> Observer {
         Observer {
@@ -94,8 +112,37 @@ impl Observer {
             if_stats,
             ct,
             config,
+            events,
+            log_state,
             runner,
         }
+    }
+
+    /// The verdict events, read from the pinned ring buffer. Reading
+    /// consumes them: there is one read position per ring buffer, shared by
+    /// every reader, so exactly one [`EventStream`] should be read (the
+    /// daemon's events task).
+    pub fn events(&self) -> Result<EventStream, DataplaneError> {
+        let fd = self.events.try_clone().map_err(dup_err(names::EVENTS))?;
+        EventStream::open(fd)
+    }
+
+    /// Every interface's event counts (interfaces that never had an event
+    /// to log have none), by ifindex.
+    pub fn event_counts(&self) -> Result<Vec<EventCounts>, DataplaneError> {
+        let map: HashMap<MapData, u32, LogBucket> = open(&self.log_state, names::LOG_STATE)?;
+        let mut counts: Vec<EventCounts> = map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(ifindex, b)| EventCounts {
+                ifindex,
+                emitted: b.emitted,
+                suppressed: b.suppressed,
+                lost: b.lost,
+            })
+            .collect();
+        counts.sort_by_key(|c| c.ifindex);
+        Ok(counts)
     }
 
     /// Another handle on the same maps.
@@ -106,6 +153,8 @@ impl Observer {
             if_stats: dup(&self.if_stats, names::IF_STATS)?,
             ct: dup(&self.ct, names::CT)?,
             config: dup(&self.config, names::CONFIG)?,
+            events: dup(&self.events, names::EVENTS)?,
+            log_state: dup(&self.log_state, names::LOG_STATE)?,
             runner: self.runner.clone(),
         })
     }

@@ -135,7 +135,8 @@ pub(crate) fn write(
                 Action::Accept => ACTION_ACCEPT,
                 Action::Drop => ACTION_DROP,
             },
-            pad: [0; 3],
+            flags: if rule.log { RULE_F_LOG } else { 0 },
+            pad: [0; 2],
         };
         let key = RuleKey {
             table: id,

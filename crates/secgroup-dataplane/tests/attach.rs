@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use secgroup_dataplane::{InterfaceBinding, netns};
+use secgroup_policy::{Enforcement, LogMode};
 use secgroup_testbed::{NetNs, PinDir, Tap, Veth};
 
 /// A "host" namespace holding `vm0` (198.51.100.1), the stand-in for a
@@ -77,6 +78,8 @@ fn bind(dp: &mut secgroup_dataplane::Dataplane, ifindex: u32, policy: &secgroup_
         keep_established: false,
         instance_uid: 1,
         port_security: None,
+        log: LogMode::None,
+        enforcement: Enforcement::Enforce,
     }])
     .unwrap_or_else(|e| panic!("apply: {}", error_chain(&e)));
 }
@@ -257,6 +260,8 @@ fn pinned_state_outlives_the_process_and_is_adopted_by_the_next() {
             keep_established: false,
             instance_uid: 1,
             port_security: None,
+            log: LogMode::None,
+            enforcement: Enforcement::Enforce,
         }])
         .unwrap_or_else(|e| panic!("converging: {}", error_chain(&e)));
     assert!(

@@ -1,8 +1,10 @@
 //! The kernel program must agree with the reference evaluator on every
 //! packet: random rule lists (mixed actions, overlapping v4/v6 prefixes,
-//! port ranges, multi-service rules, several groups) × random packets biased
+//! port ranges, multi-service rules, several groups, some rules logged)
+//! bound with a random log mode and enforcement × random packets biased
 //! to rule boundaries, through both hooks, comparing verdict, reason and
-//! matched rule position.
+//! matched rule position, and, run again as real traffic, whether the
+//! packet passes and becomes an event naming the same rule.
 //!
 //! SECGROUP_DIFF_SEED reruns one seed; SECGROUP_DIFF_LISTS sets how many
 //! rule lists to try.
@@ -15,9 +17,10 @@ use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use secgroup_classifier::testing::{describe, random_packet, random_rule_list};
-use secgroup_dataplane::InterfaceBinding;
-use secgroup_model::Direction;
-use secgroup_policy::RuleList;
+use secgroup_dataplane::abi::NO_RULE;
+use secgroup_dataplane::{Dataplane, EventLimits, EventStream, InterfaceBinding};
+use secgroup_model::{Direction, InstanceId};
+use secgroup_policy::{Enforcement, InstancePolicy, LogMode, PortSecurity, RuleList, Verdict};
 
 const PACKETS_PER_LIST: usize = 60;
 
@@ -41,8 +44,82 @@ fn unique_local(n: u32, remote: IpAddr) -> IpAddr {
     }
 }
 
+/// An instance of this host enforcing `list` in its direction, with a
+/// random log mode and enforcement: the evaluator's view of a binding.
+fn instance(rng: &mut StdRng, list: &RuleList, direction: Direction) -> InstancePolicy {
+    let (ingress, egress) = match direction {
+        Direction::Ingress => (list.clone(), RuleList::default()),
+        Direction::Egress => (RuleList::default(), list.clone()),
+    };
+    InstancePolicy {
+        id: InstanceId::new("ins-diff").unwrap_or_else(|| panic!("bad id")),
+        interface: Some("lo".to_owned()),
+        mac: None,
+        ips: Vec::new(),
+        security_groups: Vec::new(),
+        port_security: PortSecurity {
+            enabled: false,
+            mac: None,
+            allowed: Vec::new(),
+        },
+        log: [LogMode::None, LogMode::Drops, LogMode::All][rng.gen_range(0..3)],
+        enforcement: if rng.gen_bool(0.3) {
+            Enforcement::Audit
+        } else {
+            Enforcement::Enforce
+        },
+        ingress,
+        egress,
+    }
+}
+
+/// Runs `p` again as real traffic (from yet another local address, so a
+/// new flow): whether it passed must be the evaluator's `passes`, and it
+/// must give exactly one event, naming the same rule, iff `logged`.
+fn check_logged(
+    dp: &Dataplane,
+    events: &mut EventStream,
+    direction: Direction,
+    p: &secgroup_policy::Packet,
+    verdict: &Verdict,
+) -> Result<(), String> {
+    let passed = dp
+        .test_runner()
+        .run_unrequested(
+            Dataplane::hook_for(direction),
+            &frame_for(direction, p),
+            None,
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {}", error_chain(&e)))
+        .passed;
+    let mut got = Vec::new();
+    events.drain(|e| got.push(e));
+    let (reason, position) = expected_reason(verdict);
+    let want = verdict
+        .logged
+        .then_some((reason, (position != NO_RULE).then_some(position)));
+    let kernel: Vec<_> = got.iter().map(|e| (e.reason, e.rule_position)).collect();
+    if passed != verdict.passes || kernel != want.into_iter().collect::<Vec<_>>() {
+        return Err(format!(
+            "{direction} {p} as traffic: evaluator says {verdict} (passes {}, logged {}); \
+             kernel passed: {passed}, events: {kernel:?}",
+            verdict.passes, verdict.logged
+        ));
+    }
+    Ok(())
+}
+
 fn run_seed(seed: u64, lists: usize) {
     let mut dp = load_dataplane();
+    // No rate limit worth the name: every logged verdict must arrive.
+    let unlimited = EventLimits::new(EventLimits::MAX_RATE, EventLimits::MAX_BURST)
+        .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    dp.set_event_limits(unlimited)
+        .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    let mut events = dp
+        .events()
+        .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
     let mut rng = StdRng::seed_from_u64(seed);
     let mut packet_no = 0u32;
     for round in 0..lists {
@@ -57,18 +134,16 @@ fn run_seed(seed: u64, lists: usize) {
             .rules
             .first()
             .map_or(Direction::Ingress, |r| r.origin.direction);
-        let empty = RuleList::default();
-        let (ingress, egress) = match direction {
-            Direction::Ingress => (&list, &empty),
-            Direction::Egress => (&empty, &list),
-        };
+        let inst = instance(&mut rng, &list, direction);
         dp.apply(&[InterfaceBinding {
             ifindex: TEST_IFINDEX,
-            ingress,
-            egress,
+            ingress: &inst.ingress,
+            egress: &inst.egress,
             keep_established: false,
             instance_uid: 1,
             port_security: None,
+            log: inst.log,
+            enforcement: inst.enforcement,
         }])
         .unwrap_or_else(|e| panic!("seed {seed} round {round}: apply: {}", error_chain(&e)));
 
@@ -76,12 +151,19 @@ fn run_seed(seed: u64, lists: usize) {
             let mut p = random_packet(&mut rng, &list);
             packet_no += 1;
             p.local = unique_local(packet_no, p.remote);
+            let verdict = inst.evaluate(direction, &p);
             let frame = frame_for(direction, &p);
             let outcome = run_frame(&dp, direction, &frame);
-            if let Err(why) = compare(&list, direction, &p, &outcome) {
+            packet_no += 1;
+            p.local = unique_local(packet_no, p.remote);
+            let checked = compare_verdict(&verdict, direction, &p, &outcome)
+                .and_then(|()| check_logged(&dp, &mut events, direction, &p, &verdict));
+            if let Err(why) = checked {
                 panic!(
                     "DIFFERENTIAL MISMATCH (seed {seed}, round {round}; rerun with SECGROUP_DIFF_SEED={seed})\n\
-                     {why}\nrule list:\n{}",
+                     {why}\nlog {}, enforcement {:?}; rule list:\n{}",
+                    inst.log.as_str(),
+                    inst.enforcement,
                     describe(&list)
                 );
             }
@@ -141,6 +223,8 @@ fn kernel_agrees_with_the_evaluator_on_the_example_rules() {
             keep_established: false,
             instance_uid: 1,
             port_security: None,
+            log: LogMode::None,
+            enforcement: Enforcement::Enforce,
         }])
         .unwrap_or_else(|e| panic!("{}: apply: {}", inst.id, error_chain(&e)));
         for direction in Direction::ALL {

@@ -13,7 +13,7 @@ use secgroup_dataplane::abi::{ABI_VERSION, Iface, Meta, Reason};
 use secgroup_dataplane::packet::Packet;
 use secgroup_dataplane::{Dataplane, DataplaneError, InterfaceBinding, LoadOptions, Tampering};
 use secgroup_model::Direction::Ingress;
-use secgroup_policy::Policy;
+use secgroup_policy::{Enforcement, LogMode, Policy};
 
 macro_rules! kernel_test {
     () => {
@@ -89,6 +89,8 @@ fn bindings(policy: &Policy, ifindexes: impl Iterator<Item = u32>) -> Vec<Interf
             keep_established: false,
             instance_uid: 1,
             port_security: None,
+            log: LogMode::None,
+            enforcement: Enforcement::Enforce,
         })
         .collect()
 }

@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use secgroup_classifier::testing::{random_packet, random_rule_list};
 use secgroup_dataplane::{Hook, InterfaceBinding};
 use secgroup_model::Direction;
-use secgroup_policy::{Packet, RuleList};
+use secgroup_policy::{Enforcement, LogMode, Packet, RuleList};
 
 const SWAPS: usize = 300;
 const THREADS: usize = 3;
@@ -68,6 +68,8 @@ fn every_packet_sees_the_old_or_the_new_policy_never_a_mix() {
             keep_established: false,
             instance_uid: 1,
             port_security: None,
+            log: LogMode::None,
+            enforcement: Enforcement::Enforce,
         }]
     }
     dp.apply(&bind(&a, &empty))

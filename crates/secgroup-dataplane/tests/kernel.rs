@@ -11,6 +11,7 @@ use secgroup_dataplane::abi::{CtState, DECISION_REQUEST, NO_RULE, Reason};
 use secgroup_dataplane::packet::{self, ExtHeader, Fragment, Packet, tcp_flags::*};
 use secgroup_dataplane::{Dataplane, Hook, InterfaceBinding};
 use secgroup_model::Direction::{self, Egress, Ingress};
+use secgroup_policy::{Enforcement, LogMode};
 
 const VM: &str = "198.51.100.10";
 const VM6: &str = "2001:db8::10";
@@ -725,6 +726,8 @@ fn removing_the_accepting_rule_cuts_tracked_flows_unless_told_to_keep_them() {
             keep_established: true,
             instance_uid: 1,
             port_security: None,
+            log: LogMode::None,
+            enforcement: Enforcement::Enforce,
         }])
         .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
     check(
@@ -993,6 +996,8 @@ fn apply_shares_tables_and_waits_for_one_grace_period_per_swap() {
                 keep_established: false,
                 instance_uid: ifindex,
                 port_security: None,
+                log: LogMode::None,
+                enforcement: Enforcement::Enforce,
             })
             .collect();
         dp.apply(&bindings)

@@ -18,7 +18,7 @@ use secgroup_dataplane::packet::{
 use secgroup_dataplane::{Dataplane, Hook, InterfaceBinding, LoadOptions};
 use secgroup_model::Direction::Egress;
 use secgroup_model::InstanceId;
-use secgroup_policy::{Policy, PortSecurity, SpoofReason};
+use secgroup_policy::{Enforcement, LogMode, Policy, PortSecurity, SpoofReason};
 use secgroup_testbed::PinDir;
 
 macro_rules! kernel_test {
@@ -95,6 +95,8 @@ fn bind(dp: &mut Dataplane, policy: &Policy, id: &str, enforce: bool) {
         keep_established: false,
         instance_uid: 1,
         port_security: enforce.then_some(&inst.port_security),
+        log: LogMode::None,
+        enforcement: Enforcement::Enforce,
     }])
     .unwrap_or_else(|e| panic!("apply {id}: {}", error_chain(&e)));
 }
@@ -423,6 +425,8 @@ fn specs_are_replaced_whole_freed_and_adopted() {
             keep_established: false,
             instance_uid: 1,
             port_security: Some(&inst.port_security),
+            log: LogMode::None,
+            enforcement: Enforcement::Enforce,
         }])
         .unwrap_or_else(|e| panic!("apply: {}", error_chain(&e)));
     assert_eq!((report.psec_sets_written, report.psec_sets_freed), (1, 1));
@@ -441,6 +445,8 @@ fn specs_are_replaced_whole_freed_and_adopted() {
             egress: &inst.egress,
             instance_uid: 1,
             port_security: Some(&inst.port_security),
+            log: LogMode::None,
+            enforcement: Enforcement::Enforce,
         }])
         .unwrap_or_else(|e| panic!("apply: {}", error_chain(&e)));
     assert_eq!((again.psec_sets_written, again.psec_sets_freed), (0, 0));

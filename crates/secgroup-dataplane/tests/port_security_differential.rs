@@ -29,7 +29,9 @@ use secgroup_dataplane::packet::{
     Packet, tcp_flags,
 };
 use secgroup_dataplane::{Dataplane, Hook, InterfaceBinding};
-use secgroup_policy::{AllowedSource, PortSecurity, RuleList, SpoofReason, link_local};
+use secgroup_policy::{
+    AllowedSource, Enforcement, LogMode, PortSecurity, RuleList, SpoofReason, link_local,
+};
 
 const FRAMES_PER_SPEC: usize = 50;
 
@@ -289,6 +291,8 @@ fn bind(dp: &mut Dataplane, spec: &PortSecurity, empty: &RuleList) {
         keep_established: false,
         instance_uid: 1,
         port_security: Some(spec),
+        log: LogMode::None,
+        enforcement: Enforcement::Enforce,
     }])
     .unwrap_or_else(|e| panic!("apply: {}", error_chain(&e)));
 }

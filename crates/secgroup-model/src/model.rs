@@ -412,6 +412,10 @@ pub struct Rule {
     pub traffic: Traffic,
     pub remote: Remote,
     pub description: Option<String>,
+    /// Whether the packets this rule decides are reported as verdict
+    /// events (`"log": true`; default `false`). Not part of the rule's
+    /// identity: turning logging on keeps its counters.
+    pub log: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -478,6 +482,87 @@ pub struct Instance {
     pub port_security: bool,
     /// In binding order, never empty.
     pub security_groups: Vec<SgId>,
+    /// Which of its verdicts are reported as events besides those of
+    /// rules with `"log": true`.
+    pub log: LogMode,
+    /// Whether its rules' drops are enforced or only reported.
+    pub enforcement: Enforcement,
+}
+
+/// An instance's `"log"`: which verdicts are reported as events, on top
+/// of those decided by a rule with `"log": true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LogMode {
+    /// `"none"`: only logged rules.
+    #[default]
+    None,
+    /// `"drops"`: every drop (by a rule, the default, or port security)
+    /// and every would-drop of audit mode.
+    Drops,
+    /// `"all"`: every verdict of a new flow and every drop.
+    All,
+}
+
+impl LogMode {
+    pub const ALL: [LogMode; 3] = [LogMode::None, LogMode::Drops, LogMode::All];
+
+    /// The word of the rule files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogMode::None => "none",
+            LogMode::Drops => "drops",
+            LogMode::All => "all",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<LogMode> {
+        LogMode::ALL.into_iter().find(|mode| mode.as_str() == word)
+    }
+
+    /// Whether a drop (or would-drop) is reported whatever rule decided.
+    pub fn logs_drops(self) -> bool {
+        self != LogMode::None
+    }
+}
+
+impl fmt::Display for LogMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An instance's `"enforcement"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Enforcement {
+    /// `"enforce"`: drops drop.
+    #[default]
+    Enforce,
+    /// `"audit"`: rules and the default are evaluated as usual, but what
+    /// they would drop passes (and is reported as a would-drop). Port
+    /// security is not audited: spoofed frames are still dropped.
+    Audit,
+}
+
+impl Enforcement {
+    pub const ALL: [Enforcement; 2] = [Enforcement::Enforce, Enforcement::Audit];
+
+    /// The word of the rule files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Enforce => "enforce",
+            Enforcement::Audit => "audit",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Enforcement> {
+        Enforcement::ALL.into_iter().find(|e| e.as_str() == word)
+    }
+}
+
+impl fmt::Display for Enforcement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use std::fmt::Write;
 
 use crate::location::quote;
 use crate::model::{
-    AddressSet, AddressSetGroup, Instance, Ports, Protocol, Remote, Rule, RuleSet, SecurityGroup,
-    Service, ServiceSet, ServiceSetGroup, Traffic, proto,
+    AddressSet, AddressSetGroup, Enforcement, Instance, LogMode, Ports, Protocol, Remote, Rule,
+    RuleSet, SecurityGroup, Service, ServiceSet, ServiceSetGroup, Traffic, proto,
 };
 
 /// A rule file holding one security group.
@@ -126,6 +126,9 @@ fn rule(rule: &Rule) -> String {
     if let Some(description) = &rule.description {
         fields.push(format!("\"description\": {}", quote(description)));
     }
+    if rule.log {
+        fields.push("\"log\": true".to_owned());
+    }
     format!("{{ {} }}", fields.join(", "))
 }
 
@@ -196,6 +199,15 @@ fn instance(i: &Instance) -> String {
         "\"security_groups\": {}",
         string_list(&i.security_groups)
     ));
+    if i.log != LogMode::default() {
+        fields.push(format!("\"log\": {}", quote(i.log.as_str())));
+    }
+    if i.enforcement != Enforcement::default() {
+        fields.push(format!(
+            "\"enforcement\": {}",
+            quote(i.enforcement.as_str())
+        ));
+    }
     format!("    {{ {} }}", fields.join(", "))
 }
 

@@ -105,6 +105,7 @@ fn rule(protocol: Protocol, port: Option<u16>, remote: Remote, description: &str
         traffic: Traffic::Service(Service { protocol, ports }),
         remote,
         description: Some(description.to_owned()),
+        log: false,
     }
 }
 

@@ -272,6 +272,7 @@ fn policy(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<IndexedRule> {
         remote,
         remote_field,
         description,
+        log: None,
     };
     Some((index, Located { loc, value: rule }))
 }

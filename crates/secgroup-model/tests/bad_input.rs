@@ -114,10 +114,10 @@ fn cases() -> Vec<Case> {
             "r.json:1:2: security_group: unknown key \"security_group\"; expected one of security_groups, instances, address_sets, address_set_groups, service_sets, service_set_groups, $schema (did you mean \"security_groups\"?)",
         ]),
         one("unknown rule key with typo", "{\"security_groups\": [{\"id\": \"sg-a\", \"ingress\": [{\"action\": \"accept\", \"protcol\": \"tcp\", \"port\": \"22\"}]}]}", &[
-            "r.json:1:70: security_groups[0].ingress[0].protcol: unknown key \"protcol\"; expected one of id, action, protocol, port, service, remote, description (did you mean \"protocol\"?)",
+            "r.json:1:70: security_groups[0].ingress[0].protcol: unknown key \"protcol\"; expected one of id, action, protocol, port, service, remote, description, log (did you mean \"protocol\"?)",
         ]),
         case("unknown instance key", &[("g.json", WEB), ("i.json", "{\"instances\": [{\"id\": \"i-1\", \"ip\": [\"198.51.100.5\"], \"ips\": [], \"security_groups\": [\"sg-web\"]}]}")], &[
-            "i.json:1:30: instances[0].ip: unknown key \"ip\"; expected one of id, interface, mac, ips, allowed_address_pairs, port_security, security_groups (did you mean \"ips\"?)",
+            "i.json:1:30: instances[0].ip: unknown key \"ip\"; expected one of id, interface, mac, ips, allowed_address_pairs, port_security, security_groups, log, enforcement (did you mean \"ips\"?)",
         ]),
         // --- rule ids ------------------------------------------------------
         one("bad rule ids", r#"{"security_groups": [{"id": "sg-a", "ingress": [
@@ -314,6 +314,23 @@ fn cases() -> Vec<Case> {
             "i.json:14:12: instances[0].allowed_address_pairs[10].ip: address pair \"198.51.100.60\" with MAC \"52:54:00:00:00:01\" is listed twice (first at i.json:13:12; a pair without \"mac\" has the instance's)",
             "i.json:16:12: instances[0].allowed_address_pairs[12].ip: expected a string, found number 7",
         ]),
+        case("bad log and enforcement", &[("g.json", r#"{"security_groups": [{"id": "sg-web", "ingress": [
+  {"action": "accept", "protocol": "tcp", "port": 22, "log": "yes"},
+  {"action": "drop", "protocol": "all", "log": 1}
+]}]}"#), ("i.json", r#"{"instances": [
+  {"id": "i-1", "interface": "tap1", "ips": [], "security_groups": ["sg-web"], "log": "drop", "enforcement": "dry-run"},
+  {"id": "i-2", "interface": "tap2", "ips": [], "security_groups": ["sg-web"], "log": true, "enforcement": "Audit"},
+  {"id": "i-3", "interface": "tap3", "ips": [], "security_groups": ["sg-web"], "log": "everything", "enforcement": false}
+]}"#)], &[
+            "g.json:2:62: security_groups[0].ingress[0].log: expected true or false, found string \"yes\"",
+            "g.json:3:48: security_groups[0].ingress[1].log: expected true or false, found number 1",
+            "i.json:2:87: instances[0].log: unknown log mode \"drop\"; expected \"none\", \"drops\" or \"all\" (did you mean \"drops\"?)",
+            "i.json:2:110: instances[0].enforcement: unknown enforcement \"dry-run\"; expected \"enforce\" or \"audit\" (did you mean \"audit\"?)",
+            "i.json:3:87: instances[1].log: expected a string, found true",
+            "i.json:3:108: instances[1].enforcement: unknown enforcement \"Audit\"; expected \"enforce\" or \"audit\" (names are lower case)",
+            "i.json:4:87: instances[2].log: unknown log mode \"everything\"; expected \"none\", \"drops\" or \"all\"",
+            "i.json:4:116: instances[2].enforcement: expected a string, found false",
+        ]),
         case("address shared by two instances of this host", &[("g.json", WEB),
             ("a.json", r#"{"instances": [{"id": "i-1", "interface": "tap1", "ips": ["198.51.100.5", "2001:db8::5"], "security_groups": ["sg-web"]}]}"#),
             ("b.json", r#"{"instances": [
@@ -375,7 +392,7 @@ fn cases() -> Vec<Case> {
             "r.json:4:18: security_groups[0].ingress[0].action: unknown action \"allow\"; expected \"accept\" or \"drop\" (did you mean \"accept\"?)",
             "r.json:4:54: security_groups[0].ingress[0].port: \"80-70\" is not a port range (start > end)",
             "r.json:4:73: security_groups[0].ingress[0].remote: \"198.51.100.5/24\" has host bits set; did you mean \"198.51.100.0/24\"?",
-            "r.json:5:28: security_groups[0].ingress[1].protcol: unknown key \"protcol\"; expected one of id, action, protocol, port, service, remote, description (did you mean \"protocol\"?)",
+            "r.json:5:28: security_groups[0].ingress[1].protcol: unknown key \"protcol\"; expected one of id, action, protocol, port, service, remote, description, log (did you mean \"protocol\"?)",
             "r.json:6:71: security_groups[0].ingress[2].remote: unknown security group \"sg-db\": no rule file defines it",
             "r.json:10:86: instances[0].security_groups: no security group; an instance needs at least one (with none it would match no rule and drop everything silently)",
             "r.json:11:12: instances[1].id: duplicate instance id \"ins-1\"; first defined at r.json:10:12",

@@ -4,9 +4,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use secgroup_model::{
-    Action, AddressBlock, AddressRange, AddressSetGroupId, AddressSetId, Diagnostics, Instance,
-    InstanceId, Limits, MacAddr, PortRange, Ports, Protocol, Remote, Rule, RuleId, RuleSet,
-    Service, ServiceSetGroupId, ServiceSetId, SgId, SourceFile, Traffic, load,
+    Action, AddressBlock, AddressRange, AddressSetGroupId, AddressSetId, Diagnostics, Enforcement,
+    Instance, InstanceId, Limits, LogMode, MacAddr, PortRange, Ports, Protocol, Remote, Rule,
+    RuleId, RuleSet, Service, ServiceSetGroupId, ServiceSetId, SgId, SourceFile, Traffic, load,
 };
 
 fn load_files(files: &[(&str, &str)]) -> Result<RuleSet, Diagnostics> {
@@ -72,6 +72,7 @@ fn accept(traffic: Traffic, remote: Remote) -> Rule {
         traffic,
         remote,
         description: None,
+        log: false,
     }
 }
 
@@ -260,6 +261,7 @@ fn rule_forms() {
                 traffic: all_traffic(),
                 remote: Remote::Anywhere,
                 description: Some("deny the rest".to_owned()),
+                log: false,
             },
         ),
         (
@@ -270,6 +272,7 @@ fn rule_forms() {
                 traffic: all_traffic(),
                 remote: Remote::Anywhere,
                 description: None,
+                log: false,
             },
         ),
         // rule ids: kept as written
@@ -333,6 +336,8 @@ fn group_defaults_instances_and_sets() {
             allowed_address_pairs: vec![],
             port_security: true,
             security_groups: vec![sg("sg-named"), sg("sg-empty")],
+            log: LogMode::None,
+            enforcement: Enforcement::Enforce,
         }
     );
     let remote = &rules.instances[&id("ins-remote")];

@@ -111,6 +111,7 @@ fn rule(g: usize, r: usize) -> Rule {
         traffic,
         remote,
         description: None,
+        log: false,
     }
 }
 
@@ -139,6 +140,8 @@ fn rule_set() -> RuleSet {
             allowed_address_pairs: Vec::new(),
             port_security: true,
             security_groups: (0..bound).map(|k| sg((i * 7 + k * 13) % GROUPS)).collect(),
+            log: Default::default(),
+            enforcement: Default::default(),
         };
         rules.instances.insert(instance.id.clone(), instance);
     }

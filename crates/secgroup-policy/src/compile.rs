@@ -68,6 +68,8 @@ fn instance_policy(instance: &Instance, groups: &BTreeMap<SgId, GroupPolicy>) ->
         ips: instance.ips.clone(),
         security_groups: instance.security_groups.clone(),
         port_security: PortSecurity::for_instance(instance),
+        log: instance.log,
+        enforcement: instance.enforcement,
         ingress: concatenate(Direction::Ingress),
         egress: concatenate(Direction::Egress),
     }
@@ -187,6 +189,7 @@ impl<'a> Resolver<'a> {
             action: rule.action,
             services: self.services(&rule.traffic),
             remotes: self.remotes(&rule.remote),
+            log: rule.log,
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use secgroup_model::{Action, Direction, InstanceId, MacAddr, Service, SgId};
+use secgroup_model::{Action, Direction, Enforcement, InstanceId, LogMode, MacAddr, Service, SgId};
 
 use crate::key::RuleKey;
 use crate::port_security::PortSecurity;
@@ -39,6 +39,8 @@ pub struct EffectiveRule {
     /// prefixes covered by another. Empty (a group with no members) matches
     /// nothing.
     pub remotes: Vec<IpNet>,
+    /// The rule's `"log"`: the packets it decides are reported as events.
+    pub log: bool,
 }
 
 /// An ordered first-match list for one instance and direction: the rules of
@@ -61,6 +63,11 @@ pub struct InstancePolicy {
     /// What it may send at all, checked before `egress` (enforced only on
     /// this host's instances).
     pub port_security: PortSecurity,
+    /// Which verdicts are reported besides those of logged rules.
+    pub log: LogMode,
+    /// Whether rule and default drops are enforced or only reported
+    /// (audit); port security is enforced either way.
+    pub enforcement: Enforcement,
     pub ingress: RuleList,
     pub egress: RuleList,
 }

@@ -44,6 +44,7 @@ use std::net::IpAddr;
 use secgroup_model::{Action, Direction, InstanceId, Protocol, Service, proto};
 
 use crate::compiled::{EffectiveRule, InstancePolicy, Policy, RuleList, RuleOrigin};
+use crate::{Enforcement, LogMode};
 
 /// The fields of a packet the rules look at. `remote` is the source of an
 /// ingress packet and the destination of an egress one; `local` is the
@@ -137,10 +138,27 @@ impl fmt::Display for Matched {
 }
 
 /// What happens to a packet, and why.
+///
+/// `action` is what the rules decide; `passes` whether the packet goes
+/// through, which differs from it only in audit mode (a drop by a rule or
+/// the default passes: a would-drop). `logged` says whether the verdict
+/// is reported as an event. A list on its own ([`RuleList::evaluate`])
+/// knows no instance: it enforces, and reports only what a logged rule
+/// decides; [`InstancePolicy::evaluate`] applies the instance's
+/// `enforcement` and `log`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Verdict {
     pub action: Action,
     pub matched: Matched,
+    pub passes: bool,
+    pub logged: bool,
+}
+
+impl Verdict {
+    /// A drop by a rule or the default that audit mode let through.
+    pub fn would_drop(&self) -> bool {
+        self.action == Action::Drop && self.passes
+    }
 }
 
 impl fmt::Display for Verdict {
@@ -148,11 +166,15 @@ impl fmt::Display for Verdict {
     /// client`, `drop: no rule matched`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.matched {
-            Matched::Rule { .. } => write!(f, "{} by {}", self.action, self.matched),
+            Matched::Rule { .. } => write!(f, "{} by {}", self.action, self.matched)?,
             Matched::Implicit(_) | Matched::DefaultDrop => {
-                write!(f, "{}: {}", self.action, self.matched)
+                write!(f, "{}: {}", self.action, self.matched)?
             }
         }
+        if self.would_drop() {
+            f.write_str(" (audit: passes)")?;
+        }
+        Ok(())
     }
 }
 
@@ -204,6 +226,8 @@ impl RuleList {
             return Verdict {
                 action: Action::Accept,
                 matched: Matched::Implicit(allow),
+                passes: true,
+                logged: false,
             };
         }
         for (position, rule) in self.rules.iter().enumerate() {
@@ -214,19 +238,46 @@ impl RuleList {
                         position,
                         origin: rule.origin.clone(),
                     },
+                    passes: rule.action == Action::Accept,
+                    logged: rule.log,
                 };
             }
         }
         Verdict {
             action: Action::Drop,
             matched: Matched::DefaultDrop,
+            passes: false,
+            logged: false,
         }
     }
 }
 
 impl InstancePolicy {
+    /// The list's verdict under this instance's enforcement and log mode:
+    /// - audit: a drop by a rule or the default passes (port security is
+    ///   not this evaluator's: [`crate::PortSecurity::check`] runs before
+    ///   and its drops are enforced in audit mode too);
+    /// - logged: a logged rule decided, or the mode is `drops` and the
+    ///   rules drop (would-drop included), or `all` and a rule or the
+    ///   default decided. Implicit allows are never logged: they are not
+    ///   rule verdicts, and neighbour discovery would drown everything.
+    ///
+    /// A port-security drop is reported iff [`LogMode::logs_drops`].
     pub fn evaluate(&self, direction: Direction, packet: &Packet) -> Verdict {
-        self.rules(direction).evaluate(direction, packet)
+        let mut verdict = self.rules(direction).evaluate(direction, packet);
+        if matches!(verdict.matched, Matched::Implicit(_)) {
+            return verdict;
+        }
+        if self.enforcement == Enforcement::Audit {
+            verdict.passes = true;
+        }
+        let by_mode = match self.log {
+            LogMode::None => false,
+            LogMode::Drops => verdict.action == Action::Drop,
+            LogMode::All => true,
+        };
+        verdict.logged |= by_mode;
+        verdict
     }
 }
 
@@ -488,6 +539,7 @@ mod tests {
             action: Action::Drop,
             services: vec![],
             remotes: nets(&["0.0.0.0/0"]),
+            log: false,
         };
         let empty_remotes = EffectiveRule {
             services: vec![tcp_service("all")],

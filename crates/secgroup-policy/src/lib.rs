@@ -37,3 +37,4 @@ pub use port_security::{
 };
 pub use prefix::{normalise, split_range};
 pub use render::{REMOTES_SHOWN, render_remotes, render_service, render_services};
+pub use secgroup_model::{Enforcement, LogMode};

@@ -110,6 +110,7 @@ mod tests {
             action,
             services,
             remotes: nets(remotes),
+            log: false,
         }
     }
 

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use secgroup_model::{
-    Action, AddressBlock, AddressRange, AddressSetGroupId, AddressSetId, Instance, InstanceId,
-    PortRange, Ports, Protocol, Remote, Rule, RuleSet, SecurityGroup, Service, ServiceSetGroupId,
-    ServiceSetId, SgId, Traffic, proto,
+    Action, AddressBlock, AddressRange, AddressSetGroupId, AddressSetId, Enforcement, Instance,
+    InstanceId, LogMode, PortRange, Ports, Protocol, Remote, Rule, RuleSet, SecurityGroup, Service,
+    ServiceSetGroupId, ServiceSetId, SgId, Traffic, proto,
 };
 
 pub fn sg_id(id: &str) -> SgId {
@@ -134,6 +134,7 @@ pub fn accept(traffic: Traffic, remote: Remote) -> Rule {
         traffic,
         remote,
         description: None,
+        log: false,
     }
 }
 
@@ -163,6 +164,8 @@ pub fn instance(id: &str, interface: Option<&str>, ips: &[&str], groups: &[&str]
         allowed_address_pairs: Vec::new(),
         port_security: true,
         security_groups: groups.iter().map(|g| sg_id(g)).collect(),
+        log: LogMode::None,
+        enforcement: Enforcement::Enforce,
     }
 }
 

@@ -33,6 +33,10 @@ pub fn arguments(command: &Command) -> Result<()> {
             args.instance.as_deref().map_or(Ok(()), instance_id)
         }
         Command::Trace(args) => trace(args),
+        Command::Monitor(args) => {
+            args.instance.as_deref().map_or(Ok(()), instance_id)?;
+            args.group.as_deref().map_or(Ok(()), |g| sg_id(g).map(drop))
+        }
         Command::Status
         | Command::Reload
         | Command::Sg(SgCommand::List)

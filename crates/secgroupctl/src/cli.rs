@@ -58,6 +58,9 @@ pub enum Command {
     Conntrack(ConntrackCommand),
     /// Which rule decides a packet: asked of the kernel program and of the reference evaluator.
     Trace(TraceArgs),
+    /// Verdict events as they happen (logged rules, "log" modes, audit): one line each, until
+    /// interrupted.
+    Monitor(MonitorArgs),
     /// Make secgroupd reload the rules directory now, and print the outcome.
     Reload,
     /// Print one security group as a rule file (read from the rules directory, offline).
@@ -155,6 +158,30 @@ pub enum DirectionArg {
     Ingress,
     /// From the instance (the remote is the destination).
     Egress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerdictArg {
+    Accept,
+    Drop,
+    /// Audit mode: dropped by the rules, but passed.
+    WouldDrop,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Only this instance's events.
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub instance: Option<String>,
+    /// Only this direction, seen from the instance.
+    #[arg(long, value_enum)]
+    pub direction: Option<DirectionArg>,
+    /// Only this verdict.
+    #[arg(long, value_enum)]
+    pub verdict: Option<VerdictArg>,
+    /// Only events decided by a rule of this security group.
+    #[arg(long, value_name = "SG_ID")]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Args)]

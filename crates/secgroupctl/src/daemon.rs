@@ -44,7 +44,12 @@ impl Daemon {
         self.client.post(path, body).map_err(|e| self.error(e))
     }
 
-    fn error(&self, e: ClientError) -> Error {
+    /// The event stream; its lines come as the daemon sends them.
+    pub fn events(&self, filter: &secgroup_api::EventFilter) -> Result<secgroup_api::EventLines> {
+        self.client.events(filter).map_err(|e| self.error(e))
+    }
+
+    pub fn error(&self, e: ClientError) -> Error {
         let socket = self.client.socket().to_owned();
         match e {
             ClientError::Connect { source, .. } => {

@@ -33,16 +33,28 @@ pub fn run(args: &ExportArgs, rules_dir: &Path, as_json: bool) -> Result<Output>
         Format::Native => Output::success(render::security_group_file(group)),
         Format::Tencent => {
             let (text, split) = render::tencent_group_file(group);
-            let output = Output::success(text);
-            if split == 0 {
-                output
-            } else {
-                output.with_stderr(format!(
+            let mut notes = String::new();
+            if split > 0 {
+                notes.push_str(&format!(
                     "secgroupctl: note: {} with remote \"anywhere\" became two policies each \
                      (CidrBlock 0.0.0.0/0 and Ipv6CidrBlock ::/0): Tencent's format has no \"anywhere\"\n",
                     crate::fmt::count(split, "rule")
-                ))
+                ));
             }
+            let logged = group
+                .ingress
+                .iter()
+                .chain(&group.egress)
+                .filter(|r| r.log)
+                .count();
+            if logged > 0 {
+                notes.push_str(&format!(
+                    "secgroupctl: note: {} with \"log\": true: Tencent's format has no logging, \
+                     the export leaves it out\n",
+                    crate::fmt::count(logged, "rule")
+                ));
+            }
+            Output::success(text).with_stderr(notes)
         }
     })
 }

@@ -79,6 +79,26 @@ fn render_detail(instance: &InstanceDetail, now_ms: u64, width: Width) -> String
             list(&instance.security_groups, width.after(40))
         ),
     ));
+    if instance.enforcement == "audit" {
+        text.push_str(&field(
+            "enforcement",
+            "AUDIT MODE: drops by its rules and the default PASS (reported as would-drop)",
+        ));
+    }
+    if instance.log != "none"
+        || instance
+            .events
+            .is_some_and(|e| e.emitted + e.suppressed > 0)
+    {
+        let mut log = format!("{} (besides logged rules)", instance.log);
+        if let Some(events) = instance.events {
+            log.push_str(&format!(
+                "; {} reported, {} suppressed",
+                events.emitted, events.suppressed
+            ));
+        }
+        text.push_str(&field("log", &log));
+    }
     for (direction, rules) in [("ingress", &instance.ingress), ("egress", &instance.egress)] {
         text.push('\n');
         text.push_str(&format!(
@@ -115,7 +135,11 @@ fn rule_row(rule: &EffectiveRule, now_ms: u64, width: Width) -> Vec<String> {
     let [packets, _bytes, last_hit] = hit_cells(&rule.hits, now_ms);
     vec![
         rule.position.to_string(),
-        rule.action.clone(),
+        if rule.log {
+            format!("{} log", rule.action)
+        } else {
+            rule.action.clone()
+        },
         rule.services.clone(),
         list(&rule.remotes, width.share(40)),
         format!("{} #{}", rule.origin.security_group, rule.origin.index),
@@ -215,6 +239,7 @@ mod tests {
                     bytes: packets * 84,
                     last_hit: None,
                 },
+                log: false,
             };
         let instance = InstanceDetail {
             id: "ins-vm".into(),
@@ -238,6 +263,9 @@ mod tests {
                 ),
             ],
             egress: Vec::new(),
+            enforcement: "enforce".into(),
+            log: "none".into(),
+            events: Some(secgroup_api::EventCounts::default()),
             verdicts: Some(Verdicts {
                 ingress: BTreeMap::from([(
                     "accept-rule".to_owned(),
@@ -266,5 +294,27 @@ mod tests {
              \x20 ingress  accept-rule 3\n\
              \x20 egress   none yet\n"
         );
+        let audited = InstanceDetail {
+            enforcement: "audit".into(),
+            log: "drops".into(),
+            events: Some(secgroup_api::EventCounts {
+                emitted: 12,
+                suppressed: 3,
+            }),
+            ingress: vec![EffectiveRule {
+                log: true,
+                ..rule(0, "icmp", &["0.0.0.0/0"], 3)
+            }],
+            ..instance
+        };
+        let text = render_detail(&audited, 0, Width::Columns(100));
+        for expected in [
+            "groups:        sg-vm (evaluated in this order)\n\
+             enforcement:   AUDIT MODE: drops by its rules and the default PASS (reported as would-drop)\n\
+             log:           drops (besides logged rules); 12 reported, 3 suppressed\n",
+            "  0  accept log  icmp",
+        ] {
+            assert!(text.contains(expected), "{text}\nlacks\n{expected}");
+        }
     }
 }

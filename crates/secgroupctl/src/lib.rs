@@ -3,7 +3,8 @@
 //! a shim around [`main`].
 //!
 //! Two kinds of commands: those that ask secgroupd over its socket
-//! (`status`, `sg list|show`, `instance`, `conntrack`, `trace`, `reload`)
+//! (`status`, `sg list|show`, `instance`, `conntrack`, `trace`, `reload`,
+//! `monitor`)
 //! and those that work on rule files offline (`validate`, `template`,
 //! `export`, `import`, `sg clone`). Every command builds its whole output
 //! first ([`outcome::Output`]); [`main`] prints it and exits with its code.
@@ -17,6 +18,7 @@ mod export;
 mod fmt;
 mod import;
 mod instance;
+mod monitor;
 mod outcome;
 mod report;
 mod rulesdir;
@@ -95,6 +97,7 @@ fn run(cli: &Cli) -> Result<Output> {
             conntrack::flush(&daemon(), args, json)
         }
         Command::Trace(args) => trace::run(&daemon(), args, json),
+        Command::Monitor(args) => monitor::run(&daemon(), args, json),
         Command::Export(args) => rules_dir(&args.rules).run(|dir| export::run(args, dir, json)),
         Command::Import(args) => rules_dir(&args.rules).run(|dir| import::run(args, dir, json)),
         Command::Validate(args) => validate::run(args, json),

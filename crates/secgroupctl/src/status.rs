@@ -231,13 +231,25 @@ fn render_status(status: &Status, now_ms: u64, width: Width) -> String {
             text.push_str(&format!("  {problem}\n"));
         }
     }
+    if !status.audit_instances.is_empty() {
+        text.push_str(&field(
+            "AUDIT MODE",
+            &format!(
+                "{} (their rules' drops PASS, reported as would-drop)",
+                status.audit_instances.join(", ")
+            ),
+        ));
+    }
     if !status.instances.is_empty() {
         text.push('\n');
         let rows = status
             .instances
             .iter()
             .map(|i| {
-                let (state, detail) = attach_text(&i.attach);
+                let (state, mut detail) = attach_text(&i.attach);
+                if i.enforcement == "audit" {
+                    detail.push_str("; AUDIT: drops pass");
+                }
                 vec![i.id.clone(), i.interface.clone(), state.to_owned(), detail]
             })
             .collect();
@@ -312,6 +324,8 @@ mod tests {
                 InstanceStatus {
                     id: "ins-web-1".into(),
                     interface: "tap-web1".into(),
+                    enforcement: "enforce".into(),
+                    log: "none".into(),
                     attach: AttachState::Attached {
                         ifindex: 7,
                         xdp_mode: "generic".into(),
@@ -321,6 +335,8 @@ mod tests {
                 InstanceStatus {
                     id: "ins-db-1".into(),
                     interface: "tap-db1".into(),
+                    enforcement: "enforce".into(),
+                    log: "none".into(),
                     attach: AttachState::Waiting,
                 },
             ],
@@ -337,6 +353,7 @@ mod tests {
                 since: Timestamp::from_unix_ms(1_000_000 - 600_000),
             }),
             abi_version: 2,
+            audit_instances: Vec::new(),
         }
     }
 
@@ -397,6 +414,20 @@ mod tests {
             line(&whole, "last error:").ends_with(&format!("5s ago: {message}")),
             "{whole}"
         );
+    }
+
+    #[test]
+    fn audit_is_loud() {
+        let mut s = status();
+        s.instances[0].enforcement = "audit".into();
+        s.audit_instances = vec!["ins-web-1".into()];
+        let text = render_status(&s, 1_000_000, Width::Columns(100));
+        for expected in [
+            "health:        ok\nAUDIT MODE:    ins-web-1 (their rules' drops PASS, reported as would-drop)\n",
+            "ins-web-1  tap-web1   attached  ifindex 7, xdp generic; AUDIT: drops pass\n",
+        ] {
+            assert!(text.contains(expected), "{text}\nlacks\n{expected}");
+        }
     }
 
     #[test]

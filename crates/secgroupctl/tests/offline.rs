@@ -73,6 +73,7 @@ fn status(rules_dir: &Path) -> Status {
             diagnostics: Vec::new(),
         }),
         instances: Vec::new(),
+        audit_instances: Vec::new(),
         unbound_interfaces: Vec::new(),
         guarded_interfaces: Vec::new(),
         unprotected_interfaces: Vec::new(),
@@ -428,4 +429,38 @@ fn import_writes_only_the_groups_own_file() {
         text(&output.stdout)
     );
     assert_eq!(snapshot(), after);
+}
+
+#[test]
+fn tencent_export_says_it_leaves_logging_out() {
+    let dir = scratch("export-log");
+    fs::write(
+        dir.join("sg-db.json"),
+        r#"{"security_groups": [{"id": "sg-db", "ingress": [
+  {"action": "accept", "protocol": "tcp", "port": 5432, "remote": "198.51.100.0/24", "log": true},
+  {"action": "drop", "protocol": "tcp", "port": 5432, "remote": "203.0.113.0/24", "log": true},
+  {"action": "accept", "protocol": "icmp", "remote": "198.51.100.0/24"}
+]}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.display().to_string();
+    let tencent = run(
+        &["export", "sg-db", "--format", "tencent", "--rules-dir", &d],
+        &[],
+    );
+    expect_exit(&tencent, 0);
+    assert_eq!(
+        text(&tencent.stderr),
+        "secgroupctl: note: 2 rules with \"log\": true: Tencent's format has no logging, the export leaves it out\n"
+    );
+    assert!(
+        !text(&tencent.stdout).contains("log"),
+        "{}",
+        text(&tencent.stdout)
+    );
+    // The native format keeps it, without a note.
+    let native = run(&["export", "sg-db", "--rules-dir", &d], &[]);
+    expect_exit(&native, 0);
+    assert_eq!(text(&native.stderr), "");
+    assert_eq!(text(&native.stdout).matches(r#""log": true"#).count(), 2);
 }

@@ -73,6 +73,17 @@ pub struct Args {
     #[arg(long, env = "SECGROUP_METRICS_LISTEN", value_name = "ADDR:PORT")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Verdict events each interface may report per second (its token
+    /// bucket's refill rate); what it cannot report is counted as
+    /// suppressed. 1 to 1000000.
+    #[arg(long, env = "SECGROUP_LOG_RATE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub log_rate: u32,
+
+    /// Verdict events each interface may report at once, after a quiet
+    /// time (its token bucket's size). 1 to 1000000.
+    #[arg(long, env = "SECGROUP_LOG_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub log_burst: u32,
+
     #[command(flatten)]
     pub timeouts: TimeoutArgs,
 }
@@ -174,6 +185,14 @@ mod tests {
         let args = parse(&["--metrics-listen", "127.0.0.1:9610"]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(args.metrics_listen, "127.0.0.1:9610".parse().ok());
         assert!(parse(&["--metrics-listen", "localhost"]).is_err());
+
+        assert_eq!((args.log_rate, args.log_burst), (100, 200));
+        let args =
+            parse(&["--log-rate", "5", "--log-burst", "1"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((args.log_rate, args.log_burst), (5, 1));
+        assert!(parse(&["--log-rate", "0"]).is_err());
+        assert!(parse(&["--log-burst", "1000001"]).is_err());
+        assert!(parse(&["--log-rate", "-1"]).is_err());
 
         assert!(parse(&["--ct-udp", "0"]).is_err());
         assert!(parse(&["--log-format", "xml"]).is_err());

@@ -117,7 +117,7 @@ impl ApiError {
         ApiError::new(
             404,
             format!(
-                "no endpoint {path:?}; see /v1/status, /v1/security-groups, /v1/instances, /v1/conntrack, /v1/trace, /v1/reload"
+                "no endpoint {path:?}; see /v1/status, /v1/security-groups, /v1/instances, /v1/conntrack, /v1/trace, /v1/reload, /v1/events"
             ),
         )
     }

@@ -24,15 +24,17 @@ mod sdnotify;
 mod server;
 mod socket;
 mod state;
+mod stream;
 mod trace;
 mod uninstall;
+mod verdicts;
 mod views;
 mod watch;
 mod wire;
 
 use anyhow::Context;
 use clap::Parser;
-use secgroup_dataplane::{Dataplane, LoadOptions};
+use secgroup_dataplane::{Dataplane, EventLimits, LoadOptions};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -98,7 +100,7 @@ async fn serve_on(
         ),
         None => None,
     };
-    let (dp, adopted) = Dataplane::load(&LoadOptions {
+    let (mut dp, adopted) = Dataplane::load(&LoadOptions {
         pin_dir: Some(args.bpffs.clone()),
         timeouts: args.timeouts.resolve(),
         owner_socket: Some(args.socket.clone()),
@@ -125,6 +127,14 @@ async fn serve_on(
         );
     }
 
+    let limits = EventLimits::new(args.log_rate, args.log_burst)
+        .map_err(|e| anyhow::anyhow!("--log-rate/--log-burst: {}", error_chain(&e)))?;
+    dp.set_event_limits(limits)
+        .map_err(|e| anyhow::anyhow!("setting the event rate limit: {}", error_chain(&e)))?;
+    let verdict_events = dp
+        .events()
+        .map_err(|e| anyhow::anyhow!("opening the verdict events: {}", error_chain(&e)))?;
+
     let (events, rx) = mpsc::channel(256);
     links::spawn(events.clone()).context("subscribing to link notifications")?;
     watch::spawn(settings.rules_dir.clone(), events.clone());
@@ -139,6 +149,8 @@ async fn serve_on(
         socket = %args.socket.display(),
         pin_dir = %settings.pin_dir.display(),
         keep_established = settings.keep_established,
+        log_rate = args.log_rate,
+        log_burst = args.log_burst,
         metrics_listen = args.metrics_listen.map(|a| a.to_string()),
         "secgroupd {} starting",
         env!("CARGO_PKG_VERSION")
@@ -150,10 +162,17 @@ async fn serve_on(
         events.clone(),
         tokio::runtime::Handle::current(),
     );
+    let verdicts = verdicts::channel();
+    tokio::spawn(verdicts::run(
+        verdict_events,
+        snapshots.clone(),
+        verdicts.clone(),
+    ));
     let reads = std::sync::Arc::new(server::Reads {
         snapshots,
         observer,
         ports: trace::TracePorts::default(),
+        verdicts,
     });
     if let Some(metrics_listener) = metrics_listener {
         tokio::spawn(server::serve_metrics(metrics_listener, reads.clone()));

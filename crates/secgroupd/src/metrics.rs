@@ -69,6 +69,8 @@ pub struct Counts {
     /// Per bound interface and direction.
     pub verdicts: Vec<(u32, Direction, IfaceStats)>,
     pub conntrack: Option<ConntrackUsage>,
+    /// Verdict events per interface.
+    pub events: Vec<secgroup_dataplane::EventCounts>,
 }
 
 /// Reads the counters of every interface the snapshot binds. Blocking.
@@ -87,6 +89,7 @@ pub fn read(now: &InForce, observer: &Observer) -> Result<Counts, DataplaneError
         rules: observer.rule_counts()?,
         verdicts,
         conntrack: Some(observer.conntrack_usage()?),
+        events: observer.event_counts()?,
     })
 }
 
@@ -197,6 +200,7 @@ pub fn render(now: &InForce, counts: &Counts, format: Format) -> Result<String, 
     let mut registry = Registry::with_prefix("secgroup");
     register_rules(&mut registry, now, counts);
     register_verdicts(&mut registry, now, counts);
+    register_events(&mut registry, now, counts);
     register_daemon(&mut registry, now, counts);
     let mut text = String::new();
     match format {
@@ -286,6 +290,75 @@ fn register_verdicts(registry: &mut Registry, now: &InForce, counts: &Counts) {
         "Bytes of the packets judged, per instance, direction and verdict reason",
         Unit::Bytes,
         bytes,
+    );
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceLabels {
+    instance: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    instance: String,
+    direction: &'static str,
+}
+
+/// Per bound instance: events reported and suppressed, would-drops (all
+/// `would-drop-*` reasons together) and whether it is in audit mode.
+fn register_events(registry: &mut Registry, now: &InForce, counts: &Counts) {
+    let instance = |id: &secgroup_model::InstanceId| InstanceLabels {
+        instance: id.to_string(),
+    };
+    let mut emitted = Vec::new();
+    let mut suppressed = Vec::new();
+    let mut audit = Vec::new();
+    for (ifindex, id) in &now.bound {
+        let c = counts.events.iter().find(|c| c.ifindex == *ifindex);
+        emitted.push((instance(id), c.map_or(0, |c| c.emitted)));
+        suppressed.push((instance(id), c.map_or(0, |c| c.suppressed + c.lost)));
+        let audited = now
+            .loaded
+            .as_ref()
+            .and_then(|l| l.policy.instances.get(id))
+            .is_some_and(|i| i.enforcement == secgroup_model::Enforcement::Audit);
+        audit.push((instance(id), u64::from(audited)));
+    }
+    let would_drop = counts
+        .verdicts
+        .iter()
+        .filter_map(|(ifindex, direction, stats)| {
+            let id = now.bound.get(ifindex)?;
+            let packets = Reason::ALL
+                .iter()
+                .filter(|r| r.is_would_drop())
+                .map(|r| stats.packets[*r as usize])
+                .sum();
+            let labels = DirectionLabels {
+                instance: id.to_string(),
+                direction: direction.as_str(),
+            };
+            Some((labels, packets))
+        });
+    registry.register(
+        "events",
+        "Verdict events reported, per instance (logged rules, log modes, audit)",
+        Series::counters(emitted),
+    );
+    registry.register(
+        "events_suppressed",
+        "Verdict events not reported, per instance: over its rate limit (--log-rate, --log-burst) or no room left for the reader",
+        Series::counters(suppressed),
+    );
+    registry.register(
+        "would_drop_packets",
+        "Packets audit mode passed that its rules or the default drop, per instance and direction",
+        Series::counters(would_drop.collect::<Vec<_>>()),
+    );
+    registry.register(
+        "audit_mode",
+        "1 for an instance in audit mode (its rules' drops pass), else 0",
+        Series::gauges(audit),
     );
 }
 
@@ -464,6 +537,12 @@ mod tests {
                 entries: 17,
                 capacity: 65536,
             }),
+            events: vec![secgroup_dataplane::EventCounts {
+                ifindex: 7,
+                emitted: 5,
+                suppressed: 30,
+                lost: 2,
+            }],
         }
     }
 
@@ -491,6 +570,10 @@ mod tests {
                 r#"secgroup_verdict_bytes_total{{instance="ins-a",direction="egress",reason="{reason}"}} 400"#
             ),
             "secgroup_conntrack_entries 17",
+            r#"secgroup_events_total{instance="ins-a"} 5"#,
+            r#"secgroup_events_suppressed_total{instance="ins-a"} 32"#,
+            r#"secgroup_would_drop_packets_total{instance="ins-a",direction="egress"} 0"#,
+            r#"secgroup_audit_mode{instance="ins-a"} 0"#,
             "secgroup_conntrack_capacity 65536",
             "secgroup_reloads_total 2",
             "secgroup_reload_failures_total 1",

@@ -3,7 +3,7 @@
 //! every error path is tested without a socket.
 
 use secgroup_api::paths;
-use secgroup_api::{TraceRequest, paths::decode};
+use secgroup_api::{EventFilter, EventVerdict, TraceRequest, paths::decode};
 
 use crate::event::{ApiError, ApiRequest};
 use crate::metrics::Format;
@@ -206,6 +206,54 @@ pub fn metrics(
     Some(format())
 }
 
+/// `GET /v1/events`: the filter its query asks for; `None` for any other
+/// path. Read-only: anyone may watch. Whether the instance and group
+/// exist is the server's to check against the snapshot.
+pub fn events(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Option<Result<EventFilter, ApiError>> {
+    if path != paths::EVENTS {
+        return None;
+    }
+    let filter = || {
+        if method != "GET" {
+            return Err(ApiError::method_not_allowed(method, path, "GET"));
+        }
+        let query = Query::parse(query.unwrap_or_default())?;
+        query.only(&["instance", "direction", "verdict", "group"])?;
+        let word = |key: &str, value: &str, expected: &str| {
+            ApiError::bad_request(format!("unknown {key} {value:?}; expected {expected}"))
+        };
+        let non_empty = |key: &str| match query.get(key) {
+            Some("") => Err(ApiError::bad_request(format!(
+                "empty {key}; leave the parameter out to see every {key}"
+            ))),
+            other => Ok(other.map(str::to_owned)),
+        };
+        Ok(EventFilter {
+            instance: non_empty("instance")?,
+            group: non_empty("group")?,
+            direction: query
+                .get("direction")
+                .map(|d| {
+                    secgroup_api::Direction::parse(d)
+                        .ok_or_else(|| word("direction", d, "ingress or egress"))
+                })
+                .transpose()?,
+            verdict: query
+                .get("verdict")
+                .map(|v| {
+                    EventVerdict::parse(v)
+                        .ok_or_else(|| word("verdict", v, "accept, drop or would-drop"))
+                })
+                .transpose()?,
+        })
+    };
+    Some(filter())
+}
+
 /// Resolves a request line as far as path and method; the caller checks
 /// authorisation between this and [`Endpoint::request`].
 pub fn endpoint(method: &str, path: &str) -> Result<Endpoint, ApiError> {
@@ -355,6 +403,68 @@ mod tests {
     }
 
     #[test]
+    fn events_path() {
+        let check = |method, target: &str, expected: Option<Result<EventFilter, (u16, &str)>>| {
+            let (path, query) = match target.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (target, None),
+            };
+            let got = events(method, path, query).map(|r| r.map_err(|e| (e.status, e.body.error)));
+            let expected = expected.map(|r| r.map_err(|(s, m)| (s, m.to_owned())));
+            assert_eq!(got, expected, "{method} {target}");
+        };
+        check("GET", "/v1/events", Some(Ok(EventFilter::default())));
+        check(
+            "GET",
+            "/v1/events?instance=ins-db-1&direction=ingress&verdict=would-drop&group=sg-db",
+            Some(Ok(EventFilter {
+                instance: Some("ins-db-1".into()),
+                direction: Some(secgroup_api::Direction::Ingress),
+                verdict: Some(EventVerdict::WouldDrop),
+                group: Some("sg-db".into()),
+            })),
+        );
+        check("GET", "/v1/status", None);
+        check(
+            "POST",
+            "/v1/events",
+            Some(Err((405, "POST is not allowed on /v1/events; use GET"))),
+        );
+        check(
+            "GET",
+            "/v1/events?verdict=dropped",
+            Some(Err((
+                400,
+                "unknown verdict \"dropped\"; expected accept, drop or would-drop",
+            ))),
+        );
+        check(
+            "GET",
+            "/v1/events?direction=in",
+            Some(Err((
+                400,
+                "unknown direction \"in\"; expected ingress or egress",
+            ))),
+        );
+        check(
+            "GET",
+            "/v1/events?instance=",
+            Some(Err((
+                400,
+                "empty instance; leave the parameter out to see every instance",
+            ))),
+        );
+        check(
+            "GET",
+            "/v1/events?sg=sg-db",
+            Some(Err((
+                400,
+                "unknown query parameter \"sg\"; expected instance, direction, verdict, group",
+            ))),
+        );
+    }
+
+    #[test]
     fn errors() {
         check(
             "GET",
@@ -362,7 +472,7 @@ mod tests {
             "",
             Err((
                 404,
-                "no endpoint \"/v2/status\"; see /v1/status, /v1/security-groups, /v1/instances, /v1/conntrack, /v1/trace, /v1/reload",
+                "no endpoint \"/v2/status\"; see /v1/status, /v1/security-groups, /v1/instances, /v1/conntrack, /v1/trace, /v1/reload, /v1/events",
             )),
         );
         check(
@@ -371,7 +481,7 @@ mod tests {
             "",
             Err((
                 404,
-                "no endpoint \"/v1/instances/a/b\"; see /v1/status, /v1/security-groups, /v1/instances, /v1/conntrack, /v1/trace, /v1/reload",
+                "no endpoint \"/v1/instances/a/b\"; see /v1/status, /v1/security-groups, /v1/instances, /v1/conntrack, /v1/trace, /v1/reload, /v1/events",
             )),
         );
         check(

@@ -3,11 +3,13 @@
 //! answers reads from the snapshot in force, hands mutations to the engine
 //! and writes back what it answers. `GET /metrics` is a read like the
 //! others, also served over TCP with `--metrics-listen` ([`serve_metrics`]:
-//! nothing else there). No daemon state lives here.
+//! nothing else there). `GET /v1/events` streams ([`crate::stream`]). No
+//! daemon state lives here.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
@@ -42,7 +44,12 @@ pub struct Reads {
     pub snapshots: watch::Receiver<Arc<InForce>>,
     pub observer: Observer,
     pub ports: TracePorts,
+    /// Verdict events as they are read from the kernel.
+    pub verdicts: crate::verdicts::Publisher,
 }
+
+/// Every answer's body: a whole document, or the event stream.
+pub type Body = BoxBody<Bytes, Infallible>;
 
 pub async fn serve(
     listener: UnixListener,
@@ -104,17 +111,29 @@ async fn handle(
     events: mpsc::Sender<Event>,
     reads: Arc<Reads>,
     may_mutate: bool,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     if let Some(format) = metrics_format(&request) {
-        return Ok(scrape(format, reads).await);
+        return Ok(scrape(format, reads).await.map(BodyExt::boxed));
+    }
+    if let Some(filter) = routes::events(&method, &path, request.uri().query()) {
+        let now = reads.snapshots.borrow().clone();
+        return Ok(
+            match filter.and_then(|filter| crate::stream::check(&now, filter)) {
+                Ok(filter) => crate::stream::respond(filter, reads.verdicts.subscribe()),
+                Err(e) => {
+                    debug!(%method, %path, status = e.status, error = %e.body.error, "API error");
+                    respond(Err(e)).map(BodyExt::boxed)
+                }
+            },
+        );
     }
     let reply = answer(request, events, reads, may_mutate).await;
     if let Err(e) = &reply {
         debug!(%method, %path, status = e.status, error = %e.body.error, "API error");
     }
-    Ok(respond(reply))
+    Ok(respond(reply).map(BodyExt::boxed))
 }
 
 async fn answer(

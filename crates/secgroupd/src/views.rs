@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use secgroup_api::{
-    ConntrackList, Count, EffectiveRule as ApiRule, GroupRule, GuardedInterface, Health,
-    HealthState, Hits, InstanceDetail, InstanceStatus, InstanceSummary, PinOwner,
-    SecurityGroupDetail, SecurityGroupSummary, Status, Timestamp, UnboundInterface,
+    ConntrackList, Count, EffectiveRule as ApiRule, EventCounts as ApiEventCounts, GroupRule,
+    GuardedInterface, Health, HealthState, Hits, InstanceDetail, InstanceStatus, InstanceSummary,
+    PinOwner, SecurityGroupDetail, SecurityGroupSummary, Status, Timestamp, UnboundInterface,
     UnprotectedInterface, Verdicts,
 };
 use secgroup_dataplane::abi::Reason;
 use secgroup_dataplane::{Observer, RuleCount, error_chain};
-use secgroup_model::{Direction, Remote, RuleSet, SgId, Traffic};
+use secgroup_model::{Direction, Enforcement, Remote, RuleSet, SgId, Traffic};
 use secgroup_policy::{RuleOrigin, render_service, render_services};
 
 use crate::event::{ApiError, ApiReply, ApiRequest};
@@ -124,6 +124,8 @@ pub fn status(now: &InForce) -> Status {
                 instances.push(InstanceStatus {
                     id: instance.id.to_string(),
                     interface: interface.clone(),
+                    enforcement: instance.enforcement.to_string(),
+                    log: instance.log.to_string(),
                     attach: now.attach_state(&instance.id, interface),
                 });
             }
@@ -144,7 +146,13 @@ pub fn status(now: &InForce) -> Status {
         })
         .collect();
     let reasons = crate::health::reasons(now);
+    let audit_instances = instances
+        .iter()
+        .filter(|i| i.enforcement == Enforcement::Audit.as_str())
+        .map(|i| i.id.clone())
+        .collect();
     Status {
+        audit_instances,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         rules_dir: now.rules_dir.clone(),
         pin_dir: now.pin_dir.clone(),
@@ -313,6 +321,8 @@ pub fn instances(now: &InForce) -> Vec<InstanceSummary> {
                 .interface
                 .as_deref()
                 .map(|name| now.attach_state(&i.id, name)),
+            enforcement: i.enforcement.to_string(),
+            log: i.log.to_string(),
         })
         .collect()
 }
@@ -347,6 +357,7 @@ pub fn instance(now: &InForce, observer: &Observer, id: &str) -> Result<Instance
                 remotes: rule.remotes.iter().map(ToString::to_string).collect(),
                 origin: rule_ref(&rule.origin),
                 hits: hits.get(&rule.origin).cloned().unwrap_or_default(),
+                log: rule.log,
             })
             .collect()
     };
@@ -390,10 +401,31 @@ pub fn instance(now: &InForce, observer: &Observer, id: &str) -> Result<Instance
             .interface
             .as_deref()
             .map(|name| now.attach_state(&instance.id, name)),
+        enforcement: instance.enforcement.to_string(),
+        log: instance.log.to_string(),
+        events: match ifindex {
+            Some(ifindex) => Some(event_counts(observer, ifindex)?),
+            None => None,
+        },
         ingress: rules_of(Direction::Ingress),
         egress: rules_of(Direction::Egress),
         verdicts,
     })
+}
+
+/// The interface's event counters; zero before its first logged verdict.
+fn event_counts(observer: &Observer, ifindex: u32) -> Result<ApiEventCounts, ApiError> {
+    let counts = observer
+        .event_counts()
+        .map_err(internal("reading event counters"))?;
+    Ok(counts
+        .iter()
+        .find(|c| c.ifindex == ifindex)
+        .map(|c| ApiEventCounts {
+            emitted: c.emitted,
+            suppressed: c.suppressed + c.lost,
+        })
+        .unwrap_or_default())
 }
 
 /// `None` = every interface; `Some(None)` = an instance with no

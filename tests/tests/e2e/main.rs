@@ -7,6 +7,7 @@
 //! it fails.
 
 mod counters;
+mod events;
 mod ipv6;
 mod ordering;
 mod port_security;

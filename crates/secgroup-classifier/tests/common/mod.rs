@@ -58,6 +58,7 @@ pub fn rule(sg: &str, index: usize, line: &str) -> EffectiveRule {
         action,
         services,
         remotes,
+        log: false,
     }
 }
 

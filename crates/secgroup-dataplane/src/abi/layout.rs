@@ -137,7 +137,7 @@ fn rust_mirrors_match_the_c_abi() {
         "sg_rule_meta",
         size_of::<RuleMeta>(),
         fields!(RuleMeta;
-        rule_uid => rule_uid, action => action, pad => pad),
+        rule_uid => rule_uid, action => action, flags => flags, pad => pad),
     );
     check(
         &layouts,
@@ -224,7 +224,8 @@ fn rust_mirrors_match_the_c_abi() {
         "sg_config",
         size_of::<Config>(),
         fields!(Config;
-        ct_timeout_ns => ct_timeout_ns, clock_offset_ns => clock_offset_ns),
+        ct_timeout_ns => ct_timeout_ns, clock_offset_ns => clock_offset_ns,
+        event_rate => event_rate, event_burst => event_burst),
     );
     check(
         &layouts,
@@ -242,6 +243,25 @@ fn rust_mirrors_match_the_c_abi() {
         fields!(Decision;
         magic => magic, rule_pos => rule_pos, table => table, reason => reason,
         action => action, dir => dir, pad => pad),
+    );
+    check(
+        &layouts,
+        "sg_event",
+        size_of::<Event>(),
+        fields!(Event;
+        time_ns => time_ns, ifindex => ifindex, instance_uid => instance_uid, table => table,
+        rule_pos => rule_pos, rule_uid => rule_uid, suppressed => suppressed, dir => dir,
+        verdict => verdict, reason => reason, family => family, proto => proto,
+        icmp_type => icmp_type, icmp_code => icmp_code, pad => pad, sport => sport,
+        dport => dport, src => src, dst => dst, pad2 => pad2),
+    );
+    check(
+        &layouts,
+        "sg_log_bucket",
+        size_of::<LogBucket>(),
+        fields!(LogBucket;
+        tat_ns => tat_ns, emitted => emitted, suppressed => suppressed, lost => lost,
+        pending => pending),
     );
 }
 
@@ -328,6 +348,27 @@ fn enum_values_match_the_c_abi() {
         assert!(
             abi.iter().any(|(n, v)| n == name && *v == value),
             "sg_abi::{name}: C says {abi:?}, Rust says {value}"
+        );
+    }
+    check_enum(
+        "sg_event_verdict",
+        &[
+            ("SG_EVENT_ACCEPT", EventVerdict::Accept as u8),
+            ("SG_EVENT_DROP", EventVerdict::Drop as u8),
+            ("SG_EVENT_WOULD_DROP", EventVerdict::WouldDrop as u8),
+        ],
+        ("SG_EVENT_VERDICT_MAX", EventVerdict::COUNT),
+    );
+    let limits = layouts
+        .enum_values("sg_event_limits")
+        .unwrap_or_else(|| panic!("enum sg_event_limits is not in the object's BTF"));
+    for (name, value) in [
+        ("SG_EVENT_RATE_DEFAULT", i64::from(EVENT_RATE_DEFAULT)),
+        ("SG_EVENT_BURST_DEFAULT", i64::from(EVENT_BURST_DEFAULT)),
+    ] {
+        assert!(
+            limits.iter().any(|(n, v)| n == name && *v == value),
+            "sg_event_limits::{name}: C says {limits:?}, Rust says {value}"
         );
     }
     check_enum(

@@ -24,6 +24,15 @@ pub const IFACE_F_PORT_SECURITY: u32 = 1 << 2;
 pub const IFACE_F_HAS_MAC: u32 = 1 << 3;
 /// The set holds sources allowed from any MAC.
 pub const IFACE_F_PSEC_ANY_MAC: u32 = 1 << 4;
+/// Every drop and would-drop of the interface is an event.
+pub const IFACE_F_LOG_DROPS: u32 = 1 << 5;
+/// Every drop, would-drop and new flow a rule accepted is an event.
+pub const IFACE_F_LOG_ALL: u32 = 1 << 6;
+/// Audit: what the rules or the default would drop passes, tracked.
+pub const IFACE_F_AUDIT: u32 = 1 << 7;
+
+/// `sg_rule_meta.flags`: a packet this rule decides is an event.
+pub const RULE_F_LOG: u8 = 1 << 0;
 
 /// No port-security set (abi.h `SG_NO_PSEC_SET`).
 pub const NO_PSEC_SET: u32 = 0;
@@ -110,10 +119,14 @@ named_codes!(
         DropRouterAdvert = 18 => "drop-router-advert",
         DropDhcpServer = 19 => "drop-dhcp-server",
         DropEthertype = 20 => "drop-ethertype",
-    } max = 21
+        WouldDropRule = 21 => "would-drop-rule",
+        WouldDropDefault = 22 => "would-drop-default",
+        WouldDropRevoked = 23 => "would-drop-revoked",
+    } max = 24
 );
 
 impl Reason {
+    /// Whether the packet passed (would-drops pass: audit mode).
     pub fn is_accept(self) -> bool {
         matches!(
             self,
@@ -124,7 +137,28 @@ impl Reason {
                 | Reason::AcceptFragment
                 | Reason::AcceptImplicit
                 | Reason::PassNonIp
+                | Reason::WouldDropRule
+                | Reason::WouldDropDefault
+                | Reason::WouldDropRevoked
         )
+    }
+
+    /// Audit mode passed what enforcement would have dropped.
+    pub fn is_would_drop(self) -> bool {
+        matches!(
+            self,
+            Reason::WouldDropRule | Reason::WouldDropDefault | Reason::WouldDropRevoked
+        )
+    }
+
+    /// What enforcement decides: a would-drop's drop reason, else itself.
+    pub fn enforced(self) -> Reason {
+        match self {
+            Reason::WouldDropRule => Reason::DropRule,
+            Reason::WouldDropDefault => Reason::DropDefault,
+            Reason::WouldDropRevoked => Reason::DropRevoked,
+            other => other,
+        }
     }
 
     /// The port-security reason this is, if it is one.
@@ -372,7 +406,9 @@ pub struct RuleKey {
 pub struct RuleMeta {
     pub rule_uid: u32,
     pub action: u8,
-    pub pad: [u8; 3],
+    /// [`RULE_F_LOG`].
+    pub flags: u8,
+    pub pad: [u8; 2],
 }
 
 #[repr(C)]
@@ -455,10 +491,14 @@ pub struct IfaceStats {
 pub struct Config {
     pub ct_timeout_ns: [u64; CtTimeout::COUNT],
     pub clock_offset_ns: u64,
+    /// Events per second per interface; 0: [`EVENT_RATE_DEFAULT`].
+    pub event_rate: u32,
+    /// Events at once per interface; 0: [`EVENT_BURST_DEFAULT`].
+    pub event_burst: u32,
 }
 
 /// `enum sg_abi`: the version of every pinned layout (see [`Meta`]).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 pub const META_SOCKET_LEN: usize = 108;
 
 /// `struct sg_meta`: owned by userspace, never read by the programs.
@@ -574,6 +614,9 @@ pod!(
     Meta,
     Decision,
 );
+
+mod events;
+pub use events::*;
 
 #[cfg(test)]
 mod layout;

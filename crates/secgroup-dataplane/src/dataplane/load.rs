@@ -129,6 +129,8 @@ impl Dataplane {
             observer,
         };
         dataplane.write_meta(meta)?;
+        dataplane.config.event_rate = EVENT_RATE_DEFAULT;
+        dataplane.config.event_burst = EVENT_BURST_DEFAULT;
         dataplane.set_timeouts(options.timeouts)?;
         Ok((dataplane, adopted))
     }
@@ -153,8 +155,8 @@ fn load_programs(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
     Ok(())
 }
 
-/// Duplicates the fds of the counter, conntrack and config maps and of the
-/// programs into an [`Observer`].
+/// Duplicates the fds of the counter, conntrack, config and event maps and
+/// of the programs into an [`Observer`].
 fn observer_for(ebpf: &Ebpf) -> Result<Observer, DataplaneError> {
     let map = |name: &'static str| {
         ebpf.map(name)
@@ -162,10 +164,14 @@ fn observer_for(ebpf: &Ebpf) -> Result<Observer, DataplaneError> {
             .and_then(|m| crate::observer::dup_fd(m, name))
     };
     Ok(Observer::new(
-        map(names::RULE_HITS)?,
-        map(names::IF_STATS)?,
-        map(names::CT)?,
-        map(names::CONFIG)?,
+        [
+            map(names::RULE_HITS)?,
+            map(names::IF_STATS)?,
+            map(names::CT)?,
+            map(names::CONFIG)?,
+            map(names::EVENTS)?,
+            map(names::LOG_STATE)?,
+        ],
         test_runner_for(ebpf)?,
     ))
 }

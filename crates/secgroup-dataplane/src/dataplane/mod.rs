@@ -30,6 +30,7 @@ pub use types::{
 
 use crate::abi::*;
 use crate::error::{DataplaneError, map_err};
+use crate::events::EventLimits;
 use crate::maps::{Maps, names};
 use crate::object::{PROG_TC_INGRESS, PROG_XDP_EGRESS};
 use crate::observer::Observer;
@@ -86,6 +87,19 @@ impl Dataplane {
     pub fn set_timeouts(&mut self, timeouts: CtTimeouts) -> Result<(), DataplaneError> {
         self.config.ct_timeout_ns = timeouts.to_abi();
         self.write_config()
+    }
+
+    /// Every interface's event rate limit from now on (the programs read
+    /// it per event). Until set: [`EventLimits::default`].
+    pub fn set_event_limits(&mut self, limits: EventLimits) -> Result<(), DataplaneError> {
+        self.config.event_rate = limits.rate();
+        self.config.event_burst = limits.burst();
+        self.write_config()
+    }
+
+    /// The verdict events (see [`Observer::events`]: one reader only).
+    pub fn events(&self) -> Result<crate::EventStream, DataplaneError> {
+        self.observer.events()
     }
 
     /// Moves the data plane's clock forward by `offset` (tests of timeouts).

@@ -87,7 +87,7 @@ impl Dataplane {
     }
 
     /// Forgets everything about an interface that went away: conntrack,
-    /// counters, fragments. Its `sg_ifaces` entry goes with the next apply.
+    /// counters, its event bucket, fragments. Its `sg_ifaces` entry goes with the next apply.
     pub fn forget_interface(&mut self, ifindex: u32) -> Result<(), DataplaneError> {
         self.flush_conntrack(Some(ifindex))?;
         let hits: Vec<RuleCounterKey> = self
@@ -106,6 +106,7 @@ impl Dataplane {
                 dir: u32::from(dir),
             });
         }
+        let _ = self.maps.log_state.remove(&ifindex);
         let frags: Vec<FragKey> = self
             .maps
             .frags

@@ -124,11 +124,12 @@ impl Dataplane {
         for binding in bindings {
             let mut iface = Iface {
                 table: [NO_TABLE; DIR_MAX],
-                flags: if binding.keep_established {
-                    IFACE_F_KEEP_ESTABLISHED
-                } else {
-                    0
-                },
+                flags: binding.event_flags()
+                    | if binding.keep_established {
+                        IFACE_F_KEEP_ESTABLISHED
+                    } else {
+                        0
+                    },
                 instance_uid: binding.instance_uid,
                 ..Iface::default()
             };

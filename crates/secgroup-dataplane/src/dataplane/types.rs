@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secgroup_policy::{PortSecurity, RuleList, RuleOrigin};
+use secgroup_policy::{Enforcement, LogMode, PortSecurity, RuleList, RuleOrigin};
 
 use crate::abi::CtTimeout;
 
@@ -90,6 +90,28 @@ pub struct InterfaceBinding<'a> {
     /// What the VM may send at all, checked before its egress rules.
     /// `None`, or a spec that is not enabled: nothing is checked.
     pub port_security: Option<&'a PortSecurity>,
+    /// Which verdicts become events besides those of logged rules: none,
+    /// every drop, or every drop and new flow.
+    pub log: LogMode,
+    /// Audit: what the rules or the default would drop passes (and is
+    /// logged as a would-drop if logged); port security still drops.
+    pub enforcement: Enforcement,
+}
+
+impl InterfaceBinding<'_> {
+    /// The `sg_iface` flags of the binding's log mode and enforcement.
+    pub(crate) fn event_flags(&self) -> u32 {
+        use crate::abi::{IFACE_F_AUDIT, IFACE_F_LOG_ALL, IFACE_F_LOG_DROPS};
+        let log = match self.log {
+            LogMode::None => 0,
+            LogMode::Drops => IFACE_F_LOG_DROPS,
+            LogMode::All => IFACE_F_LOG_ALL,
+        };
+        match self.enforcement {
+            Enforcement::Enforce => log,
+            Enforcement::Audit => log | IFACE_F_AUDIT,
+        }
+    }
 }
 
 /// What [`Dataplane::apply`](super::Dataplane::apply) changed.

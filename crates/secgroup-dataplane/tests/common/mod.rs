@@ -14,7 +14,7 @@ use secgroup_dataplane::abi::{Decision, NO_RULE, Reason};
 use secgroup_dataplane::packet::{self, Transport};
 use secgroup_dataplane::{Dataplane, Hook, InterfaceBinding, LoadOptions, TestRunOutcome};
 use secgroup_model::{Direction, InstanceId, Limits, SourceFile};
-use secgroup_policy::{Matched, Policy, RuleList};
+use secgroup_policy::{Matched, Policy, RuleList, Verdict};
 
 /// The ifindex test frames run on (loopback).
 pub const TEST_IFINDEX: u32 = 1;
@@ -73,7 +73,8 @@ impl Fixture {
         fixture
     }
 
-    /// Makes `policy` the enforced one (a hot swap when one is in force).
+    /// Makes `policy` the enforced one (a hot swap when one is in force),
+    /// with the instance's log mode and enforcement.
     pub fn bind(&mut self, policy: &Policy) {
         let inst = policy
             .instances
@@ -87,6 +88,8 @@ impl Fixture {
                 keep_established: false,
                 instance_uid: 1,
                 port_security: None,
+                log: inst.log,
+                enforcement: inst.enforcement,
             }])
             .unwrap_or_else(|e| panic!("applying the policy: {}", error_chain(&e)));
         self.policy = policy.clone();
@@ -228,24 +231,41 @@ pub fn compare(
     p: &secgroup_policy::Packet,
     outcome: &TestRunOutcome,
 ) -> Result<(), String> {
-    let verdict = list.evaluate(direction, p);
-    let d = outcome
-        .decision
-        .ok_or_else(|| format!("no decision reported (return {})", outcome.return_value))?;
-    let reason = Reason::from_u8(d.reason).ok_or_else(|| format!("unknown reason {}", d.reason))?;
-    let (want_reason, want_pos) = match &verdict.matched {
+    compare_verdict(&list.evaluate(direction, p), direction, p, outcome)
+}
+
+/// The reason the kernel gives a packet the evaluator gave `verdict`,
+/// and the deciding rule's position (`NO_RULE` unless a rule decided).
+pub fn expected_reason(verdict: &Verdict) -> (Reason, u32) {
+    match &verdict.matched {
         Matched::Rule { position, .. } => {
-            let reason = if verdict.action == secgroup_model::Action::Accept {
-                Reason::AcceptRule
-            } else {
-                Reason::DropRule
+            let reason = match (verdict.action, verdict.passes) {
+                (secgroup_model::Action::Accept, _) => Reason::AcceptRule,
+                (secgroup_model::Action::Drop, false) => Reason::DropRule,
+                (secgroup_model::Action::Drop, true) => Reason::WouldDropRule,
             };
             (reason, *position as u32)
         }
         Matched::Implicit(_) => (Reason::AcceptImplicit, NO_RULE),
+        Matched::DefaultDrop if verdict.passes => (Reason::WouldDropDefault, NO_RULE),
         Matched::DefaultDrop => (Reason::DropDefault, NO_RULE),
-    };
-    let kernel_pos = if matches!(want_reason, Reason::AcceptRule | Reason::DropRule) {
+    }
+}
+
+/// [`compare`] against a verdict of the evaluator's (an instance's, with
+/// its enforcement).
+pub fn compare_verdict(
+    verdict: &Verdict,
+    direction: Direction,
+    p: &secgroup_policy::Packet,
+    outcome: &TestRunOutcome,
+) -> Result<(), String> {
+    let d = outcome
+        .decision
+        .ok_or_else(|| format!("no decision reported (return {})", outcome.return_value))?;
+    let reason = Reason::from_u8(d.reason).ok_or_else(|| format!("unknown reason {}", d.reason))?;
+    let (want_reason, want_pos) = expected_reason(verdict);
+    let kernel_pos = if want_pos != NO_RULE {
         d.rule_pos
     } else {
         NO_RULE

@@ -128,6 +128,8 @@ pub(crate) struct RawRule {
     pub(crate) remote: Option<Located<String>>,
     pub(crate) remote_field: RemoteField,
     pub(crate) description: Option<Located<String>>,
+    /// Native files only.
+    pub(crate) log: Option<Located<bool>>,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,8 @@ pub(crate) struct RawInstance {
     pub(crate) allowed_address_pairs: Option<Located<Vec<Located<RawAddressPair>>>>,
     pub(crate) port_security: Option<Located<bool>>,
     pub(crate) security_groups: Located<Vec<Located<String>>>,
+    pub(crate) log: Option<Located<String>>,
+    pub(crate) enforcement: Option<Located<String>>,
 }
 
 #[derive(Debug)]

@@ -28,6 +28,7 @@ pub(super) const RULE_KEYS: &[&str] = &[
     "service",
     "remote",
     "description",
+    "log",
 ];
 pub(super) const INSTANCE_KEYS: &[&str] = &[
     "id",
@@ -37,6 +38,8 @@ pub(super) const INSTANCE_KEYS: &[&str] = &[
     "allowed_address_pairs",
     "port_security",
     "security_groups",
+    "log",
+    "enforcement",
 ];
 const PAIR_KEYS: &[&str] = &["ip", "mac"];
 
@@ -102,6 +105,7 @@ fn rule(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawRule>
     let service = obj.optional(d, "service", Decoder::string);
     let remote = obj.optional(d, "remote", Decoder::string);
     let description = obj.optional(d, "description", Decoder::string);
+    let log = obj.optional(d, "log", Decoder::boolean);
     let loc = obj.loc.clone();
     let intact = obj.finish(d, RULE_KEYS);
     Some(Located {
@@ -118,6 +122,7 @@ fn rule(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawRule>
             remote,
             remote_field: RemoteField::Any,
             description,
+            log,
         },
     })
 }
@@ -133,6 +138,8 @@ fn instance(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawI
     });
     let port_security = obj.optional(d, "port_security", Decoder::boolean);
     let security_groups = obj.required(d, "security_groups", Decoder::string_list);
+    let log = obj.optional(d, "log", Decoder::string);
+    let enforcement = obj.optional(d, "enforcement", Decoder::string);
     let loc = obj.loc.clone();
     obj.finish(d, INSTANCE_KEYS);
     Some(Located {
@@ -145,6 +152,8 @@ fn instance(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawI
             allowed_address_pairs,
             port_security,
             security_groups: security_groups?,
+            log,
+            enforcement,
         },
     })
 }

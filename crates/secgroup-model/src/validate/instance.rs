@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::location::quote;
-use crate::model::{AllowedAddressPair, Instance, MacAddr, SgId};
+use crate::model::{AllowedAddressPair, Enforcement, Instance, LogMode, MacAddr, SgId};
 use crate::raw::{Loc, Located, RawAddressPair, RawInstance};
 use crate::values;
 
@@ -99,9 +99,20 @@ impl Validator<'_> {
             );
             ok = false;
         }
+        let log = match &i.log {
+            None => Some(LogMode::default()),
+            Some(log) => self.check(&log.loc, values::log_mode(&log.value)),
+        };
+        let enforcement = match &i.enforcement {
+            None => Some(Enforcement::default()),
+            Some(e) => self.check(&e.loc, values::enforcement(&e.value)),
+        };
         let (Some(id), true, true, Some(mac), Some(ips), Some(pairs), Some(groups)) =
             (id, first, ok, mac, ips, pairs, groups)
         else {
+            return;
+        };
+        let (Some(log), Some(enforcement)) = (log, enforcement) else {
             return;
         };
         let instance = Instance {
@@ -112,6 +123,8 @@ impl Validator<'_> {
             allowed_address_pairs: pairs,
             port_security: i.port_security.as_ref().is_none_or(|l| l.value),
             security_groups: groups,
+            log,
+            enforcement,
         };
         self.set.instances.insert(id, instance);
     }

@@ -310,6 +310,7 @@ impl<'l> Validator<'l> {
             traffic: traffic?,
             remote: remote?,
             description: non_empty(r.description.as_ref()),
+            log: r.log.as_ref().is_some_and(|l| l.value),
         })
     }
 

@@ -4,7 +4,7 @@
 //! `validate` adds the location.
 
 use crate::location::quote;
-use crate::model::Action;
+use crate::model::{Action, Enforcement, LogMode};
 
 mod addresses;
 mod interfaces;
@@ -52,6 +52,41 @@ fn decimal(s: &str) -> Option<u64> {
         return None;
     }
     s.parse().ok()
+}
+
+/// An instance's `"log"`: `none`, `drops` or `all`.
+pub(crate) fn log_mode(s: &str) -> Result<LogMode, String> {
+    LogMode::parse(s).ok_or_else(|| {
+        let hint = match s.to_ascii_lowercase().as_str() {
+            "drop" | "denied" | "deny" => " (did you mean \"drops\"?)",
+            "off" | "false" | "no" => " (did you mean \"none\"?)",
+            "on" | "true" | "yes" | "accept" => " (did you mean \"all\"?)",
+            other if LogMode::parse(other).is_some() => " (names are lower case)",
+            _ => "",
+        };
+        format!(
+            "unknown log mode {}; expected \"none\", \"drops\" or \"all\"{hint}",
+            quote(s)
+        )
+    })
+}
+
+/// An instance's `"enforcement"`: `enforce` or `audit`.
+pub(crate) fn enforcement(s: &str) -> Result<Enforcement, String> {
+    Enforcement::parse(s).ok_or_else(|| {
+        let hint = match s.to_ascii_lowercase().as_str() {
+            "enforced" | "enforcing" | "on" => " (did you mean \"enforce\"?)",
+            "audited" | "auditing" | "dry-run" | "dryrun" | "monitor" | "off" => {
+                " (did you mean \"audit\"?)"
+            }
+            other if Enforcement::parse(other).is_some() => " (names are lower case)",
+            _ => "",
+        };
+        format!(
+            "unknown enforcement {}; expected \"enforce\" or \"audit\"{hint}",
+            quote(s)
+        )
+    })
 }
 
 pub(crate) fn action(s: &str, case: Case) -> Result<Action, String> {

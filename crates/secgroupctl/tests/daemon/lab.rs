@@ -218,6 +218,20 @@ impl Lab {
         secgroupctl(&full)
     }
 
+    /// secgroupctl talking to this lab's daemon, started and left running
+    /// with its standard output piped (`monitor`).
+    pub fn spawn_ctl(&self, args: &[&str]) -> std::process::Child {
+        let socket = self.socket.display().to_string();
+        let mut full = vec!["--socket", socket.as_str()];
+        full.extend_from_slice(args);
+        command(&full)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running secgroupctl: {e}"))
+    }
+
     pub fn rules_dir(&self) -> String {
         self.rules.display().to_string()
     }

@@ -4,6 +4,7 @@
 
 mod established;
 mod lab;
+mod monitor;
 mod warnings;
 
 use secgroup_api::{

@@ -300,6 +300,8 @@ impl Engine {
                         keep_established: self.settings.keep_established,
                         instance_uid: instance_uid(id),
                         port_security: Some(&instance.port_security),
+                        log: instance.log,
+                        enforcement: instance.enforcement,
                     })
                 })
                 .collect();
