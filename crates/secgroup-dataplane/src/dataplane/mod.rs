@@ -5,9 +5,13 @@
 //! - `swap`: make a set of interface bindings the enforced policy, all or
 //!   nothing; notice writes by others;
 //! - `attach`: hooks on interfaces, as a pinned pair or not at all;
-//! - `observe`: counters and conntrack.
+//!   `attach_many`: the same for many interfaces at once;
+//! - `observe`: counters and conntrack;
+//! - `dump`: a table read back from the kernel maps.
 
 mod attach;
+mod attach_many;
+mod dump;
 pub(crate) mod load;
 mod observe;
 mod swap;
@@ -23,6 +27,7 @@ use aya::programs::{SchedClassifier, Xdp};
 use secgroup_model::Direction;
 use secgroup_policy::{PortSecurity, RuleList, RuleOrigin};
 
+pub use dump::TableDump;
 pub use types::{
     AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, InterfaceBinding, LoadOptions,
     Owner, RuleHits, Tampering, XdpAttachMode,
