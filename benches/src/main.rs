@@ -3,7 +3,7 @@
 //! measures, then renders; run it directly to repeat one part:
 //!
 //! ```text
-//! secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon] [--dir DIR]
+//! secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon,thousand] [--dir DIR]
 //! secgroup-bench report [--dir DIR]
 //! ```
 //!
@@ -21,9 +21,9 @@ use secgroup_bench::record::Results;
 use secgroup_bench::{control, daemon, logging, perpacket, report, throughput};
 
 const USAGE: &str = "\
-usage: secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon] [--dir DIR]
+usage: secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon,thousand] [--dir DIR]
        secgroup-bench report [--dir DIR]";
-const PARTS: [&str; 4] = ["per-packet", "throughput", "control", "daemon"];
+const PARTS: [&str; 5] = ["per-packet", "throughput", "control", "daemon", "thousand"];
 
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
@@ -42,7 +42,8 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         command: Command::Measure,
         quick: false,
-        // `control` includes `daemon`; `--only daemon` repeats just that.
+        // `control` includes `daemon` and `thousand`; `--only daemon`
+        // repeats just the 100-VM layouts, `--only thousand` the 1,000-VM one.
         only: PARTS[..3].iter().map(|p| (*p).to_owned()).collect(),
         dir: PathBuf::from("target/bench"),
     };
@@ -117,6 +118,12 @@ impl Plan {
                 interfaces: if quick { 20 } else { 100 },
                 rules: 1000,
                 secgroupd: secgroupd_binary(),
+                thousand: daemon::ThousandSettings {
+                    vms: if quick { 200 } else { 1000 },
+                    changes: if quick { 10 } else { 40 },
+                    reloads: if quick { 30 } else { 100 },
+                    new_interfaces: if quick { 5 } else { 20 },
+                },
             },
         }
     }
@@ -201,6 +208,9 @@ fn measure(args: &Args) -> Result<()> {
     }
     if wants("control") || wants("daemon") {
         daemon::rule_file_to_verdict(&plan.daemon, &mut results)?;
+    }
+    if wants("control") || wants("thousand") {
+        daemon::thousand_vms(&plan.daemon, &plan.daemon.thousand, &mut results)?;
     }
     machine.finish(started.elapsed().as_secs_f64());
     let out = args.dir.join("results.json");

@@ -69,7 +69,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct sg_class_key);
 	__type(value, struct sg_ruleset);
-	__uint(max_entries, 262144);
+	__uint(max_entries, 1 << 20);
 } sg_classes SEC(".maps");
 
 /* {table, position} -> action and stable rule id. */

@@ -36,6 +36,19 @@ impl Host {
         Veth::try_create_all(&pairs)?;
         Ok(host)
     }
+
+    /// Creates VM `vm`'s veth pair (one `ip link add`).
+    pub(super) fn add_pair(&self, vm: usize) -> Result<()> {
+        let peer = format!("{PEER_PREFIX}{vm:03}");
+        Veth::new(&self.ns, &interface(vm), &self.ns, &peer).try_create()?;
+        Ok(())
+    }
+
+    /// Deletes VM `vm`'s veth pair.
+    pub(super) fn delete_pair(&self, vm: usize) -> Result<()> {
+        self.ns.try_ip(&["link", "del", &interface(vm)])?;
+        Ok(())
+    }
 }
 
 /// One daemon's files: rules directory, socket, log, pin directory.
@@ -49,7 +62,11 @@ pub(super) struct Run {
 
 impl Run {
     pub(super) fn new(host: &Host, layout: Layout) -> Result<Run> {
-        let dir = host.dir.join(layout.variant());
+        Run::named(host, layout.variant())
+    }
+
+    pub(super) fn named(host: &Host, name: &str) -> Result<Run> {
+        let dir = host.dir.join(name);
         let rules_dir = dir.join("rules");
         std::fs::create_dir_all(&rules_dir)
             .with_context(|| format!("creating {}", rules_dir.display()))?;
@@ -86,18 +103,62 @@ impl<'h> Daemon<'h> {
             pins: PinDir::at(run.pin_dir.clone()),
             log: run.log.clone(),
         };
-        let process = Secgroupd::new(&settings.secgroupd, &run.dir)
-            .netns(&host.ns)
-            .rules_dir(&run.rules_dir)
-            .socket(&run.socket)
-            .bpffs(&run.pin_dir)
-            .log(&run.log)
-            .env("SECGROUP_LOG", "info")
-            .ready_timeout(READY_TIMEOUT)
-            .try_start()
-            .context("starting secgroupd")?;
-        daemon.process = Some(process);
+        daemon.process = Some(spawn(settings, host, run)?);
         Ok(daemon)
+    }
+
+    /// Kills the daemon (SIGKILL: its pins stay, as after a crash) and
+    /// starts another on the same files and pins.
+    pub(super) fn restart(&mut self, settings: &Settings, host: &Host, run: &Run) -> Result<()> {
+        if let Some(process) = self.process.take() {
+            process.kill();
+        }
+        self.process = Some(spawn(settings, host, run)?);
+        Ok(())
+    }
+
+    fn pid(&self) -> Result<i32> {
+        Ok(self
+            .process
+            .as_ref()
+            .context("secgroupd is not running")?
+            .pid())
+    }
+
+    /// The daemon's resident set size (bytes), from /proc.
+    pub(super) fn rss(&self) -> Result<f64> {
+        let path = format!("/proc/{}/status", self.pid()?);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let kib: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .with_context(|| format!("no VmRSS in {path}"))?;
+        Ok(kib * 1024.0)
+    }
+
+    /// The kernel memory charged to the maps the daemon holds open (the
+    /// `memlock` of each map fd's fdinfo, each map once).
+    pub(super) fn map_memlock(&self) -> Result<f64> {
+        let dir = format!("/proc/{}/fdinfo", self.pid()?);
+        let mut seen = std::collections::HashSet::new();
+        let mut total = 0.0;
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+            let Ok(text) = std::fs::read_to_string(entry?.path()) else {
+                continue; // closed meanwhile
+            };
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+            };
+            if let (Some(id), Some(memlock)) = (field("map_id:"), field("memlock:"))
+                && seen.insert(id)
+            {
+                total += memlock.parse::<f64>().unwrap_or(0.0);
+            }
+        }
+        Ok(total)
     }
 
     pub(super) fn client(&self) -> Client {
@@ -142,6 +203,19 @@ impl<'h> Daemon<'h> {
             failed.join("; ")
         )
     }
+}
+
+fn spawn(settings: &Settings, host: &Host, run: &Run) -> Result<secgroup_testbed::Daemon> {
+    Secgroupd::new(&settings.secgroupd, &run.dir)
+        .netns(&host.ns)
+        .rules_dir(&run.rules_dir)
+        .socket(&run.socket)
+        .bpffs(&run.pin_dir)
+        .log(&run.log)
+        .env("SECGROUP_LOG", "info")
+        .ready_timeout(READY_TIMEOUT)
+        .try_start()
+        .context("starting secgroupd")
 }
 
 impl Drop for Daemon<'_> {

@@ -54,8 +54,10 @@ mod host;
 mod rule_dir;
 #[cfg(test)]
 mod tests;
+mod thousand;
 
 pub use rule_dir::{RuleDir, instance_id};
+pub use thousand::{RULES as THOUSAND_RULES, ThousandSettings, run as thousand_vms};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -68,6 +70,8 @@ pub struct Settings {
     pub rules: usize,
     /// The secgroupd binary (a release build).
     pub secgroupd: PathBuf,
+    /// The 1,000-VM layout (`thousand.rs`).
+    pub thousand: ThousandSettings,
 }
 
 /// How long one change may take before it counts as a failure.

@@ -1,7 +1,7 @@
 //! The rule files: the generated rules directory of each layout, and how
 //! a change rewrites it.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -9,6 +9,10 @@ use secgroup_model::Action;
 
 use super::{IF_PREFIX, Layout};
 use crate::rules::{GROUP_QUOTA, LAST_PORTS, LAST_REMOTE};
+
+/// The port of the own-group probe (outside [`LAST_PORTS`], so the
+/// shared base's probe rule never decides it).
+pub const OWN_PROBE_PORT: u16 = 60001;
 
 pub fn instance_id(vm: usize) -> String {
     format!("ins-{vm:03}")
@@ -18,9 +22,24 @@ pub(super) fn interface(vm: usize) -> String {
     format!("{IF_PREFIX}{vm:03}")
 }
 
-/// VM `vm`'s address: 192.0.2.1 and on (fits 250 VMs).
-pub(super) fn address(vm: usize) -> Ipv4Addr {
-    Ipv4Addr::new(192, 0, 2, (vm % 250 + 1) as u8)
+/// VM `vm`'s address: 192.0.2.1 and on for the first 250, then
+/// 2001:db8:2::fa and on (two instances of a host never share one).
+pub(super) fn address(vm: usize) -> IpAddr {
+    if vm < 250 {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, (vm + 1) as u8))
+    } else {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, vm as u16))
+    }
+}
+
+/// The address a probe of VM `vm` is sent to: its own IPv4 address, or
+/// one of the same family as the probe's remote for VMs that have none
+/// (no rule looks at it).
+pub(super) fn probe_local(vm: usize) -> Ipv4Addr {
+    match address(vm) {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(_) => Ipv4Addr::new(192, 0, 2, 254),
+    }
 }
 
 /// The rules directory's contents and the probe rule's current ingress
@@ -33,6 +52,10 @@ pub struct RuleDir {
     vms: usize,
     pub(super) rules: usize,
     actions: Vec<Action>,
+    /// Shared-base layout only: the action of the last rule of each VM's
+    /// own groups, the only rule its own-group probe
+    /// ([`OWN_PROBE_PORT`]) matches.
+    own_actions: Vec<Action>,
 }
 
 impl RuleDir {
@@ -52,6 +75,7 @@ impl RuleDir {
                 rules.max(1)
             },
             actions: vec![Action::Accept; lists],
+            own_actions: vec![Action::Accept; vms],
         }
     }
 
@@ -74,6 +98,22 @@ impl RuleDir {
             Layout::OwnGroup | Layout::SharedGroup => self.rules - 1,
             Layout::SharedBase => GROUP_QUOTA - 1,
         }
+    }
+
+    /// Shared-base layout: the position of the own-group probe rule (the
+    /// last of the list) and the action VM `vm`'s own probe gets now.
+    pub fn own_probe(&self, vm: usize) -> (usize, Action) {
+        (self.rules - 1, self.own_actions[vm])
+    }
+
+    /// Shared-base layout: inverts the last rule of VM `vm`'s own groups;
+    /// returns its file and that file's new contents.
+    pub fn flip_own(&mut self, vm: usize) -> (String, String) {
+        self.own_actions[vm] = match self.own_actions[vm] {
+            Action::Accept => Action::Drop,
+            Action::Drop => Action::Accept,
+        };
+        self.vm_file(vm)
     }
 
     /// Inverts the probe rule that decides VM `vm`'s probe; returns the file
@@ -121,8 +161,24 @@ impl RuleDir {
         Ok(())
     }
 
-    /// Rule `k` of every list in `direction`: a filler, or the probe rule.
-    fn rule(&self, k: usize, list: usize, ingress: bool) -> String {
+    /// Rule `k` of every list in `direction`: a filler, or the probe rule
+    /// (or, in VM `own`'s groups of the shared-base layout, its last rule:
+    /// the own-group probe rule).
+    fn rule(&self, k: usize, list: usize, ingress: bool, own: Option<usize>) -> String {
+        if let Some(vm) = own
+            && self.layout == Layout::SharedBase
+            && k == self.rules - 1
+        {
+            let action = if ingress {
+                self.own_actions[vm]
+            } else {
+                Action::Accept
+            };
+            return format!(
+                r#"{{"action":"{}","protocol":"udp","port":"{OWN_PROBE_PORT}","remote":"{LAST_REMOTE}"}}"#,
+                action.as_str()
+            );
+        }
         if k != self.probe_position() {
             return filler(k);
         }
@@ -141,14 +197,20 @@ impl RuleDir {
 
     /// Groups `groups` (numbers of 100-rule slices of the list) named
     /// `prefix-gN`, with `list`'s probe action.
-    fn groups(&self, prefix: &str, groups: std::ops::Range<usize>, list: usize) -> String {
+    fn groups(
+        &self,
+        prefix: &str,
+        groups: std::ops::Range<usize>,
+        list: usize,
+        own: Option<usize>,
+    ) -> String {
         let texts: Vec<String> = groups
             .map(|g| {
                 let slice = g * GROUP_QUOTA..((g + 1) * GROUP_QUOTA).min(self.rules);
                 let side = |ingress| {
                     slice
                         .clone()
-                        .map(|k| self.rule(k, list, ingress))
+                        .map(|k| self.rule(k, list, ingress, own))
                         .collect::<Vec<_>>()
                         .join(",")
                 };
@@ -174,7 +236,7 @@ impl RuleDir {
         bound.extend(group_ids(&prefix, own.clone()));
         let text = format!(
             "{{\"security_groups\":[\n{}\n],\"instances\":[\n{}\n]}}\n",
-            self.groups(&prefix, own, self.list_of(vm)),
+            self.groups(&prefix, own, self.list_of(vm), Some(vm)),
             instance(vm, &bound)
         );
         (format!("vm-{vm:03}.json"), text)
@@ -182,7 +244,7 @@ impl RuleDir {
 
     /// The ten groups every VM is bound to.
     fn shared_file(&self) -> (String, String) {
-        let groups = self.groups("sg-shared", 0..self.rules.div_ceil(GROUP_QUOTA), 0);
+        let groups = self.groups("sg-shared", 0..self.rules.div_ceil(GROUP_QUOTA), 0, None);
         (
             "shared.json".to_owned(),
             format!("{{\"security_groups\":[\n{groups}\n]}}\n"),
@@ -192,7 +254,7 @@ impl RuleDir {
     /// The base group every VM is bound to first (its slice 0 of the list).
     fn base_file(&self) -> (String, String) {
         // Named sg-base-g0 by `groups`; VMs bind it by that name.
-        let groups = self.groups("sg-base", 0..1, 0);
+        let groups = self.groups("sg-base", 0..1, 0, None);
         (
             "base.json".to_owned(),
             format!("{{\"security_groups\":[\n{groups}\n]}}\n"),

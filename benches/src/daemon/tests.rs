@@ -1,4 +1,4 @@
-use super::rule_dir::address;
+use super::rule_dir::probe_local;
 use super::*;
 use secgroup_model::InstanceId;
 use secgroup_policy::{Matched, Packet};
@@ -15,7 +15,7 @@ fn probe_verdict(
     let packet = Packet {
         protocol: 17,
         remote: IpAddr::V4(LAST_RULE_REMOTE),
-        local: IpAddr::V4(address(vm)),
+        local: IpAddr::V4(probe_local(vm)),
         src_port: 61000,
         dst_port: PROBE_PORT,
         icmp_type: 0,

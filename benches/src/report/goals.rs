@@ -22,7 +22,7 @@ pub struct Goal {
 }
 
 /// `show` renders the excess in the measurement's unit.
-fn at_most(
+pub(super) fn at_most(
     goal: String,
     measured: Option<(f64, String)>,
     limit: f64,
@@ -249,6 +249,7 @@ pub fn goals(r: &Results) -> Vec<Goal> {
         0.0,
         |n| format!("{} packets", format::count(n)),
     ));
+    goals.extend(super::thousand::goals(r));
     goals
 }
 

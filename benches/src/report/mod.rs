@@ -7,6 +7,7 @@ mod format;
 mod goals;
 mod plot;
 mod table;
+mod thousand;
 
 use std::path::Path;
 

@@ -8,6 +8,7 @@
 //! tables where the programs read them.
 
 pub mod abi;
+mod batch;
 mod bpffs;
 #[cfg(test)]
 mod btf;
@@ -29,7 +30,7 @@ mod uninstall;
 
 pub use dataplane::{
     AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, InterfaceBinding,
-    LoadOptions, Owner, RuleHits, Tampering, XdpAttachMode,
+    LoadOptions, Owner, RuleHits, TableDump, Tampering, XdpAttachMode,
 };
 pub use error::{DataplaneError, chain as error_chain};
 pub use events::{EventFlow, EventLimits, EventStream, VerdictEvent};

@@ -15,6 +15,7 @@ use secgroup_model::Action;
 use secgroup_policy::RuleList;
 
 use crate::abi::*;
+use crate::batch;
 use crate::error::{DataplaneError, map_err};
 use crate::maps::{Maps, names};
 use crate::uids::RuleUids;
@@ -120,14 +121,16 @@ fn l4_key(table: u32, prefix: &secgroup_classifier::L4Prefix) -> Key<L4KeyData> 
     )
 }
 
-/// Writes every entry of `table` under `id`. On error the caller removes
-/// what was written with [`delete`].
+/// Writes every entry of `table` under `id`, one batch per map (see
+/// `batch.rs`). On error the caller removes what was written with
+/// [`delete`].
 pub(crate) fn write(
     maps: &mut Maps,
     uids: &mut RuleUids,
     id: u32,
     table: &Table,
 ) -> Result<(), DataplaneError> {
+    let mut rules = Vec::with_capacity(table.rules.len());
     for (pos, rule) in table.rules.iter().enumerate() {
         let meta = RuleMeta {
             rule_uid: uids.uid(&rule.origin),
@@ -142,10 +145,10 @@ pub(crate) fn write(
             table: id,
             pos: pos as u32,
         };
-        maps.rules
-            .insert(key, meta, 0)
-            .map_err(map_err(names::RULES))?;
+        rules.push((key, meta));
     }
+    batch::update(&maps.rules, &rules).map_err(map_err(names::RULES))?;
+    let mut classes = Vec::with_capacity(table.classes.len());
     for (class_id, set) in table.classes.iter().enumerate() {
         let key = ClassKey {
             table: id,
@@ -155,62 +158,53 @@ pub(crate) fn write(
             summary: set.summary,
             words: set.words,
         };
-        maps.classes
-            .insert(key, bits, 0)
-            .map_err(map_err(names::CLASSES))?;
+        classes.push((key, bits));
     }
-    for (net, class_id) in &table.v4 {
-        let value = ClassRef {
-            class_id: *class_id,
-        };
-        maps.v4
-            .insert(&v4_key(id, net), value, 0)
-            .map_err(map_err(names::V4))?;
-    }
-    for (net, class_id) in &table.v6 {
-        let value = ClassRef {
-            class_id: *class_id,
-        };
-        maps.v6
-            .insert(&v6_key(id, net), value, 0)
-            .map_err(map_err(names::V6))?;
-    }
-    for (prefix, class_id) in &table.l4 {
-        let value = ClassRef {
-            class_id: *class_id,
-        };
-        maps.l4
-            .insert(&l4_key(id, prefix), value, 0)
-            .map_err(map_err(names::L4))?;
-    }
+    batch::update(&maps.classes, &classes).map_err(map_err(names::CLASSES))?;
+    let class = |class_id: &u32| ClassRef {
+        class_id: *class_id,
+    };
+    let v4: Vec<_> = (table.v4.iter())
+        .map(|(net, c)| (v4_key(id, net), class(c)))
+        .collect();
+    batch::update(&maps.v4, &v4).map_err(map_err(names::V4))?;
+    let v6: Vec<_> = (table.v6.iter())
+        .map(|(net, c)| (v6_key(id, net), class(c)))
+        .collect();
+    batch::update(&maps.v6, &v6).map_err(map_err(names::V6))?;
+    let l4: Vec<_> = (table.l4.iter())
+        .map(|(prefix, c)| (l4_key(id, prefix), class(c)))
+        .collect();
+    batch::update(&maps.l4, &l4).map_err(map_err(names::L4))?;
     Ok(())
 }
 
-/// Removes every entry of `table` stored under `id`. Missing entries are
-/// fine (a half-written table is deleted this way too).
+/// Removes every entry of `table` stored under `id`, one batch per map.
+/// Missing entries are fine (a half-written table is deleted this way
+/// too).
 pub(crate) fn delete(maps: &mut Maps, id: u32, table: &Table) {
-    // Errors here can only be ENOENT for entries a failed write never made.
-    for (net, _) in &table.v4 {
-        let _ = maps.v4.remove(&v4_key(id, net));
-    }
-    for (net, _) in &table.v6 {
-        let _ = maps.v6.remove(&v6_key(id, net));
-    }
-    for (prefix, _) in &table.l4 {
-        let _ = maps.l4.remove(&l4_key(id, prefix));
-    }
-    for class_id in 0..table.classes.len() {
-        let _ = maps.classes.remove(&ClassKey {
+    // Errors here can only be ENOENT for entries a failed write never
+    // made, which `batch::delete` skips.
+    let v4: Vec<_> = table.v4.iter().map(|(net, _)| v4_key(id, net)).collect();
+    let _ = batch::delete(&maps.v4, &v4);
+    let v6: Vec<_> = table.v6.iter().map(|(net, _)| v6_key(id, net)).collect();
+    let _ = batch::delete(&maps.v6, &v6);
+    let l4: Vec<_> = table.l4.iter().map(|(p, _)| l4_key(id, p)).collect();
+    let _ = batch::delete(&maps.l4, &l4);
+    let classes: Vec<_> = (0..table.classes.len())
+        .map(|class_id| ClassKey {
             table: id,
             class_id: class_id as u32,
-        });
-    }
-    for pos in 0..table.rules.len() {
-        let _ = maps.rules.remove(&RuleKey {
+        })
+        .collect();
+    let _ = batch::delete(&maps.classes, &classes);
+    let rules: Vec<_> = (0..table.rules.len())
+        .map(|pos| RuleKey {
             table: id,
             pos: pos as u32,
-        });
-    }
+        })
+        .collect();
+    let _ = batch::delete(&maps.rules, &rules);
 }
 
 /// The table ids found in the kernel.

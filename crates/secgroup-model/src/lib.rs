@@ -6,6 +6,7 @@
 //! as written, every value located) → `validate` (raw → [`model`], all
 //! errors collected) → [`RuleSet`].
 
+mod cache;
 mod diagnostic;
 mod json;
 mod location;
@@ -21,6 +22,7 @@ mod values;
 
 use std::collections::HashSet;
 
+pub use cache::DecodeCache;
 pub use diagnostic::{Diagnostic, Diagnostics, Limits, SourceFile};
 pub use model::*;
 pub use outline::{
@@ -62,7 +64,21 @@ pub fn load_with(
     limits: &Limits,
     known: &[&str],
 ) -> Result<Loaded, Diagnostics> {
+    load_with_cache(files, limits, known, &mut DecodeCache::default())
+}
+
+/// [`load_with`], decoding only the files `cache` does not hold with the
+/// same bytes, and leaving `cache` holding exactly `files` (see
+/// `cache.rs`). The result is the same as `load_with`'s: every file is
+/// validated against all others on every call.
+pub fn load_with_cache(
+    files: &[SourceFile<'_>],
+    limits: &Limits,
+    known: &[&str],
+    cache: &mut DecodeCache,
+) -> Result<Loaded, Diagnostics> {
     let known: HashSet<&str> = known.iter().copied().collect();
+    cache.refresh(files, limits);
     // The validator keeps the first definition it sees and reports later
     // ones: known files first, then new ones, each in file-name order.
     let mut ordered: Vec<&SourceFile<'_>> = files.iter().collect();
@@ -71,13 +87,27 @@ pub fn load_with(
     let mut outlines = Vec::with_capacity(files.len());
     let mut validator = validate::Validator::new(limits);
     for file in ordered {
-        let mut file_errors = Vec::new();
-        let raw = source::decode(file, limits, &mut file_errors);
-        if let Some(raw) = &raw {
+        // Two files of one name: the cache holds the last; decode the
+        // others here.
+        let cached = cache
+            .get(file.name)
+            .filter(|_| files.iter().filter(|f| f.name == file.name).count() == 1);
+        let decoded_here;
+        let (raw, file_errors, outline) = match cached {
+            Some((raw, file_errors, outline)) => (raw, file_errors.to_vec(), outline.clone()),
+            None => {
+                let mut file_errors = Vec::new();
+                decoded_here = source::decode(file, limits, &mut file_errors);
+                let raw = decoded_here.as_ref();
+                let outline = outline::Outline::new(file.name, raw, file_errors.clone());
+                (raw, file_errors, outline)
+            }
+        };
+        if let Some(raw) = raw {
             validator.file(raw);
         }
         errors.extend_from_slice(&file_errors);
-        outlines.push(outline::Outline::new(file.name, raw.as_ref(), file_errors));
+        outlines.push(outline);
     }
     let (rules, more, mut warnings) = validator.finish();
     errors.extend(more);

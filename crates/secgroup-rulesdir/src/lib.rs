@@ -15,7 +15,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use secgroup_model::{Diagnostic, Diagnostics, Index, Limits, RuleSet, SourceFile};
+use secgroup_model::{DecodeCache, Diagnostic, Diagnostics, Index, Limits, RuleSet, SourceFile};
 
 pub use read::{is_rule_file_name, read_sources, read_sources_limited};
 
@@ -108,6 +108,19 @@ impl Sources {
     /// [`secgroup_model::load_with`]). Fails, with every problem, if any
     /// entry was unreadable or any file is invalid.
     pub fn load(&self, limits: &Limits, known: &[PathBuf]) -> Result<Loaded, Diagnostics> {
+        self.load_cached(limits, known, &mut DecodeCache::default())
+    }
+
+    /// [`load`](Self::load), decoding only the files `cache` does not
+    /// already hold with the same bytes (see
+    /// [`secgroup_model::load_with_cache`]): the same result, less work
+    /// when few files changed since the last load.
+    pub fn load_cached(
+        &self,
+        limits: &Limits,
+        known: &[PathBuf],
+        cache: &mut DecodeCache,
+    ) -> Result<Loaded, Diagnostics> {
         let known: HashSet<&Path> = known.iter().map(PathBuf::as_path).collect();
         let known_names: Vec<&str> = self
             .files
@@ -116,7 +129,7 @@ impl Sources {
             .map(|f| f.name.as_str())
             .collect();
         let sources: Vec<SourceFile<'_>> = self.files.iter().map(LoadedFile::source).collect();
-        let result = secgroup_model::load_with(&sources, limits, &known_names);
+        let result = secgroup_model::load_with_cache(&sources, limits, &known_names, cache);
         let mut errors: Vec<Diagnostic> =
             self.unreadable.iter().map(Unreadable::diagnostic).collect();
         match result {
@@ -190,6 +203,16 @@ pub fn load_paths_with(
     limits: &Limits,
     known: &[PathBuf],
 ) -> Result<Loaded, LoadError> {
+    load_paths_cached(paths, limits, known, &mut DecodeCache::default())
+}
+
+/// [`load_paths_with`] through a [`DecodeCache`] kept between calls.
+pub fn load_paths_cached(
+    paths: &[PathBuf],
+    limits: &Limits,
+    known: &[PathBuf],
+    cache: &mut DecodeCache,
+) -> Result<Loaded, LoadError> {
     let sources = read_sources_limited(paths, limits.max_file_bytes)?;
-    Ok(sources.load(limits, known)?)
+    Ok(sources.load_cached(limits, known, cache)?)
 }

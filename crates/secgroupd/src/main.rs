@@ -8,6 +8,7 @@
 //! READY=1.
 
 mod auth;
+mod bound_index;
 mod cli;
 mod duration;
 mod engine;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use secgroup_model::{Limits, RuleSet};
+use secgroup_model::{DecodeCache, Limits, RuleSet};
 use secgroup_policy::Policy;
 use secgroup_rulesdir::RulesDirError;
 
@@ -19,6 +19,18 @@ pub struct Loaded {
     /// Valid but questionable (`file:line:column: path: message`): the
     /// loader's warnings and `secgroup_policy::lint`'s, sorted.
     pub warnings: Vec<String>,
+    /// How long reading and validating, compiling and linting took.
+    pub timings: LoadTimings,
+}
+
+/// Where a load's time went (logged with every reload).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadTimings {
+    pub read_validate: std::time::Duration,
+    pub compile: std::time::Duration,
+    /// `secgroup_policy::lint`: before the apply, so its warnings come with
+    /// the reload report (its cost is in every reload's latency).
+    pub lint: std::time::Duration,
 }
 
 /// Why a rules directory was rejected.
@@ -34,10 +46,21 @@ pub struct LoadFailure {
 
 /// Loads `dir`. `known`: the files of the previous successful load, so a
 /// conflict between an old and a new file is reported in the new one.
-pub fn load(dir: &Path, known: &[PathBuf]) -> Result<Loaded, LoadFailure> {
-    match secgroup_rulesdir::load_paths_with(&[dir.to_owned()], &Limits::default(), known) {
+/// Only the files that changed since the last call with `cache` are
+/// decoded again (the daemon keeps one for its life); the whole
+/// directory is validated every time.
+pub fn load_cached(
+    dir: &Path,
+    known: &[PathBuf],
+    cache: &mut DecodeCache,
+) -> Result<Loaded, LoadFailure> {
+    let started = std::time::Instant::now();
+    match secgroup_rulesdir::load_paths_cached(&[dir.to_owned()], &Limits::default(), known, cache)
+    {
         Ok(loaded) => {
+            let read_validate = started.elapsed();
             let policy = secgroup_policy::compile(&loaded.rules);
+            let compile = started.elapsed() - read_validate;
             let mut warnings = loaded.warnings.clone();
             warnings.extend(secgroup_policy::lint(&loaded.rules, &policy, &loaded.index));
             warnings.sort();
@@ -47,6 +70,11 @@ pub fn load(dir: &Path, known: &[PathBuf]) -> Result<Loaded, LoadFailure> {
                 policy,
                 files: loaded.files,
                 warnings: warnings.iter().map(ToString::to_string).collect(),
+                timings: LoadTimings {
+                    read_validate,
+                    compile,
+                    lint: started.elapsed() - read_validate - compile,
+                },
             })
         }
         Err(RulesDirError::Invalid(diagnostics)) => {
@@ -93,6 +121,10 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    fn load(dir: &Path, known: &[PathBuf]) -> Result<Loaded, LoadFailure> {
+        load_cached(dir, known, &mut DecodeCache::default())
     }
 
     #[test]

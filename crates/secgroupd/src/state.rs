@@ -116,6 +116,8 @@ pub struct InForce {
     pub rule_origins: Arc<HashMap<u32, RuleOrigin>>,
     /// Table id → whose list it is, for every table an interface uses.
     pub tables: HashMap<u32, (InstanceId, Direction)>,
+    /// The reverse of `bound`; cleared whenever `bound` changes.
+    pub bound_index: crate::bound_index::BoundIndex,
 }
 
 impl InForce {
@@ -145,10 +147,7 @@ impl InForce {
     }
 
     pub fn bound_ifindex(&self, id: &InstanceId) -> Option<u32> {
-        self.bound
-            .iter()
-            .find(|(_, bound)| *bound == id)
-            .map(|(ifindex, _)| *ifindex)
+        self.bound_index.get(&self.bound, id)
     }
 
     /// The rule list a table id stands for, if an interface uses it.

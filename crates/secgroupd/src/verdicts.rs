@@ -215,6 +215,7 @@ mod tests {
                 policy,
                 files: Vec::new(),
                 warnings: Vec::new(),
+                timings: crate::rules::LoadTimings::default(),
             })),
             bound: BTreeMap::from([(7, id)]),
             rule_origins: Arc::new(HashMap::from([(99, origin)])),

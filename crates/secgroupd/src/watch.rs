@@ -3,8 +3,13 @@
 //!
 //! Editors and controllers write in bursts: create a temp file, write,
 //! close, rename it over the old one. Reloading on the first event would
-//! read a half-written directory, so events are collected until none has
-//! come for [`DEBOUNCE`], then one reload runs. Events on dotfiles and
+//! read a half-written file, so events are collected until the burst is
+//! over, then one reload runs. How long "over" takes depends on the last
+//! event: after one that finishes a write (a rename into place, a close
+//! after writing, a removal) only [`SETTLED_QUIET`] without another; after
+//! one that says a write is under way (a file created, data written)
+//! [`DEBOUNCE`]. A rename is in force a few milliseconds later, and a
+//! slow writer is still waited for. Events on dotfiles and
 //! editor leftovers are ignored (the rules loader ignores those files too),
 //! except Kubernetes' `..data` symlink swap, which is how a mounted
 //! ConfigMap changes all its files at once.
@@ -25,8 +30,11 @@ use tracing::{debug, info, warn};
 
 use crate::event::Event;
 
-/// Quiet time that ends a burst.
+/// Quiet time that ends a burst while a write may be under way.
 pub const DEBOUNCE: Duration = Duration::from_millis(30);
+/// Quiet time that ends a burst whose last event finished a write: long
+/// enough for the next file of a controller writing several in a row.
+pub const SETTLED_QUIET: Duration = Duration::from_millis(3);
 /// A burst that never settles still reloads this often.
 const MAX_DELAY: Duration = Duration::from_millis(500);
 /// How often a missing directory is looked for.
@@ -138,7 +146,7 @@ async fn run(dir: PathBuf, events: mpsc::Sender<Event>) {
                 Relevance::Rules => {}
             }
             debug!(?event, "rules directory changed");
-            let dir_gone = settle(&dir, &mut raw_rx).await;
+            let dir_gone = settle(&dir, &mut raw_rx, finishes_write(&event)).await;
             if events.send(Event::RulesChanged).await.is_err() {
                 return;
             }
@@ -149,21 +157,42 @@ async fn run(dir: PathBuf, events: mpsc::Sender<Event>) {
     }
 }
 
-/// Swallows the rest of a burst. Returns whether the directory went away
+/// Whether a relevant event finishes a write (the file is whole now)
+/// rather than says one is under way.
+pub fn finishes_write(event: &notify::Result<notify::Event>) -> bool {
+    use notify::event::{ModifyKind, RenameMode};
+    match event {
+        Ok(event) => matches!(
+            event.kind,
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+                | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+                | EventKind::Remove(_)
+        ),
+        Err(_) => false,
+    }
+}
+
+/// Swallows the rest of a burst. `finished`: whether the event that
+/// started it finished a write. Returns whether the directory went away
 /// meanwhile.
 async fn settle(
     dir: &Path,
     raw_rx: &mut mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    mut finished: bool,
 ) -> bool {
     let give_up = Instant::now() + MAX_DELAY;
     loop {
-        let wait = DEBOUNCE.min(give_up.saturating_duration_since(Instant::now()));
+        let quiet = if finished { SETTLED_QUIET } else { DEBOUNCE };
+        let wait = quiet.min(give_up.saturating_duration_since(Instant::now()));
         match tokio::time::timeout(wait, raw_rx.recv()).await {
             Err(_) | Ok(None) => return false,
             Ok(Some(event)) => match classify(dir, &event) {
                 Relevance::DirGone => return true,
                 Relevance::Rules | Relevance::Ignore if Instant::now() >= give_up => return false,
-                Relevance::Rules | Relevance::Ignore => {}
+                // Only rule files say where their write stands; a temp
+                // file's events keep the burst going as it was.
+                Relevance::Rules => finished = finishes_write(&event),
+                Relevance::Ignore => {}
             },
         }
     }
@@ -321,5 +350,25 @@ mod tests {
         for (event, expected) in cases {
             assert_eq!(classify(dir, &event), expected, "{event:?}");
         }
+    }
+
+    #[test]
+    fn renames_closes_and_removals_finish_a_write() {
+        let path = &["/etc/secgroup/rules.d/web.json"];
+        for (kind, finished) in [
+            (EventKind::Modify(ModifyKind::Name(RenameMode::To)), true),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), true),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                true,
+            ),
+            (EventKind::Remove(RemoveKind::File), true),
+            (EventKind::Create(CreateKind::File), false),
+            (EventKind::Modify(ModifyKind::Data(DataChange::Any)), false),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::From)), false),
+        ] {
+            assert_eq!(finishes_write(&event(kind, path)), finished, "{kind:?}");
+        }
+        assert!(!finishes_write(&Err(notify::Error::generic("overflow"))));
     }
 }

@@ -227,7 +227,7 @@ impl Dataplane {
 
 /// The hooks of `ifindex` as the kernel reports them right after
 /// attaching or adopting.
-fn attach_info(
+pub(super) fn attach_info(
     ifindex: u32,
     netns: Option<&Path>,
     adopted: bool,
@@ -253,7 +253,7 @@ fn attach_info(
     })
 }
 
-fn remove_pins(paths: &[&Path]) {
+pub(super) fn remove_pins(paths: &[&Path]) {
     for path in paths {
         // Unpinning drops the kernel's last reference: the link detaches.
         let _ = std::fs::remove_file(path);

@@ -123,6 +123,8 @@ impl Dataplane {
             ifaces,
             refs,
             sweep_pending: !ids.tables.is_empty() || !psec_ids.is_empty(),
+            defer_frees: false,
+            free_pending: false,
             owned_links: HashMap::new(),
             barrier_inner,
             config: Config::default(),

@@ -5,9 +5,16 @@
 //! - `swap`: make a set of interface bindings the enforced policy, all or
 //!   nothing; notice writes by others;
 //! - `attach`: hooks on interfaces, as a pinned pair or not at all;
-//! - `observe`: counters and conntrack.
+//!   `attach_many`: the same for many interfaces at once;
+//! - `observe`: counters and conntrack;
+//! - `dump`: a table read back from the kernel maps;
+//! - `deferred`: freeing replaced tables after the owner has reported the
+//!   new policy.
 
 mod attach;
+mod attach_many;
+mod deferred;
+mod dump;
 pub(crate) mod load;
 mod observe;
 mod swap;
@@ -23,6 +30,7 @@ use aya::programs::{SchedClassifier, Xdp};
 use secgroup_model::Direction;
 use secgroup_policy::{PortSecurity, RuleList, RuleOrigin};
 
+pub use dump::TableDump;
 pub use types::{
     AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, InterfaceBinding, LoadOptions,
     Owner, RuleHits, Tampering, XdpAttachMode,
@@ -67,6 +75,10 @@ pub struct Dataplane {
     /// next apply writes every table afresh and sweeps every table entry
     /// this process did not write.
     sweep_pending: bool,
+    /// Leave step 3 of an apply to `free_unused_now` (`deferred.rs`).
+    defer_frees: bool,
+    /// An apply left its step 3 to `free_unused_now`.
+    free_pending: bool,
     owned_links: HashMap<u32, OwnedLinks>,
     /// The map put into sg_rcu_barrier's slot to force a grace period.
     barrier_inner: Array<MapData, u32>,

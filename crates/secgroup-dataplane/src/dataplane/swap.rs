@@ -83,7 +83,11 @@ impl Dataplane {
             return Err(self.undo(e, switched, &written));
         }
 
-        self.free_unused(&mut report);
+        if self.defer_frees {
+            self.free_pending = true;
+        } else {
+            self.free_unused(&mut report);
+        }
         report.duration = started.elapsed();
         Ok(report)
     }
@@ -283,7 +287,7 @@ impl Dataplane {
     /// Step 3: frees tables and port-security sets nobody uses after one
     /// grace period, and after an adoption sweeps every entry this process
     /// did not write.
-    fn free_unused(&mut self, report: &mut ApplyReport) {
+    pub(super) fn free_unused(&mut self, report: &mut ApplyReport) {
         let unused: Vec<u32> = self
             .store
             .ids()

@@ -15,6 +15,7 @@ use secgroup_model::{Limits, SourceFile};
 use tracing::{info, warn};
 
 use super::Engine;
+use super::recorder::Record;
 use crate::rules::Loaded;
 
 const FORMAT: &str = "secgroupd-applied-1";
@@ -23,15 +24,26 @@ fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("applied.json")
 }
 
-/// Records `loaded` as what the pins now enforce (temp file + rename: a
-/// crash leaves the old file or the new one).
-pub fn write(daemon: &Engine, loaded: &Loaded) {
-    let dir = &daemon.settings.state_dir;
+/// Records `loaded` as what the pins now enforce, on the recorder's
+/// thread (`recorder.rs`).
+pub fn write(daemon: &Engine, loaded: &Arc<Loaded>) {
+    daemon.recorder.record(Record {
+        state_dir: daemon.settings.state_dir.clone(),
+        pin_dir: daemon.settings.pin_dir.clone(),
+        generation: daemon.now.generation,
+        loaded: Arc::clone(loaded),
+    });
+}
+
+/// Writes one record (temp file + rename: a crash leaves the old file or
+/// the new one).
+pub fn write_record(record: &Record) {
+    let dir = &record.state_dir;
     let text = serde_json::json!({
         "format": FORMAT,
-        "pin_dir": daemon.settings.pin_dir.display().to_string(),
-        "generation": daemon.now.generation,
-        "rules": secgroup_model::render::rule_file(&loaded.rules),
+        "pin_dir": record.pin_dir.display().to_string(),
+        "generation": record.generation,
+        "rules": secgroup_model::render::rule_file(&record.loaded.rules),
     })
     .to_string();
     let target = path(dir);
@@ -95,5 +107,6 @@ pub fn read(state_dir: &Path, pin_dir: &Path, adopted: &AdoptReport) -> Option<A
         policy,
         files: Vec::new(),
         warnings: Vec::new(),
+        timings: crate::rules::LoadTimings::default(),
     }))
 }

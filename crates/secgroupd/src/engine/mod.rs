@@ -22,6 +22,7 @@
 
 mod applied;
 mod cuts;
+mod recorder;
 mod reload;
 
 use std::collections::HashMap;
@@ -77,6 +78,11 @@ pub struct Engine {
     events: mpsc::Sender<Event>,
     runtime: tokio::runtime::Handle,
     publisher: watch::Sender<Arc<InForce>>,
+    /// Writes the record of the applied rules off this thread.
+    recorder: recorder::Recorder,
+    /// The rule files as decoded by the last reload: the next decodes
+    /// only those that changed.
+    decoded: secgroup_model::DecodeCache,
 }
 
 /// What a batch of events asks for, merged.
@@ -122,6 +128,8 @@ impl Engine {
             events,
             runtime,
             publisher,
+            recorder: recorder::Recorder::new(),
+            decoded: secgroup_model::DecodeCache::default(),
         };
         (engine, snapshots)
     }

@@ -50,7 +50,11 @@ impl Engine {
         self.now.reloads += 1;
         let dir = self.settings.rules_dir.display().to_string();
         let mut warnings = Vec::new();
-        let (outcome, summary) = match rules::load(&self.settings.rules_dir, &self.known_files) {
+        let (outcome, summary) = match rules::load_cached(
+            &self.settings.rules_dir,
+            &self.known_files,
+            &mut self.decoded,
+        ) {
             Err(failure) => {
                 error!(?trigger, %dir, error = %failure.message, "reload failed: the rules directory was rejected; the policy in force stays");
                 for diagnostic in &failure.diagnostics {
@@ -113,6 +117,7 @@ impl Engine {
         }
         // What the kernel enforces now: our own last load, else what the
         // previous daemon last applied to these pins.
+        let compare_started = Instant::now();
         let before = self.now.loaded.clone().or_else(|| self.previous.clone());
         let same = before.as_ref().is_some_and(|b| b.policy == loaded.policy);
         // A restart must rewrite the adopted tables even when nothing
@@ -149,8 +154,20 @@ impl Engine {
         }
         let loaded = Arc::new(loaded);
         let tables_before = self.interface_tables();
+        let compared = compare_started.elapsed();
+        let apply_started = Instant::now();
         match self.sync_with(&loaded.policy, true) {
             Ok(()) => {
+                let applied = apply_started.elapsed();
+                let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
+                info!(
+                    read_validate_ms = ms(loaded.timings.read_validate),
+                    compile_ms = ms(loaded.timings.compile),
+                    lint_ms = ms(loaded.timings.lint),
+                    compare_ms = ms(compared),
+                    apply_ms = ms(applied),
+                    "reload phases"
+                );
                 super::cuts::log_cut_flows(self, &tables_before, &loaded.policy, trigger);
                 self.now.loaded = Some(loaded.clone());
                 self.previous = None;
@@ -332,6 +349,7 @@ impl Engine {
                 }
             }
             self.now.bound = desired;
+            self.now.bound_index.clear();
             self.now.guarded = guarded;
         }
 
@@ -354,12 +372,20 @@ impl Engine {
         for (ifindex, name) in &self.now.guarded {
             wanted.push((*ifindex, name.clone(), "(guarded)".to_owned()));
         }
+        // Interfaces already hooked keep their hooks (a rename keeps them);
+        // the others are attached together: one by one, a thousand took
+        // seconds of kernel waits (see the data plane's `attach_many`).
+        let mut missing: Vec<(u32, String, String)> = Vec::new();
         for (ifindex, name, id) in wanted {
-            if let Some(hooked) = self.now.hooks.get_mut(&ifindex) {
-                hooked.name = name; // a rename keeps the hooks
-                continue;
+            match self.now.hooks.get_mut(&ifindex) {
+                Some(hooked) => hooked.name = name,
+                None => missing.push((ifindex, name, id)),
             }
-            match self.dp.attach(&name) {
+        }
+        let names: Vec<String> = missing.iter().map(|(_, name, _)| name.clone()).collect();
+        let attached = self.dp.attach_many(&names);
+        for ((ifindex, name, id), result) in missing.into_iter().zip(attached) {
+            match result {
                 Ok(info) => {
                     info!(
                         instance = %id,

@@ -212,6 +212,67 @@ fn an_invalid_file_leaves_the_previous_policy_in_force() {
     assert!(lab.host_pings_guest(), "the edit is in force now");
 }
 
+/// The daemon decodes only the files that changed (its decode cache): a
+/// broken edit of a file it holds decoded must not let the old decoding
+/// through, and putting the old bytes back restores exactly the policy
+/// in force.
+#[test]
+fn a_broken_edit_of_a_decoded_file_changes_nothing_until_fixed() {
+    if !root_or_skip("a_broken_edit_of_a_decoded_file_changes_nothing_until_fixed") {
+        return;
+    }
+    let lab = Lab::new("cached");
+    let good = vm_rules("", ACCEPT_ICMP);
+    lab.host.rules.write("vm.json", &good);
+    // Another instance, without an interface on this lab.
+    let other = |ingress: &str| {
+        format!(
+            r#"{{ "security_groups": [ {{ "id": "sg-other", "ingress": [{ingress}] }} ],
+  "instances": [ {{ "id": "ins-other", "ips": ["203.0.113.77"], "security_groups": ["sg-other"] }} ] }}"#
+        )
+    };
+    lab.host.rules.write("other.json", &other(""));
+    let daemon = start(&lab);
+    let before = daemon.status();
+    assert!(lab.guest_pings_host(), "icmp out is allowed");
+
+    // Same length as a valid edit would be, broken JSON.
+    let broken = good.replacen("\"egress\": [", "\"egress\": {", 1);
+    lab.host.rules.replace("vm.json", &broken);
+    let status = daemon.wait_reload_after(before.reloads, Duration::from_secs(5));
+    assert_eq!(
+        status.last_reload.map(|r| r.outcome),
+        Some(ReloadOutcome::Failed),
+        "the broken edit is rejected"
+    );
+    assert_eq!(status.generation, before.generation, "nothing applied");
+    assert!(lab.guest_pings_host(), "the previous policy is in force");
+
+    // An edit of the other, valid file: still rejected as a whole.
+    lab.host.rules.replace("other.json", &other(ACCEPT_ICMP));
+    let status = daemon.wait_reload_after(status.reloads, Duration::from_secs(5));
+    assert_eq!(status.generation, before.generation, "still rejected");
+    assert!(status.last_error.is_some(), "the error stays reported");
+
+    // The old bytes back: valid again; the policy of vm.json is the one
+    // in force, with other.json's edit.
+    lab.host.rules.replace("vm.json", &good);
+    let status = wait_for(
+        Duration::from_secs(5),
+        "the fixed directory to apply",
+        || {
+            let s = daemon.status();
+            (s.reloads > status.reloads && s.last_error.is_none()).then_some(s)
+        },
+    );
+    assert!(
+        status.generation > before.generation,
+        "other.json's edit applied"
+    );
+    assert!(lab.guest_pings_host(), "icmp out still allowed");
+    assert!(lab.host_ping_blocked(), "nothing in, as before");
+}
+
 #[test]
 fn rule_changes_cut_refused_flows_unless_keep_established() {
     if !root_or_skip("rule_changes_cut_refused_flows_unless_keep_established") {

@@ -1,0 +1,197 @@
+//! An apply onto a data plane that already holds a policy leaves the
+//! kernel maps exactly as an apply onto a fresh data plane does: after
+//! every step of a random sequence of changes (lists changed, kept,
+//! shared between interfaces; interfaces added and removed), each
+//! interface's tables read back from the kernel (`dump_table`) equal
+//! those of a fresh data plane given the same bindings. Tables whose
+//! list did not change keep their id (they are never rewritten), and
+//! nothing is left behind: every table in the kernel is one an
+//! interface uses.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+
+use common::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use secgroup_classifier::testing::random_rule_list;
+use secgroup_dataplane::{Dataplane, InterfaceBinding, TableDump};
+use secgroup_model::Direction;
+use secgroup_policy::RuleList;
+
+/// Fake ifindexes: `sg_ifaces` is a plain map; no interface is needed to
+/// hold an entry.
+const IFACES: std::ops::Range<u32> = 5000..5012;
+const STEPS: usize = 15;
+
+fn list(rng: &mut StdRng, direction: Direction) -> RuleList {
+    let n = rng.gen_range(0..60);
+    let mut list = random_rule_list(rng, n);
+    for rule in &mut list.rules {
+        rule.origin.direction = direction;
+    }
+    list
+}
+
+/// Interface → (ingress, egress) of one step.
+type Lists = BTreeMap<u32, (RuleList, RuleList)>;
+
+fn next_step(rng: &mut StdRng, before: &Lists, pool: &mut Vec<(RuleList, RuleList)>) -> Lists {
+    let mut after = Lists::new();
+    for ifindex in IFACES {
+        let kept = before.get(&ifindex);
+        match rng.gen_range(0..10) {
+            // Gone (its entry is removed).
+            0 => {}
+            // A fresh pair, remembered for sharing later.
+            1 | 2 => {
+                let pair = (list(rng, Direction::Ingress), list(rng, Direction::Egress));
+                pool.push(pair.clone());
+                after.insert(ifindex, pair);
+            }
+            // One side changed.
+            3 => {
+                let (_, egress) = kept.cloned().unwrap_or_default();
+                after.insert(ifindex, (list(rng, Direction::Ingress), egress));
+            }
+            // The lists of another interface (tables shared by content).
+            4 if !pool.is_empty() => {
+                let pair = pool[rng.gen_range(0..pool.len())].clone();
+                after.insert(ifindex, pair);
+            }
+            // Unchanged (or back with empty lists if it was gone).
+            _ => {
+                after.insert(ifindex, kept.cloned().unwrap_or_default());
+            }
+        }
+    }
+    after
+}
+
+fn apply(dp: &mut Dataplane, lists: &Lists) {
+    let bindings: Vec<InterfaceBinding<'_>> = lists
+        .iter()
+        .map(|(ifindex, (ingress, egress))| InterfaceBinding {
+            ifindex: *ifindex,
+            ingress,
+            egress,
+            keep_established: false,
+            instance_uid: *ifindex,
+            port_security: None,
+            log: secgroup_policy::LogMode::None,
+            enforcement: secgroup_policy::Enforcement::Enforce,
+        })
+        .collect();
+    dp.apply(&bindings)
+        .unwrap_or_else(|e| panic!("apply: {}", error_chain(&e)));
+}
+
+/// Each interface's two tables as the kernel holds them.
+fn kernel_view(dp: &Dataplane) -> BTreeMap<u32, [TableDump; 2]> {
+    dp.interfaces()
+        .map(|(ifindex, iface)| {
+            let dump = |id| {
+                dp.dump_table(id)
+                    .unwrap_or_else(|e| panic!("dump: {}", error_chain(&e)))
+            };
+            (ifindex, [dump(iface.table[0]), dump(iface.table[1])])
+        })
+        .collect()
+}
+
+#[test]
+fn incremental_applies_leave_the_maps_as_a_fresh_apply_does() {
+    if !kernel_tests_enabled("incremental_applies_leave_the_maps_as_a_fresh_apply_does") {
+        return;
+    }
+    let seed: u64 = rand::thread_rng().r#gen();
+    eprintln!("incremental: seed {seed}");
+    // As tests and tools apply (frees inside apply), and as the daemon
+    // does (frees deferred until after it has published the change).
+    for deferred in [false, true] {
+        run_sequence(seed, deferred);
+    }
+}
+
+fn run_sequence(seed: u64, deferred: bool) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut dp = load_dataplane();
+    dp.set_deferred_frees(deferred);
+    let mut lists = Lists::new();
+    let mut pool = Vec::new();
+    let mut kept_tables = 0;
+    let mut seen: HashSet<u32> = HashSet::new();
+    for step in 0..STEPS {
+        let next = next_step(&mut rng, &lists, &mut pool);
+        let ids_before: BTreeMap<u32, [u32; 2]> =
+            dp.interfaces().map(|(i, iface)| (i, iface.table)).collect();
+        apply(&mut dp, &next);
+
+        // Unchanged lists keep their tables.
+        for (ifindex, (ingress, egress)) in &next {
+            let Some((old_in, old_eg)) = lists.get(ifindex) else {
+                continue;
+            };
+            let ids = dp
+                .interface(*ifindex)
+                .unwrap_or_else(|| panic!("step {step}: {ifindex} has no entry"))
+                .table;
+            for (d, (old, new)) in [(old_in, ingress), (old_eg, egress)]
+                .into_iter()
+                .enumerate()
+            {
+                if old == new {
+                    assert_eq!(
+                        Some(ids[d]),
+                        ids_before.get(ifindex).map(|t| t[d]),
+                        "seed {seed} deferred {deferred} step {step}: interface {ifindex}'s unchanged list got a new table"
+                    );
+                    kept_tables += 1;
+                }
+            }
+        }
+
+        let mut fresh = load_dataplane();
+        apply(&mut fresh, &next);
+        let (ours, theirs) = (kernel_view(&dp), kernel_view(&fresh));
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>(),
+            "seed {seed} deferred {deferred} step {step}: interfaces with an entry"
+        );
+        for (ifindex, tables) in &ours {
+            assert_eq!(
+                tables, &theirs[ifindex],
+                "seed {seed} deferred {deferred} step {step}: interface {ifindex}'s tables in the kernel differ from a fresh apply's"
+            );
+            assert!(
+                !tables[0].is_empty() || next[ifindex].0.rules.is_empty(),
+                "seed {seed} deferred {deferred} step {step}: interface {ifindex} has an empty ingress table in the kernel"
+            );
+        }
+        // Deferred: the tables in use are right before the old ones go.
+        if deferred {
+            dp.free_unused_now();
+        }
+        // No leftovers: the kernel holds exactly the tables in use.
+        let used: HashSet<u32> = dp.interfaces().flat_map(|(_, iface)| iface.table).collect();
+        assert_eq!(
+            dp.table_count(),
+            used.len(),
+            "seed {seed} deferred {deferred} step {step}: tables kept that no interface uses"
+        );
+        seen.extend(used.iter().copied());
+        for id in seen.difference(&used) {
+            let left = dp
+                .dump_table(*id)
+                .unwrap_or_else(|e| panic!("dump: {}", error_chain(&e)));
+            assert!(
+                left.is_empty(),
+                "seed {seed} deferred {deferred} step {step}: freed table {id} still has entries in the kernel: {left:?}"
+            );
+        }
+        lists = next;
+    }
+    assert!(kept_tables > 30, "only {kept_tables} unchanged lists seen");
+}

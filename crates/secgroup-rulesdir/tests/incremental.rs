@@ -1,0 +1,267 @@
+//! A load through a [`DecodeCache`] kept across loads gives exactly what a
+//! load from scratch gives: random sequences of file edits, adds,
+//! removes, renames and invalid edits, compared after every step at the
+//! level of the validated rules, the index, the warnings, the errors and
+//! the compiled policy.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use secgroup_model::{DecodeCache, Limits};
+use secgroup_rulesdir::{LoadError, Loaded, load_paths_cached, load_paths_with};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("rulesdir-incremental")
+        .join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+const NAMES: [&str; 6] = ["a.json", "b.json", "c.json", "d.json", "e.json", "f.json"];
+
+fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
+    &items[rng.gen_range(0..items.len())]
+}
+
+/// One rule of a group of file `f`: a literal remote, the address set
+/// of file 0, or a group (mostly of the same file: a reference to
+/// another file fails while that file is missing or broken).
+fn rule(rng: &mut StdRng, f: usize) -> String {
+    let action = *pick(rng, &["accept", "drop"]);
+    let remote = match rng.gen_range(0..60) {
+        0 => "ipm-a".to_owned(),
+        1 => format!("sg-f{}-0", rng.gen_range(0..NAMES.len())),
+        2..=9 => format!("sg-f{f}-0"),
+        10..=30 => format!("198.51.100.0/{}", rng.gen_range(24..=32)),
+        _ => format!("203.0.113.{}", rng.gen_range(0..256)),
+    };
+    let protocol = *pick(rng, &["tcp", "udp", "icmp", "all"]);
+    let port = match protocol {
+        "tcp" | "udp" => format!(r#","port":"{}""#, rng.gen_range(1..2000)),
+        _ => String::new(),
+    };
+    format!(r#"{{"action":"{action}","protocol":"{protocol}"{port},"remote":"{remote}"}}"#)
+}
+
+fn group(rng: &mut StdRng, f: usize, k: usize) -> String {
+    let side = |rng: &mut StdRng| {
+        (0..rng.gen_range(0..5))
+            .map(|_| rule(rng, f))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        r#"{{"id":"sg-f{f}-{k}","ingress":[{}],"egress":[{}]}}"#,
+        side(rng),
+        side(rng)
+    )
+}
+
+fn instance(rng: &mut StdRng, f: usize, k: usize, groups: usize) -> String {
+    let bound: Vec<String> = (0..rng.gen_range(1..=groups.max(1)))
+        .map(|_| format!("\"sg-f{f}-{}\"", rng.gen_range(0..groups.max(1))))
+        .collect();
+    format!(
+        r#"{{"id":"ins-f{f}-{k}","interface":"tap{f}x{k}","ips":["198.51.100.{}"],"security_groups":[{}]}}"#,
+        f * 20 + k + 1,
+        bound.join(",")
+    )
+}
+
+/// The text of file `f` (an index of [`NAMES`]): its own groups and
+/// instances (ids carry `f`: files do not clash unless copied or
+/// renamed), an address set, or now and then something invalid.
+fn file_text(rng: &mut StdRng, f: usize) -> String {
+    match rng.gen_range(0..16) {
+        0 => r#"{"security_groups": [ {"id": "sg-x", "ingress": [ "#.to_owned(),
+        1 => r#"{"security_groups": [{"id": "web"}]}"#.to_owned(),
+        2 if f == 0 => {
+            r#"{"address_sets": [{"id": "ipm-a", "addresses": ["203.0.113.0/28", "2001:db8::/64"]}]}"#
+                .to_owned()
+        }
+        _ => valid_text(rng, f),
+    }
+}
+
+/// File `f`'s own groups and instances, valid by themselves.
+fn valid_text(rng: &mut StdRng, f: usize) -> String {
+    let n_groups = rng.gen_range(1..4);
+    let groups: Vec<String> = (0..n_groups).map(|k| group(rng, f, k)).collect();
+    let instances: Vec<String> = (0..rng.gen_range(0..3))
+        .map(|k| instance(rng, f, k, n_groups))
+        .collect();
+    format!(
+        "{{\"security_groups\":[{}],\n\"instances\":[{}]}}\n",
+        groups.join(",\n"),
+        instances.join(",\n")
+    )
+}
+
+/// One random change to the directory; returns what it did.
+fn change(rng: &mut StdRng, dir: &Path) -> String {
+    let existing: Vec<String> = NAMES
+        .iter()
+        .filter(|n| dir.join(n).exists())
+        .map(|n| (*n).to_owned())
+        .collect();
+    let f = rng.gen_range(0..NAMES.len());
+    let name = NAMES[f];
+    match rng.gen_range(0..14) {
+        // Rewrite in place, or through a temp file and a rename.
+        0..=4 => {
+            fs::write(dir.join(name), file_text(rng, f)).unwrap_or_else(|e| panic!("{e}"));
+            format!("write {name}")
+        }
+        5..=7 => {
+            let tmp = dir.join(format!(".{name}.tmp"));
+            fs::write(&tmp, file_text(rng, f)).unwrap_or_else(|e| panic!("{e}"));
+            fs::rename(&tmp, dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+            format!("save {name}")
+        }
+        8 if !existing.is_empty() => {
+            let gone = pick(rng, &existing).clone();
+            fs::remove_file(dir.join(&gone)).unwrap_or_else(|e| panic!("{e}"));
+            format!("remove {gone}")
+        }
+        9 if !existing.is_empty() => {
+            let from = pick(rng, &existing).clone();
+            fs::rename(dir.join(&from), dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+            format!("rename {from} -> {name}")
+        }
+        // The same bytes under another name (duplicates everything).
+        10 if !existing.is_empty() && rng.gen_bool(0.2) => {
+            let from = pick(rng, &existing).clone();
+            fs::copy(dir.join(&from), dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+            format!("copy {from} -> {name}")
+        }
+        // Make a file whole again (the way out of a bad edit).
+        11 if !existing.is_empty() => {
+            let fix = pick(rng, &existing).clone();
+            let f = NAMES.iter().position(|n| *n == fix).unwrap_or(0);
+            fs::write(dir.join(&fix), valid_text(rng, f)).unwrap_or_else(|e| panic!("{e}"));
+            format!("fix {fix}")
+        }
+        // Rewrite a file with its own bytes (new metadata, same content).
+        _ if !existing.is_empty() => {
+            let same = pick(rng, &existing).clone();
+            let bytes = fs::read(dir.join(&same)).unwrap_or_else(|e| panic!("{e}"));
+            fs::write(dir.join(&same), bytes).unwrap_or_else(|e| panic!("{e}"));
+            format!("touch {same}")
+        }
+        _ => "nothing".to_owned(),
+    }
+}
+
+/// What a load says, comparably: the loaded rules, index and warnings
+/// with the compiled policy, or the errors.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Loaded(Box<Loaded>, Box<secgroup_policy::Policy>),
+    Invalid(Vec<String>),
+}
+
+fn outcome(result: Result<Loaded, LoadError>) -> Outcome {
+    match result {
+        Ok(loaded) => {
+            let policy = secgroup_policy::compile(&loaded.rules);
+            Outcome::Loaded(Box::new(loaded), Box::new(policy))
+        }
+        Err(LoadError::Invalid(diagnostics)) => {
+            Outcome::Invalid(diagnostics.0.iter().map(ToString::to_string).collect())
+        }
+        Err(e) => panic!("the directory itself could not be read: {e}"),
+    }
+}
+
+#[test]
+fn cached_loads_equal_loads_from_scratch_through_random_edits() {
+    let limits = Limits::default();
+    let (mut valid, mut invalid) = (0, 0);
+    for seed in 0..12u64 {
+        let dir = scratch(&format!("seed-{seed}"));
+        let paths = [dir.clone()];
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut cache = DecodeCache::default();
+        // Each side keeps its own "known files", as the daemon does.
+        let (mut known_cached, mut known_fresh) = (Vec::new(), Vec::new());
+        let mut log = Vec::new();
+        for step in 0..60 {
+            log.push(change(&mut rng, &dir));
+            let cached = outcome(load_paths_cached(
+                &paths,
+                &limits,
+                &known_cached,
+                &mut cache,
+            ));
+            let fresh = outcome(load_paths_with(&paths, &limits, &known_fresh));
+            assert_eq!(
+                cached,
+                fresh,
+                "seed {seed}, step {step}: the cached load differs from a load from scratch after:\n{}",
+                log.join("\n")
+            );
+            assert_eq!(
+                cache.len(),
+                NAMES.iter().filter(|n| dir.join(n).exists()).count(),
+                "seed {seed}, step {step}: the cache holds exactly the files of the directory"
+            );
+            if let Outcome::Loaded(loaded, _) = &cached {
+                known_cached.clone_from(&loaded.files);
+                known_fresh.clone_from(&loaded.files);
+                valid += 1;
+            } else {
+                invalid += 1;
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+    // Both kinds of outcome were exercised, many times.
+    assert!(
+        valid > 100 && invalid > 100,
+        "{valid} valid, {invalid} invalid loads"
+    );
+}
+
+#[test]
+fn only_changed_files_are_decoded_again() {
+    let dir = scratch("decoded");
+    let paths = [dir.clone()];
+    let limits = Limits::default();
+    let mut cache = DecodeCache::default();
+    fs::write(
+        dir.join("a.json"),
+        r#"{"security_groups": [{"id": "sg-a"}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    fs::write(
+        dir.join("b.json"),
+        r#"{"security_groups": [{"id": "sg-b"}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let first = load_paths_cached(&paths, &limits, &[], &mut cache);
+    assert!(first.is_ok(), "{first:?}");
+    assert_eq!(cache.decoded_last(), 2);
+    let again = load_paths_cached(&paths, &limits, &[], &mut cache);
+    assert!(again.is_ok(), "{again:?}");
+    assert_eq!(cache.decoded_last(), 0, "nothing changed, nothing decoded");
+    fs::write(
+        dir.join("b.json"),
+        r#"{"security_groups": [{"id": "sg-c"}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let changed =
+        load_paths_cached(&paths, &limits, &[], &mut cache).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cache.decoded_last(), 1, "one file changed, one decoded");
+    let ids: Vec<String> = changed
+        .rules
+        .security_groups
+        .keys()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(ids, ["sg-a", "sg-c"]);
+    let _ = fs::remove_dir_all(&dir);
+}
