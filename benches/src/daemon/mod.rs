@@ -277,18 +277,13 @@ fn status(client: &Client) -> Result<Status> {
 /// last rule names, to a port inside its range.
 fn trace(client: &Client, vm: usize) -> Result<TraceResponse> {
     let request = TraceRequest {
-        instance: instance_id(vm),
-        direction: Direction::Ingress,
-        protocol: "udp".to_owned(),
-        remote: IpAddr::V4(LAST_RULE_REMOTE),
         port: Some(PROBE_PORT),
-        local: None,
-        source_mac: None,
-        source_port: None,
-        icmp_type: None,
-        icmp_code: None,
-        icmp_id: None,
-        tcp_flags: None,
+        ..TraceRequest::new(
+            instance_id(vm),
+            Direction::Ingress,
+            "udp",
+            IpAddr::V4(LAST_RULE_REMOTE),
+        )
     };
     client
         .post(secgroup_api::paths::TRACE, Some(&request))

@@ -89,18 +89,14 @@ impl Probe {
     /// Whether the kernel gives this probe its verdict now.
     fn holds(&self, client: &Client) -> Result<bool> {
         let request = TraceRequest {
-            instance: instance_id(self.vm),
-            direction: Direction::Ingress,
-            protocol: "udp".to_owned(),
-            remote: IpAddr::V4(LAST_RULE_REMOTE),
             port: Some(self.port),
             local: Some(IpAddr::V4(probe_local(self.vm))),
-            source_mac: None,
-            source_port: None,
-            icmp_type: None,
-            icmp_code: None,
-            icmp_id: None,
-            tcp_flags: None,
+            ..TraceRequest::new(
+                instance_id(self.vm),
+                Direction::Ingress,
+                "udp",
+                IpAddr::V4(LAST_RULE_REMOTE),
+            )
         };
         match client.post(secgroup_api::paths::TRACE, Some(&request)) {
             Ok(trace) => Ok(check_verdict(&trace, self.want, self.position).is_ok()),

@@ -474,6 +474,33 @@ pub struct TraceRequest {
     pub tcp_flags: Option<String>,
 }
 
+impl TraceRequest {
+    /// The first packet of a new flow from or to `remote`, with every
+    /// optional field at its default: set the others with struct update
+    /// syntax (`TraceRequest { port: Some(22), ..TraceRequest::new(..) }`).
+    pub fn new(
+        instance: impl Into<String>,
+        direction: Direction,
+        protocol: impl Into<String>,
+        remote: IpAddr,
+    ) -> TraceRequest {
+        TraceRequest {
+            instance: instance.into(),
+            direction,
+            protocol: protocol.into(),
+            remote,
+            port: None,
+            local: None,
+            source_mac: None,
+            source_port: None,
+            icmp_type: None,
+            icmp_code: None,
+            icmp_id: None,
+            tcp_flags: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceResponse {
     pub instance: String,

@@ -68,18 +68,14 @@ impl Control {
                 }
                 let _ = writeln!(out, "{} {direction:?}:", instance.id);
                 let request = TraceRequest {
-                    instance: instance.id.clone(),
-                    direction,
-                    protocol: flow.protocol_name().to_owned(),
-                    remote,
                     port: (flow.proto != Proto::Ping).then_some(flow.port),
                     local: Some(local),
-                    source_mac: None,
-                    source_port: None,
-                    icmp_type: None,
-                    icmp_code: None,
-                    icmp_id: None,
-                    tcp_flags: None,
+                    ..TraceRequest::new(
+                        instance.id.clone(),
+                        direction,
+                        flow.protocol_name(),
+                        remote,
+                    )
                 };
                 match self.try_trace(&request) {
                     Ok(trace) => {

@@ -347,18 +347,13 @@ mod tests {
             "/v1/trace",
             r#"{"instance":"ins-1","direction":"egress","protocol":"udp","remote":"203.0.113.9","port":53}"#,
             Ok(Trace(TraceRequest {
-                instance: "ins-1".into(),
-                direction: secgroup_api::Direction::Egress,
-                protocol: "udp".into(),
-                remote: "203.0.113.9".parse().unwrap_or_else(|e| panic!("{e}")),
                 port: Some(53),
-                local: None,
-                source_mac: None,
-                source_port: None,
-                icmp_type: None,
-                icmp_code: None,
-                icmp_id: None,
-                tcp_flags: None,
+                ..TraceRequest::new(
+                    "ins-1",
+                    secgroup_api::Direction::Egress,
+                    "udp",
+                    "203.0.113.9".parse().unwrap_or_else(|e| panic!("{e}")),
+                )
             })),
         );
     }

@@ -71,18 +71,13 @@ fn hit_counters_count_new_flows_per_rule_and_trace_names_the_same_rules() {
     ];
     for (remote, protocol, port, rule, action) in cases {
         let request = TraceRequest {
-            instance: vm.instance(),
-            direction: Direction::Ingress,
-            protocol: protocol.to_owned(),
-            remote: remote.parse().unwrap_or_else(|e| panic!("{remote}: {e}")),
             port: Some(port),
-            local: None,
-            source_mac: None,
-            source_port: None,
-            icmp_type: None,
-            icmp_code: None,
-            icmp_id: None,
-            tcp_flags: None,
+            ..TraceRequest::new(
+                vm.instance(),
+                Direction::Ingress,
+                protocol,
+                remote.parse().unwrap_or_else(|e| panic!("{remote}: {e}")),
+            )
         };
         let trace = control.trace(&request);
         let position = trace.kernel.rule.as_ref().map(|r| r.position);

@@ -40,19 +40,10 @@ fn trace_request(
     remote: &str,
     port: Option<u16>,
 ) -> TraceRequest {
+    let remote = remote.parse().unwrap_or_else(|e| panic!("{remote}: {e}"));
     TraceRequest {
-        instance: "ins-vm".into(),
-        direction,
-        protocol: protocol.into(),
-        remote: remote.parse().unwrap_or_else(|e| panic!("{remote}: {e}")),
         port,
-        local: None,
-        source_mac: None,
-        source_port: None,
-        icmp_type: None,
-        icmp_code: None,
-        icmp_id: None,
-        tcp_flags: None,
+        ..TraceRequest::new("ins-vm", direction, protocol, remote)
     }
 }
 

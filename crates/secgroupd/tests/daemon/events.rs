@@ -247,18 +247,13 @@ fn trace_gives_no_event() {
     let control = Control::of(&daemon);
     for port in [8080, 9999] {
         let trace = control.trace(&TraceRequest {
-            instance: "ins-vm".into(),
-            direction: Direction::Egress,
-            protocol: "tcp".into(),
-            remote: HOST_IP.parse().unwrap_or_else(|e| panic!("{e}")),
             port: Some(port),
-            local: None,
-            source_mac: None,
-            source_port: None,
-            icmp_type: None,
-            icmp_code: None,
-            icmp_id: None,
-            tcp_flags: None,
+            ..TraceRequest::new(
+                "ins-vm",
+                Direction::Egress,
+                "tcp",
+                HOST_IP.parse().unwrap_or_else(|e| panic!("{e}")),
+            )
         });
         assert!(!trace.disagree, "{trace:#?}");
     }

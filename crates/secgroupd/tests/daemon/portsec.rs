@@ -28,18 +28,15 @@ fn rules() -> String {
 
 fn trace(daemon: &Daemon, local: Option<&str>, source_mac: Option<&str>) -> TraceResponse {
     let request = TraceRequest {
-        instance: "ins-vm".into(),
-        direction: Direction::Egress,
-        protocol: "udp".into(),
-        remote: REMOTE.parse().unwrap_or_else(|e| panic!("{e}")),
         port: Some(53),
         local: local.map(|l| l.parse().unwrap_or_else(|e| panic!("{l}: {e}"))),
         source_mac: source_mac.map(str::to_owned),
-        source_port: None,
-        icmp_type: None,
-        icmp_code: None,
-        icmp_id: None,
-        tcp_flags: None,
+        ..TraceRequest::new(
+            "ins-vm",
+            Direction::Egress,
+            "udp",
+            REMOTE.parse().unwrap_or_else(|e| panic!("{e}")),
+        )
     };
     daemon
         .client()

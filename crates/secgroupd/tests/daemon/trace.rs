@@ -9,20 +9,12 @@ use secgroup_api::{ConntrackEntry, ConntrackList, ErrorBody, TraceRequest, Trace
 use crate::harness::*;
 
 fn request(direction: secgroup_api::Direction, protocol: &str, remote: &str) -> TraceRequest {
-    TraceRequest {
-        instance: "ins-vm".into(),
+    TraceRequest::new(
+        "ins-vm",
         direction,
-        protocol: protocol.into(),
-        remote: remote.parse().unwrap_or_else(|e| panic!("{remote}: {e}")),
-        port: None,
-        local: None,
-        source_mac: None,
-        source_port: None,
-        icmp_type: None,
-        icmp_code: None,
-        icmp_id: None,
-        tcp_flags: None,
-    }
+        protocol,
+        remote.parse().unwrap_or_else(|e| panic!("{remote}: {e}")),
+    )
 }
 
 fn trace(daemon: &Daemon, request: &TraceRequest) -> TraceResponse {
