@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use secgroup_model::{DecodeCache, Limits, RuleSet};
+use secgroup_model::{DecodeCache, Diagnostic, Index, Limits, RuleSet};
 use secgroup_policy::Policy;
 use secgroup_rulesdir::RulesDirError;
 
@@ -16,10 +16,7 @@ pub struct Loaded {
     pub policy: Policy,
     /// The files read, in name order: `known` for the next load.
     pub files: Vec<PathBuf>,
-    /// Valid but questionable (`file:line:column: path: message`): the
-    /// loader's warnings and `secgroup_policy::lint`'s, sorted.
-    pub warnings: Vec<String>,
-    /// How long reading and validating, compiling and linting took.
+    /// How long reading and validating, then compiling, took.
     pub timings: LoadTimings,
 }
 
@@ -28,9 +25,6 @@ pub struct Loaded {
 pub struct LoadTimings {
     pub read_validate: std::time::Duration,
     pub compile: std::time::Duration,
-    /// `secgroup_policy::lint`: before the apply, so its warnings come with
-    /// the reload report (its cost is in every reload's latency).
-    pub lint: std::time::Duration,
 }
 
 /// Why a rules directory was rejected.
@@ -48,12 +42,13 @@ pub struct LoadFailure {
 /// conflict between an old and a new file is reported in the new one.
 /// Only the files that changed since the last call with `cache` are
 /// decoded again (the daemon keeps one for its life); the whole
-/// directory is validated every time.
+/// directory is validated every time. What [`lint`] needs is returned
+/// beside.
 pub fn load_cached(
     dir: &Path,
     known: &[PathBuf],
     cache: &mut DecodeCache,
-) -> Result<Loaded, LoadFailure> {
+) -> Result<(Loaded, LintInput), LoadFailure> {
     let started = std::time::Instant::now();
     match secgroup_rulesdir::load_paths_cached(&[dir.to_owned()], &Limits::default(), known, cache)
     {
@@ -61,21 +56,20 @@ pub fn load_cached(
             let read_validate = started.elapsed();
             let policy = secgroup_policy::compile(&loaded.rules);
             let compile = started.elapsed() - read_validate;
-            let mut warnings = loaded.warnings.clone();
-            warnings.extend(secgroup_policy::lint(&loaded.rules, &policy, &loaded.index));
-            warnings.sort();
-            warnings.dedup();
-            Ok(Loaded {
+            let rules = Loaded {
                 rules: loaded.rules,
                 policy,
                 files: loaded.files,
-                warnings: warnings.iter().map(ToString::to_string).collect(),
                 timings: LoadTimings {
                     read_validate,
                     compile,
-                    lint: started.elapsed() - read_validate - compile,
                 },
-            })
+            };
+            let lint_input = LintInput {
+                index: loaded.index,
+                loader_warnings: loaded.warnings,
+            };
+            Ok((rules, lint_input))
         }
         Err(RulesDirError::Invalid(diagnostics)) => {
             let n = diagnostics.0.len();
@@ -93,6 +87,30 @@ pub fn load_cached(
             diagnostics: Vec::new(),
         }),
     }
+}
+
+/// Every warning of a load (valid but questionable, `file:line:column:
+/// path: message`): the loader's and `secgroup_policy::lint`'s
+/// (unbound groups, shadowed rules, ...), sorted. The engine runs it after
+/// the new policy is in force: on a thousand instances it costs more than
+/// the rest of a reload, and warnings never change what is enforced.
+pub fn lint(loaded: &Loaded, input: LintInput) -> Vec<String> {
+    let mut warnings = input.loader_warnings;
+    warnings.extend(secgroup_policy::lint(
+        &loaded.rules,
+        &loaded.policy,
+        &input.index,
+    ));
+    warnings.sort();
+    warnings.dedup();
+    warnings.iter().map(ToString::to_string).collect()
+}
+
+/// What a load hands to [`lint`]: where each object is written, and the
+/// loader's own warnings.
+pub struct LintInput {
+    index: Index,
+    loader_warnings: Vec<Diagnostic>,
 }
 
 #[cfg(test)]
@@ -124,7 +142,7 @@ mod tests {
     }
 
     fn load(dir: &Path, known: &[PathBuf]) -> Result<Loaded, LoadFailure> {
-        load_cached(dir, known, &mut DecodeCache::default())
+        load_cached(dir, known, &mut DecodeCache::default()).map(|(loaded, _)| loaded)
     }
 
     #[test]

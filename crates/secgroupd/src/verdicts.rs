@@ -214,7 +214,6 @@ mod tests {
                 rules,
                 policy,
                 files: Vec::new(),
-                warnings: Vec::new(),
                 timings: crate::rules::LoadTimings::default(),
             })),
             bound: BTreeMap::from([(7, id)]),

@@ -106,7 +106,6 @@ pub fn read(state_dir: &Path, pin_dir: &Path, adopted: &AdoptReport) -> Option<A
         rules,
         policy,
         files: Vec::new(),
-        warnings: Vec::new(),
         timings: crate::rules::LoadTimings::default(),
     }))
 }

@@ -69,14 +69,26 @@ impl Engine {
                 self.sync();
                 (ReloadOutcome::Failed, summary)
             }
-            Ok(loaded) => {
-                warnings = loaded.warnings.clone();
-                self.apply_loaded(trigger, loaded)
+            Ok((loaded, lint_input)) => {
+                let (outcome, summary) = self.apply_loaded(trigger, loaded);
+                // After the apply: the new policy is in force before its
+                // warnings are worked out (they change nothing enforced).
+                if outcome != ReloadOutcome::Failed
+                    && let Some(loaded) = self.now.loaded.clone()
+                {
+                    let lint_started = Instant::now();
+                    warnings = rules::lint(&loaded, lint_input);
+                    for warning in &warnings {
+                        warn!(%warning, "questionable rule file");
+                    }
+                    debug!(
+                        lint_ms = format!("{:.1}", lint_started.elapsed().as_secs_f64() * 1e3),
+                        "rule files linted"
+                    );
+                }
+                (outcome, summary)
             }
         };
-        if outcome == ReloadOutcome::Failed {
-            warnings.clear();
-        }
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
             ReloadOutcome::Applied => info!(
@@ -112,9 +124,6 @@ impl Engine {
 
     fn apply_loaded(&mut self, trigger: ReloadTrigger, loaded: Loaded) -> (ReloadOutcome, String) {
         self.known_files = loaded.files.clone();
-        for warning in &loaded.warnings {
-            warn!(%warning, "questionable rule file");
-        }
         // What the kernel enforces now: our own last load, else what the
         // previous daemon last applied to these pins.
         let compare_started = Instant::now();
@@ -163,7 +172,6 @@ impl Engine {
                 info!(
                     read_validate_ms = ms(loaded.timings.read_validate),
                     compile_ms = ms(loaded.timings.compile),
-                    lint_ms = ms(loaded.timings.lint),
                     compare_ms = ms(compared),
                     apply_ms = ms(applied),
                     "reload phases"
