@@ -58,21 +58,7 @@ struct ElemAttr {
 }
 
 fn sys_bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<()> {
-    // SAFETY: `attr` is a live, initialised bpf_attr prefix of the size
-    // passed; the kernel reads (and for batches writes `count`) within it.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            std::ptr::from_mut(attr),
-            size_of::<A>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    crate::sys::bpf(cmd, attr).map(|_| ())
 }
 
 /// Whether a first batch call failed because batches are not offered

@@ -23,6 +23,7 @@ mod observer;
 pub mod packet;
 mod pins;
 mod portsec;
+mod sys;
 mod tables;
 mod testrun;
 mod uids;

@@ -132,19 +132,8 @@ fn prog_test_run(
         ctx_out: ctx_out.as_mut_ptr() as u64,
         ..TestAttr::default()
     };
-    // SAFETY: attr points at valid buffers of the stated sizes that outlive
-    // the call; the kernel writes only within them.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
-            size_of::<TestAttr>() as u32,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // attr points at buffers of the stated sizes that outlive the call.
+    crate::sys::bpf(BPF_PROG_TEST_RUN, &mut attr)?;
     Ok(RawResult {
         retval: attr.retval,
         duration_ns: attr.duration,

@@ -2,6 +2,7 @@
 //! neither; pinned links of a previous owner adopted; the XDP mode as the
 //! kernel reports it.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use aya::programs::links::{FdLink, PinnedLink};
@@ -255,7 +256,13 @@ pub(super) fn attach_info(
 
 pub(super) fn remove_pins(paths: &[&Path]) {
     for path in paths {
-        // Unpinning drops the kernel's last reference: the link detaches.
+        // Detached first: unpinning alone would leave the hook on until
+        // the kernel frees the pin's inode (after an RCU grace period, from
+        // a work queue), and a caller undoing half a pair must find neither
+        // hook when it returns. A pin that is not a live link just goes.
+        if let Ok(link) = crate::sys::obj_get(path) {
+            let _ = crate::sys::link_detach(link.as_fd());
+        }
         let _ = std::fs::remove_file(path);
     }
 }

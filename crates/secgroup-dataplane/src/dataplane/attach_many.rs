@@ -12,10 +12,8 @@
 //! whole run. Only with a pin directory: without one the links belong to
 //! aya's program objects and [`Dataplane::attach`] runs one by one.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,9 +22,9 @@ use super::{AttachInfo, Dataplane};
 use crate::error::DataplaneError;
 use crate::netns;
 use crate::object::{PROG_TC_INGRESS, PROG_XDP_EGRESS};
+use crate::sys::{self, ObjAttr, c_path, new_fd, obj_get};
 
 const BPF_OBJ_PIN: libc::c_long = 6;
-const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_LINK_UPDATE: libc::c_long = 29;
 /// `enum bpf_attach_type`.
@@ -61,41 +59,6 @@ struct LinkUpdateAttr {
     old_prog_fd: u32,
 }
 
-/// `bpf_attr` for `BPF_OBJ_PIN` / `BPF_OBJ_GET`.
-#[repr(C)]
-#[derive(Default)]
-struct ObjAttr {
-    pathname: u64,
-    bpf_fd: u32,
-    file_flags: u32,
-    path_fd: i32,
-    pad: u32,
-}
-
-/// `bpf(2)`; a non-negative result (an fd for the commands that make one).
-fn sys_bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<i64> {
-    // SAFETY: `attr` is a live, initialised bpf_attr prefix of the size
-    // passed; pointers in it outlive the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            std::ptr::from_mut(attr),
-            size_of::<A>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn new_fd(ret: i64) -> OwnedFd {
-    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
-    unsafe { OwnedFd::from_raw_fd(ret as i32) }
-}
-
 fn link_create(
     prog: BorrowedFd<'_>,
     ifindex: u32,
@@ -109,7 +72,7 @@ fn link_create(
         flags,
         ..LinkCreateAttr::default()
     };
-    sys_bpf(BPF_LINK_CREATE, &mut attr).map(new_fd)
+    sys::bpf(BPF_LINK_CREATE, &mut attr).map(new_fd)
 }
 
 fn link_update(link: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
@@ -118,12 +81,7 @@ fn link_update(link: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> io::Result<()> {
         new_prog_fd: prog.as_raw_fd() as u32,
         ..LinkUpdateAttr::default()
     };
-    sys_bpf(BPF_LINK_UPDATE, &mut attr).map(|_| ())
-}
-
-fn c_path(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path with a NUL byte"))
+    sys::bpf(BPF_LINK_UPDATE, &mut attr).map(|_| ())
 }
 
 fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
@@ -133,16 +91,7 @@ fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
         bpf_fd: fd.as_raw_fd() as u32,
         ..ObjAttr::default()
     };
-    sys_bpf(BPF_OBJ_PIN, &mut attr).map(|_| ())
-}
-
-fn obj_get(path: &Path) -> io::Result<OwnedFd> {
-    let path = c_path(path)?;
-    let mut attr = ObjAttr {
-        pathname: path.as_ptr() as u64,
-        ..ObjAttr::default()
-    };
-    sys_bpf(BPF_OBJ_GET, &mut attr).map(new_fd)
+    sys::bpf(BPF_OBJ_PIN, &mut attr).map(|_| ())
 }
 
 fn io_err<'a>(
