@@ -71,13 +71,19 @@ impl Guest {
         )
     }
 
-    /// One echo request to `to`, answered within `timeout`.
+    /// Whether `to` answers an echo request within `timeout`: one request
+    /// a second until one is answered, so a first request lost while the
+    /// neighbour is resolved (or a bridge port comes up) is tried again.
     pub fn ping(&self, to: IpAddr, timeout: Duration) -> bool {
         let secs = timeout.as_secs().max(1);
-        let command = match to {
-            IpAddr::V4(_) => format!("ping -c 1 -W {secs} {to} >/dev/null"),
-            IpAddr::V6(_) => format!("ping6 -c 1 -W {secs} {} >/dev/null", target(to)),
+        let ping = match to {
+            IpAddr::V4(_) => format!("ping -c 1 -W 1 {to}"),
+            IpAddr::V6(_) => format!("ping6 -c 1 -W 1 {}", target(to)),
         };
+        let command = format!(
+            "end=$(($(date +%s) + {secs})); until {ping} >/dev/null; do \
+             [ $(date +%s) -lt $end ] || exit 1; done"
+        );
         self.run_for(&command, timeout + SLACK).success()
     }
 
