@@ -68,7 +68,9 @@ fn bad_rules_are_reported_and_the_previous_policy_stays_enforced() {
     });
     rejected(&status, "a malformed file", "broken.json");
     previous_policy_holds(&bed, &vm, &control, "a malformed file");
-    bed.host.rules.remove("broken.json");
+    // Waited for: a reload of the removal still to come would be taken
+    // for the next change's.
+    control.reload_after(|| bed.host.rules.remove("broken.json"));
 
     // A rule naming a group that does not exist, which would open 22 to
     // everyone if half-applied.
