@@ -180,12 +180,18 @@ impl Lab {
 
     /// As [`Lab::start`], with these rule files (name, contents).
     pub fn start_with(files: &[(&str, &str)]) -> Lab {
+        Lab::start_for(files, "ins-vm")
+    }
+
+    /// As [`Lab::start_with`], waiting for `instance` (bound to the tap,
+    /// `tap-vm`) to be attached.
+    pub fn start_for(files: &[(&str, &str)], instance: &str) -> Lab {
         let lab = secgroup_testbed::Lab::new("ctl");
         for (name, contents) in files {
             lab.host.rules.write(name, contents);
         }
         let daemon = lab.host.secgroupd(secgroupd_binary()).start();
-        Control::of(&daemon).wait_attached("ins-vm", Duration::from_secs(30));
+        Control::of(&daemon).wait_attached(instance, Duration::from_secs(30));
         Lab {
             _daemon: daemon,
             dir: lab.host.dir.path.clone(),

@@ -5,6 +5,7 @@
 mod established;
 mod lab;
 mod monitor;
+mod tour;
 mod warnings;
 
 use secgroup_api::{
