@@ -29,7 +29,29 @@ pub(crate) struct RuleUids {
     at: HashMap<(SgId, Direction, usize), u32>,
 }
 
+/// Where the rules sat at some point ([`RuleUids::placement`]); the uids
+/// handed out since are kept by [`RuleUids::restore`] (never reused).
+pub(crate) struct Placement {
+    origins: HashMap<u32, RuleOrigin>,
+    at: HashMap<(SgId, Direction, usize), u32>,
+}
+
 impl RuleUids {
+    /// Where every rule sits now, to [`restore`](Self::restore) after a
+    /// failed apply.
+    pub fn placement(&self) -> Placement {
+        Placement {
+            origins: self.origins.clone(),
+            at: self.at.clone(),
+        }
+    }
+
+    /// Puts the rules back where `placement` saw them.
+    pub fn restore(&mut self, placement: Placement) {
+        self.origins = placement.origins;
+        self.at = placement.at;
+    }
+
     /// The uid of `origin`'s rule, the same wherever it sits in its list;
     /// records that it now sits at `origin.index`.
     pub fn uid(&mut self, origin: &RuleOrigin) -> u32 {

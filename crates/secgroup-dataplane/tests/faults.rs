@@ -188,6 +188,7 @@ fn an_apply_that_fails_half_way_restores_every_interface() {
     const CAPACITY: u32 = 65536;
     dp.apply(&bindings(&accept, 1..=CAPACITY))
         .unwrap_or_else(|e| panic!("filling sg_ifaces: {}", error_chain(&e)));
+    let origins = dp.rule_origins();
     // Every interface switches to `deny`, and one more does not fit: the
     // apply fails on its last entry, after switching all the others.
     match dp.apply(&bindings(&deny, 1..=CAPACITY + 1)) {
@@ -219,6 +220,11 @@ fn an_apply_that_fails_half_way_restores_every_interface() {
         "the table in force is still known"
     );
     assert_eq!(dp.table_count(), 2, "the half-written new tables are gone");
+    assert_eq!(
+        dp.rule_origins(),
+        origins,
+        "counters are still read at the places of the rules in force, not the failed apply's"
+    );
 }
 
 #[test]

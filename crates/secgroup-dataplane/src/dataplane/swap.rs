@@ -64,11 +64,16 @@ impl Dataplane {
         let started = Instant::now();
         let mut report = ApplyReport::default();
 
+        // Where each rule sits, as the tables in force say: put back if
+        // this apply fails, so counters are still read at the positions
+        // of the rules the kernel enforces.
+        let placement = self.uids.placement();
         let mut written: Vec<u32> = Vec::new();
         let wanted = match self.write_tables(bindings, guarded, &mut written) {
             Ok(wanted) => wanted,
             Err(e) => {
                 self.drop_new_tables(&written);
+                self.uids.restore(placement);
                 return Err(e);
             }
         };
@@ -80,6 +85,7 @@ impl Dataplane {
 
         let mut switched: Vec<Switched> = Vec::new();
         if let Err(e) = self.switch_interfaces(&wanted, &mut switched, &mut report) {
+            self.uids.restore(placement);
             return Err(self.undo(e, switched, &written));
         }
 
