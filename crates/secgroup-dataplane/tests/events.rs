@@ -5,6 +5,7 @@
 //! Frames run as real traffic (`run_unrequested`) unless a test says
 //! otherwise: only those may log.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -25,14 +26,6 @@ const VM: &str = "198.51.100.10";
 const VM6: &str = "2001:db8::10";
 const CLIENT: &str = "203.0.113.1";
 const OTHER: &str = "203.0.113.2";
-
-macro_rules! kernel_test {
-    () => {
-        if !kernel_tests_enabled(module_path!()) {
-            return;
-        }
-    };
-}
 
 /// Group `sg-test` with `ingress` rules, bound to `ins-vm` whose instance
 /// object also carries `instance_extra` (e.g. `"log": "drops"`).

@@ -3,6 +3,7 @@
 //! revoked across restarts), applies that fail half-way undone, writes by
 //! someone else noticed and taken back, a generation that only grows.
 
+#[macro_use]
 mod common;
 
 use std::path::PathBuf;
@@ -14,14 +15,6 @@ use secgroup_dataplane::packet::Packet;
 use secgroup_dataplane::{Dataplane, DataplaneError, InterfaceBinding, LoadOptions, Tampering};
 use secgroup_model::Direction::Ingress;
 use secgroup_policy::{Enforcement, LogMode, Policy};
-
-macro_rules! kernel_test {
-    () => {
-        if !kernel_tests_enabled(module_path!()) {
-            return;
-        }
-    };
-}
 
 const VM: &str = "198.51.100.10";
 const CLIENT: &str = "203.0.113.1";

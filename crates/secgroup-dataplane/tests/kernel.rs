@@ -2,6 +2,7 @@
 //! state tracking, fragments, VLAN, IPv6 extension headers, malformed
 //! frames, implicit allows, hot rule changes and counters.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -19,14 +20,6 @@ const CLIENT_A: &str = "203.0.113.1";
 const CLIENT_B: &str = "203.0.113.2";
 const CLB_VIP: &str = "203.0.113.100";
 const OTHER: &str = "203.0.113.77";
-
-macro_rules! kernel_test {
-    () => {
-        if !kernel_tests_enabled(module_path!()) {
-            return;
-        }
-    };
-}
 
 /// One security group `sg-test` with the given rule arrays bound to
 /// instance `ins-vm` (198.51.100.10, 2001:db8::10).

@@ -4,6 +4,7 @@
 //! must give, checked against the evaluator too; interfaces without port
 //! security; specs replaced, removed and adopted.
 
+#[macro_use]
 mod common;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -20,14 +21,6 @@ use secgroup_model::Direction::Egress;
 use secgroup_model::InstanceId;
 use secgroup_policy::{Enforcement, LogMode, Policy, PortSecurity, SpoofReason};
 use secgroup_testbed::PinDir;
-
-macro_rules! kernel_test {
-    () => {
-        if !kernel_tests_enabled(module_path!()) {
-            return;
-        }
-    };
-}
 
 /// The instances of secgroup-policy's port-security tests, with egress
 /// open so that what port security passes is accepted by the rules:

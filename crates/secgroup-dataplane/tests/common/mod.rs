@@ -19,6 +19,18 @@ use secgroup_policy::{Matched, Policy, RuleList, Verdict};
 /// The ifindex test frames run on (loopback).
 pub const TEST_IFINDEX: u32 = 1;
 
+/// Returns from the test unless kernel tests can run (see
+/// [`kernel_tests_enabled`]), named after the test's module path.
+/// `#[macro_use] mod common;` brings it in.
+#[allow(unused_macros)]
+macro_rules! kernel_test {
+    () => {
+        if !kernel_tests_enabled(module_path!()) {
+            return;
+        }
+    };
+}
+
 /// True when kernel tests can run. Without root they are skipped loudly,
 /// except under CI=true where skipping would hide a broken data plane.
 pub fn kernel_tests_enabled(test: &str) -> bool {
