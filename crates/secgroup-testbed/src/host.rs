@@ -4,8 +4,10 @@
 //! three. Built after a sweep of what dead runs left behind.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::binary::secgroupd_binary;
+use crate::control::Control;
 use crate::daemon::{Daemon, Secgroupd};
 use crate::files::{PinDir, RulesDir, Scratch};
 use crate::names::sweep_leftovers;
@@ -55,5 +57,35 @@ impl Host {
     /// started and ready.
     pub fn start_daemon(&self, flags: &[&str]) -> Daemon {
         self.secgroupd(secgroupd_binary()).args(flags).start()
+    }
+
+    /// Writes `rules` (a rule file's JSON) as `file` in the rules
+    /// directory, starts the
+    /// workspace's secgroupd with `flags` and waits up to `attach` for each
+    /// of `instances` to be attached.
+    pub fn start_enforcing(
+        &self,
+        file: &str,
+        rules: &str,
+        instances: &[String],
+        flags: &[&str],
+        attach: Duration,
+    ) -> (Daemon, Control) {
+        self.rules.write(file, rules);
+        let daemon = self.start_daemon(flags);
+        let control = Control::of(&daemon);
+        for instance in instances {
+            control.wait_attached(instance, attach);
+        }
+        (daemon, control)
+    }
+
+    /// Replaces `file` with `rules` (JSON) and waits until the daemon has
+    /// applied them; panics with its error if it rejected them.
+    pub fn apply_rules(&self, control: &Control, file: &str, rules: &str) {
+        let status = control.reload_after(|| self.rules.replace(file, rules));
+        if let Some(error) = status.last_error {
+            panic!("the new rules were rejected: {error:?}");
+        }
     }
 }

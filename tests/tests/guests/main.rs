@@ -54,21 +54,18 @@ pub fn start(
     instances: &[String],
     flags: &[&str],
 ) -> (Daemon, Control) {
-    bed.host.rules.write(RULES, &rules.to_json());
-    let daemon = bed.host.start_daemon(flags);
-    let control = Control::of(&daemon);
-    for instance in instances {
-        control.wait_attached(instance, Duration::from_secs(10));
-    }
-    (daemon, control)
+    bed.host.start_enforcing(
+        RULES,
+        &rules.to_json(),
+        instances,
+        flags,
+        Duration::from_secs(10),
+    )
 }
 
 /// Replaces the rule file and waits until the daemon applied it.
 pub fn apply(bed: &TestBed, control: &Control, rules: &RuleFile) {
-    let status = control.reload_after(|| bed.host.rules.replace(RULES, &rules.to_json()));
-    if let Some(error) = status.last_error {
-        panic!("the new rules were rejected: {error:?}");
-    }
+    bed.host.apply_rules(control, RULES, &rules.to_json());
 }
 
 /// How long a probe waits for what it expects: long for an allowed
