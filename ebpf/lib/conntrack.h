@@ -34,6 +34,13 @@
 #include "classify.h"
 #include "decision.h"
 
+/*
+ * How far a live entry's expiry may lag the last packet before a packet
+ * stores the new one: one tick at HZ=100 (sg_now() itself lags by up to
+ * that). Every timeout is seconds long.
+ */
+#define SG_CT_REFRESH_SLACK_NS 10000000ull
+
 enum sg_ct_result {
 	SG_CT_MISS = 0,    /* no live entry: the rules decide */
 	SG_CT_PASS,        /* established or reply: *d filled */
@@ -169,6 +176,7 @@ static __always_inline void sg_ct_refresh(const struct sg_env *env, const struct
 	__u8 flags = e->flags;
 	__u8 nflags = flags;
 	__u8 nstate = state;
+	__u64 expires, old;
 
 	__sync_fetch_and_add(&e->packets[env->dir], 1);
 	__sync_fetch_and_add(&e->bytes[env->dir], env->len);
@@ -185,7 +193,14 @@ static __always_inline void sg_ct_refresh(const struct sg_env *env, const struct
 		e->state = nstate;
 	if (nflags != flags)
 		e->flags = nflags;
-	e->expires_ns = env->now + sg_timeout(env->cfg, sg_ct_timeout_idx(k, nstate));
+	expires = env->now + sg_timeout(env->cfg, sg_ct_timeout_idx(k, nstate));
+	/* The expiry moves on only once it has moved by more than a tick: a
+	 * flow's packets within one tick all read the same cached clock, and
+	 * a stream spread over CPUs does not bounce the line for nothing. A
+	 * shorter timeout (a FIN, a reset) is always stored. */
+	old = e->expires_ns;
+	if (expires < old || expires - old > SG_CT_REFRESH_SLACK_NS)
+		e->expires_ns = expires;
 }
 
 /*

@@ -23,6 +23,7 @@ mod observer;
 pub mod packet;
 mod pins;
 mod portsec;
+mod slots;
 mod sys;
 mod tables;
 mod testrun;

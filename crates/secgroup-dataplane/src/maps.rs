@@ -1,7 +1,7 @@
 //! Typed, owned handles on every map of the object, taken once at load.
 
 use aya::Ebpf;
-use aya::maps::{Array, ArrayOfMaps, HashMap, LpmTrie, Map, MapData, PerCpuHashMap};
+use aya::maps::{Array, ArrayOfMaps, HashMap, LpmTrie, Map, MapData, PerCpuArray, PerCpuHashMap};
 
 use crate::abi::*;
 use crate::error::{DataplaneError, map_err};
@@ -20,6 +20,7 @@ pub(crate) mod names {
     pub const FRAGS: &str = "sg_frags";
     pub const RULE_HITS: &str = "sg_rule_hits";
     pub const IF_STATS: &str = "sg_if_stats";
+    pub const SLOT_STATS: &str = "sg_slot_stats";
     pub const EVENTS: &str = "sg_events";
     pub const LOG_STATE: &str = "sg_log_state";
     pub const CONFIG: &str = "sg_config";
@@ -45,6 +46,7 @@ pub(crate) const PINNED: &[&str] = &[
     names::FRAGS,
     names::RULE_HITS,
     names::IF_STATS,
+    names::SLOT_STATS,
     names::EVENTS,
     names::LOG_STATE,
     names::CONFIG,
@@ -65,6 +67,7 @@ pub(crate) struct Maps {
     pub frags: HashMap<MapData, FragKey, FragEntry>,
     pub rule_hits: PerCpuHashMap<MapData, RuleCounterKey, RuleCounter>,
     pub if_stats: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats>,
+    pub slot_stats: PerCpuArray<MapData, IfaceStats>,
     pub log_state: HashMap<MapData, u32, LogBucket>,
     pub config: Array<MapData, Config>,
     pub meta: Array<MapData, Meta>,
@@ -99,6 +102,7 @@ impl Maps {
             frags: typed!(ebpf, FRAGS),
             rule_hits: typed!(ebpf, RULE_HITS),
             if_stats: typed!(ebpf, IF_STATS),
+            slot_stats: typed!(ebpf, SLOT_STATS),
             log_state: typed!(ebpf, LOG_STATE),
             config: typed!(ebpf, CONFIG),
             meta: typed!(ebpf, META),

@@ -13,7 +13,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use secgroup_model::Direction;
 
 use crate::abi::*;
@@ -29,6 +29,9 @@ pub struct Observer {
     config: OwnedFd,
     events: OwnedFd,
     log_state: OwnedFd,
+    /// `sg_ifaces`, read only for an interface's counter slot.
+    ifaces: OwnedFd,
+    slot_stats: OwnedFd,
     runner: TestRunner,
 }
 
@@ -81,6 +84,7 @@ pub(crate) fn dup_fd(map: &Map, name: &'static str) -> Result<OwnedFd, Dataplane
         | Map::LruHashMap(d)
         | Map::PerCpuHashMap(d)
         | Map::Array(d)
+        | Map::PerCpuArray(d)
         | Map::RingBuf(d) => d,
         _ => return Err(DataplaneError::MissingMap { name }),
     };
@@ -104,7 +108,16 @@ where
 
 impl Observer {
     pub(crate) fn new(
-        [rule_hits, if_stats, ct, config, events, log_state]: [OwnedFd; 6],
+        [
+            rule_hits,
+            if_stats,
+            ct,
+            config,
+            events,
+            log_state,
+            ifaces,
+            slot_stats,
+        ]: [OwnedFd; 8],
         runner: TestRunner,
     ) -> Observer {
         Observer {
@@ -114,6 +127,8 @@ impl Observer {
             config,
             events,
             log_state,
+            ifaces,
+            slot_stats,
             runner,
         }
     }
@@ -155,6 +170,8 @@ impl Observer {
             config: dup(&self.config, names::CONFIG)?,
             events: dup(&self.events, names::EVENTS)?,
             log_state: dup(&self.log_state, names::LOG_STATE)?,
+            ifaces: dup(&self.ifaces, names::IFACES)?,
+            slot_stats: dup(&self.slot_stats, names::SLOT_STATS)?,
             runner: self.runner.clone(),
         })
     }
@@ -201,36 +218,49 @@ impl Observer {
     }
 
     /// Per-reason packet and byte counts of one interface and direction,
-    /// summed over CPUs.
+    /// summed over CPUs: its counter slot's while it has an `sg_ifaces`
+    /// entry, plus what counted under its ifindex (packets without an
+    /// entry, and the totals of slots it held before).
     pub fn interface_stats(
         &self,
         ifindex: u32,
         direction: Direction,
     ) -> Result<IfaceStats, DataplaneError> {
-        let map: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats> =
-            open(&self.if_stats, names::IF_STATS)?;
-        let dir = match direction {
+        let dir = u32::from(match direction {
             Direction::Ingress => DIR_INGRESS,
             Direction::Egress => DIR_EGRESS,
-        };
-        let key = IfaceStatsKey {
-            ifindex,
-            dir: u32::from(dir),
-        };
-        let mut total = IfaceStats::default();
-        match map.get(&key, 0) {
-            Ok(per_cpu) => {
-                for s in per_cpu.iter() {
-                    for r in 0..Reason::COUNT {
-                        total.packets[r] += s.packets[r];
-                        total.bytes[r] += s.bytes[r];
-                    }
-                }
-            }
-            Err(aya::maps::MapError::KeyNotFound) => {}
+        });
+        let by_ifindex: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats> =
+            open(&self.if_stats, names::IF_STATS)?;
+        let unbound = match by_ifindex.get(&IfaceStatsKey { ifindex, dir }, 0) {
+            Ok(per_cpu) => Some(per_cpu),
+            Err(aya::maps::MapError::KeyNotFound) => None,
             Err(e) => return Err(map_err(names::IF_STATS)(e)),
-        }
-        Ok(total)
+        };
+        let ifaces: HashMap<MapData, u32, Iface> = open(&self.ifaces, names::IFACES)?;
+        let slot = match ifaces.get(&ifindex, 0) {
+            Ok(iface) => Some(iface.slot).filter(|s| *s < MAX_IFACE_SLOTS),
+            Err(aya::maps::MapError::KeyNotFound) => None,
+            Err(e) => return Err(map_err(names::IFACES)(e)),
+        };
+        let bound = match slot {
+            Some(slot) => {
+                let slots: PerCpuArray<MapData, IfaceStats> =
+                    open(&self.slot_stats, names::SLOT_STATS)?;
+                Some(
+                    slots
+                        .get(&(slot * DIR_MAX as u32 + dir), 0)
+                        .map_err(map_err(names::SLOT_STATS))?,
+                )
+            }
+            None => None,
+        };
+        Ok(crate::slots::sum(
+            unbound
+                .iter()
+                .chain(bound.iter())
+                .flat_map(|per_cpu| per_cpu.iter()),
+        ))
     }
 
     /// Every live conntrack entry (expired ones are left out).

@@ -145,7 +145,8 @@ fn rust_mirrors_match_the_c_abi() {
         size_of::<Iface>(),
         fields!(Iface;
         table => table, flags => flags, instance_uid => instance_uid,
-        psec_set => psec_set, mac => mac, pad => pad),
+        psec_set => psec_set, slot => slot, mac => mac, pad => pad,
+        own_v6 => own_v6, own_v4 => own_v4),
     );
     for (c_name, size, addr) in [
         (

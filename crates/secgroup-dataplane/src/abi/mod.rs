@@ -30,6 +30,17 @@ pub const IFACE_F_LOG_DROPS: u32 = 1 << 5;
 pub const IFACE_F_LOG_ALL: u32 = 1 << 6;
 /// Audit: what the rules or the default would drop passes, tracked.
 pub const IFACE_F_AUDIT: u32 = 1 << 7;
+/// [`Iface::own_v4`] is a source the port-security set allows from
+/// [`Iface::mac`] (any MAC without [`IFACE_F_HAS_MAC`]): compared, not
+/// looked up.
+pub const IFACE_F_OWN_V4: u32 = 1 << 8;
+/// The same for [`Iface::own_v6`].
+pub const IFACE_F_OWN_V6: u32 = 1 << 9;
+/// Interface counter slots (`sg_slot_stats` holds `MAX_IFACE_SLOTS *
+/// DIR_MAX` entries); interfaces beyond count by ifindex in `sg_if_stats`.
+pub const MAX_IFACE_SLOTS: u32 = 4096;
+/// [`Iface::slot`] of an interface without one.
+pub const NO_SLOT: u32 = u32::MAX;
 
 /// `sg_rule_meta.flags`: a packet this rule decides is an event.
 pub const RULE_F_LOG: u8 = 1 << 0;
@@ -419,9 +430,16 @@ pub struct Iface {
     pub instance_uid: u32,
     /// The port-security set, or [`NO_PSEC_SET`].
     pub psec_set: u32,
+    /// Index of the interface's verdict counters in `sg_slot_stats`
+    /// (`slot * DIR_MAX + dir`), below [`MAX_IFACE_SLOTS`], or [`NO_SLOT`].
+    pub slot: u32,
     /// With [`IFACE_F_HAS_MAC`]: the instance's MAC.
     pub mac: [u8; 6],
     pub pad: [u8; 2],
+    /// With [`IFACE_F_OWN_V6`]: an IPv6 source the set allows from `mac`.
+    pub own_v6: [u8; 16],
+    /// With [`IFACE_F_OWN_V4`]: an IPv4 source the set allows from `mac`.
+    pub own_v4: [u8; 4],
 }
 
 /// The data part of `struct sg_psec_v4_key` (aya adds `prefixlen`): an
@@ -498,7 +516,7 @@ pub struct Config {
 }
 
 /// `enum sg_abi`: the version of every pinned layout (see [`Meta`]).
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 pub const META_SOCKET_LEN: usize = 108;
 
 /// `struct sg_meta`: owned by userspace, never read by the programs.

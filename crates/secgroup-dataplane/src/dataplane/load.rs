@@ -173,6 +173,8 @@ fn observer_for(ebpf: &Ebpf) -> Result<Observer, DataplaneError> {
             map(names::CONFIG)?,
             map(names::EVENTS)?,
             map(names::LOG_STATE)?,
+            map(names::IFACES)?,
+            map(names::SLOT_STATS)?,
         ],
         test_runner_for(ebpf)?,
     ))

@@ -100,6 +100,13 @@ impl Dataplane {
         for key in &hits {
             let _ = self.maps.rule_hits.remove(key);
         }
+        // Its slot too, so that the removal of its entry by the next apply
+        // moves nothing back under its ifindex.
+        if let Some(iface) = self.ifaces.get(&ifindex)
+            && iface.slot < MAX_IFACE_SLOTS
+        {
+            let _ = crate::slots::zero(&mut self.maps, &[iface.slot]);
+        }
         for dir in [DIR_INGRESS, DIR_EGRESS] {
             let _ = self.maps.if_stats.remove(&IfaceStatsKey {
                 ifindex,

@@ -10,7 +10,7 @@ use super::{ApplyReport, Dataplane, InterfaceBinding, Tampering};
 use crate::abi::*;
 use crate::error::{DataplaneError, map_err};
 use crate::maps::names;
-use crate::{portsec, tables};
+use crate::{portsec, slots, tables};
 
 /// One `sg_ifaces` change made during an apply, with what was there
 /// before, so that a failure can put it back.
@@ -88,6 +88,14 @@ impl Dataplane {
             self.uids.restore(placement);
             return Err(self.undo(e, switched, &written));
         }
+        // Interfaces whose entry went keep their counts, under their ifindex.
+        for change in &switched {
+            if let Some(before) = &change.before
+                && !self.ifaces.contains_key(&change.ifindex)
+            {
+                slots::retire(&mut self.maps, change.ifindex, before);
+            }
+        }
 
         if self.defer_frees {
             self.free_pending = true;
@@ -120,15 +128,13 @@ impl Dataplane {
                 mac: None,
                 allowed: Vec::new(),
             };
-            let set = self.psec_set_for(&closed, written)?;
-            let (flags, mac) = portsec::iface_fields(&closed);
-            let guard = Iface {
+            let mut guard = Iface {
                 table: [NO_TABLE; DIR_MAX],
-                flags: IFACE_F_GUARD | flags,
-                mac,
-                psec_set: set,
+                flags: IFACE_F_GUARD,
+                psec_set: self.psec_set_for(&closed, written)?,
                 ..Iface::default()
             };
+            portsec::set_iface_fields(&mut guard, &closed);
             wanted.push((*ifindex, guard));
         }
         for binding in bindings {
@@ -155,14 +161,13 @@ impl Dataplane {
                 iface.table[dir as usize] = id;
             }
             if let Some(spec) = binding.port_security.filter(|s| s.enabled) {
-                let set = self.psec_set_for(spec, written)?;
-                let (flags, mac) = portsec::iface_fields(spec);
-                iface.flags |= flags;
-                iface.mac = mac;
-                iface.psec_set = set;
+                iface.psec_set = self.psec_set_for(spec, written)?;
+                portsec::set_iface_fields(&mut iface, spec);
             }
             wanted.push((binding.ifindex, iface));
         }
+        let fresh = slots::assign(&self.ifaces, &mut wanted);
+        slots::zero(&mut self.maps, &fresh)?;
         if !written.is_empty() {
             let mut meta = self.meta;
             meta.next_table_id = meta.next_table_id.max(u64::from(self.store.next_id()));
