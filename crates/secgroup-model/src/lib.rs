@@ -20,7 +20,7 @@ mod tencent;
 mod validate;
 mod values;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 pub use cache::DecodeCache;
 pub use diagnostic::{Diagnostic, Diagnostics, Limits, SourceFile};
@@ -67,10 +67,11 @@ pub fn load_with(
     load_with_cache(files, limits, known, &mut DecodeCache::default())
 }
 
-/// [`load_with`], decoding only the files `cache` does not hold with the
-/// same bytes, and leaving `cache` holding exactly `files` (see
-/// `cache.rs`). The result is the same as `load_with`'s: every file is
-/// validated against all others on every call.
+/// [`load_with`], decoding and checking by itself only each file that
+/// `cache` does not hold with the same bytes, and leaving `cache` holding
+/// exactly `files` (see `cache.rs`). The result is the same as
+/// `load_with`'s: the checks across files (duplicate ids, references,
+/// interfaces, addresses, quotas) run over every file on every call.
 pub fn load_with_cache(
     files: &[SourceFile<'_>],
     limits: &Limits,
@@ -79,49 +80,55 @@ pub fn load_with_cache(
 ) -> Result<Loaded, Diagnostics> {
     let known: HashSet<&str> = known.iter().copied().collect();
     cache.refresh(files, limits);
-    // The validator keeps the first definition it sees and reports later
+    // The merge keeps the first definition it sees and reports later
     // ones: known files first, then new ones, each in file-name order.
     let mut ordered: Vec<&SourceFile<'_>> = files.iter().collect();
     ordered.sort_by_key(|f| (!known.contains(f.name), f.name));
-    let mut errors = Vec::new();
-    let mut outlines = Vec::with_capacity(files.len());
-    let mut validator = validate::Validator::new(limits);
-    for file in ordered {
-        // Two files of one name: the cache holds the last; decode the
-        // others here.
-        let cached = cache
-            .get(file.name)
-            .filter(|_| files.iter().filter(|f| f.name == file.name).count() == 1);
-        let decoded_here;
-        let (raw, file_errors, outline) = match cached {
-            Some((raw, file_errors, outline)) => (raw, file_errors.to_vec(), outline.clone()),
-            None => {
-                let mut file_errors = Vec::new();
-                decoded_here = source::decode(file, limits, &mut file_errors);
-                let raw = decoded_here.as_ref();
-                let outline = outline::Outline::new(file.name, raw, file_errors.clone());
-                (raw, file_errors, outline)
-            }
-        };
-        if let Some(raw) = raw {
-            validator.file(raw);
-        }
-        errors.extend_from_slice(&file_errors);
-        outlines.push(outline);
+    // Two files of one name: the cache holds the last; check the others
+    // here.
+    let mut uses: HashMap<&str, usize> = HashMap::with_capacity(files.len());
+    for file in files {
+        *uses.entry(file.name).or_default() += 1;
     }
-    let (rules, more, mut warnings) = validator.finish();
-    errors.extend(more);
-    if errors.is_empty() {
-        warnings.sort();
-        warnings.dedup();
-        Ok(Loaded {
-            rules,
-            index: Index::new(outlines),
-            warnings,
-        })
-    } else {
-        errors.sort();
-        errors.dedup();
-        Err(Diagnostics(errors))
+    let shared_name = |name: &str| uses.get(name).is_some_and(|n| *n > 1);
+    let extra: Vec<cache::Checked> = ordered
+        .iter()
+        .filter(|f| shared_name(f.name))
+        .map(|f| cache::Checked::new(f, limits))
+        .collect();
+    let mut checked: Vec<&cache::Checked> = Vec::with_capacity(files.len());
+    let mut extra_left = extra.iter();
+    for file in &ordered {
+        let entry = if shared_name(file.name) {
+            extra_left.next()
+        } else {
+            cache.get(file.name)
+        };
+        // `refresh` was given every file: only a name shared by several
+        // could miss, and those were checked above.
+        if let Some(entry) = entry {
+            checked.push(entry);
+        }
+    }
+    let checks: Vec<&validate::FileCheck> = checked.iter().map(|c| &c.check).collect();
+    let (rules, mut errors, mut warnings) = validate::merge(&checks, limits);
+    for entry in &checked {
+        errors.extend_from_slice(&entry.errors);
+    }
+    match rules {
+        Some(rules) if errors.is_empty() => {
+            warnings.sort();
+            warnings.dedup();
+            Ok(Loaded {
+                rules,
+                index: Index::new(checked.iter().map(|c| c.outline.clone()).collect()),
+                warnings,
+            })
+        }
+        _ => {
+            errors.sort();
+            errors.dedup();
+            Err(Diagnostics(errors))
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use secgroup_model::{Action, Direction, Enforcement, InstanceId, LogMode, MacAddr, Service, SgId};
@@ -102,9 +103,116 @@ impl GroupPolicy {
 }
 
 /// The compiled policy of the whole rules directory.
+///
+/// Instances and groups are shared ([`Shared`]): a reload that recompiles
+/// a few of them ([`recompile`](crate::recompile)) keeps the others of the
+/// previous policy, and comparing the two is cheap where they are the
+/// same allocation (`Arc`'s equality tries the pointer first).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
-    pub instances: BTreeMap<InstanceId, InstancePolicy>,
+    pub instances: Shared<InstanceId, InstancePolicy>,
     /// Every security group, bound to an instance or not.
-    pub security_groups: BTreeMap<SgId, GroupPolicy>,
+    pub security_groups: Shared<SgId, GroupPolicy>,
+}
+
+/// A map whose values are shared (`Arc`) between policies: what
+/// [`recompile`](crate::recompile) did not compile again is the previous
+/// policy's allocation. Reads see plain values, as in a `BTreeMap<K, V>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shared<K, V>(BTreeMap<K, Arc<V>>);
+
+impl<K, V> Default for Shared<K, V> {
+    fn default() -> Self {
+        Shared(BTreeMap::new())
+    }
+}
+
+impl<K: Ord, V> Shared<K, V> {
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.0.get(key).map(Arc::as_ref)
+    }
+
+    /// The value's allocation, to tell whether two policies share it.
+    pub fn get_shared(&self, key: &K) -> Option<&Arc<V>> {
+        self.0.get(key)
+    }
+
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.0.contains_key(key)
+    }
+
+    pub fn insert(&mut self, key: K, value: V) {
+        self.0.insert(key, Arc::new(value));
+    }
+
+    pub fn insert_shared(&mut self, key: K, value: Arc<V>) {
+        self.0.insert(key, value);
+    }
+
+    pub fn remove(&mut self, key: &K) -> Option<Arc<V>> {
+        self.0.remove(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator + Clone {
+        self.0.keys()
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator + Clone {
+        self.0.values().map(Arc::as_ref)
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + ExactSizeIterator + Clone {
+        self.0.iter().map(|(k, v)| (k, v.as_ref()))
+    }
+
+    /// The value of `key`, to change: copied first if another policy
+    /// shares it.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V>
+    where
+        V: Clone,
+    {
+        self.0.get_mut(key).map(Arc::make_mut)
+    }
+}
+
+impl<K: Ord, V> FromIterator<(K, V)> for Shared<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Shared(iter.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
+
+impl<K: Ord, V> Shared<K, V> {
+    /// From values some of which another policy may share.
+    pub fn from_shared(iter: impl IntoIterator<Item = (K, Arc<V>)>) -> Self {
+        Shared(iter.into_iter().collect())
+    }
+}
+
+impl<'a, K: Ord, V> IntoIterator for &'a Shared<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = std::iter::Map<
+        std::collections::btree_map::Iter<'a, K, Arc<V>>,
+        fn((&'a K, &'a Arc<V>)) -> (&'a K, &'a V),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v.as_ref()))
+    }
+}
+
+impl<K: Ord, V> std::ops::Index<&K> for Shared<K, V> {
+    type Output = V;
+
+    /// Panics if `key` is absent, as a `BTreeMap`'s.
+    fn index(&self, key: &K) -> &V {
+        &self.0[key]
+    }
 }

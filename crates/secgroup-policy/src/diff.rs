@@ -6,12 +6,12 @@
 //! referenced group changes every rule that references it. Both are what
 //! the data plane sees.
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use secgroup_model::{Direction, InstanceId, SgId};
 
-use crate::compiled::{EffectiveRule, GroupPolicy, Policy};
+use crate::compiled::{EffectiveRule, GroupPolicy, Policy, Shared};
 
 /// Keys present only in the new policy, only in the old one, and in both
 /// but different. Each list is sorted.
@@ -88,6 +88,8 @@ pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
     let mut rules = RuleCounts::default();
     for (id, new_group) in &new.security_groups {
         match old.security_groups.get(id) {
+            // Shared with the old policy (see `recompile`): unchanged.
+            Some(_) if shared(&old.security_groups, &new.security_groups, id) => {}
             Some(old_group) => count_group(old_group, new_group, &mut rules),
             None => rules.added += rule_count(new_group),
         }
@@ -102,9 +104,10 @@ pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
         new.instances
             .iter()
             .filter(|(id, instance)| {
-                old.instances
-                    .get(*id)
-                    .is_some_and(|before| before.rules(direction) != instance.rules(direction))
+                old.instances.get(*id).is_some_and(|before| {
+                    !shared(&old.instances, &new.instances, id)
+                        && before.rules(direction) != instance.rules(direction)
+                })
             })
             .map(|(id, _)| id.clone())
             .collect()
@@ -114,9 +117,10 @@ pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
         .instances
         .iter()
         .filter(|(id, instance)| {
-            old.instances
-                .get(*id)
-                .is_some_and(|before| before.port_security != instance.port_security)
+            old.instances.get(*id).is_some_and(|before| {
+                !shared(&old.instances, &new.instances, id)
+                    && before.port_security != instance.port_security
+            })
         })
         .map(|(id, _)| id.clone())
         .collect();
@@ -131,11 +135,21 @@ pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
     }
 }
 
-fn changes<K: Ord + Clone, V: PartialEq>(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>) -> Changes<K> {
+/// Whether both policies hold the same allocation for `key` (see
+/// `recompile`): then it is unchanged, without comparing.
+fn shared<K: Ord, V>(old: &Shared<K, V>, new: &Shared<K, V>, key: &K) -> bool {
+    match (old.get_shared(key), new.get_shared(key)) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+fn changes<K: Ord + Clone, V: PartialEq>(old: &Shared<K, V>, new: &Shared<K, V>) -> Changes<K> {
     let mut changes = Changes::default();
     for (key, value) in new {
         match old.get(key) {
             None => changes.added.push(key.clone()),
+            Some(_) if shared(old, new, key) => {}
             Some(before) if before != value => changes.changed.push(key.clone()),
             Some(_) => {}
         }

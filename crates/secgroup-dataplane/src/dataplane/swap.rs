@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use secgroup_policy::{PortSecurity, RuleList};
 
-use super::{ApplyReport, Dataplane, InterfaceBinding, Tampering};
+use super::{ApplyReport, Dataplane, InterfaceBinding, Tampering, adopt};
 use crate::abi::*;
 use crate::error::{DataplaneError, map_err};
 use crate::maps::names;
@@ -63,6 +63,9 @@ impl Dataplane {
     ) -> Result<ApplyReport, DataplaneError> {
         let started = Instant::now();
         let mut report = ApplyReport::default();
+        // Until this apply has freed what it replaces, the kernel may hold
+        // tables no interface names: a restart must not trust it.
+        self.mark_clean(false)?;
 
         // Where each rule sits, as the tables in force say: put back if
         // this apply fails, so counters are still read at the positions
@@ -97,6 +100,9 @@ impl Dataplane {
             }
         }
 
+        // What the load offered and this apply did not claim is swept by
+        // step 3 (its ids are unknown and, once unnamed, garbage).
+        self.candidates = super::adopt::Candidates::default();
         if self.defer_frees {
             self.free_pending = true;
         } else {
@@ -150,7 +156,7 @@ impl Dataplane {
                 ..Iface::default()
             };
             for (dir, list) in [(DIR_INGRESS, binding.ingress), (DIR_EGRESS, binding.egress)] {
-                let id = match self.store.id_of(list) {
+                let id = match self.table_id_of(list).or_else(|| self.adopt_table(list)) {
                     Some(id) => id,
                     None => {
                         let id = self.write_new_table(list, binding.ifindex)?;
@@ -184,6 +190,12 @@ impl Dataplane {
         written: &mut Vec<u32>,
     ) -> Result<u32, DataplaneError> {
         if let Some(set) = self.psec.id_of(spec) {
+            return Ok(set);
+        }
+        if !self.candidates.psec.is_empty()
+            && let Some(set) = self.candidates.psec.remove(&adopt::psec_digest(spec))
+        {
+            self.psec.insert(set, spec.clone());
             return Ok(set);
         }
         let set = self.write_new_psec(spec)?;
@@ -302,10 +314,21 @@ impl Dataplane {
         let unused: Vec<u32> = self
             .store
             .ids()
+            .chain(self.adopted.ids())
             .chain(self.psec.ids())
             .filter(|id| self.refs.get(id).copied().unwrap_or(0) == 0)
             .collect();
+        // An id some interface named before and nobody knows the content
+        // of (adopted but not verified): only a sweep finds its entries.
+        if self
+            .refs
+            .iter()
+            .any(|(id, refs)| *refs == 0 && !self.knows(*id))
+        {
+            self.sweep_pending = true;
+        }
         if unused.is_empty() && !self.sweep_pending {
+            let _ = self.mark_clean(true);
             return;
         }
         if self.rcu_barrier().is_err() {
@@ -315,7 +338,7 @@ impl Dataplane {
         }
         report.rcu_barriers = 1;
         for id in unused {
-            if self.store.get(id).is_some() {
+            if self.store.get(id).is_some() || self.adopted.get(id).is_some() {
                 report.tables_freed += 1;
             } else {
                 report.psec_sets_freed += 1;
@@ -323,9 +346,13 @@ impl Dataplane {
             self.forget_id(id);
         }
         if self.sweep_pending {
-            let tables: HashSet<u32> = self.store.ids().collect();
+            let tables: HashSet<u32> = self.store.ids().chain(self.adopted.ids()).collect();
             let sets: HashSet<u32> = self.psec.ids().collect();
-            let swept = tables::sweep(&mut self.maps, &tables)
+            // Sets keep their headers in a table map, and the marker sits
+            // under table id 0.
+            let mut keep: HashSet<u32> = tables.union(&sets).copied().collect();
+            keep.insert(NO_TABLE);
+            let swept = tables::sweep(&mut self.maps, &keep)
                 .and_then(|swept| Ok(swept + portsec::sweep(&mut self.maps, &sets)?));
             if let Ok(swept) = swept {
                 report.stale_entries_swept = swept;
@@ -334,6 +361,31 @@ impl Dataplane {
                 self.sweep_pending = false;
             }
         }
+        if !self.sweep_pending {
+            let _ = self.mark_clean(true);
+        }
+    }
+
+    /// Records in the pins' marker whether the kernel holds only what
+    /// interfaces name (see `adopt.rs`); written only when it changes.
+    fn mark_clean(&mut self, clean: bool) -> Result<(), DataplaneError> {
+        if self.clean != clean {
+            adopt::write_marker(&mut self.maps, self.meta.owner_token, clean)?;
+            self.clean = clean;
+        }
+        Ok(())
+    }
+
+    /// The id of a table a previous owner wrote for exactly `list`, now
+    /// this process's, if the load found one (see `adopt.rs`).
+    fn adopt_table(&mut self, list: &RuleList) -> Option<u32> {
+        if self.candidates.tables.is_empty() {
+            return None;
+        }
+        let digest = adopt::table_digest(&mut self.uids, list);
+        let id = self.candidates.tables.remove(&digest)?;
+        self.adopted.insert(id, list.clone());
+        Some(id)
     }
 
     /// Updates the in-memory view of one interface and the refcounts of
@@ -364,7 +416,12 @@ impl Dataplane {
                 source,
             })?;
         let id = self.store.allocate()?;
-        if let Err(e) = tables::write(&mut self.maps, &mut self.uids, id, &table) {
+        // The header last: it says the table is complete.
+        let digest = adopt::table_digest(&mut self.uids, list);
+        if let Err(e) = tables::write(&mut self.maps, &mut self.uids, id, &table)
+            .and_then(|()| adopt::write_header(&mut self.maps, id, true, digest))
+        {
+            let _ = adopt::delete_header(&mut self.maps, id);
             tables::delete(&mut self.maps, id, &table);
             return Err(e);
         }
@@ -375,7 +432,10 @@ impl Dataplane {
     /// Writes `spec`'s allowed sources under a fresh set id.
     fn write_new_psec(&mut self, spec: &PortSecurity) -> Result<u32, DataplaneError> {
         let set = self.store.allocate()?;
-        if let Err(e) = portsec::write(&mut self.maps, set, spec) {
+        if let Err(e) = portsec::write(&mut self.maps, set, spec).and_then(|()| {
+            adopt::write_header(&mut self.maps, set, false, adopt::psec_digest(spec))
+        }) {
+            let _ = adopt::delete_header(&mut self.maps, set);
             portsec::delete(&mut self.maps, set, spec);
             return Err(e);
         }
@@ -385,8 +445,26 @@ impl Dataplane {
 
     /// Deletes the table or port-security set under `id`.
     fn forget_id(&mut self, id: u32) {
+        // The header first: a half-deleted table must never look complete.
+        // If it cannot go, neither may the rest (a later sweep finds it).
+        if adopt::delete_header(&mut self.maps, id).is_err() {
+            self.sweep_pending = true;
+            self.store.remove(id);
+            self.adopted.remove(id);
+            self.psec.remove(id);
+            self.refs.remove(&id);
+            return;
+        }
         if let Some(stored) = self.store.remove(id) {
             tables::delete(&mut self.maps, id, &stored.table);
+        }
+        if let Some(list) = self.adopted.remove(id) {
+            // An adopted table's keys: those this build writes for its list
+            // (its header says the previous owner's build was this one).
+            match secgroup_classifier::build(&list) {
+                Ok(table) => tables::delete(&mut self.maps, id, &table),
+                Err(_) => self.sweep_pending = true,
+            }
         }
         if let Some(spec) = self.psec.remove(id) {
             portsec::delete(&mut self.maps, id, &spec);
@@ -478,8 +556,11 @@ impl Dataplane {
         self.refs = tables::refs_of(ifaces.values());
         self.ifaces = ifaces;
         self.store.forget_all(next);
+        self.adopted.clear();
+        self.candidates = super::adopt::Candidates::default();
         self.psec.forget_all();
         self.sweep_pending = true;
+        self.mark_clean(false)?;
         Ok(())
     }
 }

@@ -1,11 +1,7 @@
 //! Instances: their own fields, their allowed address pairs, and the
-//! addresses they claim across all files. Two instances of this host (with
-//! an `interface`) may not share an address in `ips`: port security would
-//! let both send from it and the host could not tell them apart. The same
-//! address on an instance of this host and one elsewhere is only a warning
-//! (an inventory that is a little out of date, a migration under way).
+//! addresses and interface they claim (checked across all files by the
+//! merge).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::location::quote;
@@ -14,32 +10,15 @@ use crate::raw::{Loc, Located, RawAddressPair, RawInstance};
 use crate::values;
 
 use super::parse::{parse_id, parse_instance_id, parse_pair_net};
-use super::{Binding, Target, Validator, all_good};
-
-/// Per address: the first instance of this host and the first instance
-/// elsewhere that list it in `ips`, with where they list it.
-#[derive(Default)]
-pub(super) struct Addresses(BTreeMap<IpAddr, Claims>);
-
-#[derive(Default)]
-struct Claims {
-    local: Option<(String, Loc)>,
-    remote: Option<(String, Loc)>,
-}
+use super::{Binding, Claim, Id, Validator, all_good};
 
 impl Validator<'_> {
     pub(super) fn instance(&mut self, raw: &Located<RawInstance>) {
         let i = &raw.value;
         let id = self.check(&i.id.loc, parse_instance_id(&i.id.value));
-        let first = id.as_ref().is_some_and(|id| {
-            Self::define(
-                &mut self.errors,
-                &mut self.defined.instances,
-                id,
-                &i.id.loc,
-                "instance",
-            )
-        });
+        let def = id
+            .as_ref()
+            .map(|id| self.define(Id::Instance(id.clone()), &i.id.loc));
         let mut ok = true;
         if let Some(iface) = &i.interface {
             match values::interface_name(&iface.value) {
@@ -47,21 +26,11 @@ impl Validator<'_> {
                     self.error(&iface.loc, message);
                     ok = false;
                 }
-                Ok(()) => {
-                    if let Some((owner, loc)) = self.interfaces.get(&iface.value) {
-                        let message = format!(
-                            "interface {} is already bound to instance {} at {}; an interface belongs to one instance",
-                            quote(&iface.value),
-                            quote(owner),
-                            loc.position()
-                        );
-                        self.error(&iface.loc, message);
-                        ok = false;
-                    } else {
-                        self.interfaces
-                            .insert(iface.value.clone(), (i.id.value.clone(), iface.loc.clone()));
-                    }
-                }
+                Ok(()) => self.out.interfaces.push((
+                    iface.value.clone(),
+                    i.id.value.clone(),
+                    iface.loc.clone(),
+                )),
             }
         }
         let mac = match &i.mac {
@@ -69,13 +38,20 @@ impl Validator<'_> {
             Some(mac) => self.check(&mac.loc, values::mac(&mac.value)).map(Some),
         };
         let (ips, ips_ok) = self.unique_list(&i.ips, "address", values::ip);
-        if first {
+        if let Some(def) = def {
             let local = i.interface.is_some();
             for (ip, loc) in &ips {
                 // Quoted as written: the item at that location.
                 let written = i.ips.value.iter().find(|w| w.loc == **loc);
                 let written = written.map_or_else(|| ip.to_string(), |w| w.value.clone());
-                self.claim_address(*ip, &written, &i.id.value, local, loc);
+                self.out.claims.push(Claim {
+                    def,
+                    ip: *ip,
+                    written,
+                    instance: i.id.value.clone(),
+                    local,
+                    loc: (*loc).clone(),
+                });
             }
         }
         let ips: Option<Vec<IpAddr>> = all_good((ips, ips_ok));
@@ -83,10 +59,10 @@ impl Validator<'_> {
         let (groups, groups_ok) =
             self.unique_list(&i.security_groups, "security group", parse_id::<SgId>);
         for (group, loc) in &groups {
-            self.refer(Target::SecurityGroup(group.clone()), loc);
+            self.refer(Id::SecurityGroup(group.clone()), loc);
         }
         let groups: Vec<SgId> = groups.into_iter().map(|(g, _)| g).collect();
-        self.bindings.push(Binding {
+        self.out.bindings.push(Binding {
             instance: i.id.value.clone(),
             groups: groups.clone(),
             loc: i.security_groups.loc.clone(),
@@ -107,8 +83,8 @@ impl Validator<'_> {
             None => Some(Enforcement::default()),
             Some(e) => self.check(&e.loc, values::enforcement(&e.value)),
         };
-        let (Some(id), true, true, Some(mac), Some(ips), Some(pairs), Some(groups)) =
-            (id, first, ok, mac, ips, pairs, groups)
+        let (Some(id), true, Some(mac), Some(ips), Some(pairs), Some(groups)) =
+            (id, ok, mac, ips, pairs, groups)
         else {
             return;
         };
@@ -126,51 +102,7 @@ impl Validator<'_> {
             log,
             enforcement,
         };
-        self.set.instances.insert(id, instance);
-    }
-
-    /// Records that `instance` lists `ip` (written as `written` at `loc`);
-    /// reports a second instance of this host with it, and warns when one
-    /// instance here and one elsewhere have it.
-    fn claim_address(&mut self, ip: IpAddr, written: &str, instance: &str, local: bool, loc: &Loc) {
-        let claims = self.addresses.0.entry(ip).or_default();
-        let address = quote(written);
-        let name = quote(instance);
-        let (same, other) = if local {
-            (&claims.local, &claims.remote)
-        } else {
-            (&claims.remote, &claims.local)
-        };
-        if local && let Some((first, at)) = same {
-            let message = format!(
-                "address {address} of instance {name} is already an address of instance {} at {}; two instances on this host cannot share an address (a shared virtual address belongs in allowed_address_pairs)",
-                quote(first),
-                at.position()
-            );
-            self.errors.push(loc.diagnostic(message));
-            return;
-        }
-        if let Some((first, at)) = other {
-            let (here, there) = if local {
-                ("on this host", "on another host")
-            } else {
-                ("on another host", "on this host")
-            };
-            let message = format!(
-                "address {address} of instance {name}, {here}, is also an address of instance {}, {there}, at {}; one of the two is probably out of date",
-                quote(first),
-                at.position()
-            );
-            self.warnings.push(loc.diagnostic(message));
-        }
-        let slot = if local {
-            &mut claims.local
-        } else {
-            &mut claims.remote
-        };
-        if slot.is_none() {
-            *slot = Some((instance.to_owned(), loc.clone()));
-        }
+        self.out.objects.instances.insert(id, instance);
     }
 
     /// An instance's `allowed_address_pairs`, or `None` after reporting
