@@ -14,6 +14,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::cmd::{describe, try_output, try_run};
@@ -62,7 +63,7 @@ impl EtcdOptions {
             options: self,
             client_port: 0,
             peer_port: 0,
-            child: None,
+            child: Mutex::new(None),
             dir,
         };
         let mut attempts = 0;
@@ -107,7 +108,9 @@ pub struct Etcd {
     options: EtcdOptions,
     client_port: u16,
     peer_port: u16,
-    child: Option<Child>,
+    /// Behind a lock so that a test can take etcd down and back through
+    /// a shared reference while its VMs borrow the fleet.
+    child: Mutex<Option<Child>>,
     // Last: removed after the process is gone.
     dir: Scratch,
 }
@@ -133,7 +136,13 @@ impl Etcd {
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.child().is_some()
+    }
+
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Its log (stderr), for failures.
@@ -147,8 +156,9 @@ impl Etcd {
 
     /// Stops it (SIGTERM, then SIGKILL after 5 s) and waits for the exit;
     /// the data stay for [`Etcd::start`].
-    pub fn stop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
+    pub fn stop(&self) {
+        let mut guard = self.child();
+        if let Some(child) = guard.as_mut() {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let exited = poll(Duration::from_secs(5), || child.try_wait().ok().flatten());
@@ -156,18 +166,18 @@ impl Etcd {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            self.child = None;
+            *guard = None;
         }
     }
 
     /// Starts it again on the same data directory and ports, and waits
     /// until it is healthy.
-    pub fn start(&mut self) {
+    pub fn start(&self) {
         assert!(!self.is_running(), "etcd is running already");
         or_panic(self.try_launch());
     }
 
-    fn try_launch(&mut self) -> Result<(), Error> {
+    fn try_launch(&self) -> Result<(), Error> {
         let data = self.dir.join("data");
         let peer = format!("http://{}:{}", self.options.ip, self.peer_port);
         let client = self.endpoint();
@@ -218,9 +228,9 @@ impl Etcd {
         // A dead run's etcd is killed by the sweep: its command line
         // names this directory.
         let _ = std::fs::write(self.dir.join("etcd.pid"), child.id().to_string());
-        self.child = Some(child);
+        *self.child() = Some(child);
         let healthy = poll(ETCD_READY_TIMEOUT, || {
-            if let Some(child) = self.child.as_mut()
+            if let Some(child) = self.child().as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
                 return Some(Err(status));
@@ -230,7 +240,7 @@ impl Etcd {
         match healthy {
             Some(Ok(())) => Ok(()),
             Some(Err(status)) => {
-                self.child = None;
+                *self.child() = None;
                 Err(Error::Failed {
                     command: "etcd".into(),
                     status,
@@ -317,8 +327,8 @@ impl Etcd {
         }
     }
 
-    fn reap(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    fn reap(&self) {
+        if let Some(mut child) = self.child().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -333,7 +343,7 @@ impl Default for Etcd {
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        if std::thread::panicking() && self.child.is_some() {
+        if std::thread::panicking() && self.is_running() {
             let log = self.log_text();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
             eprintln!("---- etcd log (last lines, {}) ----", self.endpoint());

@@ -77,7 +77,7 @@ pub use names::{PREFIX, sweep, unique, unique_with};
 pub use netns::NetNs;
 pub use raw::{Arp, Frame, RawSocket, send_frame};
 pub use rules::{RuleFile, accept, drop, service};
-pub use skip::root_or_skip;
+pub use skip::{etcd_or_skip, root_or_skip};
 pub use tap::{TapGuest, TcpSegment};
 pub use traffic::{
     ACCEPT_TIMEOUT, BLOCK_TIMEOUT, Endpoint, Flow, Proto, TcpEcho, UdpEcho, connect, echoes,

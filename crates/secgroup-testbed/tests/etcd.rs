@@ -2,26 +2,14 @@
 //! an outage (stop, start on the same data and port) that loses nothing,
 //! and nothing left behind.
 
-use secgroup_testbed::{Etcd, etcd_installed};
-
-fn etcd_or_skip(test: &str) -> bool {
-    if etcd_installed() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: etcd and etcdctl are required under CI=true (cargo xtask deps)"
-    );
-    eprintln!("*** SKIPPED {test}: etcd or etcdctl not installed (cargo xtask deps) ***");
-    false
-}
+use secgroup_testbed::{Etcd, etcd_or_skip};
 
 #[test]
 fn keys_survive_a_stop_and_start_on_the_same_endpoint_and_drop_removes_everything() {
     if !etcd_or_skip("etcd fixture") {
         return;
     }
-    let mut etcd = Etcd::new();
+    let etcd = Etcd::new();
     let endpoint = etcd.endpoint();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
     let before = etcd.revision();
