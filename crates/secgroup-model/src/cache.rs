@@ -11,12 +11,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::diagnostic::{Diagnostic, Limits, SourceFile};
-use crate::outline::Outline;
+use crate::diagnostic::{Diagnostic, Document, Limits, Shape};
+use crate::outline::{ObjectKind, Outline};
 use crate::raw::RawFile;
 
 struct Decoded {
     bytes: Vec<u8>,
+    /// A file, or the kind and id of one object.
+    object: Option<(ObjectKind, String)>,
     raw: Option<RawFile>,
     errors: Vec<Diagnostic>,
     outline: Outline,
@@ -50,7 +52,7 @@ impl DecodeCache {
 
     /// Makes the cache hold exactly `files`, decoding those that are new
     /// or changed.
-    pub(crate) fn refresh(&mut self, files: &[SourceFile<'_>], limits: &Limits) {
+    pub(crate) fn refresh(&mut self, files: &[Document<'_>], limits: &Limits) {
         if self.limits != Some(*limits) {
             self.files.clear();
             self.limits = Some(*limits);
@@ -59,11 +61,13 @@ impl DecodeCache {
         self.files.retain(|name, _| names.contains(name.as_str()));
         self.decoded_last = 0;
         for file in files {
-            if self
-                .files
-                .get(file.name)
-                .is_some_and(|d| d.bytes == file.bytes)
-            {
+            let object = match file.shape {
+                Shape::File => None,
+                Shape::Object { kind, id } => Some((kind, id)),
+            };
+            if self.files.get(file.name).is_some_and(|d| {
+                d.bytes == file.bytes && d.object.as_ref().map(|(k, i)| (*k, i.as_str())) == object
+            }) {
                 continue;
             }
             let mut errors = Vec::new();
@@ -73,6 +77,7 @@ impl DecodeCache {
                 file.name.to_owned(),
                 Decoded {
                     bytes: file.bytes.to_vec(),
+                    object: object.map(|(k, i)| (k, i.to_owned())),
                     raw,
                     errors,
                     outline,

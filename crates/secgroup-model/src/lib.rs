@@ -20,10 +20,10 @@ mod tencent;
 mod validate;
 mod values;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 pub use cache::DecodeCache;
-pub use diagnostic::{Diagnostic, Diagnostics, Limits, SourceFile};
+pub use diagnostic::{Diagnostic, Diagnostics, Document, HostView, Limits, Shape, SourceFile};
 pub use model::*;
 pub use outline::{
     Definition, Format, Index, ListPlaces, Location, ObjectKind, Outline, Parts, outline,
@@ -77,21 +77,41 @@ pub fn load_with_cache(
     known: &[&str],
     cache: &mut DecodeCache,
 ) -> Result<Loaded, Diagnostics> {
+    let documents: Vec<Document<'_>> = files.iter().map(|f| Document::from(*f)).collect();
+    load_documents(&documents, limits, known, cache, HostView::Fleet)
+}
+
+/// [`load_with_cache`] of documents that may also be single objects (a
+/// shared store's values, see [`Shape`]), for the host `view` says (what
+/// an instance's `"host"` means). Rule files and objects merge under the
+/// same rules: an id defined twice is an error wherever each is.
+pub fn load_documents(
+    files: &[Document<'_>],
+    limits: &Limits,
+    known: &[&str],
+    cache: &mut DecodeCache,
+    view: HostView<'_>,
+) -> Result<Loaded, Diagnostics> {
     let known: HashSet<&str> = known.iter().copied().collect();
     cache.refresh(files, limits);
     // The validator keeps the first definition it sees and reports later
     // ones: known files first, then new ones, each in file-name order.
-    let mut ordered: Vec<&SourceFile<'_>> = files.iter().collect();
+    let mut ordered: Vec<&Document<'_>> = files.iter().collect();
     ordered.sort_by_key(|f| (!known.contains(f.name), f.name));
     let mut errors = Vec::new();
     let mut outlines = Vec::with_capacity(files.len());
-    let mut validator = validate::Validator::new(limits);
+    let mut validator = validate::Validator::new(limits, view);
+    // Counted once: a fleet's store has a document per object.
+    let mut names: HashMap<&str, usize> = HashMap::with_capacity(files.len());
+    for f in files {
+        *names.entry(f.name).or_default() += 1;
+    }
     for file in ordered {
         // Two files of one name: the cache holds the last; decode the
         // others here.
         let cached = cache
             .get(file.name)
-            .filter(|_| files.iter().filter(|f| f.name == file.name).count() == 1);
+            .filter(|_| names.get(file.name) == Some(&1));
         let decoded_here;
         let (raw, file_errors, outline) = match cached {
             Some((raw, file_errors, outline)) => (raw, file_errors.to_vec(), outline.clone()),

@@ -4,6 +4,12 @@
 //! let both send from it and the host could not tell them apart. The same
 //! address on an instance of this host and one elsewhere is only a warning
 //! (an inventory that is a little out of date, a migration under way).
+//!
+//! An instance's `"host"` says whose interface it has. Seen from one host
+//! (`HostView::Host`), an instance of another host is bound nowhere here:
+//! it only lends its addresses, like one without an interface. Seen as a
+//! fleet (`HostView::Fleet`), each instance is bound on its own host, and
+//! interfaces and addresses must be unique per host.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,6 +21,7 @@ use crate::values;
 
 use super::parse::{parse_id, parse_instance_id, parse_pair_net};
 use super::{Binding, Target, Validator, all_good};
+use crate::diagnostic::HostView;
 
 /// Per address: the first instance of this host and the first instance
 /// elsewhere that list it in `ips`, with where they list it.
@@ -23,7 +30,8 @@ pub(super) struct Addresses(BTreeMap<IpAddr, Claims>);
 
 #[derive(Default)]
 struct Claims {
-    local: Option<(String, Loc)>,
+    /// Per host (`""`: this one), the first bound instance.
+    local: BTreeMap<String, (String, Loc)>,
     remote: Option<(String, Loc)>,
 }
 
@@ -41,14 +49,28 @@ impl Validator<'_> {
             )
         });
         let mut ok = true;
+        let host = match &i.host {
+            None => Some(None),
+            Some(h) => self
+                .check(&h.loc, values::host_name(&h.value))
+                .map(|()| Some(h.value.clone())),
+        };
+        let written_host = i.host.as_ref().map(|h| h.value.as_str());
+        let (bound_here, scope) = match self.view {
+            HostView::Fleet => (true, written_host.unwrap_or("")),
+            HostView::Host(me) => (written_host.is_none_or(|h| h == me), ""),
+        };
+        let bound_here = bound_here && i.interface.is_some();
         if let Some(iface) = &i.interface {
+            let key = (scope.to_owned(), iface.value.clone());
             match values::interface_name(&iface.value) {
                 Err(message) => {
                     self.error(&iface.loc, message);
                     ok = false;
                 }
+                Ok(()) if !bound_here => {}
                 Ok(()) => {
-                    if let Some((owner, loc)) = self.interfaces.get(&iface.value) {
+                    if let Some((owner, loc)) = self.interfaces.get(&key) {
                         let message = format!(
                             "interface {} is already bound to instance {} at {}; an interface belongs to one instance",
                             quote(&iface.value),
@@ -59,7 +81,7 @@ impl Validator<'_> {
                         ok = false;
                     } else {
                         self.interfaces
-                            .insert(iface.value.clone(), (i.id.value.clone(), iface.loc.clone()));
+                            .insert(key, (i.id.value.clone(), iface.loc.clone()));
                     }
                 }
             }
@@ -70,7 +92,7 @@ impl Validator<'_> {
         };
         let (ips, ips_ok) = self.unique_list(&i.ips, "address", values::ip);
         if first {
-            let local = i.interface.is_some();
+            let local = bound_here.then_some(scope);
             for (ip, loc) in &ips {
                 // Quoted as written: the item at that location.
                 let written = i.ips.value.iter().find(|w| w.loc == **loc);
@@ -112,12 +134,18 @@ impl Validator<'_> {
         else {
             return;
         };
-        let (Some(log), Some(enforcement)) = (log, enforcement) else {
+        let (Some(log), Some(enforcement), Some(host)) = (log, enforcement, host) else {
             return;
         };
         let instance = Instance {
             id: id.clone(),
-            interface: i.interface.as_ref().map(|l| l.value.clone()),
+            host,
+            // Another host's interface means nothing here.
+            interface: i
+                .interface
+                .as_ref()
+                .filter(|_| bound_here)
+                .map(|l| l.value.clone()),
             mac,
             ips,
             allowed_address_pairs: pairs,
@@ -130,18 +158,23 @@ impl Validator<'_> {
     }
 
     /// Records that `instance` lists `ip` (written as `written` at `loc`);
-    /// reports a second instance of this host with it, and warns when one
-    /// instance here and one elsewhere have it.
-    fn claim_address(&mut self, ip: IpAddr, written: &str, instance: &str, local: bool, loc: &Loc) {
+    /// `local`: the host it is bound on (`""` for this one), `None` when
+    /// bound nowhere here. Reports a second instance bound on the same
+    /// host with it, and warns when one bound and one elsewhere have it.
+    fn claim_address(
+        &mut self,
+        ip: IpAddr,
+        written: &str,
+        instance: &str,
+        local: Option<&str>,
+        loc: &Loc,
+    ) {
         let claims = self.addresses.0.entry(ip).or_default();
         let address = quote(written);
         let name = quote(instance);
-        let (same, other) = if local {
-            (&claims.local, &claims.remote)
-        } else {
-            (&claims.remote, &claims.local)
-        };
-        if local && let Some((first, at)) = same {
+        if let Some(host) = local
+            && let Some((first, at)) = claims.local.get(host)
+        {
             let message = format!(
                 "address {address} of instance {name} is already an address of instance {} at {}; two instances on this host cannot share an address (a shared virtual address belongs in allowed_address_pairs)",
                 quote(first),
@@ -150,8 +183,12 @@ impl Validator<'_> {
             self.errors.push(loc.diagnostic(message));
             return;
         }
+        let other = match local {
+            Some(_) => claims.remote.as_ref(),
+            None => claims.local.values().next(),
+        };
         if let Some((first, at)) = other {
-            let (here, there) = if local {
+            let (here, there) = if local.is_some() {
                 ("on this host", "on another host")
             } else {
                 ("on another host", "on this host")
@@ -163,13 +200,18 @@ impl Validator<'_> {
             );
             self.warnings.push(loc.diagnostic(message));
         }
-        let slot = if local {
-            &mut claims.local
-        } else {
-            &mut claims.remote
-        };
-        if slot.is_none() {
-            *slot = Some((instance.to_owned(), loc.clone()));
+        match local {
+            Some(host) => {
+                claims
+                    .local
+                    .entry(host.to_owned())
+                    .or_insert_with(|| (instance.to_owned(), loc.clone()));
+            }
+            None => {
+                claims
+                    .remote
+                    .get_or_insert_with(|| (instance.to_owned(), loc.clone()));
+            }
         }
     }
 

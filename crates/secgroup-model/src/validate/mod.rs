@@ -11,7 +11,7 @@ mod parse;
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
-use crate::diagnostic::{Diagnostic, Limits};
+use crate::diagnostic::{Diagnostic, HostView, Limits};
 use crate::location::quote;
 use crate::model::{
     AddressSet, AddressSetGroup, AddressSetGroupId, AddressSetId, Direction, InstanceId, Ports,
@@ -58,6 +58,8 @@ struct Binding {
 
 pub(crate) struct Validator<'l> {
     limits: &'l Limits,
+    /// Which instances are bound here (see `instance.rs`).
+    view: HostView<'l>,
     errors: Vec<Diagnostic>,
     /// Questionable but valid: they never fail a load.
     warnings: Vec<Diagnostic>,
@@ -67,16 +69,18 @@ pub(crate) struct Validator<'l> {
     /// Rules per direction of each group as written, for instance quotas.
     rule_counts: BTreeMap<SgId, [usize; 2]>,
     bindings: Vec<Binding>,
-    /// Interface name → instance id and where it was bound.
-    interfaces: BTreeMap<String, (String, Loc)>,
+    /// (Host, interface name) → instance id and where it was bound; the
+    /// host is `""` but in the fleet view (interfaces are per host).
+    interfaces: BTreeMap<(String, String), (String, Loc)>,
     /// Which instances claim each address in their `ips`.
     addresses: Addresses,
 }
 
 impl<'l> Validator<'l> {
-    pub(crate) fn new(limits: &'l Limits) -> Validator<'l> {
+    pub(crate) fn new(limits: &'l Limits, view: HostView<'l>) -> Validator<'l> {
         Validator {
             limits,
+            view,
             errors: Vec::new(),
             warnings: Vec::new(),
             set: RuleSet::default(),
