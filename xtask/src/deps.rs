@@ -49,6 +49,18 @@ const PACKAGES: &[(&str, &str)] = &[
         "compiles the guests' static helper (crates/secgroup-testbed/guest)",
     ),
     ("libc6-dev", "the static C library that helper links"),
+    (
+        "etcd-server",
+        "the real etcd of the fleet tests and benchmarks (secgroup-testbed's Etcd)",
+    ),
+    (
+        "etcd-client",
+        "etcdctl: the test bed writes and reads etcd keys with it",
+    ),
+    (
+        "protobuf-compiler",
+        "protoc, which the etcd-client crate's build runs on etcd's .proto files",
+    ),
 ];
 
 fn installed(package: &str) -> bool {
@@ -91,7 +103,8 @@ pub fn install() -> Result<()> {
     // SAFETY: single-threaded at this point; nothing else reads the env.
     unsafe { std::env::set_var("DEBIAN_FRONTEND", "noninteractive") };
     // Some packages ship a service (prometheus: a server on :9090 on every
-    // interface); only their tools are wanted here, never a running server.
+    // interface; etcd-server: a member on :2379); only their tools are
+    // wanted here, never a running server: tests start their own.
     let _no_starts = NoServiceStarts::install()?;
     crate::run_cmd("apt-get", &args)
 }

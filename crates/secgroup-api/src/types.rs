@@ -72,6 +72,47 @@ pub struct Status {
     /// Instances of this host in audit mode: their rules' drops pass.
     #[serde(default)]
     pub audit_instances: Vec<String>,
+    /// Where the rules come from: the rules directory, etcd, or both
+    /// (absent from older daemons).
+    #[serde(default)]
+    pub source: Option<SourceStatus>,
+}
+
+/// Where the daemon's rules come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// `dir`, `etcd`, or `etcd+dir` (etcd and host-local rule files).
+    pub kind: String,
+    /// This host's name: instances whose `"host"` names another host
+    /// only lend their addresses here.
+    pub host: String,
+    /// The rules directory read, if any.
+    pub rules_dir: Option<String>,
+    pub etcd: Option<EtcdStatus>,
+}
+
+/// The etcd side of the source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtcdStatus {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    /// Whether the last attempt to reach etcd succeeded.
+    pub connected: bool,
+    /// Since when etcd has been unreachable (while it is).
+    pub unreachable_since: Option<Timestamp>,
+    /// Why, while it is.
+    pub error: Option<String>,
+    /// The etcd revision whose content is in force.
+    pub revision: Option<i64>,
+    /// The latest revision of the prefix this daemon has received.
+    pub latest_revision: Option<i64>,
+    /// Revisions received but not in force: 0 when up to date (more while
+    /// a reload runs, or while the latest revision is rejected).
+    pub behind: i64,
+    /// From receiving the revision in force to enforcing it, ms.
+    pub lag_ms: Option<f64>,
+    /// Keys under the prefix at the latest revision.
+    pub keys: usize,
 }
 
 /// `enforce` unless the answer says otherwise (older daemons).

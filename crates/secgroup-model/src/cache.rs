@@ -13,8 +13,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::diagnostic::{Diagnostic, Limits, SourceFile};
-use crate::outline::Outline;
+use crate::diagnostic::{Diagnostic, Document, Limits, Shape};
+use crate::outline::{ObjectKind, Outline};
 use crate::validate::{FileCheck, check_file};
 
 /// One file decoded and checked by itself.
@@ -27,7 +27,7 @@ pub(crate) struct Checked {
 }
 
 impl Checked {
-    pub(crate) fn new(file: &SourceFile<'_>, limits: &Limits) -> Checked {
+    pub(crate) fn new(file: &Document<'_>, limits: &Limits) -> Checked {
         let mut errors = Vec::new();
         let raw = crate::source::decode(file, limits, &mut errors);
         let outline = Outline::new(file.name, raw.as_ref(), errors.clone());
@@ -45,6 +45,8 @@ impl Checked {
 
 struct Entry {
     bytes: Vec<u8>,
+    /// A file, or the kind and id of one object.
+    object: Option<(ObjectKind, String)>,
     checked: Checked,
 }
 
@@ -77,7 +79,7 @@ impl DecodeCache {
 
     /// Makes the cache hold exactly `files`, decoding and checking those
     /// that are new or changed.
-    pub(crate) fn refresh(&mut self, files: &[SourceFile<'_>], limits: &Limits) {
+    pub(crate) fn refresh(&mut self, files: &[Document<'_>], limits: &Limits) {
         if self.limits != Some(*limits) {
             self.files.clear();
             self.limits = Some(*limits);
@@ -86,11 +88,13 @@ impl DecodeCache {
         self.files.retain(|name, _| names.contains(name.as_str()));
         self.decoded_last = 0;
         for file in files {
-            if self
-                .files
-                .get(file.name)
-                .is_some_and(|e| e.bytes == file.bytes)
-            {
+            let object = match file.shape {
+                Shape::File => None,
+                Shape::Object { kind, id } => Some((kind, id)),
+            };
+            if self.files.get(file.name).is_some_and(|e| {
+                e.bytes == file.bytes && e.object.as_ref().map(|(k, i)| (*k, i.as_str())) == object
+            }) {
                 continue;
             }
             let checked = Checked::new(file, limits);
@@ -98,6 +102,7 @@ impl DecodeCache {
                 file.name.to_owned(),
                 Entry {
                     bytes: file.bytes.to_vec(),
+                    object: object.map(|(k, i)| (k, i.to_owned())),
                     checked,
                 },
             );

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::outline::ObjectKind;
+
 /// One problem in the rule files, pointing at the value that causes it.
 ///
 /// Field order matters: the derived `Ord` sorts by file, then position,
@@ -72,6 +74,52 @@ impl Default for Limits {
             max_file_bytes: 4 * 1024 * 1024,
         }
     }
+}
+
+/// What a document holds: a rule file, or one object of a kind, as a
+/// shared store keeps them (one per key, the key naming kind and id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape<'a> {
+    File,
+    /// One object of `kind` whose `id` must be `id`.
+    Object {
+        kind: ObjectKind,
+        id: &'a str,
+    },
+}
+
+/// A document handed to [`crate::load_documents`]: a rule file, or one
+/// object (an etcd value). Diagnostics name it by `name` either way.
+#[derive(Debug, Clone, Copy)]
+pub struct Document<'a> {
+    pub name: &'a str,
+    pub bytes: &'a [u8],
+    pub shape: Shape<'a>,
+}
+
+impl<'a> From<SourceFile<'a>> for Document<'a> {
+    fn from(file: SourceFile<'a>) -> Document<'a> {
+        Document {
+            name: file.name,
+            bytes: file.bytes,
+            shape: Shape::File,
+        }
+    }
+}
+
+/// Which host the rules are read for: what an instance's `"host"` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostView<'a> {
+    /// No host in particular (`secgroupctl validate`, a publish): an
+    /// instance with an `interface` is bound on its `host` (none: the one
+    /// host of a rules directory), and interfaces and addresses must be
+    /// unique per host.
+    #[default]
+    Fleet,
+    /// Host `name` (the daemon's `--host-name`): only instances with an
+    /// `interface` and no `host`, or this host, are bound here; the
+    /// others lend their addresses to group references only.
+    Host(&'a str),
 }
 
 /// One rule file handed to [`crate::load`].

@@ -23,7 +23,7 @@ mod values;
 use std::collections::{HashMap, HashSet};
 
 pub use cache::DecodeCache;
-pub use diagnostic::{Diagnostic, Diagnostics, Limits, SourceFile};
+pub use diagnostic::{Diagnostic, Diagnostics, Document, HostView, Limits, Shape, SourceFile};
 pub use model::*;
 pub use outline::{
     Definition, Format, Index, ListPlaces, Location, ObjectKind, Outline, Parts, outline,
@@ -78,11 +78,28 @@ pub fn load_with_cache(
     known: &[&str],
     cache: &mut DecodeCache,
 ) -> Result<Loaded, Diagnostics> {
+    let documents: Vec<Document<'_>> = files.iter().map(|f| Document::from(*f)).collect();
+    load_documents(&documents, limits, known, cache, HostView::Fleet)
+}
+
+/// [`load_with_cache`] of documents that may also be single objects (a
+/// shared store's values, see [`Shape`]), for the host `view` says (what
+/// an instance's `"host"` means). Rule files and objects merge under the
+/// same rules: an id defined twice is an error wherever each is. A
+/// document's own check does not depend on the view (the cache keeps it
+/// whatever the view); only the merge does.
+pub fn load_documents(
+    files: &[Document<'_>],
+    limits: &Limits,
+    known: &[&str],
+    cache: &mut DecodeCache,
+    view: HostView<'_>,
+) -> Result<Loaded, Diagnostics> {
     let known: HashSet<&str> = known.iter().copied().collect();
     cache.refresh(files, limits);
     // The merge keeps the first definition it sees and reports later
     // ones: known files first, then new ones, each in file-name order.
-    let mut ordered: Vec<&SourceFile<'_>> = files.iter().collect();
+    let mut ordered: Vec<&Document<'_>> = files.iter().collect();
     ordered.sort_by_key(|f| (!known.contains(f.name), f.name));
     // Two files of one name: the cache holds the last; check the others
     // here.
@@ -111,7 +128,7 @@ pub fn load_with_cache(
         }
     }
     let checks: Vec<&validate::FileCheck> = checked.iter().map(|c| &c.check).collect();
-    let (rules, mut errors, mut warnings) = validate::merge(&checks, limits);
+    let (rules, mut errors, mut warnings) = validate::merge(&checks, limits, view);
     for entry in &checked {
         errors.extend_from_slice(&entry.errors);
     }

@@ -468,6 +468,11 @@ pub struct AllowedAddressPair {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub id: InstanceId,
+    /// The hypervisor it runs on, as written (`"host"`); none: the host
+    /// of the rules directory.
+    pub host: Option<String>,
+    /// Its interface on this host; `None` for an instance elsewhere
+    /// (another host's, as the load's `HostView` says, or none at all).
     pub interface: Option<String>,
     pub mac: Option<MacAddr>,
     /// Unique among the instances of this host (those with an

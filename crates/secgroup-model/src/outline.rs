@@ -307,7 +307,7 @@ impl Outline {
 /// is wrong is in [`Outline::errors`]).
 pub fn outline(file: &SourceFile<'_>, limits: &Limits) -> Outline {
     let mut errors = Vec::new();
-    let raw = source::decode(file, limits, &mut errors);
+    let raw = source::decode(&(*file).into(), limits, &mut errors);
     Outline::new(file.name, raw.as_ref(), errors)
 }
 

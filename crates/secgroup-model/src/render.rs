@@ -14,6 +14,7 @@ use crate::model::{
     AddressSet, AddressSetGroup, Enforcement, Instance, LogMode, Ports, Protocol, Remote, Rule,
     RuleSet, SecurityGroup, Service, ServiceSet, ServiceSetGroup, Traffic, proto,
 };
+use crate::outline::ObjectKind;
 
 /// A rule file holding one security group.
 pub fn security_group_file(group: &SecurityGroup) -> String {
@@ -70,6 +71,45 @@ pub fn rule_file(rules: &RuleSet) -> String {
         .map(|(key, items)| format!("  \"{key}\": [\n{}\n  ]", items.join(",\n")))
         .collect();
     format!("{{\n{}\n}}\n", body.join(",\n"))
+}
+
+/// Every object of the rule set on its own, as one element of its array
+/// in a rule file: kind, id and JSON text (what a shared store holds, one
+/// object per key).
+pub fn objects(rules: &RuleSet) -> Vec<(ObjectKind, String, String)> {
+    let mut out = Vec::new();
+    let mut push = |kind, id: &str, text: String| {
+        out.push((kind, id.to_owned(), format!("{}\n", text.trim())));
+    };
+    for g in rules.security_groups.values() {
+        let mut text = String::new();
+        write_group(&mut text, g);
+        push(ObjectKind::SecurityGroup, g.id.as_str(), text);
+    }
+    for i in rules.instances.values() {
+        push(ObjectKind::Instance, i.id.as_str(), instance(i));
+    }
+    for s in rules.address_sets.values() {
+        push(ObjectKind::AddressSet, s.id.as_str(), address_set(s));
+    }
+    for g in rules.address_set_groups.values() {
+        push(
+            ObjectKind::AddressSetGroup,
+            g.id.as_str(),
+            address_set_group(g),
+        );
+    }
+    for s in rules.service_sets.values() {
+        push(ObjectKind::ServiceSet, s.id.as_str(), service_set(s));
+    }
+    for g in rules.service_set_groups.values() {
+        push(
+            ObjectKind::ServiceSetGroup,
+            g.id.as_str(),
+            service_set_group(g),
+        );
+    }
+    out
 }
 
 fn write_group(out: &mut String, group: &SecurityGroup) {
@@ -161,6 +201,9 @@ fn string_list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
 
 fn instance(i: &Instance) -> String {
     let mut fields = vec![format!("\"id\": {}", quote(i.id.as_str()))];
+    if let Some(host) = &i.host {
+        fields.push(format!("\"host\": {}", quote(host)));
+    }
     if let Some(interface) = &i.interface {
         fields.push(format!("\"interface\": {}", quote(interface)));
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::diagnostic::{Diagnostic, Limits, SourceFile};
+use crate::diagnostic::{Diagnostic, Document, Limits, Shape};
 use crate::json;
 use crate::location::{LineIndex, ROOT};
 use crate::raw::{self, Decoder, RawFile};
@@ -12,7 +12,7 @@ use crate::tencent;
 /// `None` when the file could not be decoded at all; every problem found
 /// is in `errors`.
 pub(crate) fn decode(
-    file: &SourceFile<'_>,
+    file: &Document<'_>,
     limits: &Limits,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<RawFile> {
@@ -66,6 +66,10 @@ pub(crate) fn decode(
         errors.push(at(line, column, &e.path, e.message));
     }
     let mut decoder = Decoder::new(Arc::from(file.name), &lines, errors);
+    if let Shape::Object { kind, id } = file.shape {
+        decoder.object(&parsed.root, ROOT)?;
+        return Some(raw::native_object(&mut decoder, &parsed.root, kind, id));
+    }
     let root = decoder.object(&parsed.root, ROOT)?;
     if tencent::MARKER_KEYS.iter().any(|k| root.has(k)) {
         Some(tencent::file(&mut decoder, root))

@@ -117,7 +117,7 @@ fn cases() -> Vec<Case> {
             "r.json:1:70: security_groups[0].ingress[0].protcol: unknown key \"protcol\"; expected one of id, action, protocol, port, service, remote, description, log (did you mean \"protocol\"?)",
         ]),
         case("unknown instance key", &[("g.json", WEB), ("i.json", "{\"instances\": [{\"id\": \"i-1\", \"ip\": [\"198.51.100.5\"], \"ips\": [], \"security_groups\": [\"sg-web\"]}]}")], &[
-            "i.json:1:30: instances[0].ip: unknown key \"ip\"; expected one of id, interface, mac, ips, allowed_address_pairs, port_security, security_groups, log, enforcement (did you mean \"ips\"?)",
+            "i.json:1:30: instances[0].ip: unknown key \"ip\"; expected one of id, host, interface, mac, ips, allowed_address_pairs, port_security, security_groups, log, enforcement (did you mean \"ips\"?)",
         ]),
         // --- rule ids ------------------------------------------------------
         one("bad rule ids", r#"{"security_groups": [{"id": "sg-a", "ingress": [

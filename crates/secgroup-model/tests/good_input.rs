@@ -330,6 +330,7 @@ fn group_defaults_instances_and_sets() {
         rules.instances[&id("ins-local")],
         Instance {
             id: id("ins-local"),
+            host: None,
             interface: Some("tap-web1".to_owned()),
             mac: Some(MacAddr([0x52, 0x54, 0x00, 0xab, 0xcd, 0x01])),
             ips: vec![ip("198.51.100.5"), ip("2001:db8::5")],

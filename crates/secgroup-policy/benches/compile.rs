@@ -131,6 +131,7 @@ fn rule_set() -> RuleSet {
         let bound = 1 + i % 3;
         let instance = Instance {
             id: InstanceId::new(&format!("ins-{i:05}")).unwrap_or_else(|| panic!("ins id")),
+            host: None,
             interface: i.is_multiple_of(2).then(|| format!("tap{i}")),
             mac: None,
             ips: vec![

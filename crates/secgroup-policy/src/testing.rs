@@ -158,6 +158,7 @@ pub fn group(id: &str, ingress: Vec<Rule>, egress: Vec<Rule>) -> SecurityGroup {
 pub fn instance(id: &str, interface: Option<&str>, ips: &[&str], groups: &[&str]) -> Instance {
     Instance {
         id: instance_id(id),
+        host: None,
         interface: interface.map(str::to_owned),
         mac: None,
         ips: ips.iter().map(|a| ip(a)).collect(),

@@ -15,7 +15,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use secgroup_model::{DecodeCache, Diagnostic, Diagnostics, Index, Limits, RuleSet, SourceFile};
+use secgroup_model::{
+    DecodeCache, Diagnostic, Diagnostics, Document, HostView, Index, Limits, RuleSet, SourceFile,
+};
 
 pub use read::{is_rule_file_name, read_sources, read_sources_limited};
 
@@ -121,22 +123,55 @@ impl Sources {
         known: &[PathBuf],
         cache: &mut DecodeCache,
     ) -> Result<Loaded, Diagnostics> {
+        self.load_with_documents(limits, known, cache, &Extra::default(), HostView::Fleet)
+    }
+
+    /// [`load_cached`](Self::load_cached) of these files and `extra`
+    /// documents (a store's objects) merged, for the host `view` says.
+    /// The extra documents' names are what [`Loaded::files`] and `known`
+    /// hold for them (as paths).
+    pub fn load_with_documents(
+        &self,
+        limits: &Limits,
+        known: &[PathBuf],
+        cache: &mut DecodeCache,
+        extra: &Extra<'_>,
+        view: HostView<'_>,
+    ) -> Result<Loaded, Diagnostics> {
         let known: HashSet<&Path> = known.iter().map(PathBuf::as_path).collect();
         let known_names: Vec<&str> = self
             .files
             .iter()
             .filter(|f| known.contains(f.path.as_path()))
             .map(|f| f.name.as_str())
+            .chain(
+                extra
+                    .documents
+                    .iter()
+                    .map(|d| d.name)
+                    .filter(|name| known.contains(Path::new(name))),
+            )
             .collect();
-        let sources: Vec<SourceFile<'_>> = self.files.iter().map(LoadedFile::source).collect();
-        let result = secgroup_model::load_with_cache(&sources, limits, &known_names, cache);
+        let sources: Vec<Document<'_>> = self
+            .files
+            .iter()
+            .map(|f| Document::from(f.source()))
+            .chain(extra.documents.iter().copied())
+            .collect();
+        let result = secgroup_model::load_documents(&sources, limits, &known_names, cache, view);
         let mut errors: Vec<Diagnostic> =
             self.unreadable.iter().map(Unreadable::diagnostic).collect();
+        errors.extend(extra.errors.iter().cloned());
         match result {
             Ok(loaded) if errors.is_empty() => Ok(Loaded {
                 rules: loaded.rules,
                 index: loaded.index,
-                files: self.files.iter().map(|f| f.path.clone()).collect(),
+                files: self
+                    .files
+                    .iter()
+                    .map(|f| f.path.clone())
+                    .chain(extra.documents.iter().map(|d| PathBuf::from(d.name)))
+                    .collect(),
                 warnings: loaded.warnings,
             }),
             Ok(_) => {
@@ -162,6 +197,15 @@ impl Sources {
                 .collect(),
         )
     }
+}
+
+/// Documents from elsewhere than files (a store's values) to load with
+/// the files, and the problems found before decoding them (a key that is
+/// no object's key), reported with the others.
+#[derive(Debug, Default)]
+pub struct Extra<'a> {
+    pub documents: Vec<Document<'a>>,
+    pub errors: Vec<Diagnostic>,
 }
 
 /// Why rule files could not be read or loaded.

@@ -76,18 +76,7 @@ impl TestBed {
     /// addresses 198.51.100.`n` and 2001:db8:1::`n` and the MAC
     /// 02:00:00:00:02:`n` (see [`Vm::mac`]).
     pub fn vm(&self, name: &str, n: u8) -> Vm<'_> {
-        assert!(name.len() <= 10, "VM name {name:?} too long for an ifname");
-        assert!((2..100).contains(&n), "VM number {n} outside 2..100");
-        let vm = Vm {
-            ns: NetNs::new(name),
-            host: &self.host.ns,
-            name: name.to_owned(),
-            ip4: format!("198.51.100.{n}"),
-            ip6: format!("2001:db8:1::{n:x}"),
-            mac: [0x02, 0x00, 0x00, 0x00, 0x02, n],
-        };
-        vm.add_link();
-        vm
+        Vm::new(&self.host.ns, name, n)
     }
 }
 
@@ -103,7 +92,24 @@ pub struct Vm<'a> {
     pub mac: [u8; 6],
 }
 
-impl Vm<'_> {
+impl<'a> Vm<'a> {
+    /// A VM `name` whose tap is on `host`'s bridge `br0` (see
+    /// [`TestBed::vm`]; the fleet's hosts each have one too).
+    pub(crate) fn new(host: &'a NetNs, name: &str, n: u8) -> Vm<'a> {
+        assert!(name.len() <= 10, "VM name {name:?} too long for an ifname");
+        assert!((2..100).contains(&n), "VM number {n} outside 2..100");
+        let vm = Vm {
+            ns: NetNs::new(name),
+            host,
+            name: name.to_owned(),
+            ip4: format!("198.51.100.{n}"),
+            ip6: format!("2001:db8:1::{n:x}"),
+            mac: [0x02, 0x00, 0x00, 0x00, 0x02, n],
+        };
+        vm.add_link();
+        vm
+    }
+
     /// The host end of its veth pair: what the rules call its interface.
     pub fn tap(&self) -> String {
         format!("tap-{}", self.name)

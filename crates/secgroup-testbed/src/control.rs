@@ -32,6 +32,14 @@ impl Control {
             .unwrap_or_else(|e| panic!("GET {}: {e}", paths::STATUS))
     }
 
+    /// `/v1/status` as plain JSON: for fields newer than this crate's
+    /// view of the API (a fleet's `source`), and for printing whole.
+    pub fn status_json(&self) -> serde_json::Value {
+        self.client
+            .get(paths::STATUS)
+            .unwrap_or_else(|e| panic!("GET {}: {e}", paths::STATUS))
+    }
+
     pub fn group(&self, id: &str) -> SecurityGroupDetail {
         let path = paths::security_group(id);
         self.client

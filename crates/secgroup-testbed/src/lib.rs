@@ -12,10 +12,14 @@
 //! - traffic: `traffic` ([`Flow`], [`connect`], echo servers), `raw`
 //!   ([`RawSocket`]: raw Ethernet frames sent and captured on an
 //!   interface, [`Frame`] to read them);
+//! - services: `etcd` ([`Etcd`]: a real etcd on a free port, stopped
+//!   and started again on its data, removed on drop);
 //! - hypervisors: `host` ([`Host`]: namespace, files, pins, daemon),
 //!   `lab` ([`Lab`]: one veth VM), `bed` ([`TestBed`]: a bridge, VMs, an
 //!   outside world), `tap` ([`TapGuest`]: a real tap played by the test),
-//!   `guest` ([`Guest`]: a QEMU virtual machine on a tap QEMU opens);
+//!   `guest` ([`Guest`]: a QEMU virtual machine on a tap QEMU opens),
+//!   `fleet` ([`Fleet`]: hosts whose bridges an underlay joins, one
+//!   etcd on a management network);
 //! - questions: `rules` ([`RuleFile`]), `control` ([`Control`], the
 //!   daemon's API), `check` (expectations that explain themselves).
 //!
@@ -33,7 +37,9 @@ mod cmd;
 mod control;
 mod daemon;
 mod error;
+mod etcd;
 mod files;
+mod fleet;
 mod guest;
 mod host;
 mod lab;
@@ -57,7 +63,9 @@ pub use cmd::{describe, output, quietly, sh, try_output, try_run, try_sh};
 pub use control::Control;
 pub use daemon::{Daemon, READY_TIMEOUT, Secgroupd, TERMINATE_TIMEOUT, uninstall};
 pub use error::Error;
+pub use etcd::{ETCD_READY_TIMEOUT, Etcd, EtcdOptions, etcd_installed};
 pub use files::{PinDir, RulesDir, Scratch};
+pub use fleet::{ETCD_IP, FLEET_PREFIX, Fleet, FleetHost, group, instance_on, key};
 pub use guest::{
     BOOT_TIMEOUT, GUEST_ACCEPT, GUEST_BLOCK, Guest, GuestBuilder, GuestOutput, Image, accel,
     boot_all, guests_or_skip, image,
@@ -69,7 +77,7 @@ pub use names::{PREFIX, sweep, unique, unique_with};
 pub use netns::NetNs;
 pub use raw::{Arp, Frame, RawSocket, send_frame};
 pub use rules::{RuleFile, accept, drop, service};
-pub use skip::root_or_skip;
+pub use skip::{etcd_or_skip, root_or_skip};
 pub use tap::{TapGuest, TcpSegment};
 pub use traffic::{
     ACCEPT_TIMEOUT, BLOCK_TIMEOUT, Endpoint, Flow, Proto, TcpEcho, UdpEcho, connect, echoes,

@@ -82,6 +82,13 @@ impl<'a> Veth<'a> {
         self
     }
 
+    /// Puts the peer on bridge `bridge` (in the peer's namespace): how
+    /// two namespaces' bridges are joined.
+    pub fn peer_master(mut self, bridge: &str) -> Self {
+        self.there.master = Some(bridge.to_owned());
+        self
+    }
+
     /// Adds an address (`ADDR/LEN`) to the peer.
     pub fn peer_addr(mut self, cidr: &str) -> Self {
         self.there.addrs.push(cidr.to_owned());

@@ -95,23 +95,7 @@ impl NetNs {
     }
 
     pub fn try_run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, Error> {
-        let netns = self.open()?;
-        let name = &self.name;
-        std::thread::scope(|scope| {
-            let worker = scope.spawn(move || {
-                // SAFETY: a valid fd; CLONE_NEWNET changes this thread only.
-                if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(Error::Netns {
-                        name: name.clone(),
-                        source: std::io::Error::last_os_error(),
-                    });
-                }
-                Ok(work())
-            });
-            worker
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        run_in(&self.name, &self.path(), work)
     }
 
     /// The ifindex of `ifname` in this namespace, if it exists.
@@ -147,16 +131,37 @@ impl NetNs {
     pub fn try_exec(&self, args: &[&str], input: Option<&str>) -> Result<Output, Error> {
         try_run(self.try_command(args[0])?.args(&args[1..]), input)
     }
-
-    fn open(&self) -> Result<File, Error> {
-        open(&self.name, &self.path())
-    }
 }
 
 fn open(name: &str, path: &Path) -> Result<File, Error> {
     File::open(path).map_err(|source| Error::Netns {
         name: name.to_owned(),
         source,
+    })
+}
+
+/// Runs `work` on a thread inside namespace `name` at `path`: for
+/// holders of a namespace's name that do not own it.
+pub(crate) fn run_in<T: Send>(
+    name: &str,
+    path: &Path,
+    work: impl FnOnce() -> T + Send,
+) -> Result<T, Error> {
+    let netns = open(name, path)?;
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(move || {
+            // SAFETY: a valid fd; CLONE_NEWNET changes this thread only.
+            if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(Error::Netns {
+                    name: name.to_owned(),
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            Ok(work())
+        });
+        worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 

@@ -23,3 +23,21 @@ pub fn root_or_skip(test: &str) -> bool {
     );
     false
 }
+
+/// True when a test that needs etcd (Debian's `etcd-server` and
+/// `etcd-client`) can run; otherwise as [`root_or_skip`]: a loud SKIPPED
+/// line, or a panic under `CI=true`.
+pub fn etcd_or_skip(test: &str) -> bool {
+    if crate::etcd::etcd_installed() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: CI=true but etcd or etcdctl is missing (cargo xtask deps installs them)"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: needs etcd and etcdctl (cargo xtask deps) ***\n"
+    );
+    false
+}

@@ -20,7 +20,15 @@ pub fn arguments(command: &Command) -> Result<()> {
             sg_id(id)?;
             sg_id(new_id).map(drop)
         }
-        Command::Export(args) => sg_id(&args.id).map(drop),
+        Command::Export(args) => {
+            if args.etcd.enabled() && args.rules.rules_dir.is_some() {
+                return Err(usage(
+                    "--rules-dir and --etcd-endpoints contradict each other: export reads one \
+                     or the other",
+                ));
+            }
+            sg_id(&args.id).map(drop)
+        }
         Command::Template(TemplateCommand::Show(args)) => match &args.id {
             Some(id) => sg_id(id).map(drop),
             None => Ok(()),
@@ -42,6 +50,7 @@ pub fn arguments(command: &Command) -> Result<()> {
         | Command::Sg(SgCommand::List)
         | Command::Instance(InstanceCommand::List)
         | Command::Import(_)
+        | Command::Publish(_)
         | Command::Validate(_)
         | Command::Template(TemplateCommand::List)
         | Command::Completions(_) => Ok(()),

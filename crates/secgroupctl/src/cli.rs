@@ -63,8 +63,12 @@ pub enum Command {
     Monitor(MonitorArgs),
     /// Make secgroupd reload the rules directory now, and print the outcome.
     Reload,
-    /// Print one security group as a rule file (read from the rules directory, offline).
+    /// Print one security group as a rule file (read from the rules directory, offline, or
+    /// from etcd with --etcd-endpoints).
     Export(ExportArgs),
+    /// Validate a rules directory and write it into etcd in one transaction: the prefix then
+    /// holds exactly its objects, one per key. Refused, writing nothing, if it is invalid.
+    Publish(PublishArgs),
     /// Write a security group's rule file into the rules directory, replacing the group.
     Import(ImportArgs),
     /// Check rule files: print every problem, or a summary of what they define.
@@ -253,6 +257,19 @@ pub struct ExportArgs {
     pub format: Format,
     #[command(flatten)]
     pub rules: RulesDirArg,
+    /// With --etcd-endpoints: read the group from etcd (the fleet's store) instead.
+    #[command(flatten)]
+    pub etcd: secgroup_etcd::EtcdArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The rules directory (its *.json files) or rule files, validated together as
+    /// `validate` does.
+    #[arg(value_name = "DIR", required = true)]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub etcd: secgroup_etcd::EtcdArgs,
 }
 
 #[derive(Debug, Args)]
@@ -406,6 +423,30 @@ mod tests {
             Err(ValueValidation),
         );
         check(&["export", "sg-web", "--format", "tencent"], Ok("Tencent"));
+        check(
+            &[
+                "publish",
+                "--etcd-endpoints",
+                "http://a:1,http://b:2",
+                "rules",
+            ],
+            Ok("endpoints: [\"http://a:1\", \"http://b:2\"]"),
+        );
+        check(
+            &["publish", "--etcd-endpoints", "http://a:1"],
+            Err(MissingRequiredArgument),
+        );
+        check(
+            &[
+                "export",
+                "sg-web",
+                "--etcd-endpoints",
+                "http://a:1",
+                "--etcd-prefix",
+                "/p/",
+            ],
+            Ok("prefix: \"/p/\""),
+        );
         check(&["export", "sg-web", "--format", "aws"], Err(InvalidValue));
         check(&["import"], Err(MissingRequiredArgument));
         check(

@@ -26,7 +26,7 @@ pub fn run(args: &CloneArgs, rules_dir: &Path, as_json: bool) -> Result<Output> 
             ));
         }
     };
-    let original = find_group(&rules, &args.id, &dir)?;
+    let original = find_group(&rules, &args.id, &dir.dir.display().to_string())?;
     let new_id = SgId::new(&args.new_id).ok_or_else(|| {
         anyhow!(
             "{:?} is not a security group id; expected \"sg-\" followed by letters, digits, '_', '.' or '-' (at most 64 bytes)",

@@ -1,7 +1,8 @@
 //! `secgroupctl export`: one security group of the rules directory as a
 //! rule file, native or Tencent, on stdout. Offline: the daemon is asked
 //! at most which directory it reads (when `--rules-dir` is not given), so
-//! this works on a directory that is not loaded anywhere.
+//! this works on a directory that is not loaded anywhere. (From etcd:
+//! `fleet.rs`, rendered here.)
 
 use std::path::Path;
 
@@ -27,9 +28,14 @@ pub fn run(args: &ExportArgs, rules_dir: &Path, as_json: bool) -> Result<Output>
             ));
         }
     };
-    let group = find_group(&rules, &args.id, &dir)?;
-    // The output is JSON either way: --json changes nothing.
-    Ok(match args.format {
+    let group = find_group(&rules, &args.id, &dir.dir.display().to_string())?;
+    Ok(render_group(group, args.format))
+}
+
+/// `group` as a rule file in `format`, with notes on what the format
+/// cannot say. The output is JSON either way: --json changes nothing.
+pub fn render_group(group: &SecurityGroup, format: Format) -> Output {
+    match format {
         Format::Native => Output::success(render::security_group_file(group)),
         Format::Tencent => {
             let (text, split) = render::tencent_group_file(group);
@@ -56,17 +62,17 @@ pub fn run(args: &ExportArgs, rules_dir: &Path, as_json: bool) -> Result<Output>
             }
             Output::success(text).with_stderr(notes)
         }
-    })
+    }
 }
 
-/// Group `id` of the directory's rules, or the error naming the ones
-/// there are.
-pub fn find_group<'a>(rules: &'a RuleSet, id: &str, dir: &RulesDir) -> Result<&'a SecurityGroup> {
+/// Group `id` of the rules read from `place` (a directory, etcd), or
+/// the error naming the ones there are.
+pub fn find_group<'a>(rules: &'a RuleSet, id: &str, place: &str) -> Result<&'a SecurityGroup> {
     SgId::new(id)
         .and_then(|sg| rules.security_groups.get(&sg))
         .ok_or_else(|| {
             Error::Input(anyhow!(refusal(&ErrorBody {
-                error: format!("no security group {id:?} in {}", dir.dir.display()),
+                error: format!("no security group {id:?} in {place}"),
                 known: Some(
                     rules
                         .security_groups

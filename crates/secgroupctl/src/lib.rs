@@ -2,11 +2,12 @@
 //! `cargo xtask man` can build man pages from [`command`]; the binary is
 //! a shim around [`main`].
 //!
-//! Two kinds of commands: those that ask secgroupd over its socket
+//! Three kinds of commands: those that ask secgroupd over its socket
 //! (`status`, `sg list|show`, `instance`, `conntrack`, `trace`, `reload`,
-//! `monitor`)
-//! and those that work on rule files offline (`validate`, `template`,
-//! `export`, `import`, `sg clone`). Every command builds its whole output
+//! `monitor`),
+//! those that work on rule files offline (`validate`, `template`,
+//! `export`, `import`, `sg clone`), and those that talk to the fleet's
+//! etcd (`publish`, `export --etcd-endpoints`: `fleet.rs`). Every command builds its whole output
 //! first ([`outcome::Output`]); [`main`] prints it and exits with its code.
 
 mod check;
@@ -15,6 +16,7 @@ mod clone;
 mod conntrack;
 mod daemon;
 mod export;
+mod fleet;
 mod fmt;
 mod import;
 mod instance;
@@ -98,7 +100,9 @@ fn run(cli: &Cli) -> Result<Output> {
         }
         Command::Trace(args) => trace::run(&daemon(), args, json),
         Command::Monitor(args) => monitor::run(&daemon(), args, json),
+        Command::Export(args) if args.etcd.enabled() => fleet::export(args, json),
         Command::Export(args) => rules_dir(&args.rules).run(|dir| export::run(args, dir, json)),
+        Command::Publish(args) => fleet::publish(args, json),
         Command::Import(args) => rules_dir(&args.rules).run(|dir| import::run(args, dir, json)),
         Command::Validate(args) => validate::run(args, json),
         Command::Template(TemplateCommand::List) => template::list(json),

@@ -86,6 +86,10 @@ pub enum Error {
     /// directory. Printed with its causes, each once (see [`chain`]).
     #[error("{}", chain(.0.chain()))]
     Input(#[from] anyhow::Error),
+    /// Talking to etcd failed (`publish`, `export --etcd-endpoints`), or
+    /// its flags are unusable.
+    #[error("{0}")]
+    Etcd(#[from] secgroup_etcd::EtcdError),
     /// Printing JSON failed (cannot happen with our types, but is not
     /// worth a panic).
     #[error("encoding JSON: {0}")]
@@ -99,7 +103,20 @@ impl Error {
             Error::Usage(_) => Code::Usage,
             Error::Refused { .. } | Error::Input(_) => Code::No,
             Error::Daemon(_) | Error::Json(_) => Code::Failed,
+            Error::Etcd(e) => etcd_code(e),
         }
+    }
+}
+
+/// As for secgroupd: flags that cannot work are a usage error, an etcd
+/// that does not answer is unreachable, the rest is a "no".
+fn etcd_code(error: &secgroup_etcd::EtcdError) -> Code {
+    use secgroup_etcd::EtcdError as E;
+    match error {
+        E::Options(_) | E::Prefix { .. } => Code::Usage,
+        E::Request { .. } | E::Timeout { .. } => Code::Unreachable,
+        E::ReadFile { .. } | E::Contended { .. } => Code::No,
+        E::Compacted { .. } => Code::Failed,
     }
 }
 

@@ -354,6 +354,7 @@ mod tests {
             }),
             abi_version: 2,
             audit_instances: Vec::new(),
+            source: None,
         }
     }
 

@@ -74,6 +74,7 @@ fn status(rules_dir: &Path) -> Status {
         }),
         instances: Vec::new(),
         audit_instances: Vec::new(),
+        source: None,
         unbound_interfaces: Vec::new(),
         guarded_interfaces: Vec::new(),
         unprotected_interfaces: Vec::new(),

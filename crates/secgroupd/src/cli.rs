@@ -15,9 +15,20 @@ use secgroup_dataplane::CtTimeouts;
     about = "The secgroup daemon: enforces the security groups of a rules directory on this host's VM interfaces"
 )]
 pub struct Args {
-    /// Directory of JSON rule files, watched for changes.
-    #[arg(long, env = "SECGROUP_RULES_DIR", default_value = secgroup_rulesdir::DEFAULT_RULES_DIR)]
-    pub rules_dir: PathBuf,
+    /// Directory of JSON rule files, watched for changes [default:
+    /// /etc/secgroup/rules.d; with --etcd-endpoints: none, and a
+    /// directory given is read beside etcd for host-local objects].
+    #[arg(long, env = "SECGROUP_RULES_DIR", value_name = "DIR")]
+    pub rules_dir: Option<PathBuf>,
+
+    /// This hypervisor's name: the instances whose "host" names it are
+    /// bound here, those of other hosts only lend their addresses
+    /// [default: the system's host name].
+    #[arg(long, env = "SECGROUP_HOST_NAME", value_parser = crate::source::parse_host_name, value_name = "NAME")]
+    pub host_name: Option<String>,
+
+    #[command(flatten)]
+    pub etcd: secgroup_etcd::EtcdArgs,
 
     /// Unix socket of the local API.
     #[arg(long, env = "SECGROUP_SOCKET", default_value = secgroup_api::DEFAULT_SOCKET)]
@@ -127,6 +138,24 @@ pub struct TimeoutArgs {
     pub ct_fragment: Option<Duration>,
 }
 
+impl Args {
+    /// The rules directory to read: the one given, else the default
+    /// unless the rules come from etcd.
+    pub fn rules_dir(&self) -> Option<PathBuf> {
+        match (&self.rules_dir, self.etcd.enabled()) {
+            (Some(dir), _) => Some(dir.clone()),
+            (None, false) => Some(PathBuf::from(secgroup_rulesdir::DEFAULT_RULES_DIR)),
+            (None, true) => None,
+        }
+    }
+
+    pub fn host_name(&self) -> String {
+        self.host_name
+            .clone()
+            .unwrap_or_else(crate::source::system_host_name)
+    }
+}
+
 impl TimeoutArgs {
     /// The data plane's defaults with what was given on top.
     pub fn resolve(&self) -> CtTimeouts {
@@ -157,7 +186,11 @@ mod tests {
     #[test]
     fn defaults_and_flags() {
         let args = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(args.rules_dir, PathBuf::from("/etc/secgroup/rules.d"));
+        assert_eq!(
+            args.rules_dir(),
+            Some(PathBuf::from("/etc/secgroup/rules.d"))
+        );
+        assert!(!args.etcd.enabled());
         assert_eq!(args.socket, PathBuf::from("/run/secgroup/secgroupd.sock"));
         assert_eq!(args.bpffs, PathBuf::from("/sys/fs/bpf/secgroup"));
         assert_eq!(args.log_format, LogFormat::Text);
@@ -193,6 +226,22 @@ mod tests {
         assert!(parse(&["--log-rate", "0"]).is_err());
         assert!(parse(&["--log-burst", "1000001"]).is_err());
         assert!(parse(&["--log-rate", "-1"]).is_err());
+
+        let args = parse(&[
+            "--etcd-endpoints",
+            "http://127.0.0.1:2379,http://127.0.0.1:2380",
+            "--host-name",
+            "hv-1",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.rules_dir(), None);
+        assert_eq!(args.host_name(), "hv-1");
+        assert_eq!(args.etcd.endpoints.len(), 2);
+        assert_eq!(args.etcd.prefix, "/secgroup/");
+        let args = parse(&["--etcd-endpoints", "http://e:2379", "--rules-dir", "/l"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.rules_dir(), Some(PathBuf::from("/l")));
+        assert!(parse(&["--host-name", "a b"]).is_err());
 
         assert!(parse(&["--ct-udp", "0"]).is_err());
         assert!(parse(&["--log-format", "xml"]).is_err());

@@ -22,6 +22,9 @@ pub fn reasons(daemon: &InForce) -> Vec<DegradedReason> {
             format!("the last reload failed: {}", error.message),
         ));
     }
+    if let Some(unreachable) = daemon.source.as_ref().and_then(|s| s.degraded()) {
+        out.push(unreachable);
+    }
     if daemon.loaded.is_none() && !daemon.pinned {
         out.push(reason("no-policy", "no policy is enforced".to_owned()));
     }

@@ -24,6 +24,7 @@ mod rules;
 mod sdnotify;
 mod server;
 mod socket;
+mod source;
 mod state;
 mod stream;
 mod trace;
@@ -81,7 +82,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         );
     }
     let listener = socket::bind(&args.socket, admin_gid)?;
-    let result = serve_on(args.settings(), listener, admin_gid, &args).await;
+    let result = match args.settings() {
+        Ok(settings) => serve_on(settings, listener, admin_gid, &args).await,
+        Err(e) => Err(e),
+    };
     socket::remove(&args.socket);
     result
 }
@@ -138,7 +142,10 @@ async fn serve_on(
 
     let (events, rx) = mpsc::channel(256);
     links::spawn(events.clone()).context("subscribing to link notifications")?;
-    watch::spawn(settings.rules_dir.clone(), events.clone());
+    if let Some(dir) = settings.source.rules_dir() {
+        watch::spawn(dir.to_owned(), events.clone());
+    }
+    settings.source.spawn(events.clone());
     spawn_signals(events.clone())?;
     spawn_pin_checks(events.clone(), args.pin_check_interval);
     let observer = dp
@@ -146,7 +153,8 @@ async fn serve_on(
         .map_err(|e| anyhow::anyhow!("opening the counters for reading: {}", error_chain(&e)))?;
 
     info!(
-        rules_dir = %settings.rules_dir.display(),
+        source = %settings.source.describe(),
+        host = settings.source.host(),
         socket = %args.socket.display(),
         pin_dir = %settings.pin_dir.display(),
         keep_established = settings.keep_established,
@@ -156,6 +164,15 @@ async fn serve_on(
         "secgroupd {} starting",
         env!("CARGO_PKG_VERSION")
     );
+    // The first reload should see etcd's first snapshot; etcd down, it
+    // fails and what is pinned stays in force.
+    let first_sync = args.etcd.timeout + std::time::Duration::from_secs(1);
+    if tokio::time::timeout(first_sync, settings.source.first_sync())
+        .await
+        .is_err()
+    {
+        warn!("no answer from etcd yet; starting with what is pinned");
+    }
     let (engine, snapshots) = Engine::new(
         dp,
         settings,
@@ -194,9 +211,23 @@ async fn serve_on(
 }
 
 impl Args {
-    fn settings(&self) -> Settings {
-        Settings {
-            rules_dir: self.rules_dir.clone(),
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let host = self.host_name();
+        let source = if self.etcd.enabled() {
+            let options = self
+                .etcd
+                .options()
+                .map_err(|e| anyhow::anyhow!("etcd: {e}"))?;
+            source::Source::etcd(options, self.rules_dir(), &host)
+        } else {
+            let dir = self
+                .rules_dir()
+                .unwrap_or_else(|| secgroup_rulesdir::DEFAULT_RULES_DIR.into());
+            source::Source::dir(dir, &host)
+        };
+        Ok(Settings {
+            rules_dir: source.describe().into(),
+            source,
             pin_dir: self.bpffs.clone(),
             keep_established: self.keep_established,
             state_dir: self.state_dir.clone(),
@@ -206,7 +237,7 @@ impl Args {
                 .ok()
                 .and_then(|ms| ms.parse().ok())
                 .map_or(std::time::Duration::ZERO, std::time::Duration::from_millis),
-        }
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use secgroup_model::{DecodeCache, Diagnostic, Index, Limits, RuleSet};
+use secgroup_model::{DecodeCache, Diagnostic, HostView, Index, Limits, RuleSet};
 use secgroup_policy::Policy;
 use secgroup_rulesdir::RulesDirError;
 
@@ -44,14 +44,42 @@ pub struct LoadFailure {
 /// decoded again (the daemon keeps one for its life); the whole
 /// directory is validated every time. What [`lint`] needs is returned
 /// beside.
+#[cfg(test)]
 pub fn load_cached(
     dir: &Path,
     known: &[PathBuf],
     cache: &mut DecodeCache,
 ) -> Result<(Loaded, LintInput), LoadFailure> {
+    let what = format!("the rule files of {}", dir.display());
+    let extra = secgroup_rulesdir::Extra::default();
+    load_view(Some(dir), &extra, HostView::Fleet, &what, known, cache)
+}
+
+/// [`load_cached`] of `dir` (if any) and `extra` documents (etcd's
+/// values) merged, for the host `view` says; `what` names them in the
+/// failure's message.
+pub fn load_view(
+    dir: Option<&Path>,
+    extra: &secgroup_rulesdir::Extra<'_>,
+    view: HostView<'_>,
+    what: &str,
+    known: &[PathBuf],
+    cache: &mut DecodeCache,
+) -> Result<(Loaded, LintInput), LoadFailure> {
     let started = std::time::Instant::now();
-    match secgroup_rulesdir::load_paths_cached(&[dir.to_owned()], &Limits::default(), known, cache)
-    {
+    let limits = Limits::default();
+    let sources = match dir {
+        Some(dir) => {
+            secgroup_rulesdir::read_sources_limited(&[dir.to_owned()], limits.max_file_bytes)
+        }
+        None => Ok(secgroup_rulesdir::Sources::default()),
+    };
+    let result = sources.and_then(|sources| {
+        sources
+            .load_with_documents(&limits, known, cache, extra, view)
+            .map_err(RulesDirError::from)
+    });
+    match result {
         Ok(loaded) => {
             let read_validate = started.elapsed();
             let policy = secgroup_policy::compile(&loaded.rules);
@@ -74,11 +102,7 @@ pub fn load_cached(
         Err(RulesDirError::Invalid(diagnostics)) => {
             let n = diagnostics.0.len();
             Err(LoadFailure {
-                message: format!(
-                    "{n} error{} in the rule files of {}",
-                    if n == 1 { "" } else { "s" },
-                    dir.display()
-                ),
+                message: format!("{n} error{} in {what}", if n == 1 { "" } else { "s" }),
                 diagnostics: diagnostics.0.iter().map(ToString::to_string).collect(),
             })
         }

@@ -118,6 +118,9 @@ pub struct InForce {
     pub tables: HashMap<u32, (InstanceId, Direction)>,
     /// The reverse of `bound`; cleared whenever `bound` changes.
     pub bound_index: crate::bound_index::BoundIndex,
+    /// Where the rules come from; its etcd side is read live (connection,
+    /// revisions), never waiting for the engine.
+    pub source: Option<crate::source::Source>,
 }
 
 impl InForce {

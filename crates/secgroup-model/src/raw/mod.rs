@@ -8,7 +8,7 @@ mod native;
 
 use std::sync::Arc;
 
-pub(crate) use native::native_file;
+pub(crate) use native::{native_file, native_object};
 
 use crate::diagnostic::Diagnostic;
 use crate::json::{Member, Node, Value};
@@ -135,6 +135,9 @@ pub(crate) struct RawRule {
 #[derive(Debug)]
 pub(crate) struct RawInstance {
     pub(crate) id: Located<String>,
+    /// The hypervisor whose interface `interface` is (a fleet's shared
+    /// store); none: this host's.
+    pub(crate) host: Option<Located<String>>,
     pub(crate) interface: Option<Located<String>>,
     pub(crate) mac: Option<Located<String>>,
     pub(crate) ips: Located<Vec<Located<String>>>,

@@ -7,6 +7,8 @@ use super::{
     RawRule, RawSecurityGroup, RawServiceSet, RawSetGroup, RemoteField, ServiceField,
 };
 use crate::json::Node;
+use crate::location::quote;
+use crate::outline::ObjectKind;
 
 /// The keys of a native rule file. `$schema` names the file's JSON Schema
 /// for editors; it means nothing here but must be a string.
@@ -32,6 +34,7 @@ pub(super) const RULE_KEYS: &[&str] = &[
 ];
 pub(super) const INSTANCE_KEYS: &[&str] = &[
     "id",
+    "host",
     "interface",
     "mac",
     "ips",
@@ -68,6 +71,77 @@ pub(crate) fn native_file(d: &mut Decoder<'_>, mut obj: Object<'_>) -> RawFile {
         file.service_set_groups = v.value;
     }
     obj.finish(d, FILE_KEYS);
+    file
+}
+
+/// Decodes a document that is one object of `kind` (a value in a shared
+/// store, one object per key): the object's own keys at the top, paths
+/// relative to it. The object's `id` must be `id`, what the key says,
+/// or two keys could define one object. An instance there that names an
+/// interface must name its host: every host reads the same store.
+pub(crate) fn native_object(
+    d: &mut Decoder<'_>,
+    root: &Node,
+    kind: ObjectKind,
+    id: &str,
+) -> RawFile {
+    let mut file = RawFile::default();
+    let path = crate::location::ROOT;
+    let written_id = match kind {
+        ObjectKind::SecurityGroup => security_group(d, root, path).map(|g| {
+            let id = g.value.id.clone();
+            file.security_groups.push(g);
+            id
+        }),
+        ObjectKind::Instance => instance(d, root, path).map(|i| {
+            let id = i.value.id.clone();
+            if let (Some(iface), None) = (&i.value.interface, &i.value.host) {
+                d.error(
+                    &iface.loc,
+                    format!(
+                        "instance {} has an interface but no \"host\"; in a store every hypervisor reads, say whose interface it is (\"host\": its --host-name)",
+                        quote(&id.value)
+                    ),
+                );
+            }
+            file.instances.push(i);
+            id
+        }),
+        ObjectKind::AddressSet => address_set(d, root, path).map(|s| {
+            let id = s.value.id.clone();
+            file.address_sets.push(s);
+            id
+        }),
+        ObjectKind::AddressSetGroup => set_group(d, root, path).map(|g| {
+            let id = g.value.id.clone();
+            file.address_set_groups.push(g);
+            id
+        }),
+        ObjectKind::ServiceSet => service_set(d, root, path).map(|s| {
+            let id = s.value.id.clone();
+            file.service_sets.push(s);
+            id
+        }),
+        ObjectKind::ServiceSetGroup => set_group(d, root, path).map(|g| {
+            let id = g.value.id.clone();
+            file.service_set_groups.push(g);
+            id
+        }),
+    };
+    if let Some(written) = written_id
+        && written.value != id
+    {
+        d.error(
+            &written.loc,
+            format!(
+                "id {} does not match the key, which names {}; an object's key ends with its id",
+                quote(&written.value),
+                quote(id)
+            ),
+        );
+        // Defining it under either id would hide the mistake.
+        file = RawFile::default();
+    }
     file
 }
 
@@ -130,6 +204,7 @@ fn rule(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawRule>
 fn instance(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawInstance>> {
     let mut obj = d.object(node, path)?;
     let id = obj.required(d, "id", Decoder::string);
+    let host = obj.optional(d, "host", Decoder::string);
     let interface = obj.optional(d, "interface", Decoder::string);
     let mac = obj.optional(d, "mac", Decoder::string);
     let ips = obj.required(d, "ips", Decoder::string_list);
@@ -146,6 +221,7 @@ fn instance(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Located<RawI
         loc,
         value: RawInstance {
             id: id?,
+            host,
             interface,
             mac,
             ips: ips?,

@@ -1,6 +1,8 @@
 //! Instances: their own fields, their allowed address pairs, and the
 //! addresses and interface they claim (checked across all files by the
-//! merge).
+//! merge). An instance's `"host"` says whose interface it has; whether
+//! that is this host depends on the host view, which only the merge
+//! knows (see `merge.rs`).
 
 use std::net::IpAddr;
 
@@ -10,7 +12,7 @@ use crate::raw::{Loc, Located, RawAddressPair, RawInstance};
 use crate::values;
 
 use super::parse::{parse_id, parse_instance_id, parse_pair_net};
-use super::{Binding, Claim, Id, Validator, all_good};
+use super::{Binding, Claim, Id, Placement, Validator, all_good};
 
 impl Validator<'_> {
     pub(super) fn instance(&mut self, raw: &Located<RawInstance>) {
@@ -20,6 +22,13 @@ impl Validator<'_> {
             .as_ref()
             .map(|id| self.define(Id::Instance(id.clone()), &i.id.loc));
         let mut ok = true;
+        let host = match &i.host {
+            None => Some(None),
+            Some(h) => self
+                .check(&h.loc, values::host_name(&h.value))
+                .map(|()| Some(h.value.clone())),
+        };
+        let written_host = i.host.as_ref().map(|h| h.value.clone());
         if let Some(iface) = &i.interface {
             match values::interface_name(&iface.value) {
                 Err(message) => {
@@ -30,6 +39,7 @@ impl Validator<'_> {
                     iface.value.clone(),
                     i.id.value.clone(),
                     iface.loc.clone(),
+                    written_host.clone(),
                 )),
             }
         }
@@ -39,7 +49,10 @@ impl Validator<'_> {
         };
         let (ips, ips_ok) = self.unique_list(&i.ips, "address", values::ip);
         if let Some(def) = def {
-            let local = i.interface.is_some();
+            let placement = Placement {
+                has_interface: i.interface.is_some(),
+                host: written_host,
+            };
             for (ip, loc) in &ips {
                 // Quoted as written: the item at that location.
                 let written = i.ips.value.iter().find(|w| w.loc == **loc);
@@ -49,7 +62,7 @@ impl Validator<'_> {
                     ip: *ip,
                     written,
                     instance: i.id.value.clone(),
-                    local,
+                    placement: placement.clone(),
                     loc: (*loc).clone(),
                 });
             }
@@ -88,11 +101,14 @@ impl Validator<'_> {
         else {
             return;
         };
-        let (Some(log), Some(enforcement)) = (log, enforcement) else {
+        let (Some(log), Some(enforcement), Some(host)) = (log, enforcement, host) else {
             return;
         };
+        // The interface as written: the merge takes it away from an
+        // instance another host runs (the host view is not known here).
         let instance = Instance {
             id: id.clone(),
+            host,
             interface: i.interface.as_ref().map(|l| l.value.clone()),
             mac,
             ips,

@@ -7,45 +7,70 @@
 //! instance of this host and one elsewhere is only a warning (an inventory
 //! that is a little out of date, a migration under way).
 //!
+//! An instance's `"host"` says whose interface it has. Seen from one host
+//! (`HostView::Host`), an instance of another host is bound nowhere here:
+//! it only lends its addresses, like one without an interface, and the
+//! merged rule set gives it no interface. Seen as a fleet
+//! (`HostView::Fleet`), each instance is bound on its own host, and
+//! interfaces and addresses must be unique per host.
+//!
 //! Only borrows the checks: a reload of a thousand files runs this, not
 //! the per-file checks, for every file that did not change.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use crate::diagnostic::{Diagnostic, Limits};
+use crate::diagnostic::{Diagnostic, HostView, Limits};
 use crate::location::quote;
 use crate::model::{Direction, RuleSet, SgId};
 use crate::raw::Loc;
 
 use super::{Claim, FileCheck, Id};
 
-/// Per address: the first instance of this host and the first instance
-/// elsewhere that list it in `ips`, with where they list it.
+/// Per address: per host (`""`: this one, but in the fleet view), the
+/// first instance bound there, and the first instance bound nowhere here
+/// that list it in `ips`, with where they list it.
 #[derive(Default)]
 struct Claims<'c> {
-    local: Option<&'c Claim>,
+    local: BTreeMap<&'c str, &'c Claim>,
     remote: Option<&'c Claim>,
 }
 
+/// The host an instance is bound on in `view` (`""` for this host, or for
+/// the one host of a rules directory in the fleet view), or `None` when it
+/// is bound nowhere here (no interface, or another host's).
+fn bound_on<'h>(view: HostView<'_>, has_interface: bool, host: Option<&'h str>) -> Option<&'h str> {
+    if !has_interface {
+        return None;
+    }
+    match view {
+        HostView::Fleet => Some(host.unwrap_or("")),
+        HostView::Host(me) => host.is_none_or(|h| h == me).then_some(""),
+    }
+}
+
 struct Merge<'c> {
+    view: HostView<'c>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     defined: HashMap<&'c Id, &'c Loc>,
     rule_counts: HashMap<&'c SgId, [usize; 2]>,
-    /// Interface name → instance id as written and where it was bound.
-    interfaces: HashMap<&'c str, (&'c str, &'c Loc)>,
+    /// (Host, interface name) → instance id as written and where it was
+    /// bound; the host is `""` but in the fleet view.
+    interfaces: HashMap<(&'c str, &'c str), (&'c str, &'c Loc)>,
     addresses: BTreeMap<IpAddr, Claims<'c>>,
 }
 
 /// Merges the checks of every file, in the order given (the earlier
 /// definition wins): the errors of the files and of the merge, the
 /// warnings, and the rule set when there is no error.
-pub(crate) fn merge(
-    files: &[&FileCheck],
+pub(crate) fn merge<'c>(
+    files: &[&'c FileCheck],
     limits: &Limits,
+    view: HostView<'c>,
 ) -> (Option<RuleSet>, Vec<Diagnostic>, Vec<Diagnostic>) {
     let mut merge = Merge {
+        view,
         errors: Vec::new(),
         warnings: Vec::new(),
         defined: HashMap::new(),
@@ -82,12 +107,19 @@ pub(crate) fn merge(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
-        rules.instances.extend(
-            objects
-                .instances
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        rules
+            .instances
+            .extend(objects.instances.iter().map(|(k, v)| {
+                let mut instance = v.clone();
+                // Another host's interface means nothing here.
+                if view != HostView::Fleet
+                    && bound_on(view, instance.interface.is_some(), instance.host.as_deref())
+                        .is_none()
+                {
+                    instance.interface = None;
+                }
+                (k.clone(), instance)
+            }));
         rules.address_sets.extend(
             objects
                 .address_sets
@@ -129,8 +161,12 @@ impl<'c> Merge<'c> {
                 self.rule_counts.insert(id, *counts);
             }
         }
-        for (name, instance, loc) in &file.interfaces {
-            if let Some((owner, at)) = self.interfaces.get(name.as_str()) {
+        for (name, instance, loc, host) in &file.interfaces {
+            let Some(scope) = bound_on(self.view, true, host.as_deref()) else {
+                continue;
+            };
+            let key = (scope, name.as_str());
+            if let Some((owner, at)) = self.interfaces.get(&key) {
                 let message = format!(
                     "interface {} is already bound to instance {} at {}; an interface belongs to one instance",
                     quote(name),
@@ -139,7 +175,7 @@ impl<'c> Merge<'c> {
                 );
                 self.errors.push(loc.diagnostic(message));
             } else {
-                self.interfaces.insert(name, (instance, loc));
+                self.interfaces.insert(key, (instance, loc));
             }
         }
         for claim in &file.claims {
@@ -170,16 +206,17 @@ impl<'c> Merge<'c> {
     /// instance of this host with it, and warns when one instance here and
     /// one elsewhere have it.
     fn claim(&mut self, claim: &'c Claim) {
+        let placement = &claim.placement;
+        let local = bound_on(
+            self.view,
+            placement.has_interface,
+            placement.host.as_deref(),
+        );
         let claims = self.addresses.entry(claim.ip).or_default();
         let address = quote(&claim.written);
         let name = quote(&claim.instance);
-        let (same, other) = if claim.local {
-            (&claims.local, &claims.remote)
-        } else {
-            (&claims.remote, &claims.local)
-        };
-        if claim.local
-            && let Some(first) = same
+        if let Some(host) = local
+            && let Some(first) = claims.local.get(host)
         {
             let message = format!(
                 "address {address} of instance {name} is already an address of instance {} at {}; two instances on this host cannot share an address (a shared virtual address belongs in allowed_address_pairs)",
@@ -189,8 +226,12 @@ impl<'c> Merge<'c> {
             self.errors.push(claim.loc.diagnostic(message));
             return;
         }
+        let other = match local {
+            Some(_) => claims.remote,
+            None => claims.local.values().next().copied(),
+        };
         if let Some(first) = other {
-            let (here, there) = if claim.local {
+            let (here, there) = if local.is_some() {
                 ("on this host", "on another host")
             } else {
                 ("on another host", "on this host")
@@ -202,13 +243,13 @@ impl<'c> Merge<'c> {
             );
             self.warnings.push(claim.loc.diagnostic(message));
         }
-        let slot = if claim.local {
-            &mut claims.local
-        } else {
-            &mut claims.remote
-        };
-        if slot.is_none() {
-            *slot = Some(claim);
+        match local {
+            Some(host) => {
+                claims.local.entry(host).or_insert(claim);
+            }
+            None => {
+                claims.remote.get_or_insert(claim);
+            }
         }
     }
 

@@ -75,8 +75,18 @@ struct Claim {
     /// As written, for messages.
     written: String,
     instance: String,
-    local: bool,
+    /// Where the instance is bound, as far as its file tells (the merge
+    /// decides, with the host view, whether that is here).
+    placement: Placement,
     loc: Loc,
+}
+
+/// An instance's `interface` and `"host"` as written: what the merge needs
+/// to tell, for a host view, whether it is bound here (see `merge.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Placement {
+    has_interface: bool,
+    host: Option<String>,
 }
 
 /// One file checked by itself: its own problems, the objects that are
@@ -94,8 +104,9 @@ pub(crate) struct FileCheck {
     /// definition), for instance quotas.
     rule_counts: Vec<(usize, SgId, [usize; 2])>,
     bindings: Vec<Binding>,
-    /// Interface name, the instance id as written, where.
-    interfaces: Vec<(String, String, Loc)>,
+    /// Interface name, the instance id as written, where, and the host
+    /// written beside it.
+    interfaces: Vec<(String, String, Loc, Option<String>)>,
     claims: Vec<Claim>,
 }
 

@@ -45,3 +45,20 @@ pub(crate) fn interface_name(s: &str) -> Result<(), String> {
         Some(p) => Err(format!("{} is not a network interface name: {p}", quote(s))),
     }
 }
+
+/// A host name as `--host-name` takes it: 1-253 bytes of letters,
+/// digits, `-`, `_` and `.` (a DNS name or a short hostname).
+pub(crate) fn host_name(s: &str) -> Result<(), String> {
+    let valid = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a host name; expected 1-253 letters, digits, '-', '_' or '.' (the host's --host-name)",
+            quote(s)
+        ))
+    }
+}

@@ -14,7 +14,7 @@ mod protocols;
 mod tests;
 
 pub(crate) use addresses::{address_block, ip};
-pub(crate) use interfaces::{interface_name, mac};
+pub(crate) use interfaces::{host_name, interface_name, mac};
 pub(crate) use ports::ports;
 pub(crate) use protocols::{protocol, service};
 

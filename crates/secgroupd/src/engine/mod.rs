@@ -41,7 +41,11 @@ use crate::state::InForce;
 use crate::wire::json;
 
 pub struct Settings {
+    /// What the source is, for messages (the rules directory's path, or
+    /// etcd's endpoints and prefix).
     pub rules_dir: PathBuf,
+    /// Where the rules come from.
+    pub source: crate::source::Source,
     pub pin_dir: PathBuf,
     pub keep_established: bool,
     pub state_dir: PathBuf,
@@ -112,6 +116,7 @@ impl Engine {
             generation: dp.generation(),
             private_bpffs: settings.private_bpffs,
             owner: dp.owner(),
+            source: Some(settings.source.clone()),
             ..InForce::default()
         };
         let (publisher, snapshots) = watch::channel(Arc::new(now.clone()));

@@ -50,11 +50,11 @@ impl Engine {
         self.now.reloads += 1;
         let dir = self.settings.rules_dir.display().to_string();
         let mut warnings = Vec::new();
-        let (outcome, summary) = match rules::load_cached(
-            &self.settings.rules_dir,
-            &self.known_files,
-            &mut self.decoded,
-        ) {
+        let (outcome, summary) = match self
+            .settings
+            .source
+            .load(&self.known_files, &mut self.decoded)
+        {
             Err(failure) => {
                 error!(?trigger, %dir, error = %failure.message, "reload failed: the rules directory was rejected; the policy in force stays");
                 for diagnostic in &failure.diagnostics {
@@ -71,6 +71,9 @@ impl Engine {
             }
             Ok((loaded, lint_input)) => {
                 let (outcome, summary) = self.apply_loaded(trigger, loaded);
+                if outcome != ReloadOutcome::Failed {
+                    self.settings.source.applied();
+                }
                 // After the apply: the new policy is in force before its
                 // warnings are worked out (they change nothing enforced).
                 if outcome != ReloadOutcome::Failed
