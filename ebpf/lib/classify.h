@@ -120,17 +120,29 @@ static __always_inline const struct sg_class_ref *sg_lookup_remote(__u32 table, 
 	}
 }
 
+/*
+ * The key's last word (protocol, port, pad) is stored whole: built from
+ * byte stores, the trie's word-wide reads of it would stall until those
+ * retire (see sg_ct_key_init()).
+ */
 static __always_inline const struct sg_class_ref *sg_lookup_l4(__u32 table, __u8 proto, __be16 port)
 {
-	struct sg_l4_key k = {
-		.prefixlen = SG_LPM_TABLE_BITS + 8 + 16,
-		.table = table,
-		.proto = proto,
-		.pad = 0,
-	};
+	union {
+		struct sg_l4_key k;
+		__u32 w[3];
+	} u;
 
-	__builtin_memcpy(k.port, &port, sizeof(k.port));
-	return bpf_map_lookup_elem(&sg_l4, &k);
+	_Static_assert(sizeof(struct sg_l4_key) == 12 &&
+			       __builtin_offsetof(struct sg_l4_key, proto) == 8,
+		       "sg_l4_key: prefixlen, table, then one word of protocol and port");
+	u.w[0] = SG_LPM_TABLE_BITS + 8 + 16;
+	u.w[1] = table;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	u.w[2] = (__u32)proto | (__u32)port << 8;
+#else
+	u.w[2] = (__u32)proto << 24 | (__u32)port << 8;
+#endif
+	return bpf_map_lookup_elem(&sg_l4, &u.k);
 }
 
 /*
