@@ -81,10 +81,9 @@ static __always_inline bool sg_ct_creates(const struct sg_pkt *pkt)
  * @local_is_src: whether the tuple's source is the VM, i.e. the packet is
  * leaving the VM (or, for a quoted packet, was sent by it).
  *
- * Written a 32-bit word at a time, in the words the map's hash reads
- * back: field-sized stores (a byte, a port) read back as one word stall
- * the load until the stores retire, which cost more than the hash itself.
- * The tuple's port pair and family/proto/pad words have the key's layout
+ * Written 64 bits at a time, as wide as the map's hash and compare read it
+ * back (see sg_u64_of() in common.h). The tuple's port pair and
+ * family/proto/pad words have the key's layout
  * (the parser leaves the tuple's pad zero); swapping the two ports of a
  * word is a rotation by 16 on either byte order.
  */
@@ -102,46 +101,43 @@ _Static_assert(__builtin_offsetof(struct sg_ct_key, family) == 4 &&
 		       sizeof(struct sg_ct_key) == 44 && sizeof(struct sg_ct4_key) == 20,
 	       "sg_ct_key_init() writes the key word by word");
 
+/* @k must be SG_KEY_ALIGNED: it is written in 64-bit words (common.h). */
 static __always_inline void sg_ct_key_init(struct sg_ct_key *k, __u32 ifindex,
 					   const struct sg_tuple *t, bool local_is_src)
 {
-	__u32 *w = (__u32 *)k;
+	__u64 *q = (__u64 *)k;
 	__u32 ports = *(const __u32 *)&t->sport;
 	const __u32 *local = local_is_src ? t->src.w : t->dst.w;
 	const __u32 *remote = local_is_src ? t->dst.w : t->src.w;
 
-	w[0] = ifindex;
-	w[1] = *(const __u32 *)&t->family;
-	w[2] = local_is_src ? ports : (ports >> 16) | (ports << 16);
-	w[3] = local[0];
-	w[4] = local[1];
-	w[5] = local[2];
-	w[6] = local[3];
-	w[7] = remote[0];
-	w[8] = remote[1];
-	w[9] = remote[2];
-	w[10] = remote[3];
+	if (!local_is_src)
+		ports = (ports >> 16) | (ports << 16);
+	q[0] = sg_u64_of(ifindex, *(const __u32 *)&t->family);
+	q[1] = sg_u64_of(ports, local[0]);
+	q[2] = sg_u64_of(local[1], local[2]);
+	q[3] = sg_u64_of(local[3], remote[0]);
+	q[4] = sg_u64_of(remote[1], remote[2]);
+	((__u32 *)k)[10] = remote[3];
 }
 
 /*
  * The one place that picks the map of a flow: IPv4 in sg_ct4 under the
  * short key, IPv6 in sg_ct. Everything else handles struct sg_ct_key.
+ * Copied in the words it was written in (sg_ct_key_init()).
  */
 static __always_inline void sg_ct4_key_of(struct sg_ct4_key *k4, const struct sg_ct_key *k)
 {
-	const __u32 *w = (const __u32 *)k;
-	__u32 *w4 = (__u32 *)k4;
+	const __u64 *q = (const __u64 *)k;
+	__u64 *q4 = (__u64 *)k4;
 
-	w4[0] = w[0]; /* ifindex */
-	w4[1] = w[1]; /* family, proto, pad */
-	w4[2] = w[2]; /* ports */
-	w4[3] = w[3]; /* local address */
-	w4[4] = w[7]; /* remote address */
+	q4[0] = q[0];                        /* ifindex, family, proto, pad */
+	q4[1] = q[1];                        /* ports, local address */
+	((__u32 *)k4)[4] = ((const __u32 *)k)[7]; /* remote address */
 }
 
 static __always_inline struct sg_ct_entry *sg_ct_lookup(const struct sg_ct_key *k)
 {
-	struct sg_ct4_key k4;
+	struct sg_ct4_key k4 SG_KEY_ALIGNED;
 
 	if (k->family != SG_AF_INET)
 		return bpf_map_lookup_elem(&sg_ct, k);
@@ -151,7 +147,7 @@ static __always_inline struct sg_ct_entry *sg_ct_lookup(const struct sg_ct_key *
 
 static __always_inline void sg_ct_store(const struct sg_ct_key *k, const struct sg_ct_entry *e)
 {
-	struct sg_ct4_key k4;
+	struct sg_ct4_key k4 SG_KEY_ALIGNED;
 
 	if (k->family != SG_AF_INET) {
 		bpf_map_update_elem(&sg_ct, k, e, BPF_ANY);
@@ -163,7 +159,7 @@ static __always_inline void sg_ct_store(const struct sg_ct_key *k, const struct 
 
 static __always_inline void sg_ct_delete(const struct sg_ct_key *k)
 {
-	struct sg_ct4_key k4;
+	struct sg_ct4_key k4 SG_KEY_ALIGNED;
 
 	if (k->family != SG_AF_INET) {
 		bpf_map_delete_elem(&sg_ct, k);
