@@ -23,8 +23,13 @@
 
 static __always_inline void sg_count_rule(__u32 ifindex, __u32 rule_uid, __u32 len, __u64 now)
 {
-	struct sg_rule_counter_key k = { .ifindex = ifindex, .rule_uid = rule_uid };
+	struct sg_rule_counter_key k SG_KEY_ALIGNED;
 	struct sg_rule_counter *c;
+
+	/* One 64-bit store (sg_u64_of() in common.h). */
+	_Static_assert(sizeof(k) == 8 && __builtin_offsetof(struct sg_rule_counter_key, rule_uid) == 4,
+		       "sg_rule_counter_key: ifindex, then rule uid");
+	*(__u64 *)&k = sg_u64_of(ifindex, rule_uid);
 
 	c = bpf_map_lookup_elem(&sg_rule_hits, &k);
 	if (unlikely(!c)) {

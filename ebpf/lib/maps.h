@@ -112,13 +112,21 @@ struct {
 	__uint(max_entries, 65536);
 } sg_psec_macs SEC(".maps");
 
-/* Tracked flows, keyed from the VM's point of view. */
+/* Tracked IPv6 flows, keyed from the VM's point of view. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct sg_ct_key);
 	__type(value, struct sg_ct_entry);
 	__uint(max_entries, 262144);
 } sg_ct SEC(".maps");
+
+/* Tracked IPv4 flows: the same with a key of 20 bytes (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct sg_ct4_key);
+	__type(value, struct sg_ct_entry);
+	__uint(max_entries, 262144);
+} sg_ct4 SEC(".maps");
 
 /* Datagrams whose first fragment was accepted. */
 struct {

@@ -57,7 +57,7 @@ static __always_inline void sg_judge(const struct sg_pkt *pkt, const __u8 dir,
 {
 	struct sg_match m;
 	struct sg_query q;
-	struct sg_ct_key key;
+	struct sg_ct_key key SG_KEY_ALIGNED;
 	struct sg_env env;
 	__u32 ifindex = pkt->ifindex;
 	int st = pkt->status;

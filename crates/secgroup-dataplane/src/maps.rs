@@ -17,6 +17,7 @@ pub(crate) mod names {
     pub const PSEC_V6: &str = "sg_psec_v6";
     pub const PSEC_MACS: &str = "sg_psec_macs";
     pub const CT: &str = "sg_ct";
+    pub const CT4: &str = "sg_ct4";
     pub const FRAGS: &str = "sg_frags";
     pub const RULE_HITS: &str = "sg_rule_hits";
     pub const IF_STATS: &str = "sg_if_stats";
@@ -43,6 +44,7 @@ pub(crate) const PINNED: &[&str] = &[
     names::PSEC_V6,
     names::PSEC_MACS,
     names::CT,
+    names::CT4,
     names::FRAGS,
     names::RULE_HITS,
     names::IF_STATS,
@@ -63,7 +65,10 @@ pub(crate) struct Maps {
     pub psec_v4: LpmTrie<MapData, PsecV4KeyData, u32>,
     pub psec_v6: LpmTrie<MapData, PsecV6KeyData, u32>,
     pub psec_macs: HashMap<MapData, PsecMacKey, u32>,
+    /// IPv6 flows.
     pub ct: HashMap<MapData, CtKey, CtEntry>,
+    /// IPv4 flows.
+    pub ct4: HashMap<MapData, Ct4Key, CtEntry>,
     pub frags: HashMap<MapData, FragKey, FragEntry>,
     pub rule_hits: PerCpuHashMap<MapData, RuleCounterKey, RuleCounter>,
     pub if_stats: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats>,
@@ -99,6 +104,7 @@ impl Maps {
             psec_v6: typed!(ebpf, PSEC_V6),
             psec_macs: typed!(ebpf, PSEC_MACS),
             ct: typed!(ebpf, CT),
+            ct4: typed!(ebpf, CT4),
             frags: typed!(ebpf, FRAGS),
             rule_hits: typed!(ebpf, RULE_HITS),
             if_stats: typed!(ebpf, IF_STATS),

@@ -25,7 +25,9 @@ use crate::testrun::TestRunner;
 pub struct Observer {
     rule_hits: OwnedFd,
     if_stats: OwnedFd,
+    /// IPv6 flows (`sg_ct`); IPv4 flows are in `ct4` (`sg_ct4`).
     ct: OwnedFd,
+    ct4: OwnedFd,
     config: OwnedFd,
     events: OwnedFd,
     log_state: OwnedFd,
@@ -117,13 +119,15 @@ impl Observer {
             log_state,
             ifaces,
             slot_stats,
-        ]: [OwnedFd; 8],
+            ct4,
+        ]: [OwnedFd; 9],
         runner: TestRunner,
     ) -> Observer {
         Observer {
             rule_hits,
             if_stats,
             ct,
+            ct4,
             config,
             events,
             log_state,
@@ -167,6 +171,7 @@ impl Observer {
             rule_hits: dup(&self.rule_hits, names::RULE_HITS)?,
             if_stats: dup(&self.if_stats, names::IF_STATS)?,
             ct: dup(&self.ct, names::CT)?,
+            ct4: dup(&self.ct4, names::CT4)?,
             config: dup(&self.config, names::CONFIG)?,
             events: dup(&self.events, names::EVENTS)?,
             log_state: dup(&self.log_state, names::LOG_STATE)?,
@@ -263,58 +268,70 @@ impl Observer {
         ))
     }
 
-    /// Every live conntrack entry (expired ones are left out).
+    /// Every live conntrack entry (expired ones are left out), IPv4 and
+    /// IPv6.
     pub fn conntrack(&self) -> Result<Vec<(CtKey, CtEntry)>, DataplaneError> {
         let now = self.now_ns()?;
-        let map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
-        let mut entries = Vec::new();
+        let v6: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
+        let v4: HashMap<MapData, Ct4Key, CtEntry> = open(&self.ct4, names::CT4)?;
         // An entry evicted between the key walk and its lookup is skipped.
-        for (key, value) in map.iter().filter_map(Result::ok) {
-            if value.expires_ns > now {
-                entries.push((key, value));
-            }
-        }
-        Ok(entries)
+        let v4 = v4.iter().filter_map(Result::ok).map(|(k, e)| (k.into(), e));
+        Ok(v6
+            .iter()
+            .filter_map(Result::ok)
+            .chain(v4)
+            .filter(|(_, e)| e.expires_ns > now)
+            .collect())
     }
 
-    /// How many entries `sg_ct` holds and can hold. Walks the keys only
-    /// (no values): cheaper than [`Observer::conntrack`].
+    /// How many entries `sg_ct` and `sg_ct4` hold and can hold. Walks the
+    /// keys only (no values): cheaper than [`Observer::conntrack`].
     pub fn conntrack_usage(&self) -> Result<ConntrackUsage, DataplaneError> {
-        let fd = self.ct.try_clone().map_err(dup_err(names::CT))?;
-        let data = MapData::from_fd(fd).map_err(map_err(names::CT))?;
-        let capacity = data.info().map_err(map_err(names::CT))?.max_entries();
-        let map: HashMap<MapData, CtKey, CtEntry> = Map::from_map_data(data)
-            .map_err(map_err(names::CT))?
-            .try_into()
-            .map_err(map_err(names::CT))?;
-        // A key evicted during the walk is skipped.
-        let entries = map.keys().filter(Result::is_ok).count() as u64;
-        Ok(ConntrackUsage { entries, capacity })
+        let (v6_entries, v6_capacity) = usage::<CtKey>(&self.ct, names::CT)?;
+        let (v4_entries, v4_capacity) = usage::<Ct4Key>(&self.ct4, names::CT4)?;
+        Ok(ConntrackUsage {
+            entries: v6_entries + v4_entries,
+            capacity: v6_capacity + v4_capacity,
+        })
     }
 
     /// The conntrack entry of one flow, expired or not.
     pub fn conntrack_entry(&self, key: &CtKey) -> Result<Option<CtEntry>, DataplaneError> {
-        let map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
-        match map.get(key, 0) {
+        let got = match key.to_v4() {
+            Some(k4) => open::<HashMap<MapData, Ct4Key, CtEntry>>(&self.ct4, names::CT4)?
+                .get(&k4, 0)
+                .map_err(|e| (e, names::CT4)),
+            None => open::<HashMap<MapData, CtKey, CtEntry>>(&self.ct, names::CT)?
+                .get(key, 0)
+                .map_err(|e| (e, names::CT)),
+        };
+        match got {
             Ok(entry) => Ok(Some(entry)),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(map_err(names::CT)(e)),
+            Err((aya::maps::MapError::KeyNotFound, _)) => Ok(None),
+            Err((e, name)) => Err(map_err(name)(e)),
         }
     }
 
     /// Deletes one flow's entry (the one a trace made); `false` when there
     /// was none.
     pub fn remove_conntrack(&self, key: &CtKey) -> Result<bool, DataplaneError> {
-        let mut map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
-        match map.remove(key) {
+        let removed = match key.to_v4() {
+            Some(k4) => open::<HashMap<MapData, Ct4Key, CtEntry>>(&self.ct4, names::CT4)?
+                .remove(&k4)
+                .map_err(|e| (e, names::CT4)),
+            None => open::<HashMap<MapData, CtKey, CtEntry>>(&self.ct, names::CT)?
+                .remove(key)
+                .map_err(|e| (e, names::CT)),
+        };
+        match removed {
             Ok(()) => Ok(true),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
-            Err(aya::maps::MapError::SyscallError(e))
+            Err((aya::maps::MapError::KeyNotFound, _)) => Ok(false),
+            Err((aya::maps::MapError::SyscallError(e), _))
                 if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
             {
                 Ok(false)
             }
-            Err(e) => Err(map_err(names::CT)(e)),
+            Err((e, name)) => Err(map_err(name)(e)),
         }
     }
 }
@@ -328,9 +345,28 @@ impl Observer {
     /// revocation it made then happens at the flow's next packet or the
     /// entry's timeout): a window of one map lookup and one update.
     pub fn restore_conntrack(&self, key: &CtKey, entry: &CtEntry) -> Result<(), DataplaneError> {
-        let mut map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
-        map.insert(key, entry, 0).map_err(map_err(names::CT))
+        match key.to_v4() {
+            Some(k4) => open::<HashMap<MapData, Ct4Key, CtEntry>>(&self.ct4, names::CT4)?
+                .insert(k4, entry, 0)
+                .map_err(map_err(names::CT4)),
+            None => open::<HashMap<MapData, CtKey, CtEntry>>(&self.ct, names::CT)?
+                .insert(key, entry, 0)
+                .map_err(map_err(names::CT)),
+        }
     }
+}
+
+/// Entries (keys walked) and capacity of one conntrack map.
+fn usage<K: aya::Pod>(fd: &OwnedFd, name: &'static str) -> Result<(u64, u32), DataplaneError> {
+    let fd = fd.try_clone().map_err(dup_err(name))?;
+    let data = MapData::from_fd(fd).map_err(map_err(name))?;
+    let capacity = data.info().map_err(map_err(name))?.max_entries();
+    let map: HashMap<MapData, K, CtEntry> = Map::from_map_data(data)
+        .map_err(map_err(name))?
+        .try_into()
+        .map_err(map_err(name))?;
+    // A key evicted during the walk is skipped.
+    Ok((map.keys().filter(Result::is_ok).count() as u64, capacity))
 }
 
 /// CLOCK_BOOTTIME in nanoseconds.

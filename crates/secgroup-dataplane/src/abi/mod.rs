@@ -296,6 +296,67 @@ impl CtKey {
     }
 }
 
+/// `struct sg_ct4_key`: an IPv4 flow's key in `sg_ct4`, [`CtKey`] with
+/// 4-byte addresses (a shorter key hashes faster). Userspace speaks
+/// [`CtKey`] and converts at the map.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Ct4Key {
+    pub ifindex: u32,
+    pub family: u8,
+    pub proto: u8,
+    pub pad: u16,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub local_addr: [u8; 4],
+    pub remote_addr: [u8; 4],
+}
+
+impl CtKey {
+    /// The `sg_ct4` key of an IPv4 flow; `None` for IPv6 (in `sg_ct`).
+    pub fn to_v4(&self) -> Option<Ct4Key> {
+        (self.family == AF_INET).then(|| Ct4Key {
+            ifindex: self.ifindex,
+            family: self.family,
+            proto: self.proto,
+            pad: 0,
+            local_port: self.local_port,
+            remote_port: self.remote_port,
+            local_addr: [
+                self.local_addr[0],
+                self.local_addr[1],
+                self.local_addr[2],
+                self.local_addr[3],
+            ],
+            remote_addr: [
+                self.remote_addr[0],
+                self.remote_addr[1],
+                self.remote_addr[2],
+                self.remote_addr[3],
+            ],
+        })
+    }
+}
+
+impl From<Ct4Key> for CtKey {
+    fn from(k: Ct4Key) -> CtKey {
+        let mut local_addr = [0u8; 16];
+        local_addr[..4].copy_from_slice(&k.local_addr);
+        let mut remote_addr = [0u8; 16];
+        remote_addr[..4].copy_from_slice(&k.remote_addr);
+        CtKey {
+            ifindex: k.ifindex,
+            family: k.family,
+            proto: k.proto,
+            pad: 0,
+            local_port: k.local_port,
+            remote_port: k.remote_port,
+            local_addr,
+            remote_addr,
+        }
+    }
+}
+
 fn addr_bytes(addr: IpAddr) -> [u8; 16] {
     let mut out = [0u8; 16];
     match addr {
@@ -609,6 +670,7 @@ impl Decision {
 
 pod!(
     CtKey,
+    Ct4Key,
     CtEntry,
     FragKey,
     FragEntry,

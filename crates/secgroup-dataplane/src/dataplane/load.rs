@@ -232,6 +232,7 @@ fn observer_for(ebpf: &Ebpf) -> Result<Observer, DataplaneError> {
             map(names::LOG_STATE)?,
             map(names::IFACES)?,
             map(names::SLOT_STATS)?,
+            map(names::CT4)?,
         ],
         test_runner_for(ebpf)?,
     ))

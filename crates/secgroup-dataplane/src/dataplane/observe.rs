@@ -70,12 +70,9 @@ impl Dataplane {
     /// Deletes the conntrack entries of one interface, or all of them;
     /// returns how many went.
     pub fn flush_conntrack(&mut self, ifindex: Option<u32>) -> Result<usize, DataplaneError> {
-        let doomed: Vec<CtKey> = self
-            .maps
-            .ct
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| ifindex.is_none_or(|i| k.ifindex == i))
+        let zone = |k: &u32| ifindex.is_none_or(|i| *k == i);
+        let doomed: Vec<CtKey> = (self.maps.ct.keys().filter_map(Result::ok))
+            .filter(|k| zone(&k.ifindex))
             .collect();
         for key in &doomed {
             match self.maps.ct.remove(key) {
@@ -83,7 +80,16 @@ impl Dataplane {
                 Err(e) => return Err(map_err(names::CT)(e)),
             }
         }
-        Ok(doomed.len())
+        let doomed4: Vec<Ct4Key> = (self.maps.ct4.keys().filter_map(Result::ok))
+            .filter(|k| zone(&k.ifindex))
+            .collect();
+        for key in &doomed4 {
+            match self.maps.ct4.remove(key) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(names::CT4)(e)),
+            }
+        }
+        Ok(doomed.len() + doomed4.len())
     }
 
     /// Forgets everything about an interface that went away: conntrack,
