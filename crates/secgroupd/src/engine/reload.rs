@@ -50,10 +50,14 @@ impl Engine {
         self.now.reloads += 1;
         let dir = self.settings.rules_dir.display().to_string();
         let mut warnings = Vec::new();
+        // Only our own last load is compiled incrementally from (a
+        // predecessor's record is compared with, never built upon).
+        let own = self.now.loaded.clone();
         let (outcome, summary) = match rules::load_cached(
             &self.settings.rules_dir,
             &self.known_files,
             &mut self.decoded,
+            own.as_deref(),
         ) {
             Err(failure) => {
                 error!(?trigger, %dir, error = %failure.message, "reload failed: the rules directory was rejected; the policy in force stays");
@@ -71,20 +75,16 @@ impl Engine {
             }
             Ok((loaded, lint_input)) => {
                 let (outcome, summary) = self.apply_loaded(trigger, loaded);
-                // After the apply: the new policy is in force before its
-                // warnings are worked out (they change nothing enforced).
+                // After the apply, off this thread: the new policy is in
+                // force before its warnings are worked out (they change
+                // nothing enforced), and the next change need not wait
+                // for them. An API reload's answer carries them.
                 if outcome != ReloadOutcome::Failed
                     && let Some(loaded) = self.now.loaded.clone()
+                    && let Some(lint) = rules::lint_in_background(loaded, lint_input)
+                    && trigger == ReloadTrigger::Api
                 {
-                    let lint_started = Instant::now();
-                    warnings = rules::lint(&loaded, lint_input);
-                    for warning in &warnings {
-                        warn!(%warning, "questionable rule file");
-                    }
-                    debug!(
-                        lint_ms = format!("{:.1}", lint_started.elapsed().as_secs_f64() * 1e3),
-                        "rule files linted"
-                    );
+                    warnings = lint.join().unwrap_or_default();
                 }
                 (outcome, summary)
             }
