@@ -86,7 +86,6 @@ fn main() {
     let mut policy = secgroup_policy::compile(&loaded.rules);
     let mut rules = loaded.rules;
     time_lookups(&policy);
-    time_lookups(&policy);
     println!(
         "first load {} ms, compile {} ms",
         ms(first),
@@ -126,7 +125,6 @@ fn main() {
 
 /// What the data plane's apply pays per binding to find a list's table:
 /// a hash lookup of the whole list (its store is keyed by content).
-#[allow(dead_code)]
 fn time_lookups(policy: &secgroup_policy::Policy) {
     let mut store = std::collections::HashMap::new();
     for (i, instance) in policy.instances.values().enumerate() {
