@@ -248,6 +248,7 @@ pub fn run(settings: &Settings, thousand: &ThousandSettings, results: &mut Resul
     );
 
     // 7. Cold start again, grace periods expedited during the attach.
+    keep_log(&daemon, "restarted");
     drop(daemon);
     let started = Instant::now();
     let daemon = Daemon::start_with(
@@ -265,7 +266,21 @@ pub fn run(settings: &Settings, thousand: &ThousandSettings, results: &mut Resul
     record(results, variant, "vms", vms as f64, "vms");
     record(results, variant, "ready-ms", ms(ready), "ms");
     record(results, variant, "enforcing-ms", ms(enforcing), "ms");
+    keep_log(&daemon, "expedited");
     Ok(())
+}
+
+/// Copies the daemon's log (its `reload phases` lines say where a start's
+/// time went) out of the run's directory, which goes with the run.
+fn keep_log(daemon: &Daemon<'_>, what: &str) {
+    let kept = std::env::temp_dir().join(format!("secgroup-bench-thousand-{what}.log"));
+    match std::fs::copy(&daemon.log, &kept) {
+        Ok(_) => eprintln!(
+            "secgroup-bench: the {what} daemon's log: {}",
+            kept.display()
+        ),
+        Err(e) => eprintln!("secgroup-bench: keeping {}: {e}", daemon.log.display()),
+    }
 }
 
 fn ms(d: Duration) -> f64 {
