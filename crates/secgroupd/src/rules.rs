@@ -34,6 +34,12 @@ impl Warnings {
     pub fn get(&self) -> Option<&[String]> {
         self.0.get().map(Vec::as_slice)
     }
+
+    /// Fills the slot as the lint does (for tests of what reads it).
+    #[cfg(test)]
+    pub fn set(&self, warnings: Vec<String>) {
+        let _ = self.0.set(warnings);
+    }
 }
 
 /// Where a load's time went (logged with every reload).

@@ -527,3 +527,62 @@ pub fn conntrack(
         entries,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use secgroup_api::{ReloadTrigger, Status};
+
+    use super::*;
+    use crate::rules::{LoadTimings, Loaded, Warnings};
+
+    fn snapshot(warnings: &Warnings, generation: u64) -> Arc<InForce> {
+        Arc::new(InForce {
+            loaded: Some(Arc::new(Loaded {
+                rules: RuleSet::default(),
+                policy: secgroup_policy::Policy::default(),
+                files: Vec::new(),
+                timings: LoadTimings::default(),
+                warnings: warnings.clone(),
+            })),
+            generation,
+            last_reload: Some(ReloadReport {
+                trigger: ReloadTrigger::Watch,
+                outcome: ReloadOutcome::Applied,
+                finished: Timestamp::from_unix_ms(0),
+                duration_ms: 1.0,
+                generation,
+                summary: "changed".to_owned(),
+                warnings: Vec::new(),
+            }),
+            ..InForce::default()
+        })
+    }
+
+    fn answered(cache: &StatusCache, now: &Arc<InForce>) -> Status {
+        let body = cache.answer(now).unwrap_or_else(|e| panic!("{e:?}"));
+        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn status_follows_snapshots_and_late_warnings() {
+        let cache = StatusCache::default();
+        let warnings = Warnings::default();
+        let first = snapshot(&warnings, 1);
+        let status = answered(&cache, &first);
+        assert_eq!(status.generation, 1);
+        let report = status.last_reload.unwrap_or_else(|| panic!("no report"));
+        assert!(report.warnings.is_empty(), "the lint is not done yet");
+
+        // The lint finishes after the reload: the same snapshot shows them.
+        warnings.set(vec!["a.json:1:1: $: questionable".to_owned()]);
+        let report = answered(&cache, &first)
+            .last_reload
+            .unwrap_or_else(|| panic!("no report"));
+        assert_eq!(report.warnings, ["a.json:1:1: $: questionable"]);
+
+        // A new snapshot is a new answer.
+        let second = snapshot(&Warnings::default(), 2);
+        assert_eq!(answered(&cache, &second).generation, 2);
+        assert_eq!(answered(&cache, &first).generation, 1);
+    }
+}
