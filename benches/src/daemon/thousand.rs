@@ -230,6 +230,7 @@ pub fn run(settings: &Settings, thousand: &ThousandSettings, results: &mut Resul
     );
 
     // 6. Restart on the pins.
+    keep_log(&daemon, "main");
     let started = Instant::now();
     daemon.restart(settings, &host, &run)?;
     let ready = started.elapsed();
