@@ -1,10 +1,12 @@
 //! Where a one-VM reload's time goes in process, at the scale of the
 //! `thousand` bench layout: `vms` VM files (a 10-rule group of its own
 //! and its instance, bound first to a 100-rule base group of
-//! `base.json`). Times, per change of one VM's file: the load through a
-//! kept cache, the compile, the comparison with the previous policy and
-//! the lint. `cargo run --release -p secgroup-rulesdir --example
-//! thousand [vms] [changes]`. Measures, asserts nothing.
+//! `base.json`). Times, per change of one VM's file (or of the base
+//! group's last rule, with a third argument `1`): the load through a kept
+//! cache, the recompile from the previous load, the comparison with the
+//! previous policy and the lint. `cargo run --release -p
+//! secgroup-rulesdir --example thousand [vms] [changes] [base]`.
+//! Measures, asserts nothing.
 
 use std::time::{Duration, Instant};
 
@@ -52,13 +54,15 @@ fn main() {
         .collect();
     let vms = args.first().copied().unwrap_or(1000);
     let changes = args.get(1).copied().unwrap_or(10);
-    let mut files: Vec<(String, String)> = vec![(
-        "rules/base.json".to_owned(),
-        format!(
+    let base_changes = args.get(2) == Some(&1);
+    let base_file = |last: &str| {
+        let text = format!(
             "{{\"security_groups\":[{}]}}",
-            group("sg-base", 0..100, "accept")
-        ),
-    )];
+            group("sg-base", 0..100, last)
+        );
+        ("rules/base.json".to_owned(), text)
+    };
+    let mut files: Vec<(String, String)> = vec![base_file("accept")];
     files.extend((0..vms).map(|vm| vm_file(vm, "accept")));
     let limits = Limits::default();
     let mut cache = DecodeCache::default();
@@ -98,7 +102,11 @@ fn main() {
         } else {
             "accept"
         };
-        files[vm + 1] = vm_file(vm, last);
+        if base_changes {
+            files[0] = base_file(if change % 2 == 0 { "drop" } else { "accept" });
+        } else {
+            files[vm + 1] = vm_file(vm, last);
+        }
         let (loaded, load_time) = load(&files, &mut cache, &known);
         let started = Instant::now();
         let new = secgroup_policy::recompile(&rules, &policy, &loaded.rules);
