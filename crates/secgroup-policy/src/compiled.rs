@@ -161,6 +161,15 @@ impl<K: Ord, V> Shared<K, V> {
         self.0.get(key)
     }
 
+    /// Whether both maps hold the same allocation for `key`: then its
+    /// value is the same without comparing.
+    pub fn shares(&self, other: &Shared<K, V>, key: &K) -> bool {
+        match (self.0.get(key), other.0.get(key)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     pub fn contains_key(&self, key: &K) -> bool {
         self.0.contains_key(key)
     }

@@ -7,7 +7,6 @@
 //! the data plane sees.
 
 use std::fmt;
-use std::sync::Arc;
 
 use secgroup_model::{Direction, InstanceId, SgId};
 
@@ -196,10 +195,7 @@ impl<'p> GroupChanges<'p> {
 /// Whether both policies hold the same allocation for `key` (see
 /// `recompile`): then it is unchanged, without comparing.
 fn shared<K: Ord, V>(old: &Shared<K, V>, new: &Shared<K, V>, key: &K) -> bool {
-    match (old.get_shared(key), new.get_shared(key)) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
-    }
+    old.shares(new, key)
 }
 
 /// An instance's fields but its two lists.
