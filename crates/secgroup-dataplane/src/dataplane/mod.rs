@@ -34,6 +34,7 @@ use aya::programs::{SchedClassifier, Xdp};
 use secgroup_model::Direction;
 use secgroup_policy::{PortSecurity, RuleList, RuleOrigin};
 
+pub(crate) use attach::remove_pins;
 pub use dump::TableDump;
 pub use expedite::{Expedite, RCU_EXPEDITED};
 pub use types::{
