@@ -3,6 +3,7 @@
 //! problem listed and the policy in force stays.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -140,13 +141,20 @@ pub fn lint(loaded: &Loaded, input: LintInput) -> Vec<String> {
 /// reload (a few hundred milliseconds), and warnings never change what is
 /// enforced, so the engine never waits for them (but for an API reload,
 /// whose answer carries them: join the handle). Logs each warning and
-/// leaves them in `loaded.warnings`.
+/// leaves them in `loaded.warnings`. A lint that has not started when
+/// the next one is asked for is skipped (a burst of reloads lints the
+/// last rules only: the status shows no other's warnings).
 pub fn lint_in_background(
     loaded: Arc<Loaded>,
     input: LintInput,
 ) -> Option<std::thread::JoinHandle<Vec<String>>> {
+    static LATEST: AtomicU64 = AtomicU64::new(0);
+    let ticket = LATEST.fetch_add(1, Ordering::SeqCst) + 1;
     let work = move || {
         lower_priority();
+        if LATEST.load(Ordering::SeqCst) != ticket {
+            return Vec::new();
+        }
         let started = Instant::now();
         let warnings = lint(&loaded, input);
         for warning in &warnings {
