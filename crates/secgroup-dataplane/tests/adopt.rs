@@ -299,6 +299,38 @@ fn a_list_changed_while_down_gets_a_new_table_and_the_old_is_swept() {
 }
 
 #[test]
+fn a_rule_known_by_its_id_whose_remote_changed_while_down_gets_a_new_table() {
+    kernel_test!();
+    let pins = PinDir::new("adopt-remote");
+    // Same id, so the same origin and uid: only the resolved remote
+    // differs, which the digest must see.
+    let from = |remote: &str| {
+        policy(&format!(
+            r#"{{"id":"r-udp","action":"accept","protocol":"udp","port":"9000","remote":"{remote}"}}"#
+        ))
+    };
+    let (ingress, egress, _) = {
+        let mut dp = pins.load();
+        apply(&mut dp, &from(CLIENT));
+        expect_udp_accepted(&dp, "from the client");
+        ids(&dp)
+    };
+    let mut dp = pins.load();
+    let report = apply(&mut dp, &from("198.51.100.99"));
+    assert_eq!(report.tables_written, 1, "{report:?}");
+    assert_ne!(ids(&dp).0, ingress, "a new ingress table");
+    assert_eq!(ids(&dp).1, egress);
+    // The flow accepted before is tracked with the old table's id: the
+    // new table refuses it, so it is cut.
+    let outcome = run_frame(&dp, Ingress, &udp_in().frame());
+    assert_eq!(
+        reason(&outcome),
+        Reason::DropRevoked,
+        "the client is refused now"
+    );
+}
+
+#[test]
 fn after_an_unfinished_apply_every_key_is_read_and_strays_are_swept() {
     kernel_test!();
     let pins = PinDir::new("adopt-dirty");

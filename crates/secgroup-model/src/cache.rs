@@ -12,6 +12,7 @@
 //! reload is applied only if the whole set of files is valid.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Document, Limits, Shape};
 use crate::outline::{ObjectKind, Outline};
@@ -21,7 +22,7 @@ use crate::validate::{FileCheck, check_file};
 pub(crate) struct Checked {
     /// Decoding problems (the file's own check has its own).
     pub(crate) errors: Vec<Diagnostic>,
-    pub(crate) outline: Outline,
+    pub(crate) outline: Arc<Outline>,
     /// Empty for a file that did not decode.
     pub(crate) check: FileCheck,
 }
@@ -30,7 +31,7 @@ impl Checked {
     pub(crate) fn new(file: &Document<'_>, limits: &Limits) -> Checked {
         let mut errors = Vec::new();
         let raw = crate::source::decode(file, limits, &mut errors);
-        let outline = Outline::new(file.name, raw.as_ref(), errors.clone());
+        let outline = Arc::new(Outline::new(file.name, raw.as_ref(), errors.clone()));
         let check = raw
             .as_ref()
             .map(|raw| check_file(raw, limits))

@@ -21,6 +21,7 @@ mod validate;
 mod values;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 pub use cache::DecodeCache;
 pub use diagnostic::{Diagnostic, Diagnostics, Document, HostView, Limits, Shape, SourceFile};
@@ -138,7 +139,7 @@ pub fn load_documents(
             warnings.dedup();
             Ok(Loaded {
                 rules,
-                index: Index::new(checked.iter().map(|c| c.outline.clone()).collect()),
+                index: Index::of_shared(checked.iter().map(|c| Arc::clone(&c.outline)).collect()),
                 warnings,
             })
         }

@@ -3,8 +3,9 @@
 //! directory (`secgroupctl import`) ask it which file holds a group;
 //! it is known whether or not the files validate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Limits, SourceFile};
 use crate::model::{
@@ -312,32 +313,54 @@ pub fn outline(file: &SourceFile<'_>, limits: &Limits) -> Outline {
 }
 
 /// What a set of rule files defines, file by file, in file-name order.
+/// Outlines are shared (a reload keeps those of unchanged files), and
+/// where each id is defined is looked up by id: the lint asks it for
+/// every rule of every list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Index {
-    files: Vec<Outline>,
+    files: Vec<Arc<Outline>>,
+    /// (kind, id) → (file, definition) of the first file by name that
+    /// defines it.
+    defined: HashMap<ObjectKind, HashMap<String, (usize, usize)>>,
 }
 
 impl Index {
-    pub fn new(mut files: Vec<Outline>) -> Index {
+    pub fn new(files: Vec<Outline>) -> Index {
+        Index::of_shared(files.into_iter().map(Arc::new).collect())
+    }
+
+    /// [`new`](Self::new) from outlines another index may hold too.
+    pub fn of_shared(mut files: Vec<Arc<Outline>>) -> Index {
         files.sort_by(|a, b| a.file.cmp(&b.file));
-        Index { files }
+        let mut defined: HashMap<ObjectKind, HashMap<String, (usize, usize)>> = HashMap::new();
+        for (f, outline) in files.iter().enumerate() {
+            for (d, definition) in outline.definitions.iter().enumerate() {
+                defined
+                    .entry(definition.kind)
+                    .or_default()
+                    .entry(definition.id.clone())
+                    .or_insert((f, d));
+            }
+        }
+        Index { files, defined }
     }
 
     /// The outline of every file, in file-name order.
-    pub fn files(&self) -> &[Outline] {
+    pub fn files(&self) -> &[Arc<Outline>] {
         &self.files
     }
 
     /// The outline of the file the loader named `name`.
     pub fn file(&self, name: &str) -> Option<&Outline> {
-        self.files.iter().find(|o| o.file == name)
+        self.files.iter().find(|o| o.file == name).map(Arc::as_ref)
     }
 
     /// The file that defines `id` of `kind`, and where (the first file by
-    /// name when several do, which only an invalid set allows).
+    /// name when several do, which only an invalid set allows; the first
+    /// definition in it when it defines the id twice).
     pub fn defining(&self, kind: ObjectKind, id: &str) -> Option<(&Outline, &Definition)> {
-        self.files
-            .iter()
-            .find_map(|o| o.definition(kind, id).map(|d| (o, d)))
+        let (f, d) = *self.defined.get(&kind)?.get(id)?;
+        let outline = &self.files[f];
+        Some((outline, &outline.definitions[d]))
     }
 }

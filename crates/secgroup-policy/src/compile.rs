@@ -661,28 +661,14 @@ mod tests {
         let recompiled = recompile(&before, &policy, &after);
         assert_eq!(recompiled, compile(&after));
         let shared_group = |id: &str| {
-            std::sync::Arc::ptr_eq(
-                policy
-                    .security_groups
-                    .get_shared(&sg_id(id))
-                    .unwrap_or_else(|| panic!("{id}")),
-                recompiled
-                    .security_groups
-                    .get_shared(&sg_id(id))
-                    .unwrap_or_else(|| panic!("{id}")),
-            )
+            policy
+                .security_groups
+                .shares(&recompiled.security_groups, &sg_id(id))
         };
         let shared_instance = |id: &str| {
-            std::sync::Arc::ptr_eq(
-                policy
-                    .instances
-                    .get_shared(&instance_id(id))
-                    .unwrap_or_else(|| panic!("{id}")),
-                recompiled
-                    .instances
-                    .get_shared(&instance_id(id))
-                    .unwrap_or_else(|| panic!("{id}")),
-            )
+            policy
+                .instances
+                .shares(&recompiled.instances, &instance_id(id))
         };
         assert!(!shared_group("sg-a"), "its rule changed");
         assert!(shared_group("sg-b"), "nothing it names changed");
@@ -696,16 +682,11 @@ mod tests {
         // Nothing changed: everything shared.
         let again = recompile(&after, &recompiled, &after);
         for id in ["ins-a", "ins-b", "ins-c"] {
-            assert!(std::sync::Arc::ptr_eq(
+            assert!(
                 recompiled
                     .instances
-                    .get_shared(&instance_id(id))
-                    .unwrap_or_else(|| panic!("{id}")),
-                again
-                    .instances
-                    .get_shared(&instance_id(id))
-                    .unwrap_or_else(|| panic!("{id}")),
-            ));
+                    .shares(&again.instances, &instance_id(id))
+            );
         }
     }
 

@@ -2,6 +2,7 @@
 //! flat first-match list with every reference resolved.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -46,9 +47,32 @@ pub struct EffectiveRule {
 
 /// An ordered first-match list for one instance and direction: the rules of
 /// its security groups concatenated in binding order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleList {
     pub rules: Vec<EffectiveRule>,
+}
+
+impl Hash for RuleList {
+    /// Hashes where each rule comes from and its action, not its resolved
+    /// prefixes and services: equal lists have equal origins, so this
+    /// agrees with `Eq`, and lists that differ almost always differ there
+    /// (other groups, other rules). A group's id is hashed once per run of
+    /// its rules. The data plane finds a list's table by hashing the list,
+    /// for every binding of every apply: hashing whole rules was 30 ms of
+    /// a one-VM change at a thousand VMs.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.rules.len());
+        let mut group: Option<(&SgId, Direction)> = None;
+        for rule in &self.rules {
+            let here = (&rule.origin.sg, rule.origin.direction);
+            if group != Some(here) {
+                here.hash(state);
+                group = Some(here);
+            }
+            let accept = u64::from(rule.action == Action::Accept);
+            state.write_u64(((rule.origin.index as u64) << 1) | accept);
+        }
+    }
 }
 
 /// What one instance enforces.
@@ -135,6 +159,15 @@ impl<K: Ord, V> Shared<K, V> {
     /// The value's allocation, to tell whether two policies share it.
     pub fn get_shared(&self, key: &K) -> Option<&Arc<V>> {
         self.0.get(key)
+    }
+
+    /// Whether both maps hold the same allocation for `key`: then its
+    /// value is the same without comparing.
+    pub fn shares(&self, other: &Shared<K, V>, key: &K) -> bool {
+        match (self.0.get(key), other.0.get(key)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
     pub fn contains_key(&self, key: &K) -> bool {

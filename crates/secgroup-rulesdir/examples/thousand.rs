@@ -1,10 +1,12 @@
 //! Where a one-VM reload's time goes in process, at the scale of the
 //! `thousand` bench layout: `vms` VM files (a 10-rule group of its own
 //! and its instance, bound first to a 100-rule base group of
-//! `base.json`). Times, per change of one VM's file: the load through a
-//! kept cache, the compile, the comparison with the previous policy and
-//! the lint. `cargo run --release -p secgroup-rulesdir --example
-//! thousand [vms] [changes]`. Measures, asserts nothing.
+//! `base.json`). Times, per change of one VM's file (or of the base
+//! group's last rule, with a third argument `1`): the load through a kept
+//! cache, the recompile from the previous load, the comparison with the
+//! previous policy and the lint. `cargo run --release -p
+//! secgroup-rulesdir --example thousand [vms] [changes] [base]`.
+//! Measures, asserts nothing.
 
 use std::time::{Duration, Instant};
 
@@ -52,13 +54,15 @@ fn main() {
         .collect();
     let vms = args.first().copied().unwrap_or(1000);
     let changes = args.get(1).copied().unwrap_or(10);
-    let mut files: Vec<(String, String)> = vec![(
-        "rules/base.json".to_owned(),
-        format!(
+    let base_changes = args.get(2) == Some(&1);
+    let base_file = |last: &str| {
+        let text = format!(
             "{{\"security_groups\":[{}]}}",
-            group("sg-base", 0..100, "accept")
-        ),
-    )];
+            group("sg-base", 0..100, last)
+        );
+        ("rules/base.json".to_owned(), text)
+    };
+    let mut files: Vec<(String, String)> = vec![base_file("accept")];
     files.extend((0..vms).map(|vm| vm_file(vm, "accept")));
     let limits = Limits::default();
     let mut cache = DecodeCache::default();
@@ -85,6 +89,7 @@ fn main() {
     let started = Instant::now();
     let mut policy = secgroup_policy::compile(&loaded.rules);
     let mut rules = loaded.rules;
+    time_lookups(&policy);
     println!(
         "first load {} ms, compile {} ms",
         ms(first),
@@ -97,7 +102,11 @@ fn main() {
         } else {
             "accept"
         };
-        files[vm + 1] = vm_file(vm, last);
+        if base_changes {
+            files[0] = base_file(if change % 2 == 0 { "drop" } else { "accept" });
+        } else {
+            files[vm + 1] = vm_file(vm, last);
+        }
         let (loaded, load_time) = load(&files, &mut cache, &known);
         let started = Instant::now();
         let new = secgroup_policy::recompile(&rules, &policy, &loaded.rules);
@@ -120,4 +129,21 @@ fn main() {
         policy = new;
         rules = loaded.rules;
     }
+}
+
+/// What the data plane's apply pays per binding to find a list's table:
+/// a hash lookup of the whole list (its store is keyed by content).
+fn time_lookups(policy: &secgroup_policy::Policy) {
+    let mut store = std::collections::HashMap::new();
+    for (i, instance) in policy.instances.values().enumerate() {
+        store.insert(instance.ingress.clone(), 2 * i);
+        store.insert(instance.egress.clone(), 2 * i + 1);
+    }
+    let started = Instant::now();
+    let mut found = 0;
+    for instance in policy.instances.values() {
+        found += usize::from(store.contains_key(&instance.ingress));
+        found += usize::from(store.contains_key(&instance.egress));
+    }
+    println!("{found} list lookups: {} ms", ms(started.elapsed()));
 }

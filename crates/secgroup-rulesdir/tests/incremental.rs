@@ -2,7 +2,7 @@
 //! file's decoding and own checks reused, only the checks across files run
 //! again) gives exactly what a load from scratch gives, and
 //! `secgroup_policy::recompile` from the last valid load's policy gives
-//! exactly what `compile` gives: random sequences of file edits, adds,
+//! exactly what `compile` gives (and the same `diff`): random sequences of file edits, adds,
 //! removes, renames and invalid edits, compared after every step at the
 //! level of the validated rules, the index, the warnings, the errors
 //! (with their locations) and the compiled policy.
@@ -233,6 +233,13 @@ fn cached_loads_equal_loads_from_scratch_through_random_edits() {
                         recompiled == **compiled,
                         "seed {seed}, step {step}: recompiling from the last valid load differs from compiling from scratch after:\n{}",
                         log.join("\n")
+                    );
+                    // What is shared is skipped by pointer: the same diff
+                    // as comparing everything.
+                    assert_eq!(
+                        secgroup_policy::diff(policy, &recompiled),
+                        secgroup_policy::diff(policy, compiled),
+                        "seed {seed}, step {step}: the diff of the recompiled policy differs"
                     );
                 }
                 last = Some((loaded.rules.clone(), (**compiled).clone()));

@@ -98,12 +98,17 @@ impl AdoptedTables {
     }
 }
 
-/// The digest of a table for `list`: its rules with the uid each gets
+/// The digest of a table for `list`: every rule whole (its origin,
+/// action, services, resolved remotes and log flag) with the uid it gets
 /// (registered in `uids` as a write would), under this build's stamp.
+/// Not `RuleList`'s own `Hash`, which covers only origins and actions: a
+/// rule known by its id whose address set changed has the same origin and
+/// another table.
 pub(crate) fn table_digest(uids: &mut RuleUids, list: &RuleList) -> Digest {
     let mut hasher = StableHasher::new(KIND_TABLE);
-    list.hash(&mut hasher);
+    hasher.write_usize(list.rules.len());
     for rule in &list.rules {
+        rule.hash(&mut hasher);
         hasher.write_u32(uids.uid(&rule.origin));
     }
     hasher.digest()

@@ -18,6 +18,7 @@ mod attach;
 mod attach_many;
 mod deferred;
 mod dump;
+mod expedite;
 pub(crate) mod load;
 mod observe;
 mod swap;
@@ -33,7 +34,9 @@ use aya::programs::{SchedClassifier, Xdp};
 use secgroup_model::Direction;
 use secgroup_policy::{PortSecurity, RuleList, RuleOrigin};
 
+pub(crate) use attach::remove_pins;
 pub use dump::TableDump;
+pub use expedite::{Expedite, RCU_EXPEDITED};
 pub use types::{
     AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, InterfaceBinding, LoadOptions,
     Owner, RuleHits, Tampering, XdpAttachMode,
@@ -79,6 +82,9 @@ pub struct Dataplane {
     /// What the load found that may be adopted, until the first apply
     /// that succeeds.
     candidates: adopt::Candidates,
+    /// Tables were adopted since the owner last asked: the rules' uids
+    /// (`rule_origins`) changed although no table was written.
+    origins_adopted: bool,
     /// What the pins' marker says now: nothing in the kernel but what
     /// interfaces use (`adopt.rs`).
     clean: bool,
@@ -91,6 +97,10 @@ pub struct Dataplane {
     /// An apply left its step 3 to `free_unused_now`.
     free_pending: bool,
     owned_links: HashMap<u32, OwnedLinks>,
+    /// Expedite grace periods during bulk attaches (`expedite.rs`).
+    expedite: Option<Expedite>,
+    /// Why expediting last failed, until the owner asks.
+    expedite_failure: Option<String>,
     /// The map put into sg_rcu_barrier's slot to force a grace period.
     barrier_inner: Array<MapData, u32>,
     config: Config,
@@ -135,6 +145,25 @@ impl Dataplane {
     /// clock of conntrack expiry and last-hit times.
     pub fn now_ns(&self) -> u64 {
         crate::observer::boot_ns().saturating_add(self.config.clock_offset_ns)
+    }
+
+    /// Whether [`attach_many`](Self::attach_many) of many interfaces
+    /// turns the kernel's expedited grace periods on for its duration (see
+    /// `expedite.rs`; off by default).
+    pub fn set_expedite_grace_periods(&mut self, expedite: Option<Expedite>) {
+        self.expedite = expedite;
+    }
+
+    /// Whether tables were adopted (see `adopt.rs`) since the last call:
+    /// [`rule_origins`](Self::rule_origins) then names rules that no
+    /// [`ApplyReport::tables_written`] announced.
+    pub fn take_origins_adopted(&mut self) -> bool {
+        std::mem::take(&mut self.origins_adopted)
+    }
+
+    /// Why a bulk attach could not expedite grace periods, once.
+    pub fn take_expedite_failure(&mut self) -> Option<String> {
+        self.expedite_failure.take()
     }
 
     /// The pin directory this process owns (and holds the lock of).

@@ -155,8 +155,16 @@ impl Dataplane {
                 instance_uid: binding.instance_uid,
                 ..Iface::default()
             };
+            let current = self.ifaces.get(&binding.ifindex).copied();
             for (dir, list) in [(DIR_INGRESS, binding.ingress), (DIR_EGRESS, binding.egress)] {
-                let id = match self.table_id_of(list).or_else(|| self.adopt_table(list)) {
+                // Most bindings of an apply are as they were: comparing
+                // with the table in force is half the cost of hashing the
+                // list to find its table (a thousand interfaces).
+                let in_force = current
+                    .map(|i| i.table[dir as usize])
+                    .filter(|id| self.table_rules(*id) == Some(list));
+                let found = in_force.or_else(|| self.table_id_of(list));
+                let id = match found.or_else(|| self.adopt_table(list)) {
                     Some(id) => id,
                     None => {
                         let id = self.write_new_table(list, binding.ifindex)?;
@@ -167,7 +175,13 @@ impl Dataplane {
                 iface.table[dir as usize] = id;
             }
             if let Some(spec) = binding.port_security.filter(|s| s.enabled) {
-                iface.psec_set = self.psec_set_for(spec, written)?;
+                let in_force = current
+                    .map(|i| i.psec_set)
+                    .filter(|set| self.psec.get(*set) == Some(spec));
+                iface.psec_set = match in_force {
+                    Some(set) => set,
+                    None => self.psec_set_for(spec, written)?,
+                };
                 portsec::set_iface_fields(&mut iface, spec);
             }
             wanted.push((binding.ifindex, iface));
@@ -385,6 +399,7 @@ impl Dataplane {
         let digest = adopt::table_digest(&mut self.uids, list);
         let id = self.candidates.tables.remove(&digest)?;
         self.adopted.insert(id, list.clone());
+        self.origins_adopted = true;
         Some(id)
     }
 

@@ -101,12 +101,7 @@ pub(crate) fn merge<'c>(
     let mut rules = RuleSet::default();
     for file in files {
         let objects = &file.objects;
-        rules.security_groups.extend(
-            objects
-                .security_groups
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        unite(&mut rules.security_groups, &objects.security_groups);
         rules
             .instances
             .extend(objects.instances.iter().map(|(k, v)| {
@@ -120,32 +115,17 @@ pub(crate) fn merge<'c>(
                 }
                 (k.clone(), instance)
             }));
-        rules.address_sets.extend(
-            objects
-                .address_sets
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        rules.address_set_groups.extend(
-            objects
-                .address_set_groups
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        rules.service_sets.extend(
-            objects
-                .service_sets
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        rules.service_set_groups.extend(
-            objects
-                .service_set_groups
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        unite(&mut rules.address_sets, &objects.address_sets);
+        unite(&mut rules.address_set_groups, &objects.address_set_groups);
+        unite(&mut rules.service_sets, &objects.service_sets);
+        unite(&mut rules.service_set_groups, &objects.service_set_groups);
     }
     (Some(rules), errors, warnings)
+}
+
+/// Adds copies of `from`'s objects to `into`.
+fn unite<K: Ord + Clone, V: Clone>(into: &mut BTreeMap<K, V>, from: &BTreeMap<K, V>) {
+    into.extend(from.iter().map(|(k, v)| (k.clone(), v.clone())));
 }
 
 impl<'c> Merge<'c> {

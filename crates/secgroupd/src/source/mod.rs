@@ -91,11 +91,14 @@ impl Source {
         }
     }
 
-    /// Reads, validates and compiles everything, or says why not.
+    /// Reads, validates and compiles everything, or says why not;
+    /// `previous` (this daemon's last load) is compiled from
+    /// incrementally (see [`rules::load_view`]).
     pub fn load(
         &self,
         known: &[PathBuf],
         cache: &mut DecodeCache,
+        previous: Option<&Loaded>,
     ) -> Result<(Loaded, LintInput), LoadFailure> {
         let view = HostView::Host(&self.host);
         let Some(etcd) = &self.etcd else {
@@ -105,7 +108,7 @@ impl Source {
                 dir.map(|d| d.display().to_string()).unwrap_or_default()
             );
             let extra = secgroup_rulesdir::Extra::default();
-            return rules::load_view(dir, &extra, view, &what, known, cache);
+            return rules::load_view(dir, &extra, view, &what, known, cache, previous);
         };
         let entries = etcd.current()?;
         let extra = entries.documents();
@@ -113,7 +116,8 @@ impl Source {
         if let Some(dir) = &self.dir {
             what.push_str(&format!(" and the rule files of {}", dir.display()));
         }
-        let result = rules::load_view(self.dir.as_deref(), &extra, view, &what, known, cache);
+        let result =
+            rules::load_view(self.dir.as_deref(), &extra, view, &what, known, cache, previous);
         etcd.loaded(&entries, result.is_ok());
         result
     }
