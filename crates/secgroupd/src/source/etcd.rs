@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use secgroup_api::{DegradedReason, EtcdStatus, Timestamp};
 use secgroup_etcd::{Change, ConnectOptions, KeyError, Layout, Update};
-use secgroup_model::{Diagnostic, Document, ObjectKind, Shape};
+use secgroup_model::{Document, ObjectKind, Shape};
 use tokio::sync::{mpsc, watch};
 
 use crate::event::Event;
@@ -68,13 +68,9 @@ impl Entries {
                     bytes: &e.bytes,
                     shape: Shape::Object { kind: *kind, id },
                 }),
-                Err(problem) => extra.errors.push(Diagnostic {
-                    file: e.name.clone(),
-                    line: 1,
-                    column: 1,
-                    path: "$".to_owned(),
-                    message: format!("not an object's key: {problem}"),
-                }),
+                Err(problem) => extra
+                    .errors
+                    .push(secgroup_etcd::key_diagnostic(&e.name, problem)),
             }
         }
         extra
