@@ -71,8 +71,10 @@ impl Engine {
             }
             Ok((loaded, lint_input)) => {
                 let (outcome, summary) = self.apply_loaded(trigger, loaded);
-                if outcome != ReloadOutcome::Failed {
-                    self.settings.source.applied();
+                if outcome != ReloadOutcome::Failed
+                    && let Some(applied) = self.settings.source.applied()
+                {
+                    self.now.etcd_applied = Some(applied);
                 }
                 // After the apply: the new policy is in force before its
                 // warnings are worked out (they change nothing enforced).
