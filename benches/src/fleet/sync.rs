@@ -84,7 +84,7 @@ pub(super) fn first_sync(settings: &Settings, results: &mut Results) -> Result<(
         (status["source"]["etcd"]["revision"].as_i64() >= Some(revision)).then(|| spawned.elapsed())
     })
     .with_context(|| format!("{HOST} never reported revision {revision} applied"))?;
-    let rss = rss_bytes(daemon.pid())?;
+    let rss = crate::daemon::rss_bytes(daemon.pid())?;
 
     let variant = "first-sync";
     let push = |results: &mut Results, variant: &str, metric: &str, value: f64, unit: &str| {
@@ -184,16 +184,4 @@ pub(super) fn first_sync(settings: &Settings, results: &mut Results) -> Result<(
     drop(probe);
     drop(member);
     Ok(())
-}
-
-/// VmRSS of `pid`, in bytes.
-fn rss_bytes(pid: i32) -> Result<f64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let kib: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no VmRSS in {path}"))?;
-    Ok(kib * 1024.0)
 }
