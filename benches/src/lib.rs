@@ -8,7 +8,9 @@
 //! - `throughput`: UDP through a Linux bridge between two VM namespaces,
 //!   unfiltered, filtered by secgroup, and filtered by nftables;
 //! - `control`: compile time, apply latency, hot-swap losses, map memory;
-//! - `daemon`: the place for end-to-end figures through secgroupd.
+//! - `daemon`: the place for end-to-end figures through secgroupd;
+//! - `fleet`: one etcd write → verdict on every host of a fleet, and a
+//!   host's first sync with a fleet's worth of instances in etcd.
 //!
 //! Shared: `rules` generates rule files, `stats` takes medians and
 //! percentiles, `record` is the results format, `machine` describes the
@@ -20,6 +22,7 @@
 
 pub mod control;
 pub mod daemon;
+pub mod fleet;
 pub mod floor;
 pub mod logging;
 pub mod machine;

@@ -3,7 +3,7 @@
 //! measures, then renders; run it directly to repeat one part:
 //!
 //! ```text
-//! secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon,thousand] [--dir DIR]
+//! secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon,thousand,fleet] [--dir DIR]
 //! secgroup-bench report [--dir DIR]
 //! ```
 //!
@@ -18,12 +18,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use secgroup_bench::machine::Machine;
 use secgroup_bench::record::Results;
-use secgroup_bench::{control, daemon, logging, perpacket, report, throughput};
+use secgroup_bench::{control, daemon, fleet, logging, perpacket, report, throughput};
 
 const USAGE: &str = "\
-usage: secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon,thousand] [--dir DIR]
+usage: secgroup-bench [measure] [--quick] [--only per-packet,throughput,control,daemon,thousand,fleet] [--dir DIR]
        secgroup-bench report [--dir DIR]";
-const PARTS: [&str; 5] = ["per-packet", "throughput", "control", "daemon", "thousand"];
+const PARTS: [&str; 6] = [
+    "per-packet",
+    "throughput",
+    "control",
+    "daemon",
+    "thousand",
+    "fleet",
+];
 
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
@@ -42,8 +49,9 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         command: Command::Measure,
         quick: false,
-        // `control` includes `daemon` and `thousand`; `--only daemon`
-        // repeats just the 100-VM layouts, `--only thousand` the 1,000-VM one.
+        // `control` includes `daemon`, `thousand` and `fleet`; `--only
+        // daemon` repeats just the 100-VM layouts, `--only thousand` the
+        // 1,000-VM one, `--only fleet` the etcd fleet.
         only: PARTS[..3].iter().map(|p| (*p).to_owned()).collect(),
         dir: PathBuf::from("target/bench"),
     };
@@ -88,6 +96,7 @@ struct Plan {
     throughput: throughput::Settings,
     control: control::Settings,
     daemon: daemon::Settings,
+    fleet: fleet::Settings,
 }
 
 impl Plan {
@@ -124,6 +133,14 @@ impl Plan {
                     reloads: if quick { 30 } else { 100 },
                     new_interfaces: if quick { 5 } else { 20 },
                 },
+            },
+            fleet: fleet::Settings {
+                daemons: if quick { 3 } else { 5 },
+                changes: if quick { 20 } else { 100 },
+                sync_instances: if quick { 20_000 } else { 100_000 },
+                sync_hosts: if quick { 200 } else { 1_000 },
+                sync_changes: if quick { 10 } else { 40 },
+                secgroupd: secgroupd_binary(),
             },
         }
     }
@@ -211,6 +228,9 @@ fn measure(args: &Args) -> Result<()> {
     }
     if wants("control") || wants("thousand") {
         daemon::thousand_vms(&plan.daemon, &plan.daemon.thousand, &mut results)?;
+    }
+    if wants("control") || wants("fleet") {
+        fleet::run(&plan.fleet, &mut results)?;
     }
     machine.finish(started.elapsed().as_secs_f64());
     let out = args.dir.join("results.json");

@@ -138,14 +138,7 @@ impl<'h> Daemon<'h> {
 
     /// The daemon's resident set size (bytes), from /proc.
     pub(super) fn rss(&self) -> Result<f64> {
-        let path = format!("/proc/{}/status", self.pid()?);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let kib: f64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("no VmRSS in {path}"))?;
-        Ok(kib * 1024.0)
+        super::rss_bytes(self.pid()?)
     }
 
     /// The kernel memory charged to the maps the daemon holds open (the

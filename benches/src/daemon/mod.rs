@@ -267,6 +267,18 @@ fn wait_in_force(
     }
 }
 
+/// The resident set size (bytes) of process `pid`, from /proc.
+pub fn rss_bytes(pid: i32) -> Result<f64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let kib: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no VmRSS in {path}"))?;
+    Ok(kib * 1024.0)
+}
+
 fn status(client: &Client) -> Result<Status> {
     client
         .get(secgroup_api::paths::STATUS)

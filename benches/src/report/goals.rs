@@ -287,6 +287,7 @@ pub fn goals(r: &Results) -> Vec<Goal> {
         |n| format!("{} packets", format::count(n)),
     ));
     goals.extend(super::thousand::goals(r));
+    goals.extend(super::fleet::goals(r));
     goals
 }
 

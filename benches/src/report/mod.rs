@@ -3,6 +3,7 @@
 //! SVG plot (`performance.svg`). Pure functions of the records, so a
 //! report can be rendered again from old results without measuring.
 
+mod fleet;
 mod format;
 mod goals;
 mod plot;

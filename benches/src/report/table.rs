@@ -382,6 +382,7 @@ fn control(out: &mut String, r: &Results) {
     }
     daemon_table(out, r);
     super::thousand::table(out, r);
+    super::fleet::table(out, r);
     let mut maps: Vec<(String, f64)> = r
         .of("map-memory")
         .filter(|rec| rec.variant != "total")

@@ -62,23 +62,32 @@ pub enum Update {
 
 /// Where a follower is: the last revision handed on.
 #[derive(Debug, Default)]
-pub struct Follower {
+struct Follower {
     revision: Option<i64>,
     down_since: Option<SystemTime>,
     backoff: Option<Duration>,
-}
-
-impl Follower {
-    /// The revision of the last update handed on.
-    pub fn revision(&self) -> Option<i64> {
-        self.revision
-    }
+    /// Why the next snapshot is read.
+    reason: Option<&'static str>,
 }
 
 /// Follows the prefix forever, handing every update to `sink` (which must
 /// not block for long: it runs on the async runtime).
-pub async fn follow(options: ConnectOptions, mut sink: impl FnMut(Update) + Send) {
-    let mut follower = Follower::default();
+pub async fn follow(options: ConnectOptions, sink: impl FnMut(Update) + Send) {
+    follow_from(options, None, sink).await;
+}
+
+/// [`follow`], resuming after `revision` (a reader that already holds
+/// the prefix as of that revision) instead of starting with a snapshot.
+pub async fn follow_from(
+    options: ConnectOptions,
+    revision: Option<i64>,
+    mut sink: impl FnMut(Update) + Send,
+) {
+    let mut follower = Follower {
+        revision,
+        reason: Some("first sync"),
+        ..Follower::default()
+    };
     loop {
         match session(&options, &mut follower, &mut sink).await {
             // A resync was asked for: at once.
@@ -112,11 +121,7 @@ async fn session(
             let mut kv = client.clone();
             let snapshot = snapshot::read(options, &mut kv).await?;
             let revision = snapshot.revision;
-            let reason = if follower.backoff.is_none() && follower.down_since.is_none() {
-                "first sync"
-            } else {
-                "resync"
-            };
+            let reason = follower.reason.take().unwrap_or("resync");
             reached(follower, sink);
             info!(
                 revision,
@@ -177,6 +182,7 @@ async fn session(
                     "the etcd revisions after the last one applied are compacted: reading everything again"
                 );
                 hand_on(sink, last, std::mem::take(&mut changes), follower);
+                follower.reason = Some("compacted");
                 return Ok(());
             }
             if response.canceled() {
@@ -185,6 +191,7 @@ async fn session(
                     "etcd cancelled the watch: reading everything again"
                 );
                 hand_on(sink, last, std::mem::take(&mut changes), follower);
+                follower.reason = Some("watch cancelled");
                 return Ok(());
             }
             for event in response.events() {

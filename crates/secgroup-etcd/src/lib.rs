@@ -17,7 +17,7 @@ mod publish;
 mod snapshot;
 
 pub use error::EtcdError;
-pub use follow::{Change, Follower, Update, follow};
+pub use follow::{Change, Update, follow, follow_from};
 pub use layout::{DEFAULT_PREFIX, DOCUMENT_SCHEME, KeyError, Layout};
 pub use options::{ConnectOptions, Credentials, EtcdArgs, Tls, parse_duration};
 pub use publish::{Objects, Published, objects, publish};
@@ -31,6 +31,26 @@ pub struct KeyDocument {
     pub name: String,
     pub key: String,
     pub object: Result<(secgroup_model::ObjectKind, String), KeyError>,
+}
+
+impl KeyDocument {
+    /// The problem of a key that is no object's key, located like the
+    /// model's (the whole value): a stray key fails the revision.
+    pub fn key_error(&self) -> Option<secgroup_model::Diagnostic> {
+        let problem = self.object.as_ref().err()?;
+        Some(key_diagnostic(&self.name, problem))
+    }
+}
+
+/// `problem` with the key named `name`, as a diagnostic.
+pub fn key_diagnostic(name: &str, problem: &KeyError) -> secgroup_model::Diagnostic {
+    secgroup_model::Diagnostic {
+        file: name.to_owned(),
+        line: 1,
+        column: 1,
+        path: "$".to_owned(),
+        message: format!("not an object's key: {problem}"),
+    }
 }
 
 /// What each key of `keys` holds under `layout`.

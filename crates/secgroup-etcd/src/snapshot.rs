@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 
 use etcd_client::{Client, GetOptions};
+use secgroup_model::{DecodeCache, Diagnostic, Diagnostics, Document, HostView, Limits, Shape};
 
 use crate::error::EtcdError;
+use crate::layout::Layout;
 use crate::options::ConnectOptions;
 
 /// Keys per read: a fleet's prefix holds 100,000 objects and more, far
@@ -21,6 +23,47 @@ pub struct Snapshot {
     pub revision: i64,
     /// Key → value, every key under the prefix.
     pub values: BTreeMap<String, Vec<u8>>,
+}
+
+impl Snapshot {
+    /// Decodes and validates the values as the model does (every value a
+    /// document named `etcd:<key>`, a key that is no object's key an
+    /// error), as seen by `view`.
+    pub fn load(
+        &self,
+        layout: &Layout,
+        view: HostView<'_>,
+    ) -> Result<secgroup_model::Loaded, Diagnostics> {
+        let keys = crate::documents(layout, self.values.keys());
+        let mut errors: Vec<Diagnostic> = keys.iter().filter_map(|k| k.key_error()).collect();
+        let documents: Vec<Document<'_>> = keys
+            .iter()
+            .filter_map(|k| {
+                let (kind, id) = k.object.as_ref().ok()?;
+                Some(Document {
+                    name: &k.name,
+                    bytes: self.values.get(&k.key)?,
+                    shape: Shape::Object { kind: *kind, id },
+                })
+            })
+            .collect();
+        let loaded = secgroup_model::load_documents(
+            &documents,
+            &Limits::default(),
+            &[],
+            &mut DecodeCache::default(),
+            view,
+        );
+        match loaded {
+            Ok(loaded) if errors.is_empty() => Ok(loaded),
+            Ok(_) => Err(Diagnostics(errors)),
+            Err(Diagnostics(more)) => {
+                errors.extend(more);
+                errors.sort();
+                Err(Diagnostics(errors))
+            }
+        }
+    }
 }
 
 /// Connects and reads a [`Snapshot`].

@@ -78,8 +78,14 @@ pub fn rule_file(rules: &RuleSet) -> String {
 /// object per key).
 pub fn objects(rules: &RuleSet) -> Vec<(ObjectKind, String, String)> {
     let mut out = Vec::new();
+    // The array's indentation goes: a value starts at column 1.
     let mut push = |kind, id: &str, text: String| {
-        out.push((kind, id.to_owned(), format!("{}\n", text.trim())));
+        let lines: Vec<&str> = text
+            .trim_matches('\n')
+            .lines()
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect();
+        out.push((kind, id.to_owned(), format!("{}\n", lines.join("\n"))));
     };
     for g in rules.security_groups.values() {
         let mut text = String::new();

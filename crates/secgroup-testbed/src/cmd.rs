@@ -70,6 +70,22 @@ pub fn sh(args: &[&str]) {
     or_panic(try_sh(args));
 }
 
+/// Makes `command`'s process die (SIGKILL) with the thread that spawns
+/// it, whatever happens to the test or tool: for servers a test starts
+/// (secgroupd, etcd).
+pub(crate) fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Runs `command` silently and whether it succeeded: for cleanup, where
 /// a failure is no news.
 pub fn quietly(command: &mut Command) -> bool {

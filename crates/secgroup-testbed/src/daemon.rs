@@ -8,12 +8,11 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cmd::quietly;
+use crate::cmd::{die_with_parent, quietly};
 use crate::error::{Error, or_panic};
 use crate::names::unique;
 use crate::netns::{NetNs, command_in};
@@ -152,17 +151,7 @@ impl Secgroupd {
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                // Die with the thread that started it, whatever happens
-                // to the test or tool.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_parent(&mut command);
         let child = command.spawn().map_err(|source| Error::Spawn {
             command: self.binary.display().to_string(),
             source,

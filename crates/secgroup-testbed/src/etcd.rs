@@ -11,13 +11,12 @@
 
 use std::fs::File;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::cmd::{describe, try_output, try_run};
+use crate::cmd::{describe, die_with_parent, try_output, try_run};
 use crate::error::{Error, or_panic};
 use crate::files::Scratch;
 use crate::netns::{NetNs, command_in, run_in};
@@ -212,15 +211,7 @@ impl Etcd {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_parent(&mut command);
         let child = command.spawn().map_err(|source| Error::Spawn {
             command: describe(&command),
             source,

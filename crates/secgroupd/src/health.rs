@@ -22,7 +22,11 @@ pub fn reasons(daemon: &InForce) -> Vec<DegradedReason> {
             format!("the last reload failed: {}", error.message),
         ));
     }
-    if let Some(unreachable) = daemon.source.as_ref().and_then(|s| s.degraded()) {
+    if let Some(unreachable) = daemon
+        .source
+        .as_ref()
+        .and_then(|s| s.degraded(daemon.etcd_applied))
+    {
         out.push(unreachable);
     }
     if daemon.loaded.is_none() && !daemon.pinned {

@@ -121,6 +121,8 @@ pub struct InForce {
     /// Where the rules come from; its etcd side is read live (connection,
     /// revisions), never waiting for the engine.
     pub source: Option<crate::source::Source>,
+    /// The etcd revision whose content is in force (etcd sources).
+    pub etcd_applied: Option<crate::source::Applied>,
 }
 
 impl InForce {

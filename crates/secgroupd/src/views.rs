@@ -206,7 +206,7 @@ pub fn status(now: &InForce) -> Status {
         .collect();
     Status {
         audit_instances,
-        source: now.source.as_ref().map(|s| s.status()),
+        source: now.source.as_ref().map(|s| s.status(now.etcd_applied)),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         rules_dir: now.rules_dir.clone(),
         pin_dir: now.pin_dir.clone(),

@@ -3,6 +3,7 @@
 //! own secgroupd, and one etcd on a management network. Root only:
 //! without it every test skips loudly, under CI=true it fails.
 
+mod etcd;
 mod lab;
 
 use secgroup_testbed::Vm;

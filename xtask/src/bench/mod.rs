@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--only per-packet,throughput,control,daemon,thousand] [--report-only]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--only per-packet,throughput,control,daemon,thousand,fleet] [--report-only]";
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut measure: Vec<&str> = vec!["measure"];

@@ -76,8 +76,10 @@ impl Engine {
             Ok((loaded, lint_input)) => {
                 let (outcome, summary, before) = self.apply_loaded(trigger, loaded);
                 tables_before = before;
-                if outcome != ReloadOutcome::Failed {
-                    self.settings.source.applied();
+                if outcome != ReloadOutcome::Failed
+                    && let Some(applied) = self.settings.source.applied()
+                {
+                    self.now.etcd_applied = Some(applied);
                 }
                 // After the apply, off this thread: the new policy is in
                 // force before its warnings are worked out (they change

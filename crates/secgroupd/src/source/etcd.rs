@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use secgroup_api::{DegradedReason, EtcdStatus, Timestamp};
 use secgroup_etcd::{Change, ConnectOptions, KeyError, Layout, Update};
-use secgroup_model::{Diagnostic, Document, ObjectKind, Shape};
+use secgroup_model::{Document, ObjectKind, Shape};
 use tokio::sync::{mpsc, watch};
 
 use crate::event::Event;
@@ -37,8 +37,14 @@ struct View {
     error: Option<String>,
     /// The revision of the last successful load, and when it arrived.
     loaded: Option<(i64, Option<Instant>)>,
-    /// The revision in force and its lag (arrival → in force).
-    applied: Option<(i64, Option<f64>)>,
+}
+
+/// The etcd revision in force and its lag (arrival → in force, ms): kept
+/// with the snapshot of what is in force, so the two always agree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Applied {
+    pub revision: i64,
+    pub lag_ms: Option<f64>,
 }
 
 pub struct EtcdSource {
@@ -68,13 +74,9 @@ impl Entries {
                     bytes: &e.bytes,
                     shape: Shape::Object { kind: *kind, id },
                 }),
-                Err(problem) => extra.errors.push(Diagnostic {
-                    file: e.name.clone(),
-                    line: 1,
-                    column: 1,
-                    path: "$".to_owned(),
-                    message: format!("not an object's key: {problem}"),
-                }),
+                Err(problem) => extra
+                    .errors
+                    .push(secgroup_etcd::key_diagnostic(&e.name, problem)),
             }
         }
         extra
@@ -135,17 +137,19 @@ impl EtcdSource {
         view.loaded = valid.then_some((entries.revision, entries.received));
     }
 
-    pub fn applied(&self) {
+    /// The last load is in force: its revision.
+    pub fn applied(&self) -> Option<Applied> {
         let mut view = self.view();
-        if let Some((revision, received)) = view.loaded.take() {
-            let lag = received.map(|r| r.elapsed().as_secs_f64() * 1e3);
-            view.applied = Some((revision, lag));
-        }
+        let (revision, received) = view.loaded.take()?;
+        Some(Applied {
+            revision,
+            lag_ms: received.map(|r| r.elapsed().as_secs_f64() * 1e3),
+        })
     }
 
-    pub fn status(&self) -> EtcdStatus {
+    pub fn status(&self, in_force: Option<Applied>) -> EtcdStatus {
         let view = self.view();
-        let applied = view.applied.map(|(r, _)| r);
+        let applied = in_force.map(|a| a.revision);
         EtcdStatus {
             endpoints: self.options.endpoints.clone(),
             prefix: self.options.layout.prefix().to_owned(),
@@ -159,16 +163,18 @@ impl EtcdSource {
                 (Some(_), None) => 1,
                 _ => 0,
             },
-            lag_ms: view.applied.and_then(|(_, lag)| lag),
+            lag_ms: in_force.and_then(|a| a.lag_ms),
             keys: view.entries.len(),
         }
     }
 
-    pub fn degraded(&self) -> Option<DegradedReason> {
+    pub fn degraded(&self, in_force: Option<Applied>) -> Option<DegradedReason> {
         let view = self.view();
         let since = view.down_since?;
-        let enforcing = match view.applied {
-            Some((revision, _)) => format!("enforcing etcd revision {revision}, the last good one"),
+        let enforcing = match in_force {
+            Some(Applied { revision, .. }) => {
+                format!("enforcing etcd revision {revision}, the last good one")
+            }
             None => "enforcing what is pinned".to_owned(),
         };
         Some(DegradedReason {

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::event::Event;
 use crate::rules::{self, LintInput, LoadFailure, Loaded};
 
-pub use etcd::EtcdSource;
+pub use etcd::{Applied, EtcdSource};
 
 /// The rules' source; cheap to clone (the etcd side is shared with its
 /// follower task).
@@ -122,14 +122,13 @@ impl Source {
         result
     }
 
-    /// The last load is in force now.
-    pub fn applied(&self) {
-        if let Some(etcd) = &self.etcd {
-            etcd.applied();
-        }
+    /// The last load is in force now: the etcd revision it was, if any.
+    pub fn applied(&self) -> Option<Applied> {
+        self.etcd.as_ref().and_then(|e| e.applied())
     }
 
-    pub fn status(&self) -> SourceStatus {
+    /// `in_force`: the etcd revision of the snapshot in force.
+    pub fn status(&self, in_force: Option<Applied>) -> SourceStatus {
         SourceStatus {
             kind: match (&self.etcd, &self.dir) {
                 (Some(_), Some(_)) => "etcd+dir",
@@ -139,13 +138,13 @@ impl Source {
             .to_owned(),
             host: self.host.to_string(),
             rules_dir: self.dir.as_ref().map(|d| d.display().to_string()),
-            etcd: self.etcd.as_ref().map(|e| e.status()),
+            etcd: self.etcd.as_ref().map(|e| e.status(in_force)),
         }
     }
 
     /// `etcd-unreachable` while it is.
-    pub fn degraded(&self) -> Option<DegradedReason> {
-        self.etcd.as_ref().and_then(|e| e.degraded())
+    pub fn degraded(&self, in_force: Option<Applied>) -> Option<DegradedReason> {
+        self.etcd.as_ref().and_then(|e| e.degraded(in_force))
     }
 }
 

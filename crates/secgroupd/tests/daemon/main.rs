@@ -6,6 +6,7 @@ mod harness;
 
 mod api;
 mod counters;
+mod etcd;
 mod events;
 mod faults;
 mod guard;
