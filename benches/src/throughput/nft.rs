@@ -31,6 +31,15 @@ pub struct NftVm<'a> {
     pub addr: Ipv4Addr,
 }
 
+/// The filler rules of a list of `rules` (all but the last), as the
+/// benchmark's lists have them: (host of 203.0.113.0/24, protocol, port).
+fn fillers(rules: usize) -> impl Iterator<Item = (usize, &'static str, usize)> {
+    (0..rules.max(1) - 1).map(|i| {
+        let protocol = if i.is_multiple_of(2) { "tcp" } else { "udp" };
+        (i % 256, protocol, 1024 + i / 256)
+    })
+}
+
 /// The ruleset for `rules` rules per VM and direction, mirroring
 /// `ListSpec { rules, last_action: Accept, last_remote: Subnet }`.
 pub fn ruleset(rules: usize, vms: &[NftVm<'_>]) -> String {
@@ -38,13 +47,10 @@ pub fn ruleset(rules: usize, vms: &[NftVm<'_>]) -> String {
     for vm in vms {
         for (direction, field) in [("egress", "daddr"), ("ingress", "saddr")] {
             let _ = writeln!(out, "  chain {}_{direction} {{", vm.name);
-            for i in 0..rules.max(1) - 1 {
-                let protocol = if i.is_multiple_of(2) { "tcp" } else { "udp" };
+            for (host, protocol, port) in fillers(rules) {
                 let _ = writeln!(
                     out,
-                    "    ip {field} 203.0.113.{} {protocol} dport {} return",
-                    i % 256,
-                    1024 + i / 256
+                    "    ip {field} 203.0.113.{host} {protocol} dport {port} return"
                 );
             }
             let _ = writeln!(
@@ -75,14 +81,8 @@ pub fn ruleset_sets(rules: usize, vms: &[NftVm<'_>]) -> String {
                 "  set {}_{direction}_allow {{\n    type ipv4_addr . inet_proto . inet_service\n    flags interval\n    elements = {{",
                 vm.name
             );
-            for i in 0..rules.max(1) - 1 {
-                let protocol = if i.is_multiple_of(2) { "tcp" } else { "udp" };
-                let _ = writeln!(
-                    out,
-                    "      203.0.113.{} . {protocol} . {},",
-                    i % 256,
-                    1024 + i / 256
-                );
+            for (host, protocol, port) in fillers(rules) {
+                let _ = writeln!(out, "      203.0.113.{host} . {protocol} . {port},");
             }
             let _ = writeln!(
                 out,

@@ -70,26 +70,10 @@ impl Dataplane {
     /// Deletes the conntrack entries of one interface, or all of them;
     /// returns how many went.
     pub fn flush_conntrack(&mut self, ifindex: Option<u32>) -> Result<usize, DataplaneError> {
-        let zone = |k: &u32| ifindex.is_none_or(|i| *k == i);
-        let doomed: Vec<CtKey> = (self.maps.ct.keys().filter_map(Result::ok))
-            .filter(|k| zone(&k.ifindex))
-            .collect();
-        for key in &doomed {
-            match self.maps.ct.remove(key) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => return Err(map_err(names::CT)(e)),
-            }
-        }
-        let doomed4: Vec<Ct4Key> = (self.maps.ct4.keys().filter_map(Result::ok))
-            .filter(|k| zone(&k.ifindex))
-            .collect();
-        for key in &doomed4 {
-            match self.maps.ct4.remove(key) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => return Err(map_err(names::CT4)(e)),
-            }
-        }
-        Ok(doomed.len() + doomed4.len())
+        let zone = |i: u32| ifindex.is_none_or(|want| i == want);
+        let v6 = flush(&mut self.maps.ct, names::CT, |k| zone(k.ifindex))?;
+        let v4 = flush(&mut self.maps.ct4, names::CT4, |k| zone(k.ifindex))?;
+        Ok(v6 + v4)
     }
 
     /// Forgets everything about an interface that went away: conntrack,
@@ -132,4 +116,24 @@ impl Dataplane {
         }
         Ok(())
     }
+}
+
+/// Deletes the entries of one conntrack map whose key `doomed` picks.
+fn flush<K: aya::Pod>(
+    map: &mut aya::maps::HashMap<aya::maps::MapData, K, CtEntry>,
+    name: &'static str,
+    doomed: impl Fn(&K) -> bool,
+) -> Result<usize, DataplaneError> {
+    let keys: Vec<K> = map
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| doomed(k))
+        .collect();
+    for key in &keys {
+        match map.remove(key) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err(name)(e)),
+        }
+    }
+    Ok(keys.len())
 }
