@@ -8,8 +8,6 @@
 #[macro_use]
 mod common;
 
-use std::path::PathBuf;
-
 use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use common::*;
 use secgroup_dataplane::abi::{ClassKey, Reason, RuleKey, RuleMeta, RuleSetBits};
@@ -17,6 +15,7 @@ use secgroup_dataplane::packet::Packet;
 use secgroup_dataplane::{Dataplane, InterfaceBinding, LoadOptions, TableDump};
 use secgroup_model::Direction::Ingress;
 use secgroup_policy::{Enforcement, LogMode, Policy};
+use secgroup_testbed::PinDir;
 
 const VM: &str = "198.51.100.10";
 const CLIENT: &str = "203.0.113.1";
@@ -26,65 +25,52 @@ const HEADER_CLASS: u32 = u32::MAX;
 /// exist in `sg_ifaces`.
 const IFINDEXES: [u32; 3] = [TEST_IFINDEX, 90_001, 90_002];
 
-/// A bpffs pin directory of this test, uninstalled on drop.
-struct PinDir(PathBuf);
-
-impl PinDir {
-    fn new(tag: &str) -> PinDir {
-        let dir = PathBuf::from(format!("/sys/fs/bpf/sgt-{tag}-{}", std::process::id()));
-        let _ = secgroup_dataplane::uninstall(&dir);
-        PinDir(dir)
-    }
-
-    fn load(&self) -> Dataplane {
-        let options = LoadOptions {
-            pin_dir: Some(self.0.clone()),
-            ..LoadOptions::default()
-        };
-        let (dp, _) = Dataplane::load(&options)
-            .unwrap_or_else(|e| panic!("loading with pins: {}", error_chain(&e)));
-        dp
-    }
-
-    fn classes(&self) -> BpfHashMap<MapData, ClassKey, RuleSetBits> {
-        let data = MapData::from_pin(self.0.join("sg_classes"))
-            .unwrap_or_else(|e| panic!("opening pinned sg_classes: {e}"));
-        Map::from_map_data(data)
-            .unwrap_or_else(|e| panic!("typing sg_classes: {e}"))
-            .try_into()
-            .unwrap_or_else(|e| panic!("sg_classes: {e}"))
-    }
-
-    fn rules(&self) -> BpfHashMap<MapData, RuleKey, RuleMeta> {
-        let data = MapData::from_pin(self.0.join("sg_rules"))
-            .unwrap_or_else(|e| panic!("opening pinned sg_rules: {e}"));
-        Map::from_map_data(data)
-            .unwrap_or_else(|e| panic!("typing sg_rules: {e}"))
-            .try_into()
-            .unwrap_or_else(|e| panic!("sg_rules: {e}"))
-    }
-
-    /// Rewrites the record under (`table`, [`HEADER_CLASS`]) with `edit`.
-    fn edit_record(&self, table: u32, edit: impl FnOnce(&mut RuleSetBits)) {
-        let mut classes = self.classes();
-        let key = ClassKey {
-            table,
-            class_id: HEADER_CLASS,
-        };
-        let mut bits = classes
-            .get(&key, 0)
-            .unwrap_or_else(|e| panic!("reading the record of {table}: {e}"));
-        edit(&mut bits);
-        classes
-            .insert(key, bits, 0)
-            .unwrap_or_else(|e| panic!("writing the record of {table}: {e}"));
-    }
+fn load(pins: &PinDir) -> Dataplane {
+    let options = LoadOptions {
+        pin_dir: Some(pins.path.clone()),
+        ..LoadOptions::default()
+    };
+    let (dp, _) = Dataplane::load(&options)
+        .unwrap_or_else(|e| panic!("loading with pins: {}", error_chain(&e)));
+    dp
 }
 
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let _ = secgroup_dataplane::uninstall(&self.0);
-    }
+/// The pinned map `name`, opened the way another process would.
+fn pinned<K: aya::Pod, V: aya::Pod>(pins: &PinDir, name: &str) -> BpfHashMap<MapData, K, V> {
+    let data = MapData::from_pin(pins.path.join(name))
+        .unwrap_or_else(|e| panic!("opening pinned {name}: {e}"));
+    Map::from_map_data(data)
+        .unwrap_or_else(|e| panic!("typing {name}: {e}"))
+        .try_into()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn classes(pins: &PinDir) -> BpfHashMap<MapData, ClassKey, RuleSetBits> {
+    pinned(pins, "sg_classes")
+}
+
+/// Rewrites the record under (`table`, [`HEADER_CLASS`]) with `edit`.
+fn edit_record(pins: &PinDir, table: u32, edit: impl FnOnce(&mut RuleSetBits)) {
+    let mut classes = classes(pins);
+    let key = ClassKey {
+        table,
+        class_id: HEADER_CLASS,
+    };
+    let mut bits = classes
+        .get(&key, 0)
+        .unwrap_or_else(|e| panic!("reading the record of {table}: {e}"));
+    edit(&mut bits);
+    classes
+        .insert(key, bits, 0)
+        .unwrap_or_else(|e| panic!("writing the record of {table}: {e}"));
+}
+
+/// A first daemon applies `policy` and goes (its pins stay): the ids of
+/// the test interface's tables and set.
+fn first_owner(pins: &PinDir, policy: &Policy) -> (u32, u32, u32) {
+    let mut dp = load(pins);
+    apply(&mut dp, policy);
+    ids(&dp)
 }
 
 fn policy(ingress: &str) -> Policy {
@@ -159,7 +145,7 @@ fn a_restart_on_unchanged_rules_rewrites_and_sweeps_nothing() {
     let pins = PinDir::new("adopt-same");
     let rules = accept_udp();
     let (before, dumps) = {
-        let mut dp = pins.load();
+        let mut dp = load(&pins);
         let first = apply(&mut dp, &rules);
         assert_eq!((first.tables_written, first.psec_sets_written), (2, 1));
         let (ingress, egress, _) = ids(&dp);
@@ -170,7 +156,7 @@ fn a_restart_on_unchanged_rules_rewrites_and_sweeps_nothing() {
             [dump(&dp, ingress), dump(&dp, egress)],
         )
     };
-    let mut dp = pins.load();
+    let mut dp = load(&pins);
     let report = apply(&mut dp, &rules);
     assert_eq!(
         (
@@ -224,23 +210,19 @@ fn a_table_without_its_header_or_with_another_digest_is_rewritten_and_swept() {
     kernel_test!();
     let pins = PinDir::new("adopt-tampered");
     let rules = accept_udp();
-    let (ingress, egress, set) = {
-        let mut dp = pins.load();
-        apply(&mut dp, &rules);
-        ids(&dp)
-    };
+    let (ingress, egress, set) = first_owner(&pins, &rules);
     // A half-written (or half-deleted) table has no header; one whose
     // content is not what this daemon would write has another digest.
-    pins.classes()
+    classes(&pins)
         .remove(&ClassKey {
             table: ingress,
             class_id: HEADER_CLASS,
         })
         .unwrap_or_else(|e| panic!("removing the header: {e}"));
-    pins.edit_record(egress, |bits| bits.words[1] ^= 1);
-    pins.edit_record(set, |bits| bits.words[2] ^= 1);
+    edit_record(&pins, egress, |bits| bits.words[1] ^= 1);
+    edit_record(&pins, set, |bits| bits.words[2] ^= 1);
 
-    let mut dp = pins.load();
+    let mut dp = load(&pins);
     let report = apply(&mut dp, &rules);
     assert_eq!(
         (report.tables_written, report.psec_sets_written),
@@ -262,7 +244,7 @@ fn a_table_without_its_header_or_with_another_digest_is_rewritten_and_swept() {
 
     // And the next restart trusts what this one wrote.
     drop(dp);
-    let mut dp = pins.load();
+    let mut dp = load(&pins);
     let report = apply(&mut dp, &rules);
     assert_eq!((report.tables_written, report.stale_entries_swept), (0, 0));
 }
@@ -271,12 +253,8 @@ fn a_table_without_its_header_or_with_another_digest_is_rewritten_and_swept() {
 fn a_list_changed_while_down_gets_a_new_table_and_the_old_is_swept() {
     kernel_test!();
     let pins = PinDir::new("adopt-changed");
-    let (ingress, egress, _) = {
-        let mut dp = pins.load();
-        apply(&mut dp, &accept_udp());
-        ids(&dp)
-    };
-    let mut dp = pins.load();
+    let (ingress, egress, _) = first_owner(&pins, &accept_udp());
+    let mut dp = load(&pins);
     let report = apply(
         &mut dp,
         &policy(r#"{"action":"accept","protocol":"udp","port":"9001"}"#),
@@ -310,12 +288,12 @@ fn a_rule_known_by_its_id_whose_remote_changed_while_down_gets_a_new_table() {
         ))
     };
     let (ingress, egress, _) = {
-        let mut dp = pins.load();
+        let mut dp = load(&pins);
         apply(&mut dp, &from(CLIENT));
         expect_udp_accepted(&dp, "from the client");
         ids(&dp)
     };
-    let mut dp = pins.load();
+    let mut dp = load(&pins);
     let report = apply(&mut dp, &from("198.51.100.99"));
     assert_eq!(report.tables_written, 1, "{report:?}");
     assert_ne!(ids(&dp).0, ingress, "a new ingress table");
@@ -334,16 +312,12 @@ fn a_rule_known_by_its_id_whose_remote_changed_while_down_gets_a_new_table() {
 fn after_an_unfinished_apply_every_key_is_read_and_strays_are_swept() {
     kernel_test!();
     let pins = PinDir::new("adopt-dirty");
-    let (ingress, _, _) = {
-        let mut dp = pins.load();
-        apply(&mut dp, &accept_udp());
-        ids(&dp)
-    };
+    let (ingress, _, _) = first_owner(&pins, &accept_udp());
     // What an owner that died while writing leaves: entries of a table no
     // interface names, under an id past the counter, and a marker that
     // says the pins are not clean.
     let stray = ingress + 1000;
-    pins.rules()
+    pinned::<RuleKey, RuleMeta>(&pins, "sg_rules")
         .insert(
             RuleKey {
                 table: stray,
@@ -358,9 +332,9 @@ fn after_an_unfinished_apply_every_key_is_read_and_strays_are_swept() {
             0,
         )
         .unwrap_or_else(|e| panic!("writing a stray entry: {e}"));
-    pins.edit_record(0, |bits| bits.words[2] = 0);
+    edit_record(&pins, 0, |bits| bits.words[2] = 0);
 
-    let mut dp = pins.load();
+    let mut dp = load(&pins);
     let report = apply(
         &mut dp,
         &policy(r#"{"action":"accept","protocol":"udp","port":"9001"}"#),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secgroup_api::{ReloadError, ReloadOutcome, ReloadReport, ReloadTrigger, Timestamp};
-use secgroup_dataplane::{DataplaneError, InterfaceBinding, netns};
+use secgroup_dataplane::{DataplaneError, InterfaceBinding};
 use secgroup_model::InstanceId;
 use secgroup_policy::Policy;
 use tracing::{debug, error, info, warn};
@@ -15,6 +15,7 @@ use secgroup_dataplane::error_chain;
 
 use super::{Engine, instance_uid};
 use crate::event::Event;
+use crate::iface::Lookups;
 use crate::rules::{self, Loaded};
 use crate::state::{Failure, Hooked, Tampered};
 use crate::wire::unix_ms;
@@ -30,8 +31,8 @@ enum Lookup {
     Unknown(String),
 }
 
-fn lookup(name: &str) -> Lookup {
-    match netns::ifindex(name) {
+fn lookup(lookups: &Lookups, name: &str) -> Lookup {
+    match lookups.index(name) {
         Ok(ifindex) => Lookup::Found(ifindex),
         Err(DataplaneError::UnknownInterface { .. }) => Lookup::Absent,
         Err(e) => Lookup::Unknown(error_chain(&e)),
@@ -277,11 +278,12 @@ impl Engine {
                     if let DataplaneError::ApplyNotUndone { .. } = e {
                         self.now.diverged = Some(error.clone());
                     }
+                    let lookups = Lookups::new();
                     for instance in loaded.policy.instances.values() {
                         let Some(name) = &instance.interface else {
                             continue;
                         };
-                        if let Lookup::Found(ifindex) = lookup(name)
+                        if let Lookup::Found(ifindex) = lookup(&lookups, name)
                             && !self.now.bound.contains_key(&ifindex)
                         {
                             let error = format!("binding failed: {error}");
@@ -322,11 +324,12 @@ impl Engine {
 
         let mut desired: BTreeMap<u32, InstanceId> = BTreeMap::new();
         self.now.lookup_errors.clear();
+        let lookups = Lookups::new();
         for instance in policy.instances.values() {
             let Some(name) = &instance.interface else {
                 continue;
             };
-            match lookup(name) {
+            match lookup(&lookups, name) {
                 Lookup::Found(ifindex) => {
                     desired.insert(ifindex, instance.id.clone());
                 }
@@ -513,8 +516,9 @@ impl Engine {
     /// Releases every interface with hooks that the kernel says is gone
     /// (ENODEV / ENXIO). Any other lookup error keeps the hooks.
     fn release_vanished(&mut self) {
+        let lookups = Lookups::new();
         for ifindex in self.hooked_interfaces() {
-            match netns::ifname(ifindex) {
+            match lookups.name(ifindex) {
                 Ok(_) => {}
                 Err(DataplaneError::UnknownInterface { .. }) => self.release(ifindex, "gone"),
                 Err(e) => warn!(
