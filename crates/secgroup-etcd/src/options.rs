@@ -74,6 +74,9 @@ pub struct EtcdArgs {
     pub timeout: Duration,
 }
 
+/// How often an idle connection is pinged.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// `5s`, `500ms`, `2m`, or plain seconds; more than zero.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
@@ -244,8 +247,10 @@ impl ConnectOptions {
         let mut options = etcd_client::ConnectOptions::new()
             .with_connect_timeout(self.timeout)
             .with_timeout(self.timeout)
-            // Notices a dead server on an idle watch without a request.
-            .with_keep_alive(Duration::from_secs(2), self.timeout)
+            // Notices a dead server on an idle watch without a request;
+            // not more often than etcd's --grpc-keepalive-min-time (5 s by
+            // default), or etcd closes the connection for too many pings.
+            .with_keep_alive(KEEPALIVE_INTERVAL, self.timeout)
             .with_keep_alive_while_idle(true);
         if let Some(tls) = &self.tls {
             let mut config = TlsOptions::new();

@@ -3,7 +3,7 @@
 //! directory (`secgroupctl import`) ask it which file holds a group;
 //! it is known whether or not the files validate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::diagnostic::{Diagnostic, Limits, SourceFile};
@@ -315,12 +315,24 @@ pub fn outline(file: &SourceFile<'_>, limits: &Limits) -> Outline {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Index {
     files: Vec<Outline>,
+    /// (kind, id) → (file, definition) of its first definition by file
+    /// name: a fleet's store is a document per object, and the lint asks
+    /// for every one of them.
+    first: HashMap<(ObjectKind, String), (usize, usize)>,
 }
 
 impl Index {
     pub fn new(mut files: Vec<Outline>) -> Index {
         files.sort_by(|a, b| a.file.cmp(&b.file));
-        Index { files }
+        let mut first = HashMap::new();
+        for (f, outline) in files.iter().enumerate() {
+            for (d, definition) in outline.definitions.iter().enumerate() {
+                first
+                    .entry((definition.kind, definition.id.clone()))
+                    .or_insert((f, d));
+            }
+        }
+        Index { files, first }
     }
 
     /// The outline of every file, in file-name order.
@@ -330,14 +342,18 @@ impl Index {
 
     /// The outline of the file the loader named `name`.
     pub fn file(&self, name: &str) -> Option<&Outline> {
-        self.files.iter().find(|o| o.file == name)
+        let at = self
+            .files
+            .binary_search_by(|o| o.file.as_str().cmp(name))
+            .ok()?;
+        self.files.get(at)
     }
 
     /// The file that defines `id` of `kind`, and where (the first file by
     /// name when several do, which only an invalid set allows).
     pub fn defining(&self, kind: ObjectKind, id: &str) -> Option<(&Outline, &Definition)> {
-        self.files
-            .iter()
-            .find_map(|o| o.definition(kind, id).map(|d| (o, d)))
+        let &(f, d) = self.first.get(&(kind, id.to_owned()))?;
+        let outline = self.files.get(f)?;
+        Some((outline, outline.definitions.get(d)?))
     }
 }

@@ -27,6 +27,18 @@ use crate::prefix::{normalise, split_range};
 /// reference resolves to nothing (the rule matches no packet) and a binding
 /// to an unknown group contributes no rules.
 pub fn compile(rules: &RuleSet) -> Policy {
+    compile_where(rules, |_| true)
+}
+
+/// [`compile`], with lists only for the instances bound on this host
+/// (those with an `interface`): in a fleet's rule set nearly every
+/// instance is another host's, needed here only as its groups' member
+/// addresses, which every rule naming a group still gets in full.
+pub fn compile_bound(rules: &RuleSet) -> Policy {
+    compile_where(rules, |i| i.interface.is_some())
+}
+
+fn compile_where(rules: &RuleSet, listed: impl Fn(&Instance) -> bool) -> Policy {
     let resolver = Resolver::new(rules);
     let security_groups: BTreeMap<SgId, GroupPolicy> = rules
         .security_groups
@@ -36,6 +48,7 @@ pub fn compile(rules: &RuleSet) -> Policy {
     let instances = rules
         .instances
         .values()
+        .filter(|instance| listed(instance))
         .map(|instance| {
             let policy = instance_policy(instance, &security_groups);
             (instance.id.clone(), policy)

@@ -26,7 +26,7 @@ mod render;
 #[cfg(test)]
 mod testing;
 
-pub use compile::compile;
+pub use compile::{compile, compile_bound};
 pub use compiled::*;
 pub use diff::{Changes, PolicyDiff, RuleCounts, diff};
 pub use evaluate::{ImplicitAllow, Matched, Packet, Verdict, implicit_allow};

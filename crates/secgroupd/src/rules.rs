@@ -52,7 +52,19 @@ pub fn load_cached(
 ) -> Result<(Loaded, LintInput), LoadFailure> {
     let what = format!("the rule files of {}", dir.display());
     let extra = secgroup_rulesdir::Extra::default();
-    load_view(Some(dir), &extra, HostView::Fleet, &what, known, cache)
+    let view = (HostView::Fleet, Lists::All);
+    load_view(Some(dir), &extra, view, &what, known, cache)
+}
+
+/// Which instances a load compiles lists for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lists {
+    /// Every instance (a rules directory: the API shows instances
+    /// elsewhere with the lists they would have).
+    All,
+    /// Only those bound here: a fleet's other hosts' instances are
+    /// thousands, and count only as member addresses.
+    BoundHere,
 }
 
 /// [`load_cached`] of `dir` (if any) and `extra` documents (etcd's
@@ -61,7 +73,7 @@ pub fn load_cached(
 pub fn load_view(
     dir: Option<&Path>,
     extra: &secgroup_rulesdir::Extra<'_>,
-    view: HostView<'_>,
+    (view, lists): (HostView<'_>, Lists),
     what: &str,
     known: &[PathBuf],
     cache: &mut DecodeCache,
@@ -82,7 +94,10 @@ pub fn load_view(
     match result {
         Ok(loaded) => {
             let read_validate = started.elapsed();
-            let policy = secgroup_policy::compile(&loaded.rules);
+            let policy = match lists {
+                Lists::All => secgroup_policy::compile(&loaded.rules),
+                Lists::BoundHere => secgroup_policy::compile_bound(&loaded.rules),
+            };
             let compile = started.elapsed() - read_validate;
             let rules = Loaded {
                 rules: loaded.rules,

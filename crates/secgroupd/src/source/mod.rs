@@ -105,6 +105,7 @@ impl Source {
                 dir.map(|d| d.display().to_string()).unwrap_or_default()
             );
             let extra = secgroup_rulesdir::Extra::default();
+            let view = (view, rules::Lists::All);
             return rules::load_view(dir, &extra, view, &what, known, cache);
         };
         let entries = etcd.current()?;
@@ -113,6 +114,7 @@ impl Source {
         if let Some(dir) = &self.dir {
             what.push_str(&format!(" and the rule files of {}", dir.display()));
         }
+        let view = (view, rules::Lists::BoundHere);
         let result = rules::load_view(self.dir.as_deref(), &extra, view, &what, known, cache);
         etcd.loaded(&entries, result.is_ok());
         result
