@@ -319,3 +319,29 @@ fn an_outage_is_reported_and_the_watch_resumes_after_it() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn an_idle_watch_stays_up() {
+    if !etcd_or_skip("an_idle_watch_stays_up") {
+        return;
+    }
+    let etcd = Etcd::new();
+    let rt = runtime();
+    let updates = spawn_follower(&rt, options(&etcd), None);
+    until(&updates, Duration::from_secs(20), |u| {
+        matches!(u, Update::Reset { .. })
+    });
+    // Longer than a keepalive round (a client that pings more often than
+    // etcd's --grpc-keepalive-min-time gets its connection closed).
+    std::thread::sleep(Duration::from_secs(12));
+    let next = etcd.put("/secgroup/instances/ins-late", "x");
+    let seen = until(
+        &updates,
+        Duration::from_secs(10),
+        |u| matches!(u, Update::Changes { revision, .. } if *revision == next),
+    );
+    assert!(
+        seen.iter().all(|u| matches!(u, Update::Changes { .. })),
+        "the watch broke while idle: {seen:#?}"
+    );
+}
