@@ -7,7 +7,6 @@
 #include "lib/ctx.h"
 #include "lib/parse.h"
 #include "lib/pipeline.h"
-#include "lib/counters.h"
 #include "lib/decision.h"
 
 /*
@@ -105,9 +104,7 @@ int sg_tc_ingress(struct __sk_buff *skb)
 
 	sg_tc_parse(skb, &pkt);
 	sg_tc_decide(&pkt, &d, requested);
-	if (likely(!requested))
-		sg_count_iface(pkt.ifindex, SG_DIR_INGRESS, d.reason, pkt.len);
-	else
+	if (unlikely(requested))
 		sg_report_tc(skb, &d);
 	return d.action == SG_ACTION_ACCEPT ? SG_TCX_NEXT : SG_TCX_DROP;
 }

@@ -7,7 +7,6 @@
 #include "lib/ctx.h"
 #include "lib/parse.h"
 #include "lib/pipeline.h"
-#include "lib/counters.h"
 #include "lib/decision.h"
 
 /* Stage 2 of parsing (see sg_parse_l3() in parse.h). */
@@ -63,9 +62,7 @@ int sg_xdp_egress(struct xdp_md *ctx)
 
 	sg_xdp_parse(ctx, &pkt);
 	sg_xdp_decide(&pkt, &d, requested);
-	if (likely(!requested))
-		sg_count_iface(pkt.ifindex, SG_DIR_EGRESS, d.reason, pkt.len);
-	else
+	if (unlikely(requested))
 		sg_report_xdp(ctx, &d);
 	return d.action == SG_ACTION_ACCEPT ? XDP_PASS : XDP_DROP;
 }

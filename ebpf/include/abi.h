@@ -133,6 +133,23 @@ struct sg_ct_key {
 	__u8 remote_addr[16];
 };
 
+/*
+ * The key of an IPv4 flow in sg_ct4: sg_ct_key with 4-byte addresses. IPv4
+ * flows live in a map of their own so that a lookup hashes and compares
+ * 20 bytes instead of 44 (hashing the key was a third of an established
+ * packet's cost); IPv6 flows stay in sg_ct. Both hold struct sg_ct_entry.
+ */
+struct sg_ct4_key {
+	__u32 ifindex;
+	__u8 family;        /* AF_INET */
+	__u8 proto;
+	__u16 pad;
+	__be16 local_port;
+	__be16 remote_port;
+	__u8 local_addr[4];
+	__u8 remote_addr[4];
+};
+
 struct sg_ct_entry {
 	__u64 created_ns;
 	__u64 expires_ns;       /* sg clock; past it the entry is dead */
@@ -264,6 +281,21 @@ struct sg_rule_meta {
  * drop passes (SG_REASON_WOULD_DROP_*) and is tracked like an accepted
  * flow. Port security, parse and fragment drops are still enforced. */
 #define SG_IFACE_F_AUDIT            (1u << 7)
+/* With port security: sg_iface.own_v4 / own_v6 is a source the set allows
+ * from sg_iface.mac (from any MAC without SG_IFACE_F_HAS_MAC), so a frame
+ * from that MAC and address needs no sg_psec_v4/v6 lookup. */
+#define SG_IFACE_F_OWN_V4           (1u << 8)
+#define SG_IFACE_F_OWN_V6           (1u << 9)
+
+/*
+ * Interfaces count their verdicts in sg_slot_stats at slot * SG_DIR_MAX +
+ * dir: a dense index userspace hands out (a per-CPU array lookup costs no
+ * hash). Packets of an interface without an sg_ifaces entry (no policy),
+ * or whose entry has no slot (SG_NO_SLOT: more interfaces than slots),
+ * count in sg_if_stats by ifindex instead.
+ */
+#define SG_MAX_IFACE_SLOTS 4096
+#define SG_NO_SLOT 0xffffffffu
 
 /*
  * What an interface enforces. Replaced whole, never edited in place: the map
@@ -278,8 +310,16 @@ struct sg_iface {
 	 * SG_NO_PSEC_SET otherwise. Part of the same value as the MAC and the
 	 * flags, so a packet sees one spec whole: old or new, never a mix. */
 	__u32 psec_set;
+	/* Index of the interface's verdict counters in sg_slot_stats, below
+	 * SG_MAX_IFACE_SLOTS, or SG_NO_SLOT; kept while the interface keeps
+	 * an entry. */
+	__u32 slot;
 	__u8 mac[6];              /* with SG_IFACE_F_HAS_MAC: the instance's MAC */
 	__u8 pad[2];
+	/* Words, not bytes, so the programs compare them with wide loads;
+	 * network order, as on the wire (userspace writes the octets). */
+	__u32 own_v6[4];          /* with SG_IFACE_F_OWN_V6 */
+	__be32 own_v4;            /* with SG_IFACE_F_OWN_V4 */
 };
 
 /* ---- Port security: allowed sources ------------------------------------ */
@@ -384,7 +424,7 @@ struct sg_config {
  * enum, not a #define, so that it is in the BTF the layout test reads.)
  */
 enum sg_abi {
-	SG_ABI_VERSION = 3,
+	SG_ABI_VERSION = 4,
 	SG_META_SOCKET_LEN = 108, /* sizeof(sockaddr_un.sun_path) */
 };
 

@@ -27,6 +27,10 @@
 
 #define SG_LPM_TABLE_BITS 32
 
+_Static_assert(sizeof(struct sg_class_key) == 8 && __builtin_offsetof(struct sg_class_key, class_id) == 4 &&
+		       sizeof(struct sg_rule_key) == 8 && __builtin_offsetof(struct sg_rule_key, pos) == 4,
+	       "class and rule keys: two words, the table id first");
+
 /* What a packet is classified by. */
 struct sg_query {
 	__u32 remote[4];  /* network order; IPv4 uses remote[0] */
@@ -98,39 +102,62 @@ static __always_inline __u32 sg_ruleset_first(const struct sg_ruleset *a,
 	return SG_NO_RULE;
 }
 
+/*
+ * LPM keys are built so that their data (the table id, then the address or
+ * protocol and port) starts 8-byte aligned, and written in 64-bit words:
+ * the trie compares a key 8 bytes at a time (see sg_u64_of() in common.h).
+ * A lead word in front of the key puts its data, not its prefix length, on
+ * the 8-byte boundary.
+ */
 static __always_inline const struct sg_class_ref *sg_lookup_remote(__u32 table, __u8 family,
 								    const __u32 *remote)
 {
 	if (family == SG_AF_INET) {
-		struct sg_v4_key k = {
-			.prefixlen = SG_LPM_TABLE_BITS + 32,
-			.table = table,
-		};
+		struct {
+			__u32 lead;
+			struct sg_v4_key k;
+		} SG_KEY_ALIGNED u;
 
-		__builtin_memcpy(k.addr, remote, sizeof(k.addr));
-		return bpf_map_lookup_elem(&sg_v4, &k);
+		u.k.prefixlen = SG_LPM_TABLE_BITS + 32;
+		*(__u64 *)&u.k.table = sg_u64_of(table, remote[0]);
+		return bpf_map_lookup_elem(&sg_v4, &u.k);
 	} else {
-		struct sg_v6_key k = {
-			.prefixlen = SG_LPM_TABLE_BITS + 128,
-			.table = table,
-		};
+		struct {
+			__u32 lead;
+			struct sg_v6_key k;
+		} SG_KEY_ALIGNED u;
+		__u64 *data = (__u64 *)&u.k.table;
 
-		__builtin_memcpy(k.addr, remote, sizeof(k.addr));
-		return bpf_map_lookup_elem(&sg_v6, &k);
+		u.k.prefixlen = SG_LPM_TABLE_BITS + 128;
+		data[0] = sg_u64_of(table, remote[0]);
+		data[1] = sg_u64_of(remote[1], remote[2]);
+		((__u32 *)data)[4] = remote[3];
+		return bpf_map_lookup_elem(&sg_v6, &u.k);
 	}
 }
 
 static __always_inline const struct sg_class_ref *sg_lookup_l4(__u32 table, __u8 proto, __be16 port)
 {
-	struct sg_l4_key k = {
-		.prefixlen = SG_LPM_TABLE_BITS + 8 + 16,
-		.table = table,
-		.proto = proto,
-		.pad = 0,
-	};
+	struct {
+		__u32 lead;
+		struct sg_l4_key k;
+	} SG_KEY_ALIGNED u;
+	__u32 l4;
 
-	__builtin_memcpy(k.port, &port, sizeof(k.port));
-	return bpf_map_lookup_elem(&sg_l4, &k);
+	_Static_assert(sizeof(struct sg_l4_key) == 12 &&
+			       __builtin_offsetof(struct sg_l4_key, proto) == 8,
+		       "sg_l4_key: prefixlen, table, then one word of protocol and port");
+	_Static_assert(__builtin_offsetof(struct sg_v4_key, table) == 4 &&
+			       __builtin_offsetof(struct sg_v6_key, addr) == 8,
+		       "LPM keys: prefixlen, table, then the address");
+	u.k.prefixlen = SG_LPM_TABLE_BITS + 8 + 16;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	l4 = (__u32)proto | (__u32)port << 8;
+#else
+	l4 = (__u32)proto << 24 | (__u32)port << 8;
+#endif
+	*(__u64 *)&u.k.table = sg_u64_of(table, l4);
+	return bpf_map_lookup_elem(&sg_l4, &u.k);
 }
 
 /*
@@ -166,8 +193,9 @@ SG_SUBPROG int sg_classify(const struct sg_query *q, struct sg_match *m)
 	const struct sg_class_ref *net, *l4;
 	const struct sg_ruleset *a, *b;
 	const struct sg_rule_meta *meta;
-	struct sg_class_key ck;
-	struct sg_rule_key rk;
+	/* Written as one 64-bit word each (sg_u64_of() in common.h). */
+	struct sg_class_key ck SG_KEY_ALIGNED;
+	struct sg_rule_key rk SG_KEY_ALIGNED;
 	__u32 pos;
 
 	if (!q || !m)
@@ -179,15 +207,14 @@ SG_SUBPROG int sg_classify(const struct sg_query *q, struct sg_match *m)
 	if (!l4)
 		return 0;
 
-	ck.table = q->table;
-	ck.class_id = net->class_id;
+	*(__u64 *)&ck = sg_u64_of(q->table, net->class_id);
 	a = bpf_map_lookup_elem(&sg_classes, &ck);
 	if (!a)
 		return 0;
 	if (l4->class_id == net->class_id) {
 		b = a;
 	} else {
-		ck.class_id = l4->class_id;
+		*(__u64 *)&ck = sg_u64_of(q->table, l4->class_id);
 		b = bpf_map_lookup_elem(&sg_classes, &ck);
 		if (!b)
 			return 0;
@@ -196,8 +223,7 @@ SG_SUBPROG int sg_classify(const struct sg_query *q, struct sg_match *m)
 	pos = sg_ruleset_first(a, b);
 	if (pos == SG_NO_RULE)
 		return 0;
-	rk.table = q->table;
-	rk.pos = pos;
+	*(__u64 *)&rk = sg_u64_of(q->table, pos);
 	meta = bpf_map_lookup_elem(&sg_rules, &rk);
 	if (!meta)
 		return 0;

@@ -31,6 +31,29 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/*
+ * The 64-bit word whose bytes in memory are @first's, then @second's.
+ *
+ * Map keys are written with the widest stores their layout allows: the
+ * kernel hashes and compares keys (jhash, memcmp, the LPM trie's
+ * longest_prefix_match) reading 4 or 8 bytes at a time, and a load that
+ * spans several narrower stores still in flight cannot be forwarded from
+ * them: it waits until they retire, which on the test VM cost more than
+ * the hash itself. The stack only takes naturally aligned stores, hence
+ * keys declared SG_KEY_ALIGNED (and, for the LPM keys, placed so that
+ * their data rather than their prefix length is 8-byte aligned).
+ */
+static __always_inline __u64 sg_u64_of(__u32 first, __u32 second)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (__u64)second << 32 | first;
+#else
+	return (__u64)first << 32 | second;
+#endif
+}
+
+#define SG_KEY_ALIGNED __attribute__((aligned(8)))
+
 /* Address families as stored in sg_ct_key.family and sg_frag_key.family. */
 #define SG_AF_INET  2
 #define SG_AF_INET6 10

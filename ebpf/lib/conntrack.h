@@ -34,6 +34,13 @@
 #include "classify.h"
 #include "decision.h"
 
+/*
+ * How far a live entry's expiry may lag the last packet before a packet
+ * stores the new one: one tick at HZ=100 (sg_now() itself lags by up to
+ * that). Every timeout is seconds long.
+ */
+#define SG_CT_REFRESH_SLACK_NS 10000000ull
+
 enum sg_ct_result {
 	SG_CT_MISS = 0,    /* no live entry: the rules decide */
 	SG_CT_PASS,        /* established or reply: *d filled */
@@ -73,25 +80,93 @@ static __always_inline bool sg_ct_creates(const struct sg_pkt *pkt)
 /*
  * @local_is_src: whether the tuple's source is the VM, i.e. the packet is
  * leaving the VM (or, for a quoted packet, was sent by it).
+ *
+ * Written 64 bits at a time, as wide as the map's hash and compare read it
+ * back (see sg_u64_of() in common.h). The tuple's port pair and
+ * family/proto/pad words have the key's layout
+ * (the parser leaves the tuple's pad zero); swapping the two ports of a
+ * word is a rotation by 16 on either byte order.
  */
+_Static_assert(__builtin_offsetof(struct sg_tuple, dport) ==
+		       __builtin_offsetof(struct sg_tuple, sport) + 2 &&
+		       __builtin_offsetof(struct sg_tuple, proto) ==
+		       __builtin_offsetof(struct sg_tuple, family) + 1 &&
+		       __builtin_offsetof(struct sg_tuple, sport) % 4 == 0 &&
+		       __builtin_offsetof(struct sg_tuple, family) % 4 == 0,
+	       "sg_tuple's port and protocol words must match sg_ct_key's");
+_Static_assert(__builtin_offsetof(struct sg_ct_key, family) == 4 &&
+		       __builtin_offsetof(struct sg_ct_key, local_port) == 8 &&
+		       __builtin_offsetof(struct sg_ct_key, local_addr) == 12 &&
+		       __builtin_offsetof(struct sg_ct_key, remote_addr) == 28 &&
+		       sizeof(struct sg_ct_key) == 44 && sizeof(struct sg_ct4_key) == 20,
+	       "sg_ct_key_init() writes the key word by word");
+
+/* @k must be SG_KEY_ALIGNED: it is written in 64-bit words (common.h). */
 static __always_inline void sg_ct_key_init(struct sg_ct_key *k, __u32 ifindex,
 					   const struct sg_tuple *t, bool local_is_src)
 {
-	__builtin_memset(k, 0, sizeof(*k));
-	k->ifindex = ifindex;
-	k->family = t->family;
-	k->proto = t->proto;
-	if (local_is_src) {
-		k->local_port = t->sport;
-		k->remote_port = t->dport;
-		__builtin_memcpy(k->local_addr, &t->src, sizeof(k->local_addr));
-		__builtin_memcpy(k->remote_addr, &t->dst, sizeof(k->remote_addr));
-	} else {
-		k->local_port = t->dport;
-		k->remote_port = t->sport;
-		__builtin_memcpy(k->local_addr, &t->dst, sizeof(k->local_addr));
-		__builtin_memcpy(k->remote_addr, &t->src, sizeof(k->remote_addr));
+	__u64 *q = (__u64 *)k;
+	__u32 ports = *(const __u32 *)&t->sport;
+	const __u32 *local = local_is_src ? t->src.w : t->dst.w;
+	const __u32 *remote = local_is_src ? t->dst.w : t->src.w;
+
+	if (!local_is_src)
+		ports = (ports >> 16) | (ports << 16);
+	q[0] = sg_u64_of(ifindex, *(const __u32 *)&t->family);
+	q[1] = sg_u64_of(ports, local[0]);
+	q[2] = sg_u64_of(local[1], local[2]);
+	q[3] = sg_u64_of(local[3], remote[0]);
+	q[4] = sg_u64_of(remote[1], remote[2]);
+	((__u32 *)k)[10] = remote[3];
+}
+
+/*
+ * The one place that picks the map of a flow: IPv4 in sg_ct4 under the
+ * short key, IPv6 in sg_ct. Everything else handles struct sg_ct_key.
+ * Copied in the words it was written in (sg_ct_key_init()).
+ */
+static __always_inline void sg_ct4_key_of(struct sg_ct4_key *k4, const struct sg_ct_key *k)
+{
+	const __u64 *q = (const __u64 *)k;
+	__u64 *q4 = (__u64 *)k4;
+
+	q4[0] = q[0];                        /* ifindex, family, proto, pad */
+	q4[1] = q[1];                        /* ports, local address */
+	((__u32 *)k4)[4] = ((const __u32 *)k)[7]; /* remote address */
+}
+
+static __always_inline struct sg_ct_entry *sg_ct_lookup(const struct sg_ct_key *k)
+{
+	struct sg_ct4_key k4 SG_KEY_ALIGNED;
+
+	if (k->family != SG_AF_INET)
+		return bpf_map_lookup_elem(&sg_ct, k);
+	sg_ct4_key_of(&k4, k);
+	return bpf_map_lookup_elem(&sg_ct4, &k4);
+}
+
+static __always_inline void sg_ct_store(const struct sg_ct_key *k, const struct sg_ct_entry *e)
+{
+	struct sg_ct4_key k4 SG_KEY_ALIGNED;
+
+	if (k->family != SG_AF_INET) {
+		bpf_map_update_elem(&sg_ct, k, e, BPF_ANY);
+		return;
 	}
+	sg_ct4_key_of(&k4, k);
+	bpf_map_update_elem(&sg_ct4, &k4, e, BPF_ANY);
+}
+
+static __always_inline void sg_ct_delete(const struct sg_ct_key *k)
+{
+	struct sg_ct4_key k4 SG_KEY_ALIGNED;
+
+	if (k->family != SG_AF_INET) {
+		bpf_map_delete_elem(&sg_ct, k);
+		return;
+	}
+	sg_ct4_key_of(&k4, k);
+	bpf_map_delete_elem(&sg_ct4, &k4);
 }
 
 static __always_inline __u32 sg_ct_timeout_idx(const struct sg_ct_key *k, __u8 state)
@@ -169,6 +244,7 @@ static __always_inline void sg_ct_refresh(const struct sg_env *env, const struct
 	__u8 flags = e->flags;
 	__u8 nflags = flags;
 	__u8 nstate = state;
+	__u64 expires, old;
 
 	__sync_fetch_and_add(&e->packets[env->dir], 1);
 	__sync_fetch_and_add(&e->bytes[env->dir], env->len);
@@ -185,7 +261,14 @@ static __always_inline void sg_ct_refresh(const struct sg_env *env, const struct
 		e->state = nstate;
 	if (nflags != flags)
 		e->flags = nflags;
-	e->expires_ns = env->now + sg_timeout(env->cfg, sg_ct_timeout_idx(k, nstate));
+	expires = env->now + sg_timeout(env->cfg, sg_ct_timeout_idx(k, nstate));
+	/* The expiry moves on only once it has moved by more than a tick: a
+	 * flow's packets within one tick all read the same cached clock, and
+	 * a stream spread over CPUs does not bounce the line for nothing. A
+	 * shorter timeout (a FIN, a reset) is always stored. */
+	old = e->expires_ns;
+	if (expires < old || expires - old > SG_CT_REFRESH_SLACK_NS)
+		e->expires_ns = expires;
 }
 
 /*
@@ -206,7 +289,7 @@ static __always_inline int sg_ct_process(const struct sg_env *env, const struct 
 	__u8 reason = 0;  /* SG_REASON_WOULD_DROP_REVOKED, or as tracked */
 	bool orig;
 
-	e = bpf_map_lookup_elem(&sg_ct, k);
+	e = sg_ct_lookup(k);
 	if (!e)
 		return SG_CT_MISS;
 	/* Expired: the flow is over; if the rules accept this packet the new
@@ -242,7 +325,7 @@ static __always_inline int sg_ct_process(const struct sg_env *env, const struct 
 				/* Deleting stops the flow in both directions; if
 				 * the packet's own direction accepts it as a new
 				 * flow later, a fresh entry is created then. */
-				bpf_map_delete_elem(&sg_ct, k);
+				sg_ct_delete(k);
 				d->table = cur;
 				d->rule_pos = m.pos;  /* the drop rule, if one matched */
 				sg_drop(d, SG_REASON_DROP_REVOKED);
@@ -296,7 +379,7 @@ static __always_inline void sg_ct_create(const struct sg_env *env, const struct 
 	e.origin_dir = env->dir;
 	e.state = state;
 	e.flags = flags;
-	bpf_map_update_elem(&sg_ct, k, &e, BPF_ANY);
+	sg_ct_store(k, &e);
 }
 
 /*
@@ -317,7 +400,7 @@ static __always_inline bool sg_ct_related(const struct sg_env *env, const struct
 	if (pkt->icmp_kind != SG_ICMP_ERROR || !pkt->inner.family)
 		return false;
 	sg_ct_key_init(k, env->ifindex, &pkt->inner, env->dir == SG_DIR_INGRESS);
-	e = bpf_map_lookup_elem(&sg_ct, k);
+	e = sg_ct_lookup(k);
 	if (!e || e->expires_ns <= env->now)
 		return false;
 	/* A flow awaiting its re-check after a rule change vouches for

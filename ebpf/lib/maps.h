@@ -112,13 +112,21 @@ struct {
 	__uint(max_entries, 65536);
 } sg_psec_macs SEC(".maps");
 
-/* Tracked flows, keyed from the VM's point of view. */
+/* Tracked IPv6 flows, keyed from the VM's point of view. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct sg_ct_key);
 	__type(value, struct sg_ct_entry);
 	__uint(max_entries, 262144);
 } sg_ct SEC(".maps");
+
+/* Tracked IPv4 flows: the same with a key of 20 bytes (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct sg_ct4_key);
+	__type(value, struct sg_ct_entry);
+	__uint(max_entries, 262144);
+} sg_ct4 SEC(".maps");
 
 /* Datagrams whose first fragment was accepted. */
 struct {
@@ -137,7 +145,22 @@ struct {
 	__uint(max_entries, 131072);
 } sg_rule_hits SEC(".maps");
 
-/* Per-CPU packets and bytes by reason, per interface and direction. */
+/*
+ * Per-CPU packets and bytes by reason, per interface slot and direction
+ * (index slot * SG_DIR_MAX + dir, abi.h): every packet of an interface
+ * with an sg_ifaces entry counts here, through an inlined array lookup
+ * instead of a hash. Preallocated: 4096 slots cost 3 MiB per CPU.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sg_iface_stats);
+	__uint(max_entries, SG_MAX_IFACE_SLOTS * SG_DIR_MAX);
+} sg_slot_stats SEC(".maps");
+
+/* The same by ifindex and direction, for packets of a hooked interface
+ * without an sg_ifaces entry (no policy) or without a slot (more than
+ * SG_MAX_IFACE_SLOTS interfaces): rare, so a hash. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

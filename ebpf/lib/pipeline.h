@@ -57,7 +57,7 @@ static __always_inline void sg_judge(const struct sg_pkt *pkt, const __u8 dir,
 {
 	struct sg_match m;
 	struct sg_query q;
-	struct sg_ct_key key;
+	struct sg_ct_key key SG_KEY_ALIGNED;
 	struct sg_env env;
 	__u32 ifindex = pkt->ifindex;
 	int st = pkt->status;
@@ -178,7 +178,8 @@ accepted:
 /*
  * @pkt comes from a hook's parse subprogram; @dir is a constant per
  * program; @requested: a test run that asked for the report (decision.h),
- * which counts nothing and is never an event.
+ * which counts nothing and is never an event. Counting happens here, where
+ * the interface's entry (and so its counter slot) is at hand.
  */
 static __always_inline void sg_decide(const struct sg_pkt *pkt, const __u8 dir,
 				      struct sg_decision *d, const long requested)
@@ -188,6 +189,8 @@ static __always_inline void sg_decide(const struct sg_pkt *pkt, const __u8 dir,
 
 	sg_match_init(&m);
 	sg_judge(pkt, dir, d, requested, &env, &m);
+	if (likely(!requested))
+		sg_count_iface(env.iface, pkt->ifindex, dir, d->reason, pkt->len);
 	/* With logging off this is all it costs: one test of flags the
 	 * packet has read already, after the verdict. */
 	if (unlikely(env.iface && ((env.iface->flags & SG_IFACE_F_LOGGING) |

@@ -27,9 +27,10 @@
  * not read (a later fragment, a truncated one) leaves the packet judged on
  * its addresses alone, so the unspecified source is refused for it.
  *
- * Cost: the common frame (own MAC, own address) is one LPM lookup; a pair's
- * MAC adds one hash lookup; an instance without a MAC looks up its
- * any-MAC sources first (one lookup for its own addresses).
+ * Cost: the common frame (own MAC, own address) is a compare with the
+ * address sg_iface carries (SG_IFACE_F_OWN_V4/V6), no lookup; another
+ * allowed source is one LPM lookup; a pair's MAC adds one hash lookup; an
+ * instance without a MAC looks up its any-MAC sources first.
  *
  * Every lookup uses the set id of the one sg_iface value the packet read:
  * a spec is replaced by pointing the interface at a complete new set (see
@@ -69,11 +70,24 @@ static __always_inline bool sg_psec_mac_ok(const struct sg_iface *iface, const _
  * @addr and is allowed from @mac or from any MAC. With the MAC in the key,
  * a hit is exactly that (abi.h, sg_psec_v4_key).
  */
+/*
+ * The instance's own address from its own MAC (or any MAC, without one):
+ * a source the set allows (userspace picks it, abi.h SG_IFACE_F_OWN_V4),
+ * so a compare stands in for the lookup. Every other frame is looked up.
+ */
+static __always_inline bool sg_psec_own_mac(const struct sg_iface *iface, const __u8 *mac)
+{
+	return !(iface->flags & SG_IFACE_F_HAS_MAC) || sg_mac_eq(mac, iface->mac);
+}
+
 static __always_inline bool sg_psec_v4_ok(const struct sg_iface *iface, __be32 addr,
 					  const __u8 *mac)
 {
 	struct sg_psec_v4_key k = {};
 
+	if ((iface->flags & SG_IFACE_F_OWN_V4) && addr == iface->own_v4 &&
+	    sg_psec_own_mac(iface, mac))
+		return true;
 	k.prefixlen = SG_PSEC_KEY_BITS + 32;
 	k.set = iface->psec_set;
 	__builtin_memcpy(k.addr, &addr, sizeof(k.addr));
@@ -91,7 +105,13 @@ static __always_inline bool sg_psec_v6_ok(const struct sg_iface *iface, const un
 					  const __u8 *mac)
 {
 	struct sg_psec_v6_key k = {};
+	const __u32 *own = iface->own_v6;
 
+	if ((iface->flags & SG_IFACE_F_OWN_V6) &&
+	    ((own[0] ^ addr->w[0]) | (own[1] ^ addr->w[1]) | (own[2] ^ addr->w[2]) |
+	     (own[3] ^ addr->w[3])) == 0 &&
+	    sg_psec_own_mac(iface, mac))
+		return true;
 	k.prefixlen = SG_PSEC_KEY_BITS + 128;
 	k.set = iface->psec_set;
 	__builtin_memcpy(k.addr, addr, sizeof(k.addr));

@@ -94,6 +94,17 @@ pub(super) struct Daemon<'h> {
 
 impl<'h> Daemon<'h> {
     pub(super) fn start(settings: &Settings, host: &'h Host, run: &Run) -> Result<Daemon<'h>> {
+        Daemon::start_with(settings, host, run, &[])
+    }
+
+    /// [`start`](Self::start) with more environment (`SECGROUP_...`
+    /// settings).
+    pub(super) fn start_with(
+        settings: &Settings,
+        host: &'h Host,
+        run: &Run,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon<'h>> {
         // The guard holds the pin directory before the daemon creates it.
         let mut daemon = Daemon {
             process: None,
@@ -103,7 +114,7 @@ impl<'h> Daemon<'h> {
             pins: PinDir::at(run.pin_dir.clone()),
             log: run.log.clone(),
         };
-        daemon.process = Some(spawn(settings, host, run)?);
+        daemon.process = Some(spawn(settings, host, run, env)?);
         Ok(daemon)
     }
 
@@ -113,7 +124,7 @@ impl<'h> Daemon<'h> {
         if let Some(process) = self.process.take() {
             process.kill();
         }
-        self.process = Some(spawn(settings, host, run)?);
+        self.process = Some(spawn(settings, host, run, &[])?);
         Ok(())
     }
 
@@ -198,8 +209,17 @@ impl<'h> Daemon<'h> {
     }
 }
 
-fn spawn(settings: &Settings, host: &Host, run: &Run) -> Result<secgroup_testbed::Daemon> {
-    Secgroupd::new(&settings.secgroupd, &run.dir)
+fn spawn(
+    settings: &Settings,
+    host: &Host,
+    run: &Run,
+    env: &[(&str, &str)],
+) -> Result<secgroup_testbed::Daemon> {
+    let mut daemon = Secgroupd::new(&settings.secgroupd, &run.dir);
+    for (name, value) in env {
+        daemon = daemon.env(name, value);
+    }
+    daemon
         .netns(&host.ns)
         .rules_dir(&run.rules_dir)
         .socket(&run.socket)

@@ -22,7 +22,10 @@
 //! 5. **new interface** × `new_interfaces`: the spare VM's veth is
 //!    created; from just before `ip link add` until the trace of its
 //!    probe returns the rule's verdict from its hooks; then deleted;
-//! 6. **restart adopting pins**: SIGKILL, start again on the same pins.
+//! 6. **restart adopting pins**: SIGKILL, start again on the same pins;
+//! 7. **cold start, grace periods expedited**: the daemon and its pins
+//!    removed, then a cold start with `--expedite-grace-periods` (the
+//!    kernel's `rcu_expedited` on during the bulk attach only).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -227,6 +230,7 @@ pub fn run(settings: &Settings, thousand: &ThousandSettings, results: &mut Resul
     );
 
     // 6. Restart on the pins.
+    keep_log(&daemon, "main");
     let started = Instant::now();
     daemon.restart(settings, &host, &run)?;
     let ready = started.elapsed();
@@ -243,7 +247,41 @@ pub fn run(settings: &Settings, thousand: &ThousandSettings, results: &mut Resul
         ms(enforcing),
         "ms",
     );
+
+    // 7. Cold start again, grace periods expedited during the attach.
+    keep_log(&daemon, "restarted");
+    drop(daemon);
+    let started = Instant::now();
+    let daemon = Daemon::start_with(
+        settings,
+        &host,
+        &run,
+        &[("SECGROUP_EXPEDITE_GRACE_PERIODS", "true")],
+    )?;
+    let ready = started.elapsed();
+    let client = daemon.client();
+    daemon.wait_attached(vms)?;
+    wait_probe(&client, Probe::base(&rules, vms - 1), super::READY_TIMEOUT)?;
+    let enforcing = started.elapsed();
+    let variant = "daemon-start-cold-expedited";
+    record(results, variant, "vms", vms as f64, "vms");
+    record(results, variant, "ready-ms", ms(ready), "ms");
+    record(results, variant, "enforcing-ms", ms(enforcing), "ms");
+    keep_log(&daemon, "expedited");
     Ok(())
+}
+
+/// Copies the daemon's log (its `reload phases` lines say where a start's
+/// time went) out of the run's directory, which goes with the run.
+fn keep_log(daemon: &Daemon<'_>, what: &str) {
+    let kept = std::env::temp_dir().join(format!("secgroup-bench-thousand-{what}.log"));
+    match std::fs::copy(&daemon.log, &kept) {
+        Ok(_) => eprintln!(
+            "secgroup-bench: the {what} daemon's log: {}",
+            kept.display()
+        ),
+        Err(e) => eprintln!("secgroup-bench: keeping {}: {e}", daemon.log.display()),
+    }
 }
 
 fn ms(d: Duration) -> f64 {

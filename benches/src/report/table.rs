@@ -224,11 +224,13 @@ fn throughput(out: &mut String, r: &Results) {
     let _ = writeln!(
         out,
         "### Throughput through the bridge\n\nThousand UDP datagrams per second received by VM B, median of the \
-         rounds. `xdp-pass`: a do-nothing XDP program on both taps.\n"
+         rounds. `xdp-pass`: a do-nothing XDP program on both taps; `nftables`: one rule after another; \
+         `nftables sets`: each list one lookup in a set of intervals.\n"
     );
     let mut header = vec!["none".to_owned(), "xdp-pass".to_owned()];
     header.extend(counts.iter().map(|n| format!("secgroup {n}")));
     header.extend(counts.iter().map(|n| format!("nftables {n}")));
+    header.extend(counts.iter().map(|n| format!("nftables sets {n}")));
     table_header(out, "traffic", &header);
     for scenario in scenarios {
         let pps = |variant, n| {
@@ -238,6 +240,7 @@ fn throughput(out: &mut String, r: &Results) {
         let mut cells = vec![pps("none", 0), pps("xdp-pass", 0)];
         cells.extend(counts.iter().map(|&n| pps("secgroup", n)));
         cells.extend(counts.iter().map(|&n| pps("nftables", n)));
+        cells.extend(counts.iter().map(|&n| pps("nftables-sets", n)));
         let _ = writeln!(
             out,
             "| {} | {} |",
@@ -253,6 +256,7 @@ fn throughput(out: &mut String, r: &Results) {
     for (baseline, _) in RATIOS {
         header.extend(counts.iter().map(|n| match baseline {
             "nftables" => format!("secgroup {n} ÷ nftables {n}"),
+            "nftables-sets" => format!("secgroup {n} ÷ nftables sets {n}"),
             _ => format!("secgroup {n} ÷ {baseline}"),
         }));
     }
@@ -276,10 +280,11 @@ fn throughput(out: &mut String, r: &Results) {
 }
 
 /// Baselines of the throughput ratios and their metrics.
-const RATIOS: [(&str, &str); 3] = [
+const RATIOS: [(&str, &str); 4] = [
     ("none", "x-none"),
     ("xdp-pass", "x-xdp-pass"),
     ("nftables", "x-nftables"),
+    ("nftables-sets", "x-nftables-sets"),
 ];
 
 /// A header row with a left-aligned first column and numeric columns.

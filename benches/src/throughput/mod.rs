@@ -8,7 +8,10 @@
 //!   enforcing a list of N rules per direction whose last rule accepts
 //!   the traffic;
 //! - `nftables`: the same rules in an inet forward chain with conntrack
-//!   first, over br_netfilter (see `nft`).
+//!   first, over br_netfilter (see `nft`), one rule after another;
+//! - `nftables-sets`: the same, each list one lookup in a set of
+//!   intervals (the lists accept only, so order does not matter):
+//!   nftables at its strongest.
 //!
 //! Traffic: new flows (every datagram of a trial a (source port,
 //! destination port) pair not sent before in it: each sending thread cycles
@@ -73,6 +76,7 @@ enum Variant {
     XdpPass,
     Secgroup(usize),
     Nftables(usize),
+    NftSets(usize),
 }
 
 impl Variant {
@@ -82,18 +86,22 @@ impl Variant {
             Variant::XdpPass => "xdp-pass",
             Variant::Secgroup(_) => "secgroup",
             Variant::Nftables(_) => "nftables",
+            Variant::NftSets(_) => "nftables-sets",
         }
     }
 
     /// Whether the variant drops what the rules do not accept.
     fn filters(self) -> bool {
-        matches!(self, Variant::Secgroup(_) | Variant::Nftables(_))
+        matches!(
+            self,
+            Variant::Secgroup(_) | Variant::Nftables(_) | Variant::NftSets(_)
+        )
     }
 
     fn rules(self) -> usize {
         match self {
             Variant::None | Variant::XdpPass => 0,
-            Variant::Secgroup(n) | Variant::Nftables(n) => n,
+            Variant::Secgroup(n) | Variant::Nftables(n) | Variant::NftSets(n) => n,
         }
     }
 }
@@ -219,7 +227,7 @@ impl<'t> Bench<'t> {
                     .context("applying the throughput policy")?;
                 Ok(Active::Secgroup([a.ifindex, b.ifindex]))
             }
-            Variant::Nftables(rules) => {
+            Variant::Nftables(rules) | Variant::NftSets(rules) => {
                 self.topology.set_bridge_netfilter(true)?;
                 let nft_vms = [
                     NftVm {
@@ -231,7 +239,11 @@ impl<'t> Bench<'t> {
                         addr: VM_B,
                     },
                 ];
-                let table = NftTable::load(&self.topology.host, &nft::ruleset(rules, &nft_vms))
+                let ruleset = match variant {
+                    Variant::NftSets(_) => nft::ruleset_sets(rules, &nft_vms),
+                    _ => nft::ruleset(rules, &nft_vms),
+                };
+                let table = NftTable::load(&self.topology.host, &ruleset)
                     .context("loading the nftables ruleset (is nftables installed?)")?;
                 Ok(Active::Nftables(table))
             }
@@ -359,6 +371,7 @@ pub fn run(settings: &Settings, results: &mut Results) -> Result<()> {
     let mut variants = vec![Variant::None, Variant::XdpPass];
     variants.extend(settings.rule_counts.iter().map(|&n| Variant::Secgroup(n)));
     variants.extend(settings.rule_counts.iter().map(|&n| Variant::Nftables(n)));
+    variants.extend(settings.rule_counts.iter().map(|&n| Variant::NftSets(n)));
 
     let sender = Sender::new(
         &topology.vm_a.path(),
@@ -448,6 +461,17 @@ fn report(samples: &Samples, results: &mut Results) {
             if let Some(r) = median_ratio(&received, &rx(&(traffic, payload, Variant::Nftables(n))))
             {
                 results.push(Record::new(&scenario, name, rules, "x-nftables", r, "x"));
+            }
+            if let Some(r) = median_ratio(&received, &rx(&(traffic, payload, Variant::NftSets(n))))
+            {
+                results.push(Record::new(
+                    &scenario,
+                    name,
+                    rules,
+                    "x-nftables-sets",
+                    r,
+                    "x",
+                ));
             }
             if let Some(r) = median_ratio(&received, &rx(&(traffic, payload, Variant::XdpPass))) {
                 results.push(Record::new(&scenario, name, rules, "x-xdp-pass", r, "x"));

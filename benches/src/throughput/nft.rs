@@ -31,6 +31,15 @@ pub struct NftVm<'a> {
     pub addr: Ipv4Addr,
 }
 
+/// The filler rules of a list of `rules` (all but the last), as the
+/// benchmark's lists have them: (host of 203.0.113.0/24, protocol, port).
+fn fillers(rules: usize) -> impl Iterator<Item = (usize, &'static str, usize)> {
+    (0..rules.max(1) - 1).map(|i| {
+        let protocol = if i.is_multiple_of(2) { "tcp" } else { "udp" };
+        (i % 256, protocol, 1024 + i / 256)
+    })
+}
+
 /// The ruleset for `rules` rules per VM and direction, mirroring
 /// `ListSpec { rules, last_action: Accept, last_remote: Subnet }`.
 pub fn ruleset(rules: usize, vms: &[NftVm<'_>]) -> String {
@@ -38,13 +47,10 @@ pub fn ruleset(rules: usize, vms: &[NftVm<'_>]) -> String {
     for vm in vms {
         for (direction, field) in [("egress", "daddr"), ("ingress", "saddr")] {
             let _ = writeln!(out, "  chain {}_{direction} {{", vm.name);
-            for i in 0..rules.max(1) - 1 {
-                let protocol = if i.is_multiple_of(2) { "tcp" } else { "udp" };
+            for (host, protocol, port) in fillers(rules) {
                 let _ = writeln!(
                     out,
-                    "    ip {field} 203.0.113.{} {protocol} dport {} return",
-                    i % 256,
-                    1024 + i / 256
+                    "    ip {field} 203.0.113.{host} {protocol} dport {port} return"
                 );
             }
             let _ = writeln!(
@@ -56,6 +62,47 @@ pub fn ruleset(rules: usize, vms: &[NftVm<'_>]) -> String {
             out.push_str("    drop\n  }\n");
         }
     }
+    forward_chain(&mut out, vms);
+    out
+}
+
+/// The same lists at nftables' strongest: every rule of a list accepts,
+/// so their order does not matter and each chain becomes one lookup in a
+/// set of (address, protocol, port) intervals (the concatenated interval
+/// set nftables matches with its pipapo algorithm) instead of a walk.
+/// A list with a drop rule above an accept could not be written this way;
+/// the benchmark's lists accept only.
+pub fn ruleset_sets(rules: usize, vms: &[NftVm<'_>]) -> String {
+    let mut out = format!("table inet {TABLE} {{\n");
+    for vm in vms {
+        for (direction, field) in [("egress", "daddr"), ("ingress", "saddr")] {
+            let _ = writeln!(
+                out,
+                "  set {}_{direction}_allow {{\n    type ipv4_addr . inet_proto . inet_service\n    flags interval\n    elements = {{",
+                vm.name
+            );
+            for (host, protocol, port) in fillers(rules) {
+                let _ = writeln!(out, "      203.0.113.{host} . {protocol} . {port},");
+            }
+            let _ = writeln!(
+                out,
+                "      {LAST_REMOTE} . udp . {}-{}\n    }}\n  }}",
+                LAST_PORTS.start(),
+                LAST_PORTS.end()
+            );
+            let _ = writeln!(
+                out,
+                "  chain {0}_{direction} {{\n    ip {field} . meta l4proto . th dport @{0}_{direction}_allow return\n    drop\n  }}",
+                vm.name
+            );
+        }
+    }
+    forward_chain(&mut out, vms);
+    out
+}
+
+/// The forward hook: conntrack first, then a jump per VM and direction.
+fn forward_chain(out: &mut String, vms: &[NftVm<'_>]) {
     out.push_str(
         "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
     );
@@ -70,7 +117,6 @@ pub fn ruleset(rules: usize, vms: &[NftVm<'_>]) -> String {
         }
     }
     out.push_str("  }\n}\n");
-    out
 }
 
 /// The table loaded in a namespace; deleted on drop.
@@ -130,6 +176,31 @@ table inet sgbench {
 }
 ";
         assert_eq!(ruleset(3, &vms), want);
+    }
+
+    #[test]
+    fn sets_hold_every_rule_of_a_list() {
+        let vms = [NftVm {
+            name: "vm_a",
+            addr: Ipv4Addr::new(198, 51, 100, 2),
+        }];
+        let text = ruleset_sets(3, &vms);
+        assert!(text.contains(
+            "  set vm_a_egress_allow {\n    type ipv4_addr . inet_proto . inet_service\n    flags interval\n    elements = {\n      203.0.113.0 . tcp . 1024,\n      203.0.113.1 . udp . 1024,\n      198.51.100.0/24 . udp . 20000-59999\n    }\n  }\n"
+        ), "{text}");
+        assert!(text.contains(
+            "  chain vm_a_ingress {\n    ip saddr . meta l4proto . th dport @vm_a_ingress_allow return\n    drop\n  }\n"
+        ), "{text}");
+        assert!(text.ends_with(
+            "    ct state established,related accept\n    ct state invalid drop\n    ip saddr 198.51.100.2 jump vm_a_egress\n    ip daddr 198.51.100.2 jump vm_a_ingress\n  }\n}\n"
+        ), "{text}");
+        for rules in [1, 10, 1000] {
+            let text = ruleset_sets(rules, &vms);
+            assert_eq!(
+                text.matches(" . udp . ").count() + text.matches(" . tcp . ").count(),
+                rules * 2
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod observer;
 pub mod packet;
 mod pins;
 mod portsec;
+mod slots;
 mod sys;
 mod tables;
 mod testrun;
@@ -30,12 +31,13 @@ mod uids;
 mod uninstall;
 
 pub use dataplane::{
-    AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, InterfaceBinding,
-    LoadOptions, Owner, RuleHits, TableDump, Tampering, XdpAttachMode,
+    AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, Expedite,
+    InterfaceBinding, LoadOptions, Owner, RCU_EXPEDITED, RuleHits, TableDump, Tampering,
+    XdpAttachMode,
 };
 pub use error::{DataplaneError, chain as error_chain};
 pub use events::{EventFlow, EventLimits, EventStream, VerdictEvent};
-pub use linkinfo::{Link, list_links};
+pub use linkinfo::{Link, describe_link, list_links};
 pub use observer::{ConntrackUsage, EventCounts, Observer, RuleCount};
 pub use pins::PinLock;
 pub use testrun::{Hook, TestRunOutcome, TestRunner};

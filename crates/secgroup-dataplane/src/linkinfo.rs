@@ -141,7 +141,7 @@ pub fn list_links() -> io::Result<Vec<Link>> {
                     ));
                 }
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                    if let Some(link) = describe(&link) {
+                    if let Some(link) = describe_link(&link) {
                         links.push(link);
                     }
                 }
@@ -152,7 +152,9 @@ pub fn list_links() -> io::Result<Vec<Link>> {
     }
 }
 
-fn describe(link: &LinkMessage) -> Option<Link> {
+/// A link message (a dump's entry or a notification) as a [`Link`]; `None`
+/// without a name.
+pub fn describe_link(link: &LinkMessage) -> Option<Link> {
     let name = link.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfName(name) => Some(name.clone()),
         _ => None,

@@ -1,7 +1,7 @@
 //! Typed, owned handles on every map of the object, taken once at load.
 
 use aya::Ebpf;
-use aya::maps::{Array, ArrayOfMaps, HashMap, LpmTrie, Map, MapData, PerCpuHashMap};
+use aya::maps::{Array, ArrayOfMaps, HashMap, LpmTrie, Map, MapData, PerCpuArray, PerCpuHashMap};
 
 use crate::abi::*;
 use crate::error::{DataplaneError, map_err};
@@ -17,9 +17,11 @@ pub(crate) mod names {
     pub const PSEC_V6: &str = "sg_psec_v6";
     pub const PSEC_MACS: &str = "sg_psec_macs";
     pub const CT: &str = "sg_ct";
+    pub const CT4: &str = "sg_ct4";
     pub const FRAGS: &str = "sg_frags";
     pub const RULE_HITS: &str = "sg_rule_hits";
     pub const IF_STATS: &str = "sg_if_stats";
+    pub const SLOT_STATS: &str = "sg_slot_stats";
     pub const EVENTS: &str = "sg_events";
     pub const LOG_STATE: &str = "sg_log_state";
     pub const CONFIG: &str = "sg_config";
@@ -42,9 +44,11 @@ pub(crate) const PINNED: &[&str] = &[
     names::PSEC_V6,
     names::PSEC_MACS,
     names::CT,
+    names::CT4,
     names::FRAGS,
     names::RULE_HITS,
     names::IF_STATS,
+    names::SLOT_STATS,
     names::EVENTS,
     names::LOG_STATE,
     names::CONFIG,
@@ -61,10 +65,14 @@ pub(crate) struct Maps {
     pub psec_v4: LpmTrie<MapData, PsecV4KeyData, u32>,
     pub psec_v6: LpmTrie<MapData, PsecV6KeyData, u32>,
     pub psec_macs: HashMap<MapData, PsecMacKey, u32>,
+    /// IPv6 flows.
     pub ct: HashMap<MapData, CtKey, CtEntry>,
+    /// IPv4 flows.
+    pub ct4: HashMap<MapData, Ct4Key, CtEntry>,
     pub frags: HashMap<MapData, FragKey, FragEntry>,
     pub rule_hits: PerCpuHashMap<MapData, RuleCounterKey, RuleCounter>,
     pub if_stats: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats>,
+    pub slot_stats: PerCpuArray<MapData, IfaceStats>,
     pub log_state: HashMap<MapData, u32, LogBucket>,
     pub config: Array<MapData, Config>,
     pub meta: Array<MapData, Meta>,
@@ -96,9 +104,11 @@ impl Maps {
             psec_v6: typed!(ebpf, PSEC_V6),
             psec_macs: typed!(ebpf, PSEC_MACS),
             ct: typed!(ebpf, CT),
+            ct4: typed!(ebpf, CT4),
             frags: typed!(ebpf, FRAGS),
             rule_hits: typed!(ebpf, RULE_HITS),
             if_stats: typed!(ebpf, IF_STATS),
+            slot_stats: typed!(ebpf, SLOT_STATS),
             log_state: typed!(ebpf, LOG_STATE),
             config: typed!(ebpf, CONFIG),
             meta: typed!(ebpf, META),

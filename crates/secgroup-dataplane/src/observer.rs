@@ -13,7 +13,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use secgroup_model::Direction;
 
 use crate::abi::*;
@@ -25,10 +25,15 @@ use crate::testrun::TestRunner;
 pub struct Observer {
     rule_hits: OwnedFd,
     if_stats: OwnedFd,
+    /// IPv6 flows (`sg_ct`); IPv4 flows are in `ct4` (`sg_ct4`).
     ct: OwnedFd,
+    ct4: OwnedFd,
     config: OwnedFd,
     events: OwnedFd,
     log_state: OwnedFd,
+    /// `sg_ifaces`, read only for an interface's counter slot.
+    ifaces: OwnedFd,
+    slot_stats: OwnedFd,
     runner: TestRunner,
 }
 
@@ -81,6 +86,7 @@ pub(crate) fn dup_fd(map: &Map, name: &'static str) -> Result<OwnedFd, Dataplane
         | Map::LruHashMap(d)
         | Map::PerCpuHashMap(d)
         | Map::Array(d)
+        | Map::PerCpuArray(d)
         | Map::RingBuf(d) => d,
         _ => return Err(DataplaneError::MissingMap { name }),
     };
@@ -104,16 +110,29 @@ where
 
 impl Observer {
     pub(crate) fn new(
-        [rule_hits, if_stats, ct, config, events, log_state]: [OwnedFd; 6],
-        runner: TestRunner,
-    ) -> Observer {
-        Observer {
+        [
             rule_hits,
             if_stats,
             ct,
             config,
             events,
             log_state,
+            ifaces,
+            slot_stats,
+            ct4,
+        ]: [OwnedFd; 9],
+        runner: TestRunner,
+    ) -> Observer {
+        Observer {
+            rule_hits,
+            if_stats,
+            ct,
+            ct4,
+            config,
+            events,
+            log_state,
+            ifaces,
+            slot_stats,
             runner,
         }
     }
@@ -152,9 +171,12 @@ impl Observer {
             rule_hits: dup(&self.rule_hits, names::RULE_HITS)?,
             if_stats: dup(&self.if_stats, names::IF_STATS)?,
             ct: dup(&self.ct, names::CT)?,
+            ct4: dup(&self.ct4, names::CT4)?,
             config: dup(&self.config, names::CONFIG)?,
             events: dup(&self.events, names::EVENTS)?,
             log_state: dup(&self.log_state, names::LOG_STATE)?,
+            ifaces: dup(&self.ifaces, names::IFACES)?,
+            slot_stats: dup(&self.slot_stats, names::SLOT_STATS)?,
             runner: self.runner.clone(),
         })
     }
@@ -201,90 +223,115 @@ impl Observer {
     }
 
     /// Per-reason packet and byte counts of one interface and direction,
-    /// summed over CPUs.
+    /// summed over CPUs: its counter slot's while it has an `sg_ifaces`
+    /// entry, plus what counted under its ifindex (packets without an
+    /// entry, and the totals of slots it held before).
     pub fn interface_stats(
         &self,
         ifindex: u32,
         direction: Direction,
     ) -> Result<IfaceStats, DataplaneError> {
-        let map: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats> =
-            open(&self.if_stats, names::IF_STATS)?;
-        let dir = match direction {
+        let dir = u32::from(match direction {
             Direction::Ingress => DIR_INGRESS,
             Direction::Egress => DIR_EGRESS,
-        };
-        let key = IfaceStatsKey {
-            ifindex,
-            dir: u32::from(dir),
-        };
-        let mut total = IfaceStats::default();
-        match map.get(&key, 0) {
-            Ok(per_cpu) => {
-                for s in per_cpu.iter() {
-                    for r in 0..Reason::COUNT {
-                        total.packets[r] += s.packets[r];
-                        total.bytes[r] += s.bytes[r];
-                    }
-                }
-            }
-            Err(aya::maps::MapError::KeyNotFound) => {}
+        });
+        let by_ifindex: PerCpuHashMap<MapData, IfaceStatsKey, IfaceStats> =
+            open(&self.if_stats, names::IF_STATS)?;
+        let unbound = match by_ifindex.get(&IfaceStatsKey { ifindex, dir }, 0) {
+            Ok(per_cpu) => Some(per_cpu),
+            Err(aya::maps::MapError::KeyNotFound) => None,
             Err(e) => return Err(map_err(names::IF_STATS)(e)),
-        }
-        Ok(total)
+        };
+        let ifaces: HashMap<MapData, u32, Iface> = open(&self.ifaces, names::IFACES)?;
+        let slot = match ifaces.get(&ifindex, 0) {
+            Ok(iface) => Some(iface.slot).filter(|s| *s < MAX_IFACE_SLOTS),
+            Err(aya::maps::MapError::KeyNotFound) => None,
+            Err(e) => return Err(map_err(names::IFACES)(e)),
+        };
+        let bound = match slot {
+            Some(slot) => {
+                let slots: PerCpuArray<MapData, IfaceStats> =
+                    open(&self.slot_stats, names::SLOT_STATS)?;
+                Some(
+                    slots
+                        .get(&(slot * DIR_MAX as u32 + dir), 0)
+                        .map_err(map_err(names::SLOT_STATS))?,
+                )
+            }
+            None => None,
+        };
+        Ok(crate::slots::sum(
+            unbound
+                .iter()
+                .chain(bound.iter())
+                .flat_map(|per_cpu| per_cpu.iter()),
+        ))
     }
 
-    /// Every live conntrack entry (expired ones are left out).
+    /// Every live conntrack entry (expired ones are left out), IPv4 and
+    /// IPv6.
     pub fn conntrack(&self) -> Result<Vec<(CtKey, CtEntry)>, DataplaneError> {
         let now = self.now_ns()?;
-        let map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
-        let mut entries = Vec::new();
+        let v6: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
+        let v4: HashMap<MapData, Ct4Key, CtEntry> = open(&self.ct4, names::CT4)?;
         // An entry evicted between the key walk and its lookup is skipped.
-        for (key, value) in map.iter().filter_map(Result::ok) {
-            if value.expires_ns > now {
-                entries.push((key, value));
-            }
-        }
-        Ok(entries)
+        let v4 = v4.iter().filter_map(Result::ok).map(|(k, e)| (k.into(), e));
+        Ok(v6
+            .iter()
+            .filter_map(Result::ok)
+            .chain(v4)
+            .filter(|(_, e)| e.expires_ns > now)
+            .collect())
     }
 
-    /// How many entries `sg_ct` holds and can hold. Walks the keys only
-    /// (no values): cheaper than [`Observer::conntrack`].
+    /// How many entries `sg_ct` and `sg_ct4` hold and can hold. Walks the
+    /// keys only (no values): cheaper than [`Observer::conntrack`].
     pub fn conntrack_usage(&self) -> Result<ConntrackUsage, DataplaneError> {
-        let fd = self.ct.try_clone().map_err(dup_err(names::CT))?;
-        let data = MapData::from_fd(fd).map_err(map_err(names::CT))?;
-        let capacity = data.info().map_err(map_err(names::CT))?.max_entries();
-        let map: HashMap<MapData, CtKey, CtEntry> = Map::from_map_data(data)
-            .map_err(map_err(names::CT))?
-            .try_into()
-            .map_err(map_err(names::CT))?;
-        // A key evicted during the walk is skipped.
-        let entries = map.keys().filter(Result::is_ok).count() as u64;
-        Ok(ConntrackUsage { entries, capacity })
+        let (v6_entries, v6_capacity) = usage::<CtKey>(&self.ct, names::CT)?;
+        let (v4_entries, v4_capacity) = usage::<Ct4Key>(&self.ct4, names::CT4)?;
+        Ok(ConntrackUsage {
+            entries: v6_entries + v4_entries,
+            capacity: v6_capacity + v4_capacity,
+        })
     }
 
     /// The conntrack entry of one flow, expired or not.
     pub fn conntrack_entry(&self, key: &CtKey) -> Result<Option<CtEntry>, DataplaneError> {
-        let map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
-        match map.get(key, 0) {
+        let got = match key.to_v4() {
+            Some(k4) => open::<HashMap<MapData, Ct4Key, CtEntry>>(&self.ct4, names::CT4)?
+                .get(&k4, 0)
+                .map_err(|e| (e, names::CT4)),
+            None => open::<HashMap<MapData, CtKey, CtEntry>>(&self.ct, names::CT)?
+                .get(key, 0)
+                .map_err(|e| (e, names::CT)),
+        };
+        match got {
             Ok(entry) => Ok(Some(entry)),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(map_err(names::CT)(e)),
+            Err((aya::maps::MapError::KeyNotFound, _)) => Ok(None),
+            Err((e, name)) => Err(map_err(name)(e)),
         }
     }
 
     /// Deletes one flow's entry (the one a trace made); `false` when there
     /// was none.
     pub fn remove_conntrack(&self, key: &CtKey) -> Result<bool, DataplaneError> {
-        let mut map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
-        match map.remove(key) {
+        let removed = match key.to_v4() {
+            Some(k4) => open::<HashMap<MapData, Ct4Key, CtEntry>>(&self.ct4, names::CT4)?
+                .remove(&k4)
+                .map_err(|e| (e, names::CT4)),
+            None => open::<HashMap<MapData, CtKey, CtEntry>>(&self.ct, names::CT)?
+                .remove(key)
+                .map_err(|e| (e, names::CT)),
+        };
+        match removed {
             Ok(()) => Ok(true),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
-            Err(aya::maps::MapError::SyscallError(e))
+            Err((aya::maps::MapError::KeyNotFound, _)) => Ok(false),
+            Err((aya::maps::MapError::SyscallError(e), _))
                 if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
             {
                 Ok(false)
             }
-            Err(e) => Err(map_err(names::CT)(e)),
+            Err((e, name)) => Err(map_err(name)(e)),
         }
     }
 }
@@ -298,9 +345,28 @@ impl Observer {
     /// revocation it made then happens at the flow's next packet or the
     /// entry's timeout): a window of one map lookup and one update.
     pub fn restore_conntrack(&self, key: &CtKey, entry: &CtEntry) -> Result<(), DataplaneError> {
-        let mut map: HashMap<MapData, CtKey, CtEntry> = open(&self.ct, names::CT)?;
-        map.insert(key, entry, 0).map_err(map_err(names::CT))
+        match key.to_v4() {
+            Some(k4) => open::<HashMap<MapData, Ct4Key, CtEntry>>(&self.ct4, names::CT4)?
+                .insert(k4, entry, 0)
+                .map_err(map_err(names::CT4)),
+            None => open::<HashMap<MapData, CtKey, CtEntry>>(&self.ct, names::CT)?
+                .insert(key, entry, 0)
+                .map_err(map_err(names::CT)),
+        }
     }
+}
+
+/// Entries (keys walked) and capacity of one conntrack map.
+fn usage<K: aya::Pod>(fd: &OwnedFd, name: &'static str) -> Result<(u64, u32), DataplaneError> {
+    let fd = fd.try_clone().map_err(dup_err(name))?;
+    let data = MapData::from_fd(fd).map_err(map_err(name))?;
+    let capacity = data.info().map_err(map_err(name))?.max_entries();
+    let map: HashMap<MapData, K, CtEntry> = Map::from_map_data(data)
+        .map_err(map_err(name))?
+        .try_into()
+        .map_err(map_err(name))?;
+    // A key evicted during the walk is skipped.
+    Ok((map.keys().filter(Result::is_ok).count() as u64, capacity))
 }
 
 /// CLOCK_BOOTTIME in nanoseconds.

@@ -62,17 +62,38 @@ impl PsecStore {
     }
 }
 
-/// The `sg_ifaces` flags and MAC of an interface enforcing `spec` (which
-/// is enabled); the set id goes with them.
-pub(crate) fn iface_fields(spec: &PortSecurity) -> (u32, [u8; 6]) {
-    let mut flags = IFACE_F_PORT_SECURITY;
+/// Sets the `sg_ifaces` flags, MAC and own addresses of an interface
+/// enforcing `spec` (which is enabled); the set id goes with them.
+///
+/// The own addresses are a fast path, not a second spec: the first single
+/// address (/32, /128) the set allows from the instance's MAC (from any
+/// MAC, for an instance without one), which the program compares instead
+/// of looking it up. A frame from that MAC and address is exactly one the
+/// lookup would allow.
+pub(crate) fn set_iface_fields(iface: &mut Iface, spec: &PortSecurity) {
+    iface.flags |= IFACE_F_PORT_SECURITY;
     if spec.mac.is_some() {
-        flags |= IFACE_F_HAS_MAC;
+        iface.flags |= IFACE_F_HAS_MAC;
     }
     if spec.allowed.iter().any(|source| source.mac.is_none()) {
-        flags |= IFACE_F_PSEC_ANY_MAC;
+        iface.flags |= IFACE_F_PSEC_ANY_MAC;
     }
-    (flags, spec.mac.unwrap_or_default())
+    iface.mac = spec.mac.unwrap_or_default();
+    let own =
+        |source: &&secgroup_policy::AllowedSource| source.mac.is_none() || source.mac == spec.mac;
+    for source in spec.allowed.iter().filter(own) {
+        match source.net {
+            IpNet::V4(net) if net.prefix_len() == 32 && iface.flags & IFACE_F_OWN_V4 == 0 => {
+                iface.flags |= IFACE_F_OWN_V4;
+                iface.own_v4 = net.addr().octets();
+            }
+            IpNet::V6(net) if net.prefix_len() == 128 && iface.flags & IFACE_F_OWN_V6 == 0 => {
+                iface.flags |= IFACE_F_OWN_V6;
+                iface.own_v6 = net.addr().octets();
+            }
+            _ => {}
+        }
+    }
 }
 
 /// One LPM key per allowed source: the MAC is part of the key (abi.h
@@ -266,12 +287,49 @@ mod tests {
         );
         let macs: Vec<[u8; 6]> = mac_keys(7, &spec).iter().map(|k| k.mac).collect();
         assert_eq!(macs, [VRRP], "only MACs besides the instance's");
+        let mut iface = Iface::default();
+        set_iface_fields(&mut iface, &spec);
         assert_eq!(
-            iface_fields(&spec),
+            (iface.flags, iface.mac, iface.own_v4),
             (
-                IFACE_F_PORT_SECURITY | IFACE_F_HAS_MAC | IFACE_F_PSEC_ANY_MAC,
-                MAC
+                IFACE_F_PORT_SECURITY | IFACE_F_HAS_MAC | IFACE_F_PSEC_ANY_MAC | IFACE_F_OWN_V4,
+                MAC,
+                [198, 51, 100, 5]
             )
         );
+    }
+
+    #[test]
+    fn own_addresses_are_single_addresses_allowed_from_the_own_mac() {
+        // A pair's /32 with its own MAC is no own address; the any-MAC /128
+        // is one even for an instance with a MAC (allowed from it too).
+        let spec = PortSecurity {
+            enabled: true,
+            mac: Some(MAC),
+            allowed: vec![
+                source("198.51.100.64/28", Some(MAC)),
+                source("198.51.100.70/32", Some(VRRP)),
+                source("2001:db8:1::5/128", None),
+                source("198.51.100.9/32", Some(MAC)),
+            ],
+        };
+        let mut iface = Iface::default();
+        set_iface_fields(&mut iface, &spec);
+        assert_eq!(
+            iface.flags & (IFACE_F_OWN_V4 | IFACE_F_OWN_V6),
+            IFACE_F_OWN_V4 | IFACE_F_OWN_V6
+        );
+        assert_eq!(iface.own_v4, [198, 51, 100, 9]);
+        assert_eq!(iface.own_v6[..2], [0x20, 0x01]);
+        assert_eq!(iface.own_v6[15], 5);
+        // Without a MAC only sources from any MAC qualify.
+        let spec = PortSecurity {
+            enabled: true,
+            mac: None,
+            allowed: vec![source("198.51.100.70/32", Some(VRRP))],
+        };
+        let mut iface = Iface::default();
+        set_iface_fields(&mut iface, &spec);
+        assert_eq!(iface.flags & (IFACE_F_OWN_V4 | IFACE_F_OWN_V6), 0);
     }
 }

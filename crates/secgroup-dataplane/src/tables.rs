@@ -248,9 +248,16 @@ pub(crate) fn ids_in_kernel(maps: &Maps) -> Result<KernelIds, DataplaneError> {
     let mut conntrack_entries = 0;
     // An entry that vanishes (LRU, expiry) between the key walk and the
     // lookup is simply skipped.
-    for entry in maps.ct.iter().filter_map(Result::ok) {
+    let v4 = maps.ct4.iter().filter_map(Result::ok).map(|(_, e)| e);
+    for entry in maps
+        .ct
+        .iter()
+        .filter_map(Result::ok)
+        .map(|(_, e)| e)
+        .chain(v4)
+    {
         conntrack_entries += 1;
-        conntrack_max = conntrack_max.max(Some(entry.1.table));
+        conntrack_max = conntrack_max.max(Some(entry.table));
     }
     Ok(KernelIds {
         tables: ids,

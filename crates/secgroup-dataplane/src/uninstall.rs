@@ -8,8 +8,9 @@ use crate::error::DataplaneError;
 use crate::pins::PinLock;
 
 /// Detaches everything secgroup pinned under `pin_dir` and removes the
-/// pins: links first (each unpin detaches its hooks), then the maps (freed
-/// once no program holds them). For `secgroupd --uninstall` and test
+/// pins: links first (each detached before it is unpinned, so no hook is
+/// left when this returns), then the maps (freed once no program holds
+/// them). For `secgroupd --uninstall` and test
 /// cleanup. Missing pins are fine.
 ///
 /// Refused while another process owns the directory (holds its lock):
@@ -23,7 +24,17 @@ pub fn uninstall(pin_dir: &Path) -> Result<(), DataplaneError> {
     let links = pin_dir.join("links");
     if let Ok(entries) = std::fs::read_dir(&links) {
         for entry in entries.flatten() {
-            std::fs::remove_file(entry.path()).map_err(io_err("removing", &entry.path()))?;
+            // Detached, not only unpinned: an unpinned link detaches once
+            // the kernel frees its inode, after a grace period, and a new
+            // daemon attaching right after would find the old XDP program
+            // still there (EEXIST).
+            let path = entry.path();
+            crate::dataplane::remove_pins(&[&path]);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("removing", &path)(e)),
+            }
         }
     }
     match std::fs::remove_dir(&links) {

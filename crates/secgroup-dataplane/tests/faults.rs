@@ -243,7 +243,10 @@ fn pins_without_a_layout_stamp_or_of_another_layout_are_refused() {
     match Dataplane::load(&pins.options()) {
         Err(e @ DataplaneError::IncompatiblePins { .. }) => {
             let message = e.to_string();
-            assert!(message.contains("layout version 3"), "{message}");
+            assert!(
+                message.contains(&format!("layout version {}", ABI_VERSION + 1)),
+                "{message}"
+            );
             assert!(
                 message.contains("--uninstall"),
                 "says what to do: {message}"

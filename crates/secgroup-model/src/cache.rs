@@ -1,35 +1,63 @@
-//! Decoded files kept from one load to the next, so that a reload
-//! decodes (parses the JSON and reads the raw objects) only the files
-//! whose bytes changed. The daemon reloads a directory of a thousand
-//! files when one of them changes; decoding was a large part of it.
+//! Files decoded and checked, kept from one load to the next, so that a
+//! reload decodes (parses the JSON, reads the raw objects) and checks by
+//! itself only each file whose bytes changed. The daemon reloads a
+//! directory of a thousand files when one of them changes; decoding and
+//! checking every file was most of it.
 //!
 //! Keyed by file name and checked against the exact bytes: a file is
-//! reused only if it is byte for byte what was decoded, so a load through
-//! the cache is exactly a load without one. Validation across files
-//! still runs on every load (see [`load_with_cache`](crate::load_with_cache)):
-//! a reload is applied only if the whole directory is valid.
+//! reused only if it is byte for byte what was decoded, and a file's own
+//! check depends on nothing else (see `validate`), so a load through the
+//! cache is exactly a load without one. The checks across files still run
+//! on every load (see [`load_with_cache`](crate::load_with_cache)): a
+//! reload is applied only if the whole set of files is valid.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Document, Limits, Shape};
 use crate::outline::{ObjectKind, Outline};
-use crate::raw::RawFile;
+use crate::validate::{FileCheck, check_file};
 
-struct Decoded {
+/// One file decoded and checked by itself.
+pub(crate) struct Checked {
+    /// Decoding problems (the file's own check has its own).
+    pub(crate) errors: Vec<Diagnostic>,
+    pub(crate) outline: Arc<Outline>,
+    /// Empty for a file that did not decode.
+    pub(crate) check: FileCheck,
+}
+
+impl Checked {
+    pub(crate) fn new(file: &Document<'_>, limits: &Limits) -> Checked {
+        let mut errors = Vec::new();
+        let raw = crate::source::decode(file, limits, &mut errors);
+        let outline = Arc::new(Outline::new(file.name, raw.as_ref(), errors.clone()));
+        let check = raw
+            .as_ref()
+            .map(|raw| check_file(raw, limits))
+            .unwrap_or_default();
+        Checked {
+            errors,
+            outline,
+            check,
+        }
+    }
+}
+
+struct Entry {
     bytes: Vec<u8>,
     /// A file, or the kind and id of one object.
     object: Option<(ObjectKind, String)>,
-    raw: Option<RawFile>,
-    errors: Vec<Diagnostic>,
-    outline: Outline,
+    checked: Checked,
 }
 
-/// The decoded form of the files of the last load(s).
+/// The decoded and checked form of the files of the last load(s).
 #[derive(Default)]
 pub struct DecodeCache {
-    /// The limits the entries were decoded under (they bound decoding).
+    /// The limits the entries were checked under (they bound decoding and
+    /// the checks).
     limits: Option<Limits>,
-    files: HashMap<String, Decoded>,
+    files: HashMap<String, Entry>,
     /// Files decoded (not reused) by the last refresh.
     decoded_last: usize,
 }
@@ -44,14 +72,14 @@ impl DecodeCache {
         self.files.is_empty()
     }
 
-    /// How many files the last load had to decode (the others were
-    /// reused).
+    /// How many files the last load had to decode and check (the others
+    /// were reused).
     pub fn decoded_last(&self) -> usize {
         self.decoded_last
     }
 
-    /// Makes the cache hold exactly `files`, decoding those that are new
-    /// or changed.
+    /// Makes the cache hold exactly `files`, decoding and checking those
+    /// that are new or changed.
     pub(crate) fn refresh(&mut self, files: &[Document<'_>], limits: &Limits) {
         if self.limits != Some(*limits) {
             self.files.clear();
@@ -65,34 +93,27 @@ impl DecodeCache {
                 Shape::File => None,
                 Shape::Object { kind, id } => Some((kind, id)),
             };
-            if self.files.get(file.name).is_some_and(|d| {
-                d.bytes == file.bytes && d.object.as_ref().map(|(k, i)| (*k, i.as_str())) == object
+            if self.files.get(file.name).is_some_and(|e| {
+                e.bytes == file.bytes && e.object.as_ref().map(|(k, i)| (*k, i.as_str())) == object
             }) {
                 continue;
             }
-            let mut errors = Vec::new();
-            let raw = crate::source::decode(file, limits, &mut errors);
-            let outline = Outline::new(file.name, raw.as_ref(), errors.clone());
+            let checked = Checked::new(file, limits);
             self.files.insert(
                 file.name.to_owned(),
-                Decoded {
+                Entry {
                     bytes: file.bytes.to_vec(),
                     object: object.map(|(k, i)| (k, i.to_owned())),
-                    raw,
-                    errors,
-                    outline,
+                    checked,
                 },
             );
             self.decoded_last += 1;
         }
     }
 
-    /// The decoded file named `name`: its raw objects (if it decoded), its
-    /// own errors and its outline. Only after [`refresh`](Self::refresh)
-    /// with it.
-    pub(crate) fn get(&self, name: &str) -> Option<(Option<&RawFile>, &[Diagnostic], &Outline)> {
-        self.files
-            .get(name)
-            .map(|d| (d.raw.as_ref(), d.errors.as_slice(), &d.outline))
+    /// The file named `name`, decoded and checked. Only after
+    /// [`refresh`](Self::refresh) with it.
+    pub(crate) fn get(&self, name: &str) -> Option<&Checked> {
+        self.files.get(name).map(|e| &e.checked)
     }
 }

@@ -21,6 +21,7 @@ mod validate;
 mod values;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 pub use cache::DecodeCache;
 pub use diagnostic::{Diagnostic, Diagnostics, Document, HostView, Limits, Shape, SourceFile};
@@ -67,10 +68,11 @@ pub fn load_with(
     load_with_cache(files, limits, known, &mut DecodeCache::default())
 }
 
-/// [`load_with`], decoding only the files `cache` does not hold with the
-/// same bytes, and leaving `cache` holding exactly `files` (see
-/// `cache.rs`). The result is the same as `load_with`'s: every file is
-/// validated against all others on every call.
+/// [`load_with`], decoding and checking by itself only each file that
+/// `cache` does not hold with the same bytes, and leaving `cache` holding
+/// exactly `files` (see `cache.rs`). The result is the same as
+/// `load_with`'s: the checks across files (duplicate ids, references,
+/// interfaces, addresses, quotas) run over every file on every call.
 pub fn load_with_cache(
     files: &[SourceFile<'_>],
     limits: &Limits,
@@ -84,7 +86,9 @@ pub fn load_with_cache(
 /// [`load_with_cache`] of documents that may also be single objects (a
 /// shared store's values, see [`Shape`]), for the host `view` says (what
 /// an instance's `"host"` means). Rule files and objects merge under the
-/// same rules: an id defined twice is an error wherever each is.
+/// same rules: an id defined twice is an error wherever each is. A
+/// document's own check does not depend on the view (the cache keeps it
+/// whatever the view); only the merge does.
 pub fn load_documents(
     files: &[Document<'_>],
     limits: &Limits,
@@ -94,54 +98,55 @@ pub fn load_documents(
 ) -> Result<Loaded, Diagnostics> {
     let known: HashSet<&str> = known.iter().copied().collect();
     cache.refresh(files, limits);
-    // The validator keeps the first definition it sees and reports later
+    // The merge keeps the first definition it sees and reports later
     // ones: known files first, then new ones, each in file-name order.
     let mut ordered: Vec<&Document<'_>> = files.iter().collect();
     ordered.sort_by_key(|f| (!known.contains(f.name), f.name));
-    let mut errors = Vec::new();
-    let mut outlines = Vec::with_capacity(files.len());
-    let mut validator = validate::Validator::new(limits, view);
-    // Counted once: a fleet's store has a document per object.
-    let mut names: HashMap<&str, usize> = HashMap::with_capacity(files.len());
-    for f in files {
-        *names.entry(f.name).or_default() += 1;
+    // Two files of one name: the cache holds the last; check the others
+    // here.
+    let mut uses: HashMap<&str, usize> = HashMap::with_capacity(files.len());
+    for file in files {
+        *uses.entry(file.name).or_default() += 1;
     }
-    for file in ordered {
-        // Two files of one name: the cache holds the last; decode the
-        // others here.
-        let cached = cache
-            .get(file.name)
-            .filter(|_| names.get(file.name) == Some(&1));
-        let decoded_here;
-        let (raw, file_errors, outline) = match cached {
-            Some((raw, file_errors, outline)) => (raw, file_errors.to_vec(), outline.clone()),
-            None => {
-                let mut file_errors = Vec::new();
-                decoded_here = source::decode(file, limits, &mut file_errors);
-                let raw = decoded_here.as_ref();
-                let outline = outline::Outline::new(file.name, raw, file_errors.clone());
-                (raw, file_errors, outline)
-            }
+    let shared_name = |name: &str| uses.get(name).is_some_and(|n| *n > 1);
+    let extra: Vec<cache::Checked> = ordered
+        .iter()
+        .filter(|f| shared_name(f.name))
+        .map(|f| cache::Checked::new(f, limits))
+        .collect();
+    let mut checked: Vec<&cache::Checked> = Vec::with_capacity(files.len());
+    let mut extra_left = extra.iter();
+    for file in &ordered {
+        let entry = if shared_name(file.name) {
+            extra_left.next()
+        } else {
+            cache.get(file.name)
         };
-        if let Some(raw) = raw {
-            validator.file(raw);
+        // `refresh` was given every file: only a name shared by several
+        // could miss, and those were checked above.
+        if let Some(entry) = entry {
+            checked.push(entry);
         }
-        errors.extend_from_slice(&file_errors);
-        outlines.push(outline);
     }
-    let (rules, more, mut warnings) = validator.finish();
-    errors.extend(more);
-    if errors.is_empty() {
-        warnings.sort();
-        warnings.dedup();
-        Ok(Loaded {
-            rules,
-            index: Index::new(outlines),
-            warnings,
-        })
-    } else {
-        errors.sort();
-        errors.dedup();
-        Err(Diagnostics(errors))
+    let checks: Vec<&validate::FileCheck> = checked.iter().map(|c| &c.check).collect();
+    let (rules, mut errors, mut warnings) = validate::merge(&checks, limits, view);
+    for entry in &checked {
+        errors.extend_from_slice(&entry.errors);
+    }
+    match rules {
+        Some(rules) if errors.is_empty() => {
+            warnings.sort();
+            warnings.dedup();
+            Ok(Loaded {
+                rules,
+                index: Index::of_shared(checked.iter().map(|c| Arc::clone(&c.outline)).collect()),
+                warnings,
+            })
+        }
+        _ => {
+            errors.sort();
+            errors.dedup();
+            Err(Diagnostics(errors))
+        }
     }
 }

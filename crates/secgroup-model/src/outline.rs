@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Limits, SourceFile};
 use crate::model::{
@@ -312,48 +313,54 @@ pub fn outline(file: &SourceFile<'_>, limits: &Limits) -> Outline {
 }
 
 /// What a set of rule files defines, file by file, in file-name order.
+/// Outlines are shared (a reload keeps those of unchanged files), and
+/// where each id is defined is looked up by id: the lint asks it for
+/// every rule of every list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Index {
-    files: Vec<Outline>,
-    /// (kind, id) → (file, definition) of its first definition by file
-    /// name: a fleet's store is a document per object, and the lint asks
-    /// for every one of them.
-    first: HashMap<(ObjectKind, String), (usize, usize)>,
+    files: Vec<Arc<Outline>>,
+    /// (kind, id) → (file, definition) of the first file by name that
+    /// defines it.
+    defined: HashMap<ObjectKind, HashMap<String, (usize, usize)>>,
 }
 
 impl Index {
-    pub fn new(mut files: Vec<Outline>) -> Index {
+    pub fn new(files: Vec<Outline>) -> Index {
+        Index::of_shared(files.into_iter().map(Arc::new).collect())
+    }
+
+    /// [`new`](Self::new) from outlines another index may hold too.
+    pub fn of_shared(mut files: Vec<Arc<Outline>>) -> Index {
         files.sort_by(|a, b| a.file.cmp(&b.file));
-        let mut first = HashMap::new();
+        let mut defined: HashMap<ObjectKind, HashMap<String, (usize, usize)>> = HashMap::new();
         for (f, outline) in files.iter().enumerate() {
             for (d, definition) in outline.definitions.iter().enumerate() {
-                first
-                    .entry((definition.kind, definition.id.clone()))
+                defined
+                    .entry(definition.kind)
+                    .or_default()
+                    .entry(definition.id.clone())
                     .or_insert((f, d));
             }
         }
-        Index { files, first }
+        Index { files, defined }
     }
 
     /// The outline of every file, in file-name order.
-    pub fn files(&self) -> &[Outline] {
+    pub fn files(&self) -> &[Arc<Outline>] {
         &self.files
     }
 
     /// The outline of the file the loader named `name`.
     pub fn file(&self, name: &str) -> Option<&Outline> {
-        let at = self
-            .files
-            .binary_search_by(|o| o.file.as_str().cmp(name))
-            .ok()?;
-        self.files.get(at)
+        self.files.iter().find(|o| o.file == name).map(Arc::as_ref)
     }
 
     /// The file that defines `id` of `kind`, and where (the first file by
-    /// name when several do, which only an invalid set allows).
+    /// name when several do, which only an invalid set allows; the first
+    /// definition in it when it defines the id twice).
     pub fn defining(&self, kind: ObjectKind, id: &str) -> Option<(&Outline, &Definition)> {
-        let &(f, d) = self.first.get(&(kind, id.to_owned()))?;
-        let outline = self.files.get(f)?;
-        Some((outline, outline.definitions.get(d)?))
+        let (f, d) = *self.defined.get(&kind)?.get(id)?;
+        let outline = &self.files[f];
+        Some((outline, &outline.definitions[d]))
     }
 }

@@ -6,8 +6,9 @@
 //! compiled once and then copied into the list of every instance bound to
 //! it. That keeps compilation linear in the size of its output.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use secgroup_model::{
@@ -15,7 +16,9 @@ use secgroup_model::{
     SecurityGroup, Service, ServiceSetGroupId, ServiceSetId, SgId, Traffic,
 };
 
-use crate::compiled::{EffectiveRule, GroupPolicy, InstancePolicy, Policy, RuleList, RuleOrigin};
+use crate::compiled::{
+    EffectiveRule, GroupPolicy, InstancePolicy, Policy, RuleList, RuleOrigin, Shared,
+};
 use crate::key::RuleKey;
 use crate::port_security::PortSecurity;
 use crate::prefix::{normalise, split_range};
@@ -40,7 +43,7 @@ pub fn compile_bound(rules: &RuleSet) -> Policy {
 
 fn compile_where(rules: &RuleSet, listed: impl Fn(&Instance) -> bool) -> Policy {
     let resolver = Resolver::new(rules);
-    let security_groups: BTreeMap<SgId, GroupPolicy> = rules
+    let security_groups: Shared<SgId, GroupPolicy> = rules
         .security_groups
         .values()
         .map(|sg| (sg.id.clone(), resolver.group(sg)))
@@ -60,7 +63,119 @@ fn compile_where(rules: &RuleSet, listed: impl Fn(&Instance) -> bool) -> Policy 
     }
 }
 
-fn instance_policy(instance: &Instance, groups: &BTreeMap<SgId, GroupPolicy>) -> InstancePolicy {
+/// [`compile`] of `rules`, given `policy`, the compiled form of `previous`:
+/// exactly what `compile(rules)` gives, but only the groups and instances
+/// whose result can differ are compiled again; the others are shared with
+/// `policy`. A group is compiled again when its definition changed or a
+/// rule of it names a security group whose members, or an address or
+/// service set (group) whose contents, differ; an instance when its
+/// definition changed or one of its groups was compiled again (or came or
+/// went). One VM's file changed in a thousand: one group and one instance.
+pub fn recompile(previous: &RuleSet, policy: &Policy, rules: &RuleSet) -> Policy {
+    recompile_where(previous, policy, rules, |_| true)
+}
+
+/// [`recompile`] for [`compile_bound`]: `policy` is `compile_bound`'s
+/// (or this function's) result for `previous`.
+pub fn recompile_bound(previous: &RuleSet, policy: &Policy, rules: &RuleSet) -> Policy {
+    recompile_where(previous, policy, rules, |i| i.interface.is_some())
+}
+
+fn recompile_where(
+    previous: &RuleSet,
+    policy: &Policy,
+    rules: &RuleSet,
+    listed: impl Fn(&Instance) -> bool,
+) -> Policy {
+    let before = Resolver::new(previous);
+    let resolver = Resolver::new(rules);
+    let changed = resolver.changed_since(&before);
+    let security_groups = Shared::from_shared(rules.security_groups.values().map(|sg| {
+        let kept = policy
+            .security_groups
+            .get_shared(&sg.id)
+            .filter(|_| previous.security_groups.get(&sg.id) == Some(sg))
+            .filter(|_| !changed.touch(sg));
+        let group = match kept {
+            Some(group) => Arc::clone(group),
+            None => Arc::new(resolver.group(sg)),
+        };
+        (sg.id.clone(), group)
+    }));
+    let same_group = |id: &SgId| match (
+        security_groups.get_shared(id),
+        policy.security_groups.get_shared(id),
+    ) {
+        (Some(new), Some(old)) => Arc::ptr_eq(new, old),
+        (None, None) => true,
+        _ => false,
+    };
+    let listed = rules.instances.values().filter(|instance| listed(instance));
+    let instances = Shared::from_shared(listed.map(|instance| {
+        let kept = policy
+            .instances
+            .get_shared(&instance.id)
+            .filter(|_| previous.instances.get(&instance.id) == Some(instance))
+            .filter(|_| instance.security_groups.iter().all(same_group));
+        let compiled = match kept {
+            Some(compiled) => Arc::clone(compiled),
+            None => Arc::new(instance_policy(instance, &security_groups)),
+        };
+        (instance.id.clone(), compiled)
+    }));
+    Policy {
+        instances,
+        security_groups,
+    }
+}
+
+/// What a rule may name whose resolution differs between two rule sets.
+struct Changed {
+    members: HashSet<SgId>,
+    address_sets: HashSet<AddressSetId>,
+    address_set_groups: HashSet<AddressSetGroupId>,
+    service_sets: HashSet<ServiceSetId>,
+    service_set_groups: HashSet<ServiceSetGroupId>,
+}
+
+impl Changed {
+    /// Whether a rule of `sg` names something that changed.
+    fn touch(&self, sg: &SecurityGroup) -> bool {
+        Direction::ALL.into_iter().any(|direction| {
+            sg.rules(direction).iter().any(|rule| {
+                let remote = match &rule.remote {
+                    Remote::SecurityGroup(id) => self.members.contains(id),
+                    Remote::AddressSet(id) => self.address_sets.contains(id),
+                    Remote::AddressSetGroup(id) => self.address_set_groups.contains(id),
+                    Remote::Block(_) | Remote::Anywhere => false,
+                };
+                let traffic = match &rule.traffic {
+                    Traffic::ServiceSet(id) => self.service_sets.contains(id),
+                    Traffic::ServiceSetGroup(id) => self.service_set_groups.contains(id),
+                    Traffic::Service(_) => false,
+                };
+                remote || traffic
+            })
+        })
+    }
+}
+
+/// The keys whose values differ between two maps, those present in only
+/// one included (a reference to an id that went resolves to nothing now).
+fn differing<K: Eq + std::hash::Hash + Clone, V: PartialEq>(
+    new: &HashMap<&K, V>,
+    old: &HashMap<&K, V>,
+) -> HashSet<K> {
+    let changed = |(k, v): (&&K, &V), other: &HashMap<&K, V>| {
+        (other.get(*k) != Some(v)).then(|| (*k).clone())
+    };
+    new.iter()
+        .filter_map(|entry| changed(entry, old))
+        .chain(old.iter().filter_map(|entry| changed(entry, new)))
+        .collect()
+}
+
+fn instance_policy(instance: &Instance, groups: &Shared<SgId, GroupPolicy>) -> InstancePolicy {
     let concatenate = |direction: Direction| {
         let bound: Vec<&RuleList> = instance
             .security_groups
@@ -165,6 +280,17 @@ impl<'a> Resolver<'a> {
             address_set_groups,
             service_sets,
             service_set_groups,
+        }
+    }
+
+    /// What resolves differently here than in `before`.
+    fn changed_since(&self, before: &Resolver<'_>) -> Changed {
+        Changed {
+            members: differing(&self.members, &before.members),
+            address_sets: differing(&self.address_sets, &before.address_sets),
+            address_set_groups: differing(&self.address_set_groups, &before.address_set_groups),
+            service_sets: differing(&self.service_sets, &before.service_sets),
+            service_set_groups: differing(&self.service_set_groups, &before.service_set_groups),
         }
     }
 
@@ -535,6 +661,62 @@ mod tests {
             .map(|r| r.action)
             .collect();
         assert_eq!(actions, vec![Action::Drop, Action::Accept]);
+    }
+
+    #[test]
+    fn recompile_shares_what_cannot_have_changed() {
+        let before = rule_set(
+            vec![
+                group("sg-a", vec![accept(tcp("22"), anywhere())], vec![]),
+                group("sg-b", vec![accept(tcp("80"), anywhere())], vec![]),
+                group("sg-c", vec![accept(all(), sg_ref("sg-b"))], vec![]),
+            ],
+            vec![
+                instance("ins-a", Some("tap0"), &["198.51.100.10"], &["sg-a"]),
+                instance("ins-b", Some("tap1"), &["198.51.100.11"], &["sg-b"]),
+                instance("ins-c", Some("tap2"), &["198.51.100.12"], &["sg-c"]),
+            ],
+        );
+        let policy = compile(&before);
+        // sg-a's rule changes; ins-b moves, so sg-b's members (which
+        // sg-c names) change.
+        let mut after = before.clone();
+        if let Some(g) = after.security_groups.get_mut(&sg_id("sg-a")) {
+            g.ingress = vec![drop(tcp("22"), anywhere())];
+        }
+        if let Some(i) = after.instances.get_mut(&instance_id("ins-b")) {
+            i.ips = vec!["198.51.100.99".parse().unwrap_or_else(|e| panic!("{e}"))];
+        }
+        let recompiled = recompile(&before, &policy, &after);
+        assert_eq!(recompiled, compile(&after));
+        let shared_group = |id: &str| {
+            policy
+                .security_groups
+                .shares(&recompiled.security_groups, &sg_id(id))
+        };
+        let shared_instance = |id: &str| {
+            policy
+                .instances
+                .shares(&recompiled.instances, &instance_id(id))
+        };
+        assert!(!shared_group("sg-a"), "its rule changed");
+        assert!(shared_group("sg-b"), "nothing it names changed");
+        assert!(
+            !shared_group("sg-c"),
+            "the members of the group it names changed"
+        );
+        assert!(!shared_instance("ins-a"), "its group was compiled again");
+        assert!(!shared_instance("ins-b"), "its addresses changed");
+        assert!(!shared_instance("ins-c"), "its group was compiled again");
+        // Nothing changed: everything shared.
+        let again = recompile(&after, &recompiled, &after);
+        for id in ["ins-a", "ins-b", "ins-c"] {
+            assert!(
+                recompiled
+                    .instances
+                    .shares(&again.instances, &instance_id(id))
+            );
+        }
     }
 
     #[test]

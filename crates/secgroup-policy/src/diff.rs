@@ -6,12 +6,11 @@
 //! referenced group changes every rule that references it. Both are what
 //! the data plane sees.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use secgroup_model::{Direction, InstanceId, SgId};
 
-use crate::compiled::{EffectiveRule, GroupPolicy, Policy};
+use crate::compiled::{EffectiveRule, GroupPolicy, InstancePolicy, Policy, Shared};
 
 /// Keys present only in the new policy, only in the old one, and in both
 /// but different. Each list is sorted.
@@ -83,11 +82,12 @@ impl PolicyDiff {
 /// Compares two compiled policies.
 pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
     let groups = changes(&old.security_groups, &new.security_groups);
-    let instances = changes(&old.instances, &new.instances);
 
     let mut rules = RuleCounts::default();
     for (id, new_group) in &new.security_groups {
         match old.security_groups.get(id) {
+            // Shared with the old policy (see `recompile`): unchanged.
+            Some(_) if shared(&old.security_groups, &new.security_groups, id) => {}
             Some(old_group) => count_group(old_group, new_group, &mut rules),
             None => rules.added += rule_count(new_group),
         }
@@ -99,12 +99,23 @@ pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
     }
 
     let lists_changed = |direction: Direction| -> Vec<InstanceId> {
+        let mut groups = GroupChanges::new(old, new, direction);
         new.instances
             .iter()
             .filter(|(id, instance)| {
-                old.instances
-                    .get(*id)
-                    .is_some_and(|before| before.rules(direction) != instance.rules(direction))
+                old.instances.get(*id).is_some_and(|before| {
+                    if shared(&old.instances, &new.instances, id) {
+                        return false;
+                    }
+                    if before.security_groups == instance.security_groups {
+                        // The same groups in the same order: the list is
+                        // their lists concatenated, and rules of two groups
+                        // never compare equal (their origins differ), so it
+                        // changed iff one of theirs did.
+                        return instance.security_groups.iter().any(|g| groups.changed(g));
+                    }
+                    before.rules(direction) != instance.rules(direction)
+                })
             })
             .map(|(id, _)| id.clone())
             .collect()
@@ -114,29 +125,108 @@ pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
         .instances
         .iter()
         .filter(|(id, instance)| {
-            old.instances
-                .get(*id)
-                .is_some_and(|before| before.port_security != instance.port_security)
+            old.instances.get(*id).is_some_and(|before| {
+                !shared(&old.instances, &new.instances, id)
+                    && before.port_security != instance.port_security
+            })
         })
         .map(|(id, _)| id.clone())
         .collect();
+
+    // An instance changed iff something besides its lists did or one of
+    // its lists did (worked out above without comparing whole lists).
+    let (ingress_changed, egress_changed) = (
+        lists_changed(Direction::Ingress),
+        lists_changed(Direction::Egress),
+    );
+    let mut instances = changes_by(&old.instances, &new.instances, |id, before, after| {
+        !same_but_lists(before, after)
+            || ingress_changed.binary_search(id).is_ok()
+            || egress_changed.binary_search(id).is_ok()
+    });
+    instances.changed.sort();
 
     PolicyDiff {
         groups,
         instances,
         rules,
-        ingress_changed: lists_changed(Direction::Ingress),
-        egress_changed: lists_changed(Direction::Egress),
+        ingress_changed,
+        egress_changed,
         port_security_changed,
     }
 }
 
-fn changes<K: Ord + Clone, V: PartialEq>(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>) -> Changes<K> {
+/// Whether each group's list of one direction differs between two
+/// policies, worked out once per group: a change to a group a thousand
+/// instances are bound to is one comparison, not a thousand.
+struct GroupChanges<'p> {
+    old: &'p Policy,
+    new: &'p Policy,
+    direction: Direction,
+    known: std::collections::HashMap<&'p SgId, bool>,
+}
+
+impl<'p> GroupChanges<'p> {
+    fn new(old: &'p Policy, new: &'p Policy, direction: Direction) -> GroupChanges<'p> {
+        GroupChanges {
+            old,
+            new,
+            direction,
+            known: std::collections::HashMap::new(),
+        }
+    }
+
+    fn changed(&mut self, id: &'p SgId) -> bool {
+        let (old, new, direction) = (self.old, self.new, self.direction);
+        *self.known.entry(id).or_insert_with(|| {
+            if shared(&old.security_groups, &new.security_groups, id) {
+                return false;
+            }
+            // Present in one only: its rules came or went.
+            match (old.security_groups.get(id), new.security_groups.get(id)) {
+                (Some(a), Some(b)) => a.rules(direction) != b.rules(direction),
+                (None, None) => false,
+                _ => true,
+            }
+        })
+    }
+}
+
+/// Whether both policies hold the same allocation for `key` (see
+/// `recompile`): then it is unchanged, without comparing.
+fn shared<K: Ord, V>(old: &Shared<K, V>, new: &Shared<K, V>, key: &K) -> bool {
+    old.shares(new, key)
+}
+
+/// An instance's fields but its two lists.
+fn same_but_lists(a: &InstancePolicy, b: &InstancePolicy) -> bool {
+    a.id == b.id
+        && a.interface == b.interface
+        && a.mac == b.mac
+        && a.ips == b.ips
+        && a.security_groups == b.security_groups
+        && a.port_security == b.port_security
+        && a.log == b.log
+        && a.enforcement == b.enforcement
+}
+
+fn changes<K: Ord + Clone, V: PartialEq>(old: &Shared<K, V>, new: &Shared<K, V>) -> Changes<K> {
+    changes_by(old, new, |_, before, after| before != after)
+}
+
+/// [`changes`], with `differ` saying whether a key's two values (not the
+/// same allocation) differ.
+fn changes_by<K: Ord + Clone, V>(
+    old: &Shared<K, V>,
+    new: &Shared<K, V>,
+    differ: impl Fn(&K, &V, &V) -> bool,
+) -> Changes<K> {
     let mut changes = Changes::default();
     for (key, value) in new {
         match old.get(key) {
             None => changes.added.push(key.clone()),
-            Some(before) if before != value => changes.changed.push(key.clone()),
+            Some(_) if shared(old, new, key) => {}
+            Some(before) if differ(key, before, value) => changes.changed.push(key.clone()),
             Some(_) => {}
         }
     }

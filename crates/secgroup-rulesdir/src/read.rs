@@ -44,8 +44,16 @@ pub fn read_sources_limited(
                 sources.files.push(file);
             }
         } else if meta.is_dir() {
-            for entry in rule_file_entries(path)? {
-                match read_entry(&entry, max_file_bytes, &mut seen) {
+            let canonical_dir = fs::canonicalize(path).map_err(access)?;
+            for (entry, plain) in rule_file_entries(path)? {
+                // A plain file's canonical path is the directory's and its
+                // name: no `stat` and `realpath` per file (a thousand files
+                // are read on every change).
+                let canonical = match (plain, entry.file_name()) {
+                    (true, Some(name)) => Some(canonical_dir.join(name)),
+                    _ => None,
+                };
+                match read_entry(&entry, canonical, max_file_bytes, &mut seen) {
                     Ok(Some(file)) => sources.files.push(file),
                     Ok(None) => {}
                     Err(error) => sources.unreadable.push(Unreadable {
@@ -71,8 +79,10 @@ pub fn is_rule_file_name(name: &str) -> bool {
     name.ends_with(".json") && !name.starts_with(['.', '#'])
 }
 
-/// The entries of `dir` named like rule files, in name order.
-fn rule_file_entries(dir: &Path) -> Result<Vec<PathBuf>, RulesDirError> {
+/// The entries of `dir` named like rule files, in name order, each with
+/// whether the directory says it is a regular file (not a link or
+/// anything else).
+fn rule_file_entries(dir: &Path) -> Result<Vec<(PathBuf, bool)>, RulesDirError> {
     let read_dir_error = |source| RulesDirError::ReadDir {
         path: dir.to_owned(),
         source,
@@ -83,25 +93,40 @@ fn rule_file_entries(dir: &Path) -> Result<Vec<PathBuf>, RulesDirError> {
         let name = entry.file_name();
         // Names that are not UTF-8 cannot end in ".json" as a str.
         if name.to_str().is_some_and(is_rule_file_name) {
-            names.push(name);
+            // From the directory entry itself where the file system says
+            // (else one `lstat`); an error means "look closer".
+            let plain = entry.file_type().is_ok_and(|t| t.is_file());
+            names.push((name, plain));
         }
     }
     names.sort();
-    Ok(names.into_iter().map(|name| dir.join(name)).collect())
+    Ok(names
+        .into_iter()
+        .map(|(name, plain)| (dir.join(name), plain))
+        .collect())
 }
 
 /// One directory entry: `None` when it was read already by another path.
+/// `canonical`: its canonical path when the directory listing says it is
+/// a regular file; anything else is looked at closer.
 fn read_entry(
     path: &Path,
+    canonical: Option<PathBuf>,
     max_file_bytes: usize,
     seen: &mut HashSet<PathBuf>,
 ) -> Result<Option<LoadedFile>, EntryError> {
-    // Follows symlinks: a link to a rule file is a rule file.
-    let meta = fs::metadata(path).map_err(io_error)?;
-    if !meta.is_file() {
-        return Err(EntryError::NotAFile(describe(&meta)));
-    }
-    if !seen.insert(fs::canonicalize(path).map_err(io_error)?) {
+    let canonical = match canonical {
+        Some(canonical) => canonical,
+        None => {
+            // Follows symlinks: a link to a rule file is a rule file.
+            let meta = fs::metadata(path).map_err(io_error)?;
+            if !meta.is_file() {
+                return Err(EntryError::NotAFile(describe(&meta)));
+            }
+            fs::canonicalize(path).map_err(io_error)?
+        }
+    };
+    if !seen.insert(canonical) {
         return Ok(None);
     }
     read_limited(path, max_file_bytes)

@@ -95,6 +95,16 @@ pub struct Args {
     #[arg(long, env = "SECGROUP_LOG_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub log_burst: u32,
 
+    /// While many interfaces are hooked at once (a start on a host of
+    /// hundreds of VMs), turn the kernel's expedited RCU grace periods on
+    /// (/sys/kernel/rcu_expedited), and back as they were right after:
+    /// each TCX hook waits for a grace period under RTNL, 1,000 of them
+    /// 15 s, expedited 0.1 s. Host-wide while on (every CPU is interrupted
+    /// per grace period), so off by default; needs a writable /sys/kernel
+    /// (systemd: ProtectKernelTunables=no).
+    #[arg(long, env = "SECGROUP_EXPEDITE_GRACE_PERIODS")]
+    pub expedite_grace_periods: bool,
+
     #[command(flatten)]
     pub timeouts: TimeoutArgs,
 }

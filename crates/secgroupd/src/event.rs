@@ -15,6 +15,9 @@ pub enum Event {
     LinkAppeared {
         name: String,
         ifindex: u32,
+        /// Its link kind (`tun`, `veth`, ...), `None` for physical
+        /// devices.
+        kind: Option<String>,
     },
     /// An interface went away (RTM_DELLINK).
     LinkVanished {

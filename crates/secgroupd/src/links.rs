@@ -11,7 +11,6 @@ use std::io;
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use tokio::sync::mpsc;
 use tracing::{error, warn};
@@ -89,8 +88,11 @@ fn link_event(message: NetlinkMessage<RouteNetlinkMessage>) -> Option<Event> {
     };
     match inner {
         RouteNetlinkMessage::NewLink(link) => {
-            let ifindex = link.header.index;
-            name_of(&link).map(|name| Event::LinkAppeared { name, ifindex })
+            secgroup_dataplane::describe_link(&link).map(|link| Event::LinkAppeared {
+                name: link.name,
+                ifindex: link.ifindex,
+                kind: link.kind,
+            })
         }
         RouteNetlinkMessage::DelLink(link) => Some(Event::LinkVanished {
             ifindex: link.header.index,
@@ -99,17 +101,11 @@ fn link_event(message: NetlinkMessage<RouteNetlinkMessage>) -> Option<Event> {
     }
 }
 
-fn name_of(link: &LinkMessage) -> Option<String> {
-    link.attributes.iter().find_map(|a| match a {
-        LinkAttribute::IfName(name) => Some(name.clone()),
-        _ => None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use netlink_packet_core::NetlinkHeader;
+    use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
 
     fn message(inner: RouteNetlinkMessage) -> Vec<u8> {
         let mut message = NetlinkMessage::new(
@@ -135,7 +131,11 @@ mod tests {
         events
             .iter()
             .map(|e| match e {
-                Event::LinkAppeared { name, ifindex } => format!("appeared {name} {ifindex}"),
+                Event::LinkAppeared {
+                    name,
+                    ifindex,
+                    kind,
+                } => format!("appeared {name} {ifindex} {kind:?}"),
                 Event::LinkVanished { ifindex } => format!("vanished {ifindex}"),
                 Event::LinksResync => "resync".to_owned(),
                 other => format!("unexpected {other:?}"),
@@ -148,11 +148,18 @@ mod tests {
         let new = message(RouteNetlinkMessage::NewLink(link(7, Some("tap-web1"))));
         let del = message(RouteNetlinkMessage::DelLink(link(7, Some("tap-web1"))));
         let nameless = message(RouteNetlinkMessage::NewLink(link(8, None)));
+        let mut veth = link(9, Some("vm-9"));
+        veth.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Veth,
+            )]));
+        let veth = message(RouteNetlinkMessage::NewLink(veth));
         let both: Vec<u8> = new.iter().chain(del.iter()).copied().collect();
-        let cases: [(&[u8], &[&str]); 6] = [
-            (&new, &["appeared tap-web1 7"]),
+        let cases: [(&[u8], &[&str]); 7] = [
+            (&veth, &["appeared vm-9 9 Some(\"veth\")"]),
+            (&new, &["appeared tap-web1 7 None"]),
             (&del, &["vanished 7"]),
-            (&both, &["appeared tap-web1 7", "vanished 7"]),
+            (&both, &["appeared tap-web1 7 None", "vanished 7"]),
             (&nameless, &[]),
             (&new[..new.len() - 4], &["resync"]),
             (&[], &[]),

@@ -105,6 +105,25 @@ async fn serve_on(
         ),
         None => None,
     };
+    // A predecessor killed while it expedited grace periods left them on.
+    let expedite = secgroup_dataplane::Expedite {
+        switch: secgroup_dataplane::RCU_EXPEDITED.into(),
+        record: args.state_dir.join("rcu-expedited.restore"),
+    };
+    match expedite.restore_leftover() {
+        Ok(Some(value)) => warn!(
+            switch = %expedite.switch.display(),
+            %value,
+            "a previous secgroupd was stopped while it expedited RCU grace periods: put back as they were"
+        ),
+        Ok(None) => {}
+        Err(e) => error!(
+            switch = %expedite.switch.display(),
+            record = %expedite.record.display(),
+            error = %e,
+            "putting back the RCU grace periods a previous secgroupd expedited failed"
+        ),
+    }
     let (mut dp, adopted) = Dataplane::load(&LoadOptions {
         pin_dir: Some(args.bpffs.clone()),
         timeouts: args.timeouts.resolve(),
@@ -132,6 +151,14 @@ async fn serve_on(
         );
     }
 
+    if args.expedite_grace_periods {
+        warn!(
+            switch = %expedite.switch.display(),
+            "--expedite-grace-periods: RCU grace periods are expedited HOST-WIDE while many interfaces \
+             are hooked at once, and put back right after"
+        );
+        dp.set_expedite_grace_periods(Some(expedite));
+    }
     let limits = EventLimits::new(args.log_rate, args.log_burst)
         .map_err(|e| anyhow::anyhow!("--log-rate/--log-burst: {}", error_chain(&e)))?;
     dp.set_event_limits(limits)

@@ -3,6 +3,9 @@
 //! problem listed and the policy in force stays.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use secgroup_model::{DecodeCache, Diagnostic, HostView, Index, Limits, RuleSet};
 use secgroup_policy::Policy;
@@ -18,6 +21,26 @@ pub struct Loaded {
     pub files: Vec<PathBuf>,
     /// How long reading and validating, then compiling, took.
     pub timings: LoadTimings,
+    /// The warnings of these rules, once [`lint_in_background`] is done.
+    pub warnings: Warnings,
+}
+
+/// Where a load's warnings arrive: worked out off the engine's thread
+/// after the policy is in force, shown by the API once there.
+#[derive(Debug, Clone, Default)]
+pub struct Warnings(Arc<OnceLock<Vec<String>>>);
+
+impl Warnings {
+    /// `None` while the lint still runs.
+    pub fn get(&self) -> Option<&[String]> {
+        self.0.get().map(Vec::as_slice)
+    }
+
+    /// Fills the slot as the lint does (for tests of what reads it).
+    #[cfg(test)]
+    pub fn set(&self, warnings: Vec<String>) {
+        let _ = self.0.set(warnings);
+    }
 }
 
 /// Where a load's time went (logged with every reload).
@@ -41,19 +64,22 @@ pub struct LoadFailure {
 /// Loads `dir`. `known`: the files of the previous successful load, so a
 /// conflict between an old and a new file is reported in the new one.
 /// Only the files that changed since the last call with `cache` are
-/// decoded again (the daemon keeps one for its life); the whole
-/// directory is validated every time. What [`lint`] needs is returned
-/// beside.
+/// decoded and checked by themselves again (the daemon keeps one for its
+/// life); the checks across files run every time, so the directory is
+/// accepted only as a whole. `previous`, this daemon's last load, if any:
+/// only what the change can affect is compiled again, the rest of its
+/// policy is shared. What [`lint`] needs is returned beside.
 #[cfg(test)]
 pub fn load_cached(
     dir: &Path,
     known: &[PathBuf],
     cache: &mut DecodeCache,
+    previous: Option<&Loaded>,
 ) -> Result<(Loaded, LintInput), LoadFailure> {
     let what = format!("the rule files of {}", dir.display());
     let extra = secgroup_rulesdir::Extra::default();
     let view = (HostView::Fleet, Lists::All);
-    load_view(Some(dir), &extra, view, &what, known, cache)
+    load_view(Some(dir), &extra, view, &what, known, cache, previous)
 }
 
 /// Which instances a load compiles lists for.
@@ -69,7 +95,7 @@ pub enum Lists {
 
 /// [`load_cached`] of `dir` (if any) and `extra` documents (etcd's
 /// values) merged, for the host `view` says; `what` names them in the
-/// failure's message.
+/// failure's message. `previous` as for [`load_cached`].
 pub fn load_view(
     dir: Option<&Path>,
     extra: &secgroup_rulesdir::Extra<'_>,
@@ -77,8 +103,9 @@ pub fn load_view(
     what: &str,
     known: &[PathBuf],
     cache: &mut DecodeCache,
+    previous: Option<&Loaded>,
 ) -> Result<(Loaded, LintInput), LoadFailure> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let limits = Limits::default();
     let sources = match dir {
         Some(dir) => {
@@ -94,9 +121,17 @@ pub fn load_view(
     match result {
         Ok(loaded) => {
             let read_validate = started.elapsed();
-            let policy = match lists {
-                Lists::All => secgroup_policy::compile(&loaded.rules),
-                Lists::BoundHere => secgroup_policy::compile_bound(&loaded.rules),
+            let policy = match (previous, lists) {
+                (Some(previous), Lists::All) => {
+                    secgroup_policy::recompile(&previous.rules, &previous.policy, &loaded.rules)
+                }
+                (Some(previous), Lists::BoundHere) => secgroup_policy::recompile_bound(
+                    &previous.rules,
+                    &previous.policy,
+                    &loaded.rules,
+                ),
+                (None, Lists::All) => secgroup_policy::compile(&loaded.rules),
+                (None, Lists::BoundHere) => secgroup_policy::compile_bound(&loaded.rules),
             };
             let compile = started.elapsed() - read_validate;
             let rules = Loaded {
@@ -107,6 +142,7 @@ pub fn load_view(
                     read_validate,
                     compile,
                 },
+                warnings: Warnings::default(),
             };
             let lint_input = LintInput {
                 index: loaded.index,
@@ -130,9 +166,7 @@ pub fn load_view(
 
 /// Every warning of a load (valid but questionable, `file:line:column:
 /// path: message`): the loader's and `secgroup_policy::lint`'s
-/// (unbound groups, shadowed rules, ...), sorted. The engine runs it after
-/// the new policy is in force: on a thousand instances it costs more than
-/// the rest of a reload, and warnings never change what is enforced.
+/// (unbound groups, shadowed rules, ...), sorted.
 pub fn lint(loaded: &Loaded, input: LintInput) -> Vec<String> {
     let mut warnings = input.loader_warnings;
     warnings.extend(secgroup_policy::lint(
@@ -143,6 +177,58 @@ pub fn lint(loaded: &Loaded, input: LintInput) -> Vec<String> {
     warnings.sort();
     warnings.dedup();
     warnings.iter().map(ToString::to_string).collect()
+}
+
+/// [`lint`] on a thread of its own, at a lower priority than the engine
+/// and the API: on a thousand instances it costs more than the rest of a
+/// reload (a few hundred milliseconds), and warnings never change what is
+/// enforced, so the engine never waits for them (but for an API reload,
+/// whose answer carries them: join the handle). Logs each warning and
+/// leaves them in `loaded.warnings`. A lint that has not started when
+/// the next one is asked for is skipped (a burst of reloads lints the
+/// last rules only: the status shows no other's warnings).
+pub fn lint_in_background(
+    loaded: Arc<Loaded>,
+    input: LintInput,
+) -> Option<std::thread::JoinHandle<Vec<String>>> {
+    static LATEST: AtomicU64 = AtomicU64::new(0);
+    let ticket = LATEST.fetch_add(1, Ordering::SeqCst) + 1;
+    let work = move || {
+        lower_priority();
+        if LATEST.load(Ordering::SeqCst) != ticket {
+            return Vec::new();
+        }
+        let started = Instant::now();
+        let warnings = lint(&loaded, input);
+        for warning in &warnings {
+            tracing::warn!(%warning, "questionable rule file");
+        }
+        tracing::debug!(
+            lint_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1e3),
+            "rule files linted"
+        );
+        let _ = loaded.warnings.0.set(warnings.clone());
+        warnings
+    };
+    std::thread::Builder::new()
+        .name("secgroupd-lint".to_owned())
+        .spawn(work)
+        .map_err(|e| {
+            // Warnings change nothing enforced: without a thread there
+            // are none to show for these rules.
+            tracing::error!(error = %e, "no thread for the lint: these rules' warnings are not worked out");
+        })
+        .ok()
+}
+
+/// Nice 10 for the calling thread (Linux threads have their own): the
+/// engine and the API answers come first on a busy host.
+fn lower_priority() {
+    // SAFETY: plain syscalls on the calling thread.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
 }
 
 /// What a load hands to [`lint`]: where each object is written, and the
@@ -181,7 +267,7 @@ mod tests {
     }
 
     fn load(dir: &Path, known: &[PathBuf]) -> Result<Loaded, LoadFailure> {
-        load_cached(dir, known, &mut DecodeCache::default()).map(|(loaded, _)| loaded)
+        load_cached(dir, known, &mut DecodeCache::default(), None).map(|(loaded, _)| loaded)
     }
 
     #[test]

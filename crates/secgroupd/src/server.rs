@@ -29,6 +29,7 @@ use crate::event::{ApiError, ApiReply, ApiRequest, Event, Mutation};
 use crate::metrics::Format;
 use crate::state::InForce;
 use crate::trace::TracePorts;
+use crate::views::StatusCache;
 use crate::{metrics, routes, views};
 
 /// How long a request may wait for the main loop (a reload of a huge rules
@@ -57,6 +58,7 @@ pub async fn serve(
     admin_gid: Option<u32>,
     reads: Arc<Reads>,
 ) {
+    let status = Arc::new(StatusCache::default());
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -74,9 +76,14 @@ pub async fn serve(
         debug!(?peer, may_mutate, "API connection");
         let events = events.clone();
         let reads = reads.clone();
+        let status = status.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                handle(request, events.clone(), reads.clone(), may_mutate)
+                let reads = Served {
+                    reads: reads.clone(),
+                    status: status.clone(),
+                };
+                handle(request, events.clone(), reads, may_mutate)
             });
             // A client that connects and says nothing (or idles between
             // requests) does not hold a connection forever.
@@ -106,12 +113,20 @@ fn peer_of(stream: &UnixStream) -> Option<Peer> {
     })
 }
 
+/// What one connection's requests are answered from.
+struct Served {
+    reads: Arc<Reads>,
+    /// Shared by every connection of the listener.
+    status: Arc<StatusCache>,
+}
+
 async fn handle(
     request: Request<Incoming>,
     events: mpsc::Sender<Event>,
-    reads: Arc<Reads>,
+    served: Served,
     may_mutate: bool,
 ) -> Result<Response<Body>, Infallible> {
+    let Served { reads, status } = served;
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     if let Some(format) = metrics_format(&request) {
@@ -129,7 +144,7 @@ async fn handle(
             },
         );
     }
-    let reply = answer(request, events, reads, may_mutate).await;
+    let reply = answer(request, events, reads, &status, may_mutate).await;
     if let Err(e) = &reply {
         debug!(%method, %path, status = e.status, error = %e.body.error, "API error");
     }
@@ -140,6 +155,7 @@ async fn answer(
     request: Request<Incoming>,
     events: mpsc::Sender<Event>,
     reads: Arc<Reads>,
+    status: &Arc<StatusCache>,
     may_mutate: bool,
 ) -> ApiReply {
     let endpoint = routes::endpoint(request.method().as_str(), request.uri().path())?;
@@ -170,6 +186,16 @@ async fn answer(
     let mutation = match endpoint.request(query.as_deref(), &body)? {
         ApiRequest::Reload => Mutation::Reload,
         ApiRequest::FlushConntrack { instance } => Mutation::FlushConntrack { instance },
+        // From the snapshot alone, encoded once per snapshot (off the
+        // async workers too: the first encoding of a big one takes
+        // milliseconds).
+        ApiRequest::Status => {
+            let now = reads.snapshots.borrow().clone();
+            let status = Arc::clone(status);
+            return tokio::task::spawn_blocking(move || status.answer(&now))
+                .await
+                .unwrap_or_else(|e| Err(ApiError::internal(format!("answering failed: {e}"))));
+        }
         read => {
             // The snapshot in force now; the map reads block, so off the
             // async workers. Never waits for the engine.

@@ -215,6 +215,7 @@ mod tests {
                 policy,
                 files: Vec::new(),
                 timings: crate::rules::LoadTimings::default(),
+                warnings: crate::rules::Warnings::default(),
             })),
             bound: BTreeMap::from([(7, id)]),
             rule_origins: Arc::new(HashMap::from([(99, origin)])),

@@ -2,12 +2,13 @@
 //! counters turned into the wire types of `secgroup-api`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use secgroup_api::{
     ConntrackList, Count, EffectiveRule as ApiRule, EventCounts as ApiEventCounts, GroupRule,
     GuardedInterface, Health, HealthState, Hits, InstanceDetail, InstanceStatus, InstanceSummary,
-    PinOwner, SecurityGroupDetail, SecurityGroupSummary, Status, Timestamp, UnboundInterface,
-    UnprotectedInterface, Verdicts,
+    PinOwner, ReloadOutcome, ReloadReport, SecurityGroupDetail, SecurityGroupSummary, Status,
+    Timestamp, UnboundInterface, UnprotectedInterface, Verdicts,
 };
 use secgroup_dataplane::abi::Reason;
 use secgroup_dataplane::{Observer, RuleCount, error_chain};
@@ -116,6 +117,58 @@ pub fn answer(
     }
 }
 
+/// The last reload's report, with the warnings of the rules it put in
+/// force once their lint (which runs after the reload) is done.
+fn last_reload(now: &InForce) -> Option<ReloadReport> {
+    let mut report = now.last_reload.clone()?;
+    if report.outcome != ReloadOutcome::Failed
+        && report.warnings.is_empty()
+        && let Some(warnings) = now.loaded.as_ref().and_then(|l| l.warnings.get())
+    {
+        report.warnings = warnings.to_vec();
+    }
+    Some(report)
+}
+
+/// `GET /v1/status` encoded once per snapshot (and once more when its
+/// warnings arrive), not once per request: with a thousand instances the
+/// answer is about 200 KB of JSON, and a client polling during a reload
+/// shared two cores with it. A status depends on nothing but the snapshot.
+#[derive(Default)]
+pub struct StatusCache(Mutex<Option<CachedStatus>>);
+
+struct CachedStatus {
+    snapshot: Arc<InForce>,
+    linted: bool,
+    body: Vec<u8>,
+}
+
+impl StatusCache {
+    pub fn answer(&self, now: &Arc<InForce>) -> ApiReply {
+        let linted = now
+            .loaded
+            .as_ref()
+            .is_some_and(|l| l.warnings.get().is_some());
+        let fresh = |c: &&CachedStatus| Arc::ptr_eq(&c.snapshot, now) && c.linted == linted;
+        if let Some(cached) = self.lock().as_ref().filter(fresh) {
+            return Ok(cached.body.clone());
+        }
+        // Encoded without the lock: readers of the cached answer never
+        // wait for an encoding.
+        let body = json(&status(now))?;
+        *self.lock() = Some(CachedStatus {
+            snapshot: Arc::clone(now),
+            linted,
+            body: body.clone(),
+        });
+        Ok(body)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<CachedStatus>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 pub fn status(now: &InForce) -> Status {
     let mut instances = Vec::new();
     if let Some(loaded) = &now.loaded {
@@ -161,7 +214,7 @@ pub fn status(now: &InForce) -> Status {
         generation: now.generation,
         reloads: now.reloads,
         keep_established: now.keep_established,
-        last_reload: now.last_reload.clone(),
+        last_reload: last_reload(now),
         last_error: now.last_error.clone(),
         instances,
         unbound_interfaces,
@@ -474,4 +527,63 @@ pub fn conntrack(
         truncated: total > limit,
         entries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use secgroup_api::{ReloadTrigger, Status};
+
+    use super::*;
+    use crate::rules::{LoadTimings, Loaded, Warnings};
+
+    fn snapshot(warnings: &Warnings, generation: u64) -> Arc<InForce> {
+        Arc::new(InForce {
+            loaded: Some(Arc::new(Loaded {
+                rules: RuleSet::default(),
+                policy: secgroup_policy::Policy::default(),
+                files: Vec::new(),
+                timings: LoadTimings::default(),
+                warnings: warnings.clone(),
+            })),
+            generation,
+            last_reload: Some(ReloadReport {
+                trigger: ReloadTrigger::Watch,
+                outcome: ReloadOutcome::Applied,
+                finished: Timestamp::from_unix_ms(0),
+                duration_ms: 1.0,
+                generation,
+                summary: "changed".to_owned(),
+                warnings: Vec::new(),
+            }),
+            ..InForce::default()
+        })
+    }
+
+    fn answered(cache: &StatusCache, now: &Arc<InForce>) -> Status {
+        let body = cache.answer(now).unwrap_or_else(|e| panic!("{e:?}"));
+        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn status_follows_snapshots_and_late_warnings() {
+        let cache = StatusCache::default();
+        let warnings = Warnings::default();
+        let first = snapshot(&warnings, 1);
+        let status = answered(&cache, &first);
+        assert_eq!(status.generation, 1);
+        let report = status.last_reload.unwrap_or_else(|| panic!("no report"));
+        assert!(report.warnings.is_empty(), "the lint is not done yet");
+
+        // The lint finishes after the reload: the same snapshot shows them.
+        warnings.set(vec!["a.json:1:1: $: questionable".to_owned()]);
+        let report = answered(&cache, &first)
+            .last_reload
+            .unwrap_or_else(|| panic!("no report"));
+        assert_eq!(report.warnings, ["a.json:1:1: $: questionable"]);
+
+        // A new snapshot is a new answer.
+        let second = snapshot(&Warnings::default(), 2);
+        assert_eq!(answered(&cache, &second).generation, 2);
+        assert_eq!(answered(&cache, &first).generation, 1);
+    }
 }

@@ -54,6 +54,15 @@ fn rust_mirrors_match_the_c_abi() {
     );
     check(
         &layouts,
+        "sg_ct4_key",
+        size_of::<Ct4Key>(),
+        fields!(Ct4Key;
+        ifindex => ifindex, family => family, proto => proto, pad => pad,
+        local_port => local_port, remote_port => remote_port,
+        local_addr => local_addr, remote_addr => remote_addr),
+    );
+    check(
+        &layouts,
         "sg_ct_entry",
         size_of::<CtEntry>(),
         fields!(CtEntry;
@@ -145,7 +154,8 @@ fn rust_mirrors_match_the_c_abi() {
         size_of::<Iface>(),
         fields!(Iface;
         table => table, flags => flags, instance_uid => instance_uid,
-        psec_set => psec_set, mac => mac, pad => pad),
+        psec_set => psec_set, slot => slot, mac => mac, pad => pad,
+        own_v6 => own_v6, own_v4 => own_v4),
     );
     for (c_name, size, addr) in [
         (

@@ -4,7 +4,6 @@
 //! silently.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use secgroup_policy::SpoofReason;
 
@@ -30,6 +29,17 @@ pub const IFACE_F_LOG_DROPS: u32 = 1 << 5;
 pub const IFACE_F_LOG_ALL: u32 = 1 << 6;
 /// Audit: what the rules or the default would drop passes, tracked.
 pub const IFACE_F_AUDIT: u32 = 1 << 7;
+/// [`Iface::own_v4`] is a source the port-security set allows from
+/// [`Iface::mac`] (any MAC without [`IFACE_F_HAS_MAC`]): compared, not
+/// looked up.
+pub const IFACE_F_OWN_V4: u32 = 1 << 8;
+/// The same for [`Iface::own_v6`].
+pub const IFACE_F_OWN_V6: u32 = 1 << 9;
+/// Interface counter slots (`sg_slot_stats` holds `MAX_IFACE_SLOTS *
+/// DIR_MAX` entries); interfaces beyond count by ifindex in `sg_if_stats`.
+pub const MAX_IFACE_SLOTS: u32 = 4096;
+/// [`Iface::slot`] of an interface without one.
+pub const NO_SLOT: u32 = u32::MAX;
 
 /// `sg_rule_meta.flags`: a packet this rule decides is an event.
 pub const RULE_F_LOG: u8 = 1 << 0;
@@ -228,97 +238,6 @@ macro_rules! pod {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct CtKey {
-    pub ifindex: u32,
-    pub family: u8,
-    pub proto: u8,
-    pub pad: u16,
-    /// Network byte order.
-    pub local_port: u16,
-    /// Network byte order.
-    pub remote_port: u16,
-    pub local_addr: [u8; 16],
-    pub remote_addr: [u8; 16],
-}
-
-impl CtKey {
-    /// The key the programs use for a flow seen from the VM: zone =
-    /// `ifindex`, ports in host order here (stored in network order), IPv4
-    /// addresses in the first four of the sixteen bytes. Portless
-    /// protocols use port 0; ICMP echo uses the echo id for both.
-    pub fn new(
-        ifindex: u32,
-        proto: u8,
-        local: IpAddr,
-        local_port: u16,
-        remote: IpAddr,
-        remote_port: u16,
-    ) -> CtKey {
-        CtKey {
-            ifindex,
-            family: if local.is_ipv6() { AF_INET6 } else { AF_INET },
-            proto,
-            pad: 0,
-            local_port: local_port.to_be(),
-            remote_port: remote_port.to_be(),
-            local_addr: addr_bytes(local),
-            remote_addr: addr_bytes(remote),
-        }
-    }
-
-    pub fn local(&self) -> IpAddr {
-        bytes_addr(self.family, self.local_addr)
-    }
-
-    pub fn remote(&self) -> IpAddr {
-        bytes_addr(self.family, self.remote_addr)
-    }
-
-    /// Host byte order.
-    pub fn local_port(&self) -> u16 {
-        u16::from_be(self.local_port)
-    }
-
-    /// Host byte order.
-    pub fn remote_port(&self) -> u16 {
-        u16::from_be(self.remote_port)
-    }
-}
-
-fn addr_bytes(addr: IpAddr) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    match addr {
-        IpAddr::V4(a) => out[..4].copy_from_slice(&a.octets()),
-        IpAddr::V6(a) => out = a.octets(),
-    }
-    out
-}
-
-fn bytes_addr(family: u8, bytes: [u8; 16]) -> IpAddr {
-    if family == AF_INET6 {
-        IpAddr::V6(Ipv6Addr::from(bytes))
-    } else {
-        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
-    }
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CtEntry {
-    pub created_ns: u64,
-    pub expires_ns: u64,
-    pub packets: [u64; DIR_MAX],
-    pub bytes: [u64; DIR_MAX],
-    pub table: u32,
-    pub rule_pos: u32,
-    pub origin_dir: u8,
-    pub state: u8,
-    pub flags: u8,
-    pub pad: [u8; 5],
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct FragKey {
     pub ifindex: u32,
     pub id: u32,
@@ -419,9 +338,16 @@ pub struct Iface {
     pub instance_uid: u32,
     /// The port-security set, or [`NO_PSEC_SET`].
     pub psec_set: u32,
+    /// Index of the interface's verdict counters in `sg_slot_stats`
+    /// (`slot * DIR_MAX + dir`), below [`MAX_IFACE_SLOTS`], or [`NO_SLOT`].
+    pub slot: u32,
     /// With [`IFACE_F_HAS_MAC`]: the instance's MAC.
     pub mac: [u8; 6],
     pub pad: [u8; 2],
+    /// With [`IFACE_F_OWN_V6`]: an IPv6 source the set allows from `mac`.
+    pub own_v6: [u8; 16],
+    /// With [`IFACE_F_OWN_V4`]: an IPv4 source the set allows from `mac`.
+    pub own_v4: [u8; 4],
 }
 
 /// The data part of `struct sg_psec_v4_key` (aya adds `prefixlen`): an
@@ -498,7 +424,7 @@ pub struct Config {
 }
 
 /// `enum sg_abi`: the version of every pinned layout (see [`Meta`]).
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 pub const META_SOCKET_LEN: usize = 108;
 
 /// `struct sg_meta`: owned by userspace, never read by the programs.
@@ -591,6 +517,7 @@ impl Decision {
 
 pod!(
     CtKey,
+    Ct4Key,
     CtEntry,
     FragKey,
     FragEntry,
@@ -615,7 +542,9 @@ pod!(
     Decision,
 );
 
+mod conntrack;
 mod events;
+pub use conntrack::*;
 pub use events::*;
 
 #[cfg(test)]

@@ -254,7 +254,7 @@ pub(super) fn attach_info(
     })
 }
 
-pub(super) fn remove_pins(paths: &[&Path]) {
+pub(crate) fn remove_pins(paths: &[&Path]) {
     for path in paths {
         // Detached first: unpinning alone would leave the hook on until
         // the kernel frees the pin's inode (after an RCU grace period, from

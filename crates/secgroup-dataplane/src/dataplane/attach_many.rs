@@ -35,6 +35,10 @@ const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 /// Enough to overlap the kernel's waits on two cores without a thread
 /// per interface.
 const WORKERS: usize = 16;
+/// Fewer interfaces than this are attached at the normal pace even when
+/// expediting is allowed: a few grace periods do not justify a host-wide
+/// setting.
+const EXPEDITE_FROM: usize = 8;
 
 /// `bpf_attr.link_create` (with the `tcx` member of its union).
 #[repr(C)]
@@ -135,6 +139,22 @@ impl Dataplane {
             return names.iter().map(|name| self.attach(name)).collect();
         };
         let programs = Programs { xdp, tc };
+        // Held until every worker is done.
+        let _expedited = match self
+            .expedite
+            .as_ref()
+            .filter(|_| names.len() >= EXPEDITE_FROM)
+        {
+            Some(expedite) => match expedite.begin() {
+                Ok(on) => Some(on),
+                Err(e) => {
+                    self.expedite_failure =
+                        Some(format!("turning {} on: {e}", expedite.switch.display()));
+                    None
+                }
+            },
+            None => None,
+        };
         let next = AtomicUsize::new(0);
         let mut results: Vec<(usize, Result<AttachInfo, DataplaneError>)> =
             std::thread::scope(|s| {

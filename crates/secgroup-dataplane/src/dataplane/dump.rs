@@ -40,7 +40,7 @@ impl TableDump {
 
 impl Dataplane {
     /// What the kernel maps hold under table id `id` (empty for an id
-    /// nothing was written under).
+    /// nothing was written under), without its header.
     pub fn dump_table(&self, id: u32) -> Result<TableDump, DataplaneError> {
         let mut dump = TableDump::default();
         for entry in self.maps.rules.iter() {
@@ -51,7 +51,8 @@ impl Dataplane {
         }
         for entry in self.maps.classes.iter() {
             let (key, bits) = entry.map_err(map_err(names::CLASSES))?;
-            if key.table == id {
+            // The header is bookkeeping (`adopt.rs`), not a class.
+            if key.table == id && key.class_id != super::adopt::HEADER_CLASS {
                 dump.classes.push((key.class_id, bits));
             }
         }
@@ -83,5 +84,13 @@ impl Dataplane {
         dump.v6.sort_unstable();
         dump.l4.sort_unstable();
         Ok(dump)
+    }
+}
+
+impl Dataplane {
+    /// Whether the kernel holds a complete-table header under `id` (see
+    /// `adopt.rs`): what a restart needs to adopt it.
+    pub fn table_has_header(&self, id: u32) -> bool {
+        matches!(super::adopt::read_header(&self.maps, id), Some((true, _)))
     }
 }

@@ -1,14 +1,14 @@
 //! Loading the programs and maps, adopting what a previous owner pinned,
 //! and taking ownership of the pin directory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, MapData};
 use aya::{Ebpf, EbpfLoader};
 
-use super::{AdoptReport, Dataplane, LoadOptions};
+use super::{AdoptReport, Dataplane, LoadOptions, adopt};
 use crate::abi::*;
 use crate::bpffs;
 use crate::error::{DataplaneError, map_err};
@@ -75,25 +75,24 @@ impl Dataplane {
             let (ifindex, iface) = entry.map_err(map_err(names::IFACES))?;
             ifaces.insert(ifindex, iface);
         }
-        let ids = tables::ids_in_kernel(&maps)?;
-        let psec_ids = crate::portsec::ids_in_kernel(&maps)?;
         let previous = maps.meta.get(&0, 0).map_err(map_err(names::META))?;
+        let found = find_ids(&maps, &ifaces, &previous)?;
         let adopted = AdoptReport {
             interfaces: ifaces.len(),
-            tables: ids.tables.len(),
-            conntrack_entries: ids.conntrack_entries,
+            tables: found.tables,
+            conntrack_entries: found.conntrack_entries,
             generation: previous.generation,
             previous_owner: pins::owner_of(&previous),
             private_bpffs,
         };
         let refs = tables::refs_of(ifaces.values());
+        let candidates = adopt::candidates(&maps, ifaces.values());
 
         // Never hand out an id that a table, a port-security set, an
         // interface or a conntrack entry may still carry, nor one a
         // previous owner handed out.
-        let next_id = ids
-            .max()
-            .max(psec_ids.iter().copied().max())
+        let next_id = found
+            .max_id
             .map_or(1, |max| u64::from(max) + 1)
             .max(previous.next_table_id)
             .max(1);
@@ -122,20 +121,81 @@ impl Dataplane {
             uids: RuleUids::default(),
             ifaces,
             refs,
-            sweep_pending: !ids.tables.is_empty() || !psec_ids.is_empty(),
+            adopted: crate::dataplane::adopt::AdoptedTables::default(),
+            candidates,
+            origins_adopted: false,
+            clean: !found.sweep,
+            sweep_pending: found.sweep,
             defer_frees: false,
             free_pending: false,
             owned_links: HashMap::new(),
+            expedite: None,
+            expedite_failure: None,
             barrier_inner,
             config: Config::default(),
             observer,
         };
         dataplane.write_meta(meta)?;
+        // After the token: a crash between the two leaves a marker naming
+        // another owner, which the next load does not trust.
+        adopt::write_marker(&mut dataplane.maps, meta.owner_token, dataplane.clean)?;
         dataplane.config.event_rate = EVENT_RATE_DEFAULT;
         dataplane.config.event_burst = EVENT_BURST_DEFAULT;
         dataplane.set_timeouts(options.timeouts)?;
         Ok((dataplane, adopted))
     }
+}
+
+/// What the kernel holds besides the interfaces, as far as ids go.
+struct FoundIds {
+    /// Distinct table ids in the kernel (or, from a clean marker, that
+    /// interfaces name).
+    tables: usize,
+    conntrack_entries: usize,
+    /// The highest id anything in the kernel may carry.
+    max_id: Option<u32>,
+    /// Entries nobody knows may be there: the first apply sweeps.
+    sweep: bool,
+}
+
+/// The ids in use. With a clean marker of the last owner (see `adopt.rs`)
+/// every table and set is one an interface names and `next_table_id` is
+/// past all of them: the interfaces and conntrack tell everything, in
+/// O(interfaces + flows). Otherwise every key of every table map is read,
+/// and the first apply sweeps what it does not know.
+fn find_ids(
+    maps: &Maps,
+    ifaces: &HashMap<u32, Iface>,
+    previous: &Meta,
+) -> Result<FoundIds, DataplaneError> {
+    let trusted =
+        previous.owner_token != 0 && adopt::read_marker(maps) == Some((previous.owner_token, true));
+    if trusted {
+        let (ct_max, conntrack_entries) = adopt::conntrack_ids(maps);
+        let ids: HashSet<u32> = ifaces.values().flat_map(tables::ids_of).collect();
+        let tables = ifaces
+            .values()
+            .flat_map(|i| i.table)
+            .filter(|t| *t != NO_TABLE)
+            .collect::<HashSet<u32>>()
+            .len();
+        return Ok(FoundIds {
+            tables,
+            conntrack_entries,
+            max_id: ids.iter().copied().chain(ct_max).max(),
+            sweep: false,
+        });
+    }
+    let mut ids = tables::ids_in_kernel(maps)?;
+    // The marker sits under table id 0, which is no table.
+    ids.tables.remove(&NO_TABLE);
+    let psec_ids = crate::portsec::ids_in_kernel(maps)?;
+    Ok(FoundIds {
+        tables: ids.tables.len(),
+        conntrack_entries: ids.conntrack_entries,
+        max_id: ids.max().max(psec_ids.iter().copied().max()),
+        sweep: !ids.tables.is_empty() || !psec_ids.is_empty(),
+    })
 }
 
 fn load_programs(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
@@ -173,6 +233,9 @@ fn observer_for(ebpf: &Ebpf) -> Result<Observer, DataplaneError> {
             map(names::CONFIG)?,
             map(names::EVENTS)?,
             map(names::LOG_STATE)?,
+            map(names::IFACES)?,
+            map(names::SLOT_STATS)?,
+            map(names::CT4)?,
         ],
         test_runner_for(ebpf)?,
     ))

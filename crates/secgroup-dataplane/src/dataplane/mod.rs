@@ -9,12 +9,16 @@
 //! - `observe`: counters and conntrack;
 //! - `dump`: a table read back from the kernel maps;
 //! - `deferred`: freeing replaced tables after the owner has reported the
-//!   new policy.
+//!   new policy;
+//! - `adopt`: the headers and marker that let a restart trust what a
+//!   previous owner wrote without reading it all back.
 
+mod adopt;
 mod attach;
 mod attach_many;
 mod deferred;
 mod dump;
+mod expedite;
 pub(crate) mod load;
 mod observe;
 mod swap;
@@ -30,7 +34,9 @@ use aya::programs::{SchedClassifier, Xdp};
 use secgroup_model::Direction;
 use secgroup_policy::{PortSecurity, RuleList, RuleOrigin};
 
+pub(crate) use attach::remove_pins;
 pub use dump::TableDump;
+pub use expedite::{Expedite, RCU_EXPEDITED};
 pub use types::{
     AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, InterfaceBinding, LoadOptions,
     Owner, RuleHits, Tampering, XdpAttachMode,
@@ -71,15 +77,30 @@ pub struct Dataplane {
     /// Reference counts of the table and port-security set ids in `ifaces`
     /// (one id space).
     refs: HashMap<u32, usize>,
-    /// Set after adopting pinned maps (or finding them tampered with): the
-    /// next apply writes every table afresh and sweeps every table entry
-    /// this process did not write.
+    /// Tables adopted from a previous owner, verified by their headers.
+    adopted: adopt::AdoptedTables,
+    /// What the load found that may be adopted, until the first apply
+    /// that succeeds.
+    candidates: adopt::Candidates,
+    /// Tables were adopted since the owner last asked: the rules' uids
+    /// (`rule_origins`) changed although no table was written.
+    origins_adopted: bool,
+    /// What the pins' marker says now: nothing in the kernel but what
+    /// interfaces use (`adopt.rs`).
+    clean: bool,
+    /// Set when the kernel may hold entries this process does not know
+    /// (after an untrusted adoption, or finding the maps tampered with):
+    /// the next apply sweeps every table entry it does not know of.
     sweep_pending: bool,
     /// Leave step 3 of an apply to `free_unused_now` (`deferred.rs`).
     defer_frees: bool,
     /// An apply left its step 3 to `free_unused_now`.
     free_pending: bool,
     owned_links: HashMap<u32, OwnedLinks>,
+    /// Expedite grace periods during bulk attaches (`expedite.rs`).
+    expedite: Option<Expedite>,
+    /// Why expediting last failed, until the owner asks.
+    expedite_failure: Option<String>,
     /// The map put into sg_rcu_barrier's slot to force a grace period.
     barrier_inner: Array<MapData, u32>,
     config: Config,
@@ -124,6 +145,25 @@ impl Dataplane {
     /// clock of conntrack expiry and last-hit times.
     pub fn now_ns(&self) -> u64 {
         crate::observer::boot_ns().saturating_add(self.config.clock_offset_ns)
+    }
+
+    /// Whether [`attach_many`](Self::attach_many) of many interfaces
+    /// turns the kernel's expedited grace periods on for its duration (see
+    /// `expedite.rs`; off by default).
+    pub fn set_expedite_grace_periods(&mut self, expedite: Option<Expedite>) {
+        self.expedite = expedite;
+    }
+
+    /// Whether tables were adopted (see `adopt.rs`) since the last call:
+    /// [`rule_origins`](Self::rule_origins) then names rules that no
+    /// [`ApplyReport::tables_written`] announced.
+    pub fn take_origins_adopted(&mut self) -> bool {
+        std::mem::take(&mut self.origins_adopted)
+    }
+
+    /// Why a bulk attach could not expedite grace periods, once.
+    pub fn take_expedite_failure(&mut self) -> Option<String> {
+        self.expedite_failure.take()
     }
 
     /// The pin directory this process owns (and holds the lock of).
@@ -178,10 +218,14 @@ impl Dataplane {
 
     /// The rule list behind a table id this process wrote.
     pub fn table_rules(&self, table: u32) -> Option<&RuleList> {
-        self.store.get(table).map(|t| &t.list)
+        self.store
+            .get(table)
+            .map(|t| &t.list)
+            .or_else(|| self.adopted.get(table))
     }
 
-    /// The classifier table behind a table id this process wrote.
+    /// The classifier table behind a table id this process wrote (`None`
+    /// for one adopted from a previous owner: never built here).
     pub fn table(&self, table: u32) -> Option<&secgroup_classifier::Table> {
         self.store.get(table).map(|t| &t.table)
     }
@@ -197,9 +241,22 @@ impl Dataplane {
         self.psec.ids().count()
     }
 
-    /// Number of distinct tables in the kernel written by this process.
+    /// Number of distinct tables in the kernel written or adopted by this
+    /// process.
     pub fn table_count(&self) -> usize {
-        self.store.ids().count()
+        self.store.ids().count() + self.adopted.ids().count()
+    }
+
+    /// The table id that holds `list`, written or adopted by this process.
+    fn table_id_of(&self, list: &RuleList) -> Option<u32> {
+        self.store.id_of(list).or_else(|| self.adopted.id_of(list))
+    }
+
+    /// Whether `id` is a table or port-security set this process knows.
+    fn knows(&self, id: u32) -> bool {
+        self.store.get(id).is_some()
+            || self.adopted.get(id).is_some()
+            || self.psec.get(id).is_some()
     }
 
     pub fn rule_uid(&self, origin: &RuleOrigin) -> Option<u32> {

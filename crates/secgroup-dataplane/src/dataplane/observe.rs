@@ -70,20 +70,10 @@ impl Dataplane {
     /// Deletes the conntrack entries of one interface, or all of them;
     /// returns how many went.
     pub fn flush_conntrack(&mut self, ifindex: Option<u32>) -> Result<usize, DataplaneError> {
-        let doomed: Vec<CtKey> = self
-            .maps
-            .ct
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| ifindex.is_none_or(|i| k.ifindex == i))
-            .collect();
-        for key in &doomed {
-            match self.maps.ct.remove(key) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => return Err(map_err(names::CT)(e)),
-            }
-        }
-        Ok(doomed.len())
+        let zone = |i: u32| ifindex.is_none_or(|want| i == want);
+        let v6 = flush(&mut self.maps.ct, names::CT, |k| zone(k.ifindex))?;
+        let v4 = flush(&mut self.maps.ct4, names::CT4, |k| zone(k.ifindex))?;
+        Ok(v6 + v4)
     }
 
     /// Forgets everything about an interface that went away: conntrack,
@@ -99,6 +89,13 @@ impl Dataplane {
             .collect();
         for key in &hits {
             let _ = self.maps.rule_hits.remove(key);
+        }
+        // Its slot too, so that the removal of its entry by the next apply
+        // moves nothing back under its ifindex.
+        if let Some(iface) = self.ifaces.get(&ifindex)
+            && iface.slot < MAX_IFACE_SLOTS
+        {
+            let _ = crate::slots::zero(&mut self.maps, &[iface.slot]);
         }
         for dir in [DIR_INGRESS, DIR_EGRESS] {
             let _ = self.maps.if_stats.remove(&IfaceStatsKey {
@@ -119,4 +116,24 @@ impl Dataplane {
         }
         Ok(())
     }
+}
+
+/// Deletes the entries of one conntrack map whose key `doomed` picks.
+fn flush<K: aya::Pod>(
+    map: &mut aya::maps::HashMap<aya::maps::MapData, K, CtEntry>,
+    name: &'static str,
+    doomed: impl Fn(&K) -> bool,
+) -> Result<usize, DataplaneError> {
+    let keys: Vec<K> = map
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| doomed(k))
+        .collect();
+    for key in &keys {
+        match map.remove(key) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err(name)(e)),
+        }
+    }
+    Ok(keys.len())
 }

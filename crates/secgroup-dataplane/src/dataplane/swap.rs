@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use secgroup_policy::{PortSecurity, RuleList};
 
-use super::{ApplyReport, Dataplane, InterfaceBinding, Tampering};
+use super::{ApplyReport, Dataplane, InterfaceBinding, Tampering, adopt};
 use crate::abi::*;
 use crate::error::{DataplaneError, map_err};
 use crate::maps::names;
-use crate::{portsec, tables};
+use crate::{portsec, slots, tables};
 
 /// One `sg_ifaces` change made during an apply, with what was there
 /// before, so that a failure can put it back.
@@ -63,6 +63,9 @@ impl Dataplane {
     ) -> Result<ApplyReport, DataplaneError> {
         let started = Instant::now();
         let mut report = ApplyReport::default();
+        // Until this apply has freed what it replaces, the kernel may hold
+        // tables no interface names: a restart must not trust it.
+        self.mark_clean(false)?;
 
         // Where each rule sits, as the tables in force say: put back if
         // this apply fails, so counters are still read at the positions
@@ -88,7 +91,18 @@ impl Dataplane {
             self.uids.restore(placement);
             return Err(self.undo(e, switched, &written));
         }
+        // Interfaces whose entry went keep their counts, under their ifindex.
+        for change in &switched {
+            if let Some(before) = &change.before
+                && !self.ifaces.contains_key(&change.ifindex)
+            {
+                slots::retire(&mut self.maps, change.ifindex, before);
+            }
+        }
 
+        // What the load offered and this apply did not claim is swept by
+        // step 3 (its ids are unknown and, once unnamed, garbage).
+        self.candidates = super::adopt::Candidates::default();
         if self.defer_frees {
             self.free_pending = true;
         } else {
@@ -120,15 +134,13 @@ impl Dataplane {
                 mac: None,
                 allowed: Vec::new(),
             };
-            let set = self.psec_set_for(&closed, written)?;
-            let (flags, mac) = portsec::iface_fields(&closed);
-            let guard = Iface {
+            let mut guard = Iface {
                 table: [NO_TABLE; DIR_MAX],
-                flags: IFACE_F_GUARD | flags,
-                mac,
-                psec_set: set,
+                flags: IFACE_F_GUARD,
+                psec_set: self.psec_set_for(&closed, written)?,
                 ..Iface::default()
             };
+            portsec::set_iface_fields(&mut guard, &closed);
             wanted.push((*ifindex, guard));
         }
         for binding in bindings {
@@ -143,8 +155,16 @@ impl Dataplane {
                 instance_uid: binding.instance_uid,
                 ..Iface::default()
             };
+            let current = self.ifaces.get(&binding.ifindex).copied();
             for (dir, list) in [(DIR_INGRESS, binding.ingress), (DIR_EGRESS, binding.egress)] {
-                let id = match self.store.id_of(list) {
+                // Most bindings of an apply are as they were: comparing
+                // with the table in force is half the cost of hashing the
+                // list to find its table (a thousand interfaces).
+                let in_force = current
+                    .map(|i| i.table[dir as usize])
+                    .filter(|id| self.table_rules(*id) == Some(list));
+                let found = in_force.or_else(|| self.table_id_of(list));
+                let id = match found.or_else(|| self.adopt_table(list)) {
                     Some(id) => id,
                     None => {
                         let id = self.write_new_table(list, binding.ifindex)?;
@@ -155,14 +175,19 @@ impl Dataplane {
                 iface.table[dir as usize] = id;
             }
             if let Some(spec) = binding.port_security.filter(|s| s.enabled) {
-                let set = self.psec_set_for(spec, written)?;
-                let (flags, mac) = portsec::iface_fields(spec);
-                iface.flags |= flags;
-                iface.mac = mac;
-                iface.psec_set = set;
+                let in_force = current
+                    .map(|i| i.psec_set)
+                    .filter(|set| self.psec.get(*set) == Some(spec));
+                iface.psec_set = match in_force {
+                    Some(set) => set,
+                    None => self.psec_set_for(spec, written)?,
+                };
+                portsec::set_iface_fields(&mut iface, spec);
             }
             wanted.push((binding.ifindex, iface));
         }
+        let fresh = slots::assign(&self.ifaces, &mut wanted);
+        slots::zero(&mut self.maps, &fresh)?;
         if !written.is_empty() {
             let mut meta = self.meta;
             meta.next_table_id = meta.next_table_id.max(u64::from(self.store.next_id()));
@@ -179,6 +204,12 @@ impl Dataplane {
         written: &mut Vec<u32>,
     ) -> Result<u32, DataplaneError> {
         if let Some(set) = self.psec.id_of(spec) {
+            return Ok(set);
+        }
+        if !self.candidates.psec.is_empty()
+            && let Some(set) = self.candidates.psec.remove(&adopt::psec_digest(spec))
+        {
+            self.psec.insert(set, spec.clone());
             return Ok(set);
         }
         let set = self.write_new_psec(spec)?;
@@ -297,10 +328,21 @@ impl Dataplane {
         let unused: Vec<u32> = self
             .store
             .ids()
+            .chain(self.adopted.ids())
             .chain(self.psec.ids())
             .filter(|id| self.refs.get(id).copied().unwrap_or(0) == 0)
             .collect();
+        // An id some interface named before and nobody knows the content
+        // of (adopted but not verified): only a sweep finds its entries.
+        if self
+            .refs
+            .iter()
+            .any(|(id, refs)| *refs == 0 && !self.knows(*id))
+        {
+            self.sweep_pending = true;
+        }
         if unused.is_empty() && !self.sweep_pending {
+            let _ = self.mark_clean(true);
             return;
         }
         if self.rcu_barrier().is_err() {
@@ -310,7 +352,7 @@ impl Dataplane {
         }
         report.rcu_barriers = 1;
         for id in unused {
-            if self.store.get(id).is_some() {
+            if self.store.get(id).is_some() || self.adopted.get(id).is_some() {
                 report.tables_freed += 1;
             } else {
                 report.psec_sets_freed += 1;
@@ -318,9 +360,13 @@ impl Dataplane {
             self.forget_id(id);
         }
         if self.sweep_pending {
-            let tables: HashSet<u32> = self.store.ids().collect();
+            let tables: HashSet<u32> = self.store.ids().chain(self.adopted.ids()).collect();
             let sets: HashSet<u32> = self.psec.ids().collect();
-            let swept = tables::sweep(&mut self.maps, &tables)
+            // Sets keep their headers in a table map, and the marker sits
+            // under table id 0.
+            let mut keep: HashSet<u32> = tables.union(&sets).copied().collect();
+            keep.insert(NO_TABLE);
+            let swept = tables::sweep(&mut self.maps, &keep)
                 .and_then(|swept| Ok(swept + portsec::sweep(&mut self.maps, &sets)?));
             if let Ok(swept) = swept {
                 report.stale_entries_swept = swept;
@@ -329,6 +375,32 @@ impl Dataplane {
                 self.sweep_pending = false;
             }
         }
+        if !self.sweep_pending {
+            let _ = self.mark_clean(true);
+        }
+    }
+
+    /// Records in the pins' marker whether the kernel holds only what
+    /// interfaces name (see `adopt.rs`); written only when it changes.
+    fn mark_clean(&mut self, clean: bool) -> Result<(), DataplaneError> {
+        if self.clean != clean {
+            adopt::write_marker(&mut self.maps, self.meta.owner_token, clean)?;
+            self.clean = clean;
+        }
+        Ok(())
+    }
+
+    /// The id of a table a previous owner wrote for exactly `list`, now
+    /// this process's, if the load found one (see `adopt.rs`).
+    fn adopt_table(&mut self, list: &RuleList) -> Option<u32> {
+        if self.candidates.tables.is_empty() {
+            return None;
+        }
+        let digest = adopt::table_digest(&mut self.uids, list);
+        let id = self.candidates.tables.remove(&digest)?;
+        self.adopted.insert(id, list.clone());
+        self.origins_adopted = true;
+        Some(id)
     }
 
     /// Updates the in-memory view of one interface and the refcounts of
@@ -359,7 +431,12 @@ impl Dataplane {
                 source,
             })?;
         let id = self.store.allocate()?;
-        if let Err(e) = tables::write(&mut self.maps, &mut self.uids, id, &table) {
+        // The header last: it says the table is complete.
+        let digest = adopt::table_digest(&mut self.uids, list);
+        if let Err(e) = tables::write(&mut self.maps, &mut self.uids, id, &table)
+            .and_then(|()| adopt::write_header(&mut self.maps, id, true, digest))
+        {
+            let _ = adopt::delete_header(&mut self.maps, id);
             tables::delete(&mut self.maps, id, &table);
             return Err(e);
         }
@@ -370,7 +447,10 @@ impl Dataplane {
     /// Writes `spec`'s allowed sources under a fresh set id.
     fn write_new_psec(&mut self, spec: &PortSecurity) -> Result<u32, DataplaneError> {
         let set = self.store.allocate()?;
-        if let Err(e) = portsec::write(&mut self.maps, set, spec) {
+        if let Err(e) = portsec::write(&mut self.maps, set, spec).and_then(|()| {
+            adopt::write_header(&mut self.maps, set, false, adopt::psec_digest(spec))
+        }) {
+            let _ = adopt::delete_header(&mut self.maps, set);
             portsec::delete(&mut self.maps, set, spec);
             return Err(e);
         }
@@ -380,8 +460,26 @@ impl Dataplane {
 
     /// Deletes the table or port-security set under `id`.
     fn forget_id(&mut self, id: u32) {
+        // The header first: a half-deleted table must never look complete.
+        // If it cannot go, neither may the rest (a later sweep finds it).
+        if adopt::delete_header(&mut self.maps, id).is_err() {
+            self.sweep_pending = true;
+            self.store.remove(id);
+            self.adopted.remove(id);
+            self.psec.remove(id);
+            self.refs.remove(&id);
+            return;
+        }
         if let Some(stored) = self.store.remove(id) {
             tables::delete(&mut self.maps, id, &stored.table);
+        }
+        if let Some(list) = self.adopted.remove(id) {
+            // An adopted table's keys: those this build writes for its list
+            // (its header says the previous owner's build was this one).
+            match secgroup_classifier::build(&list) {
+                Ok(table) => tables::delete(&mut self.maps, id, &table),
+                Err(_) => self.sweep_pending = true,
+            }
         }
         if let Some(spec) = self.psec.remove(id) {
             portsec::delete(&mut self.maps, id, &spec);
@@ -473,8 +571,11 @@ impl Dataplane {
         self.refs = tables::refs_of(ifaces.values());
         self.ifaces = ifaces;
         self.store.forget_all(next);
+        self.adopted.clear();
+        self.candidates = super::adopt::Candidates::default();
         self.psec.forget_all();
         self.sweep_pending = true;
+        self.mark_clean(false)?;
         Ok(())
     }
 }

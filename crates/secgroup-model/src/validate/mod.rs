@@ -1,17 +1,22 @@
-//! Raw files → the validated model. Every problem in every file is
-//! collected (one bad rule must not hide the next), then the checks that
-//! need all files at once run: duplicate ids, dangling references, an
+//! Raw files → the validated model, in two steps. [`check_file`] checks
+//! one file by itself and keeps what it defines, refers to and claims (a
+//! [`FileCheck`]): every problem of the file alone is collected there (one
+//! bad rule must not hide the next). `merge` then runs the checks that
+//! need all files at once: duplicate ids, dangling references, an
 //! interface bound twice, an address shared by two instances of this host,
-//! per-instance quotas. `instance` checks instances, `parse` turns strings
-//! into ids, remotes and service references.
+//! per-instance quotas. A file's check depends on nothing but its bytes
+//! and the limits, so a reload keeps it for every file that did not
+//! change and runs only the merge again (see `cache.rs`). `instance`
+//! checks instances, `parse` turns strings into ids, remotes and service
+//! references.
 
 mod instance;
+mod merge;
 mod parse;
 
 use std::collections::BTreeMap;
-use std::fmt::Display;
 
-use crate::diagnostic::{Diagnostic, HostView, Limits};
+use crate::diagnostic::{Diagnostic, Limits};
 use crate::location::quote;
 use crate::model::{
     AddressSet, AddressSetGroup, AddressSetGroupId, AddressSetId, Direction, InstanceId, Ports,
@@ -24,28 +29,32 @@ use crate::raw::{
 };
 use crate::values::{self, Case};
 
-use instance::Addresses;
+pub(crate) use merge::merge;
 use parse::{PrefixedId, parse_id, parse_remote, parse_rule_id, parse_service_ref};
 
-/// Something a rule or instance refers to by id.
-#[derive(Debug, Clone)]
-enum Target {
+/// Something defined by id, or referred to by a rule or an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Id {
     SecurityGroup(SgId),
+    Instance(InstanceId),
     AddressSet(AddressSetId),
     AddressSetGroup(AddressSetGroupId),
     ServiceSet(ServiceSetId),
     ServiceSetGroup(ServiceSetGroupId),
 }
 
-/// Where each id was first defined.
-#[derive(Default)]
-struct Definitions {
-    security_groups: BTreeMap<SgId, Loc>,
-    instances: BTreeMap<InstanceId, Loc>,
-    address_sets: BTreeMap<AddressSetId, Loc>,
-    address_set_groups: BTreeMap<AddressSetGroupId, Loc>,
-    service_sets: BTreeMap<ServiceSetId, Loc>,
-    service_set_groups: BTreeMap<ServiceSetGroupId, Loc>,
+impl Id {
+    /// How messages name the kind and the id.
+    fn describe(&self) -> (&'static str, String) {
+        match self {
+            Id::SecurityGroup(id) => (SgId::KIND, id.to_string()),
+            Id::Instance(id) => ("instance", id.to_string()),
+            Id::AddressSet(id) => (AddressSetId::KIND, id.to_string()),
+            Id::AddressSetGroup(id) => (AddressSetGroupId::KIND, id.to_string()),
+            Id::ServiceSet(id) => (ServiceSetId::KIND, id.to_string()),
+            Id::ServiceSetGroup(id) => (ServiceSetGroupId::KIND, id.to_string()),
+        }
+    }
 }
 
 /// An instance's group list, kept for the quota check once every group's
@@ -56,47 +65,70 @@ struct Binding {
     loc: Loc,
 }
 
-pub(crate) struct Validator<'l> {
-    limits: &'l Limits,
-    /// Which instances are bound here (see `instance.rs`).
-    view: HostView<'l>,
-    errors: Vec<Diagnostic>,
-    /// Questionable but valid: they never fail a load.
-    warnings: Vec<Diagnostic>,
-    set: RuleSet,
-    defined: Definitions,
-    references: Vec<(Target, Loc)>,
-    /// Rules per direction of each group as written, for instance quotas.
-    rule_counts: BTreeMap<SgId, [usize; 2]>,
+/// An address an instance lists in `ips`, for the merge to check against
+/// every other instance's. Counted only if the instance's definition
+/// (`def`, an index into [`FileCheck::definitions`]) is the first of its
+/// id.
+struct Claim {
+    def: usize,
+    ip: std::net::IpAddr,
+    /// As written, for messages.
+    written: String,
+    instance: String,
+    /// Where the instance is bound, as far as its file tells (the merge
+    /// decides, with the host view, whether that is here).
+    placement: Placement,
+    loc: Loc,
+}
+
+/// An instance's `interface` and `"host"` as written: what the merge needs
+/// to tell, for a host view, whether it is bound here (see `merge.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Placement {
+    has_interface: bool,
+    host: Option<String>,
+}
+
+/// One file checked by itself: its own problems, the objects that are
+/// valid as far as the file alone can tell, and everything the merge
+/// needs to check it against the others, in the order written.
+#[derive(Default)]
+pub(crate) struct FileCheck {
+    pub(crate) errors: Vec<Diagnostic>,
+    /// Complete only when neither this file nor the merge finds a problem
+    /// (then every object of the file is valid).
+    pub(crate) objects: RuleSet,
+    definitions: Vec<(Id, Loc)>,
+    references: Vec<(Id, Loc)>,
+    /// Rules per direction of each group as written (`def`: its
+    /// definition), for instance quotas.
+    rule_counts: Vec<(usize, SgId, [usize; 2])>,
     bindings: Vec<Binding>,
-    /// (Host, interface name) → instance id and where it was bound; the
-    /// host is `""` but in the fleet view (interfaces are per host).
-    interfaces: BTreeMap<(String, String), (String, Loc)>,
-    /// Which instances claim each address in their `ips`.
-    addresses: Addresses,
+    /// Interface name, the instance id as written, where, and the host
+    /// written beside it.
+    interfaces: Vec<(String, String, Loc, Option<String>)>,
+    claims: Vec<Claim>,
+}
+
+/// Checks one decoded file by itself.
+pub(crate) fn check_file(file: &RawFile, limits: &Limits) -> FileCheck {
+    let mut validator = Validator {
+        limits,
+        out: FileCheck::default(),
+    };
+    validator.file(file);
+    validator.out
+}
+
+struct Validator<'l> {
+    limits: &'l Limits,
+    out: FileCheck,
 }
 
 impl<'l> Validator<'l> {
-    pub(crate) fn new(limits: &'l Limits, view: HostView<'l>) -> Validator<'l> {
-        Validator {
-            limits,
-            view,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-            set: RuleSet::default(),
-            defined: Definitions::default(),
-            references: Vec::new(),
-            rule_counts: BTreeMap::new(),
-            bindings: Vec::new(),
-            interfaces: BTreeMap::new(),
-            addresses: Addresses::default(),
-        }
-    }
-
-    /// Validates one file's definitions. The first definition of an id (or
-    /// binding of an interface) wins and later ones are reported, so the
-    /// order of the calls decides where a conflict is reported.
-    pub(crate) fn file(&mut self, file: &RawFile) {
+    /// Checks every object of the file, in the order the merge replays
+    /// their definitions.
+    fn file(&mut self, file: &RawFile) {
         for g in &file.security_groups {
             self.security_group(g);
         }
@@ -117,54 +149,8 @@ impl<'l> Validator<'l> {
         }
     }
 
-    /// Runs the checks across files and hands back the rule set (complete
-    /// only when no errors were reported), the errors and the warnings.
-    pub(crate) fn finish(mut self) -> (RuleSet, Vec<Diagnostic>, Vec<Diagnostic>) {
-        for (target, loc) in std::mem::take(&mut self.references) {
-            let defined = match &target {
-                Target::SecurityGroup(id) => self.defined.security_groups.contains_key(id),
-                Target::AddressSet(id) => self.defined.address_sets.contains_key(id),
-                Target::AddressSetGroup(id) => self.defined.address_set_groups.contains_key(id),
-                Target::ServiceSet(id) => self.defined.service_sets.contains_key(id),
-                Target::ServiceSetGroup(id) => self.defined.service_set_groups.contains_key(id),
-            };
-            if !defined {
-                let (kind, id) = match &target {
-                    Target::SecurityGroup(id) => (SgId::KIND, id.to_string()),
-                    Target::AddressSet(id) => (AddressSetId::KIND, id.to_string()),
-                    Target::AddressSetGroup(id) => (AddressSetGroupId::KIND, id.to_string()),
-                    Target::ServiceSet(id) => (ServiceSetId::KIND, id.to_string()),
-                    Target::ServiceSetGroup(id) => (ServiceSetGroupId::KIND, id.to_string()),
-                };
-                self.error(
-                    &loc,
-                    format!("unknown {kind} {}: no rule file defines it", quote(&id)),
-                );
-            }
-        }
-        for binding in std::mem::take(&mut self.bindings) {
-            for (d, direction) in Direction::ALL.into_iter().enumerate() {
-                let total: usize = binding
-                    .groups
-                    .iter()
-                    .filter_map(|g| self.rule_counts.get(g))
-                    .map(|counts| counts[d])
-                    .sum();
-                if total > self.limits.max_effective_rules {
-                    let message = format!(
-                        "instance {} would enforce {total} {direction} rules (the sum over its security groups), over the limit of {} (max_effective_rules)",
-                        quote(&binding.instance),
-                        self.limits.max_effective_rules
-                    );
-                    self.error(&binding.loc, message);
-                }
-            }
-        }
-        (self.set, self.errors, self.warnings)
-    }
-
     fn error(&mut self, loc: &Loc, message: impl Into<String>) {
-        self.errors.push(loc.diagnostic(message));
+        self.out.errors.push(loc.diagnostic(message));
     }
 
     /// The value, or `None` after reporting the message at `loc`.
@@ -172,54 +158,34 @@ impl<'l> Validator<'l> {
         result.map_err(|message| self.error(loc, message)).ok()
     }
 
-    /// Records the first definition of `id`; reports later ones. Returns
-    /// whether this is the first.
-    fn define<K: Ord + Clone + Display>(
-        errors: &mut Vec<Diagnostic>,
-        map: &mut BTreeMap<K, Loc>,
-        id: &K,
-        loc: &Loc,
-        kind: &str,
-    ) -> bool {
-        if let Some(first) = map.get(id) {
-            errors.push(loc.diagnostic(format!(
-                "duplicate {kind} id {}; first defined at {}",
-                quote(&id.to_string()),
-                first.position()
-            )));
-            false
-        } else {
-            map.insert(id.clone(), loc.clone());
-            true
-        }
+    /// Records a definition of `id` at `loc`; returns its index, by which
+    /// what depends on it being the first (the merge decides) refers to it.
+    fn define(&mut self, id: Id, loc: &Loc) -> usize {
+        self.out.definitions.push((id, loc.clone()));
+        self.out.definitions.len() - 1
     }
 
-    fn refer(&mut self, target: Target, loc: &Loc) {
-        self.references.push((target, loc.clone()));
+    fn refer(&mut self, target: Id, loc: &Loc) {
+        self.out.references.push((target, loc.clone()));
     }
 
     fn security_group(&mut self, raw: &Located<RawSecurityGroup>) {
         let g = &raw.value;
         let id: Option<SgId> = self.check(&g.id.loc, parse_id(&g.id.value));
-        let first = id.as_ref().is_some_and(|id| {
-            Self::define(
-                &mut self.errors,
-                &mut self.defined.security_groups,
-                id,
-                &g.id.loc,
-                SgId::KIND,
-            )
-        });
+        let def = id
+            .as_ref()
+            .map(|id| self.define(Id::SecurityGroup(id.clone()), &g.id.loc));
         let ingress = self.rules(g.ingress.as_ref(), Direction::Ingress);
         let egress = self.rules(g.egress.as_ref(), Direction::Egress);
-        let (Some(id), true) = (id, first) else {
+        let (Some(id), Some(def)) = (id, def) else {
             return;
         };
         let count = |list: &Option<Located<Vec<Located<RawRule>>>>| {
             list.as_ref().map_or(0, |l| l.value.len())
         };
-        self.rule_counts
-            .insert(id.clone(), [count(&g.ingress), count(&g.egress)]);
+        self.out
+            .rule_counts
+            .push((def, id.clone(), [count(&g.ingress), count(&g.egress)]));
         if let (Some(ingress), Some(egress)) = (ingress, egress) {
             let group = SecurityGroup {
                 id: id.clone(),
@@ -228,7 +194,7 @@ impl<'l> Validator<'l> {
                 ingress,
                 egress,
             };
-            self.set.security_groups.insert(id, group);
+            self.out.objects.security_groups.insert(id, group);
         }
     }
 
@@ -349,8 +315,8 @@ impl<'l> Validator<'l> {
                     parse_service_ref(&service.value, r.service_field),
                 )?;
                 let target = match &traffic {
-                    Traffic::ServiceSet(id) => Target::ServiceSet(id.clone()),
-                    Traffic::ServiceSetGroup(id) => Target::ServiceSetGroup(id.clone()),
+                    Traffic::ServiceSet(id) => Id::ServiceSet(id.clone()),
+                    Traffic::ServiceSetGroup(id) => Id::ServiceSetGroup(id.clone()),
                     Traffic::Service(_) => return Some(traffic),
                 };
                 self.refer(target, &service.loc);
@@ -432,81 +398,65 @@ impl<'l> Validator<'l> {
     fn address_set(&mut self, raw: &Located<RawAddressSet>) {
         let s = &raw.value;
         let id: Option<AddressSetId> = self.check(&s.id.loc, parse_id(&s.id.value));
-        let first = id.as_ref().is_some_and(|id| {
-            Self::define(
-                &mut self.errors,
-                &mut self.defined.address_sets,
-                id,
-                &s.id.loc,
-                AddressSetId::KIND,
-            )
-        });
+        if let Some(id) = &id {
+            self.define(Id::AddressSet(id.clone()), &s.id.loc);
+        }
         let addresses = all_good(self.unique_list(&s.addresses, "address", values::address_block));
-        if let (Some(id), true, Some(addresses)) = (id, first, addresses) {
+        if let (Some(id), Some(addresses)) = (id, addresses) {
             let set = AddressSet {
                 id: id.clone(),
                 addresses,
             };
-            self.set.address_sets.insert(id, set);
+            self.out.objects.address_sets.insert(id, set);
         }
     }
 
     fn service_set(&mut self, raw: &Located<RawServiceSet>) {
         let s = &raw.value;
         let id: Option<ServiceSetId> = self.check(&s.id.loc, parse_id(&s.id.value));
-        let first = id.as_ref().is_some_and(|id| {
-            Self::define(
-                &mut self.errors,
-                &mut self.defined.service_sets,
-                id,
-                &s.id.loc,
-                ServiceSetId::KIND,
-            )
-        });
+        if let Some(id) = &id {
+            self.define(Id::ServiceSet(id.clone()), &s.id.loc);
+        }
         let services = all_good(self.unique_list(&s.services, "service", values::service));
-        if let (Some(id), true, Some(services)) = (id, first, services) {
+        if let (Some(id), Some(services)) = (id, services) {
             let set = ServiceSet {
                 id: id.clone(),
                 services,
             };
-            self.set.service_sets.insert(id, set);
+            self.out.objects.service_sets.insert(id, set);
         }
     }
 
     fn address_set_group(&mut self, raw: &Located<RawSetGroup>) {
         let g = &raw.value;
-        let Some((id, first, sets)) = self.set_group::<AddressSetGroupId, AddressSetId>(
+        let Some((id, sets)) = self.set_group::<AddressSetGroupId, AddressSetId>(
             g,
-            |validator| &mut validator.defined.address_set_groups,
-            Target::AddressSet,
+            Id::AddressSetGroup,
+            Id::AddressSet,
         ) else {
             return;
         };
-        if first {
-            let group = AddressSetGroup {
-                id: id.clone(),
-                sets,
-            };
-            self.set.address_set_groups.insert(id, group);
-        }
+        let group = AddressSetGroup {
+            id: id.clone(),
+            sets,
+        };
+        self.out.objects.address_set_groups.insert(id, group);
     }
 
     fn service_set_group(&mut self, raw: &Located<RawSetGroup>) {
         let g = &raw.value;
-        let Some((id, first, sets)) = self.set_group::<ServiceSetGroupId, ServiceSetId>(
+        let Some((id, sets)) = self.set_group::<ServiceSetGroupId, ServiceSetId>(
             g,
-            |validator| &mut validator.defined.service_set_groups,
-            Target::ServiceSet,
+            Id::ServiceSetGroup,
+            Id::ServiceSet,
         ) else {
             return;
         };
-        if first {
-            let group = ServiceSetGroup {
-                id: id.clone(),
-                sets,
-            };
-            self.set.service_set_groups.insert(id, group);
-        }
+        let group = ServiceSetGroup {
+            id: id.clone(),
+            sets,
+        };
+        self.out.objects.service_set_groups.insert(id, group);
     }
 
     /// The common part of address and service set groups. Groups hold sets
@@ -515,19 +465,13 @@ impl<'l> Validator<'l> {
     fn set_group<G: PrefixedId, S: PrefixedId>(
         &mut self,
         g: &RawSetGroup,
-        definitions: impl Fn(&mut Self) -> &mut BTreeMap<G, Loc>,
-        target: impl Fn(S) -> Target,
-    ) -> Option<(G, bool, Vec<S>)> {
+        definition: impl Fn(G) -> Id,
+        target: impl Fn(S) -> Id,
+    ) -> Option<(G, Vec<S>)> {
         let id: Option<G> = self.check(&g.id.loc, parse_id(&g.id.value));
-        let first = match &id {
-            Some(id) => {
-                let mut errors = std::mem::take(&mut self.errors);
-                let first = Self::define(&mut errors, definitions(self), id, &g.id.loc, G::KIND);
-                self.errors = errors;
-                first
-            }
-            None => false,
-        };
+        if let Some(id) = &id {
+            self.define(definition(id.clone()), &g.id.loc);
+        }
         let (members, members_ok) = self.unique_list(&g.sets, "set", |s| {
             if s == g.id.value {
                 return Err(format!(
@@ -557,7 +501,7 @@ impl<'l> Validator<'l> {
             self.refer(target(member.clone()), loc);
         }
         let members = all_good((members, members_ok))?;
-        Some((id?, first, members))
+        Some((id?, members))
     }
 }
 
@@ -566,11 +510,11 @@ fn all_good<T>((items, ok): (Vec<(T, &Loc)>, bool)) -> Option<Vec<T>> {
     ok.then(|| items.into_iter().map(|(v, _)| v).collect())
 }
 
-fn remote_target(remote: &Remote) -> Option<Target> {
+fn remote_target(remote: &Remote) -> Option<Id> {
     match remote {
-        Remote::SecurityGroup(id) => Some(Target::SecurityGroup(id.clone())),
-        Remote::AddressSet(id) => Some(Target::AddressSet(id.clone())),
-        Remote::AddressSetGroup(id) => Some(Target::AddressSetGroup(id.clone())),
+        Remote::SecurityGroup(id) => Some(Id::SecurityGroup(id.clone())),
+        Remote::AddressSet(id) => Some(Id::AddressSet(id.clone())),
+        Remote::AddressSetGroup(id) => Some(Id::AddressSetGroup(id.clone())),
         Remote::Block(_) | Remote::Anywhere => None,
     }
 }

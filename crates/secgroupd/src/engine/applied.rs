@@ -107,5 +107,6 @@ pub fn read(state_dir: &Path, pin_dir: &Path, adopted: &AdoptReport) -> Option<A
         policy,
         files: Vec::new(),
         timings: crate::rules::LoadTimings::default(),
+        warnings: crate::rules::Warnings::default(),
     }))
 }

@@ -25,7 +25,7 @@ mod cuts;
 mod recorder;
 mod reload;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +87,67 @@ pub struct Engine {
     /// The rule files as decoded by the last reload: the next decodes
     /// only those that changed.
     decoded: secgroup_model::DecodeCache,
+    /// What the snapshot says of the interfaces, kept up to date from the
+    /// link events rather than asked of the kernel on every publish.
+    links: LinkView,
+}
+
+/// The VM-like interfaces of the host and the names of the hooked ones,
+/// as link events left them: a publish then costs no syscall per
+/// interface. Read from the kernel whole at start and whenever events
+/// were lost.
+#[derive(Default)]
+struct LinkView {
+    /// `tun`, `veth` and `macvtap` links by ifindex.
+    vm_like: BTreeMap<u32, secgroup_dataplane::Link>,
+    /// `vm_like` must be read from the kernel again.
+    stale: bool,
+    /// Ifindexes an event named since the last publish: their names are
+    /// looked up again.
+    touched: BTreeSet<u32>,
+}
+
+impl LinkView {
+    fn is_vm_like(kind: Option<&str>) -> bool {
+        matches!(kind, Some("tun" | "veth" | "macvtap"))
+    }
+
+    fn appeared(&mut self, name: &str, ifindex: u32, kind: Option<&str>) {
+        self.touched.insert(ifindex);
+        if Self::is_vm_like(kind) {
+            self.vm_like.insert(
+                ifindex,
+                secgroup_dataplane::Link {
+                    ifindex,
+                    name: name.to_owned(),
+                    kind: kind.map(str::to_owned),
+                },
+            );
+        } else {
+            self.vm_like.remove(&ifindex);
+        }
+    }
+
+    fn vanished(&mut self, ifindex: u32) {
+        self.touched.insert(ifindex);
+        self.vm_like.remove(&ifindex);
+    }
+
+    /// Reads the links from the kernel if events were lost (or at start).
+    /// A failed read keeps the view and tries again next time.
+    fn refresh(&mut self) {
+        if !self.stale {
+            return;
+        }
+        if let Ok(links) = secgroup_dataplane::list_links() {
+            self.vm_like = links
+                .into_iter()
+                .filter(|l| Self::is_vm_like(l.kind.as_deref()))
+                .map(|l| (l.ifindex, l))
+                .collect();
+            self.stale = false;
+        }
+    }
 }
 
 /// What a batch of events asks for, merged.
@@ -135,6 +196,10 @@ impl Engine {
             publisher,
             recorder: recorder::Recorder::new(),
             decoded: secgroup_model::DecodeCache::default(),
+            links: LinkView {
+                stale: true,
+                ..LinkView::default()
+            },
         };
         (engine, snapshots)
     }
@@ -191,10 +256,25 @@ impl Engine {
 
     /// Makes what is in force now the snapshot API reads see.
     fn publish(&mut self) {
+        // A restart that adopted its predecessor's tables wrote none, yet
+        // their rules have uids now (hit counters are read through them).
+        if self.dp.take_origins_adopted() {
+            self.now.rule_origins = Arc::new(self.dp.rule_origins());
+        }
+        if let Some(failure) = self.dp.take_expedite_failure() {
+            error!(%failure, "--expedite-grace-periods: could not expedite; interfaces were hooked at the normal pace");
+        }
+        // Names of hooked interfaces no event named since: as they were.
+        let touched = std::mem::take(&mut self.links.touched);
+        let stale = self.links.stale;
+        let before = std::mem::take(&mut self.now.hooked);
         self.now.hooked = self
             .hooked_interfaces()
             .into_iter()
-            .map(|i| (i, crate::iface::name_of(i)))
+            .map(|i| match before.get(&i) {
+                Some(name) if !stale && !touched.contains(&i) => (i, name.clone()),
+                _ => (i, crate::iface::name_of(i)),
+            })
             .collect();
         let mut tables = HashMap::new();
         for (ifindex, iface) in self.dp.interfaces() {
@@ -237,12 +317,18 @@ impl Engine {
             }
             Event::Signal(Signal::Hup) => batch.reload = Some(ReloadTrigger::Signal),
             Event::Signal(signal @ (Signal::Term | Signal::Int)) => batch.stop = Some(signal),
-            Event::LinkAppeared { name, ifindex } => {
+            Event::LinkAppeared {
+                name,
+                ifindex,
+                kind,
+            } => {
+                self.links.appeared(&name, ifindex, kind.as_deref());
                 if self.concerns(&name, ifindex) {
                     batch.resync = true;
                 }
             }
             Event::LinkVanished { ifindex } => {
+                self.links.vanished(ifindex);
                 if self.now.bound.contains_key(&ifindex)
                     || self.now.hooks.contains_key(&ifindex)
                     || self.dp.pinned_interfaces().contains(&ifindex)
@@ -252,7 +338,10 @@ impl Engine {
                     batch.resync = true;
                 }
             }
-            Event::LinksResync => batch.resync = true,
+            Event::LinksResync => {
+                self.links.stale = true;
+                batch.resync = true;
+            }
             Event::CheckPins => batch.check_pins = true,
             Event::RetryAttach => {
                 self.retry.scheduled = false;
@@ -281,7 +370,28 @@ impl Engine {
         }
     }
 
+    /// Whether a link event for `name` at `ifindex` may change what this
+    /// daemon enforces. Not for an interface already hooked under that
+    /// name and bound to the instance that names it (or guarded under it):
+    /// that is a state change (up, carrier, its own hook's notification),
+    /// and a resync of a thousand bindings for each would delay the
+    /// interfaces that are really new.
     fn concerns(&self, name: &str, ifindex: u32) -> bool {
+        let settled = self.now.hooks.get(&ifindex).is_some_and(|h| h.name == name)
+            && !self.now.failures.contains_key(name)
+            && !self.now.lookup_errors.contains_key(name)
+            && match self.now.bound.get(&ifindex) {
+                Some(id) => self.now.loaded.as_ref().is_some_and(|l| {
+                    l.policy
+                        .instances
+                        .get(id)
+                        .is_some_and(|i| i.interface.as_deref() == Some(name))
+                }),
+                None => self.now.guarded.get(&ifindex).is_some_and(|g| g == name),
+            };
+        if settled {
+            return false;
+        }
         let bound_name = self.now.loaded.as_ref().is_some_and(|l| {
             l.policy
                 .instances
@@ -334,13 +444,14 @@ impl Engine {
     }
 
     /// VM-like interfaces nothing hooks and no pattern covers.
-    fn unprotected_interfaces(&self) -> Vec<secgroup_dataplane::Link> {
+    fn unprotected_interfaces(&mut self) -> Vec<secgroup_dataplane::Link> {
+        self.links.refresh();
         let hooked = &self.now.hooked;
-        secgroup_dataplane::list_links()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|l| matches!(l.kind.as_deref(), Some("tun" | "veth" | "macvtap")))
+        self.links
+            .vm_like
+            .values()
             .filter(|l| !hooked.contains_key(&l.ifindex) && !self.guards(&l.name))
+            .cloned()
             .collect()
     }
 

@@ -50,11 +50,15 @@ impl Engine {
         self.now.reloads += 1;
         let dir = self.settings.rules_dir.display().to_string();
         let mut warnings = Vec::new();
-        let (outcome, summary) = match self
-            .settings
-            .source
-            .load(&self.known_files, &mut self.decoded)
-        {
+        let mut tables_before = None;
+        // Only our own last load is compiled incrementally from (a
+        // predecessor's record is compared with, never built upon).
+        let own = self.now.loaded.clone();
+        let (outcome, summary) = match self.settings.source.load(
+            &self.known_files,
+            &mut self.decoded,
+            own.as_deref(),
+        ) {
             Err(failure) => {
                 error!(?trigger, %dir, error = %failure.message, "reload failed: the rules directory was rejected; the policy in force stays");
                 for diagnostic in &failure.diagnostics {
@@ -70,26 +74,23 @@ impl Engine {
                 (ReloadOutcome::Failed, summary)
             }
             Ok((loaded, lint_input)) => {
-                let (outcome, summary) = self.apply_loaded(trigger, loaded);
+                let (outcome, summary, before) = self.apply_loaded(trigger, loaded);
+                tables_before = before;
                 if outcome != ReloadOutcome::Failed
                     && let Some(applied) = self.settings.source.applied()
                 {
                     self.now.etcd_applied = Some(applied);
                 }
-                // After the apply: the new policy is in force before its
-                // warnings are worked out (they change nothing enforced).
+                // After the apply, off this thread: the new policy is in
+                // force before its warnings are worked out (they change
+                // nothing enforced), and the next change need not wait
+                // for them. An API reload's answer carries them.
                 if outcome != ReloadOutcome::Failed
                     && let Some(loaded) = self.now.loaded.clone()
+                    && let Some(lint) = rules::lint_in_background(loaded, lint_input)
+                    && trigger == ReloadTrigger::Api
                 {
-                    let lint_started = Instant::now();
-                    warnings = rules::lint(&loaded, lint_input);
-                    for warning in &warnings {
-                        warn!(%warning, "questionable rule file");
-                    }
-                    debug!(
-                        lint_ms = format!("{:.1}", lint_started.elapsed().as_secs_f64() * 1e3),
-                        "rule files linted"
-                    );
+                    warnings = lint.join().unwrap_or_default();
                 }
                 (outcome, summary)
             }
@@ -124,10 +125,34 @@ impl Engine {
         self.now.last_reload = Some(report.clone());
         // `systemctl status` shows it; nobody to tell outside systemd.
         let _ = crate::sdnotify::notify(&format!("STATUS={}", self.status_line()));
+        if let Some(before) = tables_before {
+            // In force in the kernel: published before the work that no
+            // longer changes what is enforced (the run loop publishes
+            // again after the batch, harmlessly).
+            self.publish();
+            // The old tables' grace period and deletions (`apply_loaded`
+            // deferred them).
+            let freed = self.dp.free_unused_now();
+            if freed.tables_freed > 0 || freed.psec_sets_freed > 0 {
+                debug!(?freed, "replaced tables freed");
+            }
+            if let Some(loaded) = self.now.loaded.clone() {
+                super::cuts::log_cut_flows(self, &before, &loaded.policy, trigger);
+            }
+        }
         report
     }
 
-    fn apply_loaded(&mut self, trigger: ReloadTrigger, loaded: Loaded) -> (ReloadOutcome, String) {
+    /// Makes `loaded` the policy in force, or changes nothing. Returns the
+    /// outcome, its summary and, when tables changed, each interface's
+    /// tables before, for [`cuts::log_cut_flows`](super::cuts) once the
+    /// change is published. Replaced tables are left for
+    /// `free_unused_now`.
+    fn apply_loaded(
+        &mut self,
+        trigger: ReloadTrigger,
+        loaded: Loaded,
+    ) -> (ReloadOutcome, String, Option<BTreeMap<u32, [u32; 2]>>) {
         self.known_files = loaded.files.clone();
         // What the kernel enforces now: our own last load, else what the
         // previous daemon last applied to these pins.
@@ -145,7 +170,7 @@ impl Engine {
             self.now.last_error = None;
             self.now.tampered = None;
             self.sync();
-            return (ReloadOutcome::Unchanged, "no changes".to_owned());
+            return (ReloadOutcome::Unchanged, "no changes".to_owned(), None);
         }
         let empty = Policy::default();
         let diff = secgroup_policy::diff(
@@ -170,7 +195,12 @@ impl Engine {
         let tables_before = self.interface_tables();
         let compared = compare_started.elapsed();
         let apply_started = Instant::now();
-        match self.sync_with(&loaded.policy, true) {
+        // The grace period before the old tables can go, and their
+        // deletion, wait until the change is published (see `reload`).
+        self.dp.set_deferred_frees(true);
+        let applied = self.sync_with(&loaded.policy, true);
+        self.dp.set_deferred_frees(false);
+        match applied {
             Ok(()) => {
                 let applied = apply_started.elapsed();
                 let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
@@ -181,7 +211,6 @@ impl Engine {
                     apply_ms = ms(applied),
                     "reload phases"
                 );
-                super::cuts::log_cut_flows(self, &tables_before, &loaded.policy, trigger);
                 self.now.loaded = Some(loaded.clone());
                 self.previous = None;
                 self.now.pinned = false;
@@ -195,6 +224,7 @@ impl Engine {
                         ReloadOutcome::Unchanged,
                         "same rules as the previous secgroupd applied; its tables re-adopted"
                             .to_owned(),
+                        Some(tables_before),
                     );
                 }
                 self.now.generation += 1;
@@ -202,7 +232,11 @@ impl Engine {
                     warn!(error = %error_chain(&e), "recording the generation in the pins failed");
                 }
                 super::applied::write(self, &loaded);
-                (ReloadOutcome::Applied, diff.to_string())
+                (
+                    ReloadOutcome::Applied,
+                    diff.to_string(),
+                    Some(tables_before),
+                )
             }
             Err(e) => {
                 let message = format!("applying the new policy failed: {}", error_chain(&e));
@@ -215,7 +249,7 @@ impl Engine {
                     message: message.clone(),
                     diagnostics: Vec::new(),
                 });
-                (ReloadOutcome::Failed, message)
+                (ReloadOutcome::Failed, message, None)
             }
         }
     }

@@ -91,11 +91,14 @@ impl Source {
         }
     }
 
-    /// Reads, validates and compiles everything, or says why not.
+    /// Reads, validates and compiles everything, or says why not;
+    /// `previous` (this daemon's last load) is compiled from
+    /// incrementally (see [`rules::load_view`]).
     pub fn load(
         &self,
         known: &[PathBuf],
         cache: &mut DecodeCache,
+        previous: Option<&Loaded>,
     ) -> Result<(Loaded, LintInput), LoadFailure> {
         let view = HostView::Host(&self.host);
         let Some(etcd) = &self.etcd else {
@@ -106,7 +109,7 @@ impl Source {
             );
             let extra = secgroup_rulesdir::Extra::default();
             let view = (view, rules::Lists::All);
-            return rules::load_view(dir, &extra, view, &what, known, cache);
+            return rules::load_view(dir, &extra, view, &what, known, cache, previous);
         };
         let entries = etcd.current()?;
         let extra = entries.documents();
@@ -115,7 +118,15 @@ impl Source {
             what.push_str(&format!(" and the rule files of {}", dir.display()));
         }
         let view = (view, rules::Lists::BoundHere);
-        let result = rules::load_view(self.dir.as_deref(), &extra, view, &what, known, cache);
+        let result = rules::load_view(
+            self.dir.as_deref(),
+            &extra,
+            view,
+            &what,
+            known,
+            cache,
+            previous,
+        );
         etcd.loaded(&entries, result.is_ok());
         result
     }
