@@ -136,9 +136,10 @@ pub struct ConnectOptions {
 }
 
 impl EtcdArgs {
-    /// Whether any endpoint was given: etcd is in use.
+    /// Whether any endpoint was given: etcd is in use (an empty
+    /// `SECGROUP_ETCD_ENDPOINTS=` in a unit file means none).
     pub fn enabled(&self) -> bool {
-        !self.endpoints.is_empty()
+        self.endpoints.iter().any(|e| !e.trim().is_empty())
     }
 
     /// Checks the flags against each other and reads the files they name.
@@ -314,6 +315,7 @@ mod tests {
     #[test]
     fn flags_checked_against_each_other() {
         assert!(args(&["http://127.0.0.1:2379"]).options().is_ok());
+        assert!(!args(&[""]).enabled() && !args(&[]).enabled());
         assert_eq!(
             error(&args(&[])),
             "no etcd endpoint given (--etcd-endpoints URL[,URL...])"
