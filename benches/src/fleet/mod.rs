@@ -66,6 +66,9 @@ const SCENARIO: &str = "fleet";
 /// How long one change may take before it counts as a failure.
 const IN_FORCE_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(2);
+/// With the large store a change takes seconds: asking less often keeps
+/// the polls from slowing the daemon they measure.
+const POLL_LARGE: Duration = Duration::from_millis(10);
 /// From spawn to READY=1, a first sync of a large store included.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 const PORT: u16 = 5432;
@@ -255,6 +258,8 @@ struct Probe<'a> {
     instance: String,
     remote: IpAddr,
     disagreements: &'a AtomicUsize,
+    /// How often to ask: a poll competes with the daemon for the CPUs.
+    poll: Duration,
 }
 
 /// Polls every member on a thread of its own until it has applied
@@ -278,6 +283,7 @@ fn in_force_everywhere(
                     instance: m.vm.instance(),
                     remote,
                     disagreements,
+                    poll: POLL,
                 };
                 scope.spawn(move || wait_in_force(&probe, (revision, member), started, timeout))
             })
@@ -347,7 +353,7 @@ fn wait_in_force(
         if started.elapsed() >= timeout {
             return Ok(None);
         }
-        std::thread::sleep(POLL);
+        std::thread::sleep(probe.poll);
     }
 }
 

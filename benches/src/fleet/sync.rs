@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::store::Store;
 use super::{
-    IN_FORCE_TIMEOUT, Member, Probe, SCENARIO, Settings, base_groups, object, remote_instance,
-    start_daemon, wait_in_force,
+    IN_FORCE_TIMEOUT, Member, POLL_LARGE, Probe, SCENARIO, Settings, base_groups, object,
+    remote_instance, start_daemon, wait_in_force,
 };
 use crate::record::{Record, Results};
 use crate::stats::percentile;
@@ -139,6 +139,7 @@ pub(super) fn first_sync(settings: &Settings, results: &mut Results) -> Result<(
         instance: member.vm.instance(),
         remote,
         disagreements: &disagreements,
+        poll: POLL_LARGE,
     };
     let mut samples = Vec::new();
     let mut reported = Vec::new();

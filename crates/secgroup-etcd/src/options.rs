@@ -74,6 +74,9 @@ pub struct EtcdArgs {
     pub timeout: Duration,
 }
 
+/// How often an idle connection is pinged.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// `5s`, `500ms`, `2m`, or plain seconds; more than zero.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
@@ -133,9 +136,10 @@ pub struct ConnectOptions {
 }
 
 impl EtcdArgs {
-    /// Whether any endpoint was given: etcd is in use.
+    /// Whether any endpoint was given: etcd is in use (an empty
+    /// `SECGROUP_ETCD_ENDPOINTS=` in a unit file means none).
     pub fn enabled(&self) -> bool {
-        !self.endpoints.is_empty()
+        self.endpoints.iter().any(|e| !e.trim().is_empty())
     }
 
     /// Checks the flags against each other and reads the files they name.
@@ -244,8 +248,10 @@ impl ConnectOptions {
         let mut options = etcd_client::ConnectOptions::new()
             .with_connect_timeout(self.timeout)
             .with_timeout(self.timeout)
-            // Notices a dead server on an idle watch without a request.
-            .with_keep_alive(Duration::from_secs(2), self.timeout)
+            // Notices a dead server on an idle watch without a request;
+            // not more often than etcd's --grpc-keepalive-min-time (5 s by
+            // default), or etcd closes the connection for too many pings.
+            .with_keep_alive(KEEPALIVE_INTERVAL, self.timeout)
             .with_keep_alive_while_idle(true);
         if let Some(tls) = &self.tls {
             let mut config = TlsOptions::new();
@@ -309,6 +315,7 @@ mod tests {
     #[test]
     fn flags_checked_against_each_other() {
         assert!(args(&["http://127.0.0.1:2379"]).options().is_ok());
+        assert!(!args(&[""]).enabled() && !args(&[]).enabled());
         assert_eq!(
             error(&args(&[])),
             "no etcd endpoint given (--etcd-endpoints URL[,URL...])"

@@ -319,3 +319,76 @@ fn an_outage_is_reported_and_the_watch_resumes_after_it() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn an_idle_watch_stays_up() {
+    if !etcd_or_skip("an_idle_watch_stays_up") {
+        return;
+    }
+    let etcd = Etcd::new();
+    let rt = runtime();
+    let updates = spawn_follower(&rt, options(&etcd), None);
+    until(&updates, Duration::from_secs(20), |u| {
+        matches!(u, Update::Reset { .. })
+    });
+    // Longer than a keepalive round (a client that pings more often than
+    // etcd's --grpc-keepalive-min-time gets its connection closed).
+    std::thread::sleep(Duration::from_secs(12));
+    let next = etcd.put("/secgroup/instances/ins-late", "x");
+    let seen = until(
+        &updates,
+        Duration::from_secs(10),
+        |u| matches!(u, Update::Changes { revision, .. } if *revision == next),
+    );
+    assert!(
+        seen.iter().all(|u| matches!(u, Update::Changes { .. })),
+        "the watch broke while idle: {seen:#?}"
+    );
+}
+
+#[test]
+fn credentials_from_a_password_file() {
+    if !etcd_or_skip("credentials_from_a_password_file") {
+        return;
+    }
+    let etcd = Etcd::new();
+    let rt = runtime();
+    etcd.put(
+        "/secgroup/address_sets/ipm-x",
+        r#"{ "id": "ipm-x", "addresses": [] }"#,
+    );
+    etcd.etcdctl(&["user", "add", "root:r00t-pw"], None)
+        .unwrap_or_else(|e| panic!("adding root: {e}"));
+    etcd.etcdctl(&["auth", "enable"], None)
+        .unwrap_or_else(|e| panic!("enabling auth: {e}"));
+    let dir = std::env::temp_dir().join(format!("secgroup-etcd-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let with_password = |password: &str| {
+        let file = dir.join("password");
+        std::fs::write(&file, format!("{password}\n")).unwrap_or_else(|e| panic!("{e}"));
+        secgroup_etcd::EtcdArgs {
+            endpoints: vec![etcd.endpoint()],
+            prefix: PREFIX.to_owned(),
+            user: Some("root".to_owned()),
+            password_file: Some(file),
+            timeout: Duration::from_secs(5),
+            ..secgroup_etcd::EtcdArgs::default()
+        }
+        .options()
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let snapshot = rt
+        .block_on(secgroup_etcd::snapshot(&with_password("r00t-pw")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(snapshot.values.len(), 1);
+    // Without them, or with the wrong password: refused, and said so.
+    let refused = rt.block_on(secgroup_etcd::snapshot(&options(&etcd)));
+    assert!(refused.is_err(), "read without credentials: {refused:?}");
+    let wrong = rt
+        .block_on(secgroup_etcd::snapshot(&with_password("nope")))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(wrong.contains("authentication failed"), "{wrong}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

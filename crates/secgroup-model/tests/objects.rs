@@ -71,7 +71,9 @@ fn objects_are_located_by_their_key() {
     let e = errors(&[file_shaped], HostView::Fleet);
     assert_eq!(e.len(), 2, "{e:?}");
     assert!(
-        e[0].starts_with("etcd:/secgroup/security_groups/sg-web:1:1: $: missing required key \"id\""),
+        e[0].starts_with(
+            "etcd:/secgroup/security_groups/sg-web:1:1: $: missing required key \"id\""
+        ),
         "{e:?}"
     );
     assert!(e[1].contains("security_groups: unknown key"), "{e:?}");

@@ -30,6 +30,18 @@ use crate::prefix::{normalise, split_range};
 /// reference resolves to nothing (the rule matches no packet) and a binding
 /// to an unknown group contributes no rules.
 pub fn compile(rules: &RuleSet) -> Policy {
+    compile_where(rules, |_| true)
+}
+
+/// [`compile`], with lists only for the instances bound on this host
+/// (those with an `interface`): in a fleet's rule set nearly every
+/// instance is another host's, needed here only as its groups' member
+/// addresses, which every rule naming a group still gets in full.
+pub fn compile_bound(rules: &RuleSet) -> Policy {
+    compile_where(rules, |i| i.interface.is_some())
+}
+
+fn compile_where(rules: &RuleSet, listed: impl Fn(&Instance) -> bool) -> Policy {
     let resolver = Resolver::new(rules);
     let security_groups: Shared<SgId, GroupPolicy> = rules
         .security_groups
@@ -39,6 +51,7 @@ pub fn compile(rules: &RuleSet) -> Policy {
     let instances = rules
         .instances
         .values()
+        .filter(|instance| listed(instance))
         .map(|instance| {
             let policy = instance_policy(instance, &security_groups);
             (instance.id.clone(), policy)
@@ -59,6 +72,21 @@ pub fn compile(rules: &RuleSet) -> Policy {
 /// definition changed or one of its groups was compiled again (or came or
 /// went). One VM's file changed in a thousand: one group and one instance.
 pub fn recompile(previous: &RuleSet, policy: &Policy, rules: &RuleSet) -> Policy {
+    recompile_where(previous, policy, rules, |_| true)
+}
+
+/// [`recompile`] for [`compile_bound`]: `policy` is `compile_bound`'s
+/// (or this function's) result for `previous`.
+pub fn recompile_bound(previous: &RuleSet, policy: &Policy, rules: &RuleSet) -> Policy {
+    recompile_where(previous, policy, rules, |i| i.interface.is_some())
+}
+
+fn recompile_where(
+    previous: &RuleSet,
+    policy: &Policy,
+    rules: &RuleSet,
+    listed: impl Fn(&Instance) -> bool,
+) -> Policy {
     let before = Resolver::new(previous);
     let resolver = Resolver::new(rules);
     let changed = resolver.changed_since(&before);
@@ -82,7 +110,8 @@ pub fn recompile(previous: &RuleSet, policy: &Policy, rules: &RuleSet) -> Policy
         (None, None) => true,
         _ => false,
     };
-    let instances = Shared::from_shared(rules.instances.values().map(|instance| {
+    let listed = rules.instances.values().filter(|instance| listed(instance));
+    let instances = Shared::from_shared(listed.map(|instance| {
         let kept = policy
             .instances
             .get_shared(&instance.id)

@@ -26,7 +26,7 @@ mod render;
 #[cfg(test)]
 mod testing;
 
-pub use compile::{compile, recompile};
+pub use compile::{compile, compile_bound, recompile, recompile_bound};
 pub use compiled::*;
 pub use diff::{Changes, PolicyDiff, RuleCounts, diff};
 pub use evaluate::{ImplicitAllow, Matched, Packet, Verdict, implicit_allow};

@@ -9,10 +9,8 @@
 //! the daemons do, each named `etcd:<key>` in diagnostics.
 
 use anyhow::Context;
-use secgroup_etcd::{ConnectOptions, EtcdArgs, Snapshot};
-use secgroup_model::{
-    DecodeCache, Diagnostic, Diagnostics, Document, HostView, Limits, Loaded, Shape,
-};
+use secgroup_etcd::{ConnectOptions, EtcdArgs};
+use secgroup_model::{Diagnostic, HostView, Limits};
 
 use crate::cli::{ExportArgs, PublishArgs};
 use crate::export::{find_group, render_group};
@@ -103,7 +101,9 @@ pub fn export(args: &ExportArgs, as_json: bool) -> Result<Output> {
         options.layout.prefix(),
         snapshot.revision
     );
-    let loaded = match load(&options, &snapshot) {
+    // As the daemons validate it, every instance bound on its own host;
+    // each value named `etcd:<key>`, a key that names no object an error.
+    let loaded = match snapshot.load(&options.layout, HostView::Fleet) {
         Ok(loaded) => loaded,
         Err(diagnostics) => {
             return Ok(refused(
@@ -115,46 +115,4 @@ pub fn export(args: &ExportArgs, as_json: bool) -> Result<Output> {
     };
     let group = find_group(&loaded.rules, &args.id, &place)?;
     Ok(render_group(group, args.format))
-}
-
-/// The snapshot's values validated as the daemons validate them (every
-/// instance bound on its own host), each named `etcd:<key>`; a key that
-/// names no object is an error of its own.
-fn load(options: &ConnectOptions, snapshot: &Snapshot) -> std::result::Result<Loaded, Diagnostics> {
-    let keys = secgroup_etcd::documents(&options.layout, snapshot.values.keys());
-    let mut stray = Vec::new();
-    let mut documents = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let bytes = snapshot.values.get(&key.key).map_or(&[][..], Vec::as_slice);
-        match &key.object {
-            Ok((kind, id)) => documents.push(Document {
-                name: &key.name,
-                bytes,
-                shape: Shape::Object { kind: *kind, id },
-            }),
-            Err(e) => stray.push(Diagnostic {
-                file: key.name.clone(),
-                line: 1,
-                column: 1,
-                path: "$".into(),
-                message: e.to_string(),
-            }),
-        }
-    }
-    let loaded = secgroup_model::load_documents(
-        &documents,
-        &Limits::default(),
-        &[],
-        &mut DecodeCache::default(),
-        HostView::Fleet,
-    );
-    match loaded {
-        Ok(loaded) if stray.is_empty() => Ok(loaded),
-        Ok(_) => Err(Diagnostics(stray)),
-        Err(Diagnostics(mut errors)) => {
-            errors.extend(stray);
-            errors.sort();
-            Err(Diagnostics(errors))
-        }
-    }
 }

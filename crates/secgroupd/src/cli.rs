@@ -12,7 +12,7 @@ use secgroup_dataplane::CtTimeouts;
 #[command(
     name = "secgroupd",
     version,
-    about = "The secgroup daemon: enforces the security groups of a rules directory on this host's VM interfaces"
+    about = "The secgroup daemon: enforces the security groups of a rules directory, or of a fleet's etcd, on this host's VM interfaces"
 )]
 pub struct Args {
     /// Directory of JSON rule files, watched for changes [default:

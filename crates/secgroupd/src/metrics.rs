@@ -51,7 +51,7 @@ impl Format {
 
 /// Every kind of degraded reason `health.rs` reports: each gets a series,
 /// 0 while it does not apply, so alerts need no `absent()`.
-const DEGRADED_KINDS: [&str; 8] = [
+const DEGRADED_KINDS: [&str; 9] = [
     "reload-failed",
     "no-policy",
     "not-enforced",
@@ -60,6 +60,7 @@ const DEGRADED_KINDS: [&str; 8] = [
     "kernel-diverged",
     "private-bpffs",
     "unbound-drops-all",
+    "etcd-unreachable",
 ];
 
 /// What the kernel counts, read at one scrape.

@@ -78,7 +78,19 @@ pub fn load_cached(
 ) -> Result<(Loaded, LintInput), LoadFailure> {
     let what = format!("the rule files of {}", dir.display());
     let extra = secgroup_rulesdir::Extra::default();
-    load_view(Some(dir), &extra, HostView::Fleet, &what, known, cache, previous)
+    let view = (HostView::Fleet, Lists::All);
+    load_view(Some(dir), &extra, view, &what, known, cache, previous)
+}
+
+/// Which instances a load compiles lists for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lists {
+    /// Every instance (a rules directory: the API shows instances
+    /// elsewhere with the lists they would have).
+    All,
+    /// Only those bound here: a fleet's other hosts' instances are
+    /// thousands, and count only as member addresses.
+    BoundHere,
 }
 
 /// [`load_cached`] of `dir` (if any) and `extra` documents (etcd's
@@ -87,7 +99,7 @@ pub fn load_cached(
 pub fn load_view(
     dir: Option<&Path>,
     extra: &secgroup_rulesdir::Extra<'_>,
-    view: HostView<'_>,
+    (view, lists): (HostView<'_>, Lists),
     what: &str,
     known: &[PathBuf],
     cache: &mut DecodeCache,
@@ -109,11 +121,17 @@ pub fn load_view(
     match result {
         Ok(loaded) => {
             let read_validate = started.elapsed();
-            let policy = match previous {
-                Some(previous) => {
+            let policy = match (previous, lists) {
+                (Some(previous), Lists::All) => {
                     secgroup_policy::recompile(&previous.rules, &previous.policy, &loaded.rules)
                 }
-                None => secgroup_policy::compile(&loaded.rules),
+                (Some(previous), Lists::BoundHere) => secgroup_policy::recompile_bound(
+                    &previous.rules,
+                    &previous.policy,
+                    &loaded.rules,
+                ),
+                (None, Lists::All) => secgroup_policy::compile(&loaded.rules),
+                (None, Lists::BoundHere) => secgroup_policy::compile_bound(&loaded.rules),
             };
             let compile = started.elapsed() - read_validate;
             let rules = Loaded {

@@ -86,6 +86,12 @@ fn rejected(status: &Value, revision: i64) -> bool {
         .is_some_and(|m| m.contains(&format!("etcd revision {revision} ")))
 }
 
+/// Whether the status says since when etcd is out of reach.
+fn unreachable_since(status: &Value) -> bool {
+    status["source"]["etcd"]["unreachable_since"].is_object()
+        && status["source"]["etcd"]["connected"] == false
+}
+
 fn healthy(status: &Value) -> bool {
     status["health"]["state"] == "ok"
 }
@@ -193,6 +199,16 @@ fn three_hosts_follow_one_etcd_write_reject_an_invalid_one_and_ride_out_an_outag
             text.contains("etcd:/secgroup/instances/ins-bad"),
             "{name}: the error must name the key {bad_key}: {text}"
         );
+        let located = error["diagnostics"].as_array().is_some_and(|lines| {
+            lines.iter().any(|line| {
+                line.as_str()
+                    .is_some_and(|l| l.starts_with("etcd:/secgroup/instances/ins-bad:1:"))
+            })
+        });
+        assert!(
+            located,
+            "{name}: a diagnostic must be located in the key's value (KEY:LINE:COLUMN): {text}"
+        );
         assert!(
             rejected(&status, bad),
             "{name}: the error must name revision {bad}: {text}"
@@ -235,6 +251,10 @@ fn three_hosts_follow_one_etcd_write_reject_an_invalid_one_and_ride_out_an_outag
     assert!(echoes(&mut held, "before", Duration::from_secs(3)));
     fleet.etcd.stop();
     hosts.wait_all("health degraded: etcd-unreachable", etcd_unreachable);
+    hosts.wait_all(
+        "source.etcd: not connected, unreachable since",
+        unreachable_since,
+    );
     assert!(
         echoes(&mut held, "during", Duration::from_secs(3)),
         "the open connection must keep flowing while etcd is down"
@@ -252,7 +272,9 @@ fn three_hosts_follow_one_etcd_write_reject_an_invalid_one_and_ride_out_an_outag
         ),
     ]);
     fleet.etcd.start();
-    hosts.wait_all("health ok once etcd is back", healthy);
+    hosts.wait_all("health ok once etcd is back", |status| {
+        healthy(status) && status["source"]["etcd"]["connected"] == true
+    });
     assert!(echoes(&mut held, "after", Duration::from_secs(3)));
     let back = fleet.put("instances", &instance_on(&web, "hv-a", &["sg-web"]));
     hosts.wait_revision(back);

@@ -241,14 +241,14 @@ impl Engine {
             if self.now.pinned {
                 error!(
                     dir = %self.settings.rules_dir.display(),
-                    "STARTED WITHOUT A VALID RULES DIRECTORY: keeping the policy a previous secgroupd pinned \
-                     in force, unchanged, until the rules directory is fixed"
+                    "STARTED WITHOUT VALID RULES (a rules directory or etcd revision that is invalid, or etcd unreachable): keeping the policy a previous secgroupd pinned \
+                     in force, unchanged, until valid rules are read"
                 );
             } else {
                 error!(
                     dir = %self.settings.rules_dir.display(),
-                    "STARTED WITHOUT A VALID RULES DIRECTORY and nothing pinned: NO INTERFACE IS PROTECTED \
-                     until the rules directory is fixed"
+                    "STARTED WITHOUT VALID RULES (a rules directory or etcd revision that is invalid, or etcd unreachable) and nothing pinned: NO INTERFACE IS PROTECTED \
+                     until valid rules are read"
                 );
             }
         }
@@ -303,8 +303,8 @@ impl Engine {
                 self.now.generation,
                 self.now.attached()
             ),
-            (None, true) => "invalid rules directory; enforcing the pinned policy".to_owned(),
-            (None, false) => "invalid rules directory; enforcing nothing".to_owned(),
+            (None, true) => "no valid rules yet; enforcing the pinned policy".to_owned(),
+            (None, false) => "no valid rules yet; enforcing nothing".to_owned(),
         }
     }
 

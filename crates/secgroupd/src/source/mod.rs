@@ -108,6 +108,7 @@ impl Source {
                 dir.map(|d| d.display().to_string()).unwrap_or_default()
             );
             let extra = secgroup_rulesdir::Extra::default();
+            let view = (view, rules::Lists::All);
             return rules::load_view(dir, &extra, view, &what, known, cache, previous);
         };
         let entries = etcd.current()?;
@@ -116,8 +117,16 @@ impl Source {
         if let Some(dir) = &self.dir {
             what.push_str(&format!(" and the rule files of {}", dir.display()));
         }
-        let result =
-            rules::load_view(self.dir.as_deref(), &extra, view, &what, known, cache, previous);
+        let view = (view, rules::Lists::BoundHere);
+        let result = rules::load_view(
+            self.dir.as_deref(),
+            &extra,
+            view,
+            &what,
+            known,
+            cache,
+            previous,
+        );
         etcd.loaded(&entries, result.is_ok());
         result
     }

@@ -150,6 +150,12 @@ fn etcd_revisions_are_enforced_whole_and_the_last_good_one_stays() {
         lab.host_pings_guest() && lab.guest_pings_host(),
         "still enforced"
     );
+    let metrics = raw(&daemon, "GET", "/metrics", None);
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        metrics.contains(r#"secgroup_degraded_reasons{kind="etcd-unreachable"} 1"#),
+        "{metrics}"
+    );
 
     // A restart while etcd is down keeps the pinned policy.
     daemon.terminate();
