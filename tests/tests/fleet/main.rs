@@ -5,6 +5,7 @@
 
 mod etcd;
 mod lab;
+mod publish;
 
 use secgroup_testbed::Vm;
 
