@@ -244,21 +244,7 @@ pub(crate) fn ids_in_kernel(maps: &Maps) -> Result<KernelIds, DataplaneError> {
     for key in maps.l4.keys() {
         ids.insert(key.map_err(map_err(names::L4))?.data().table);
     }
-    let mut conntrack_max = None;
-    let mut conntrack_entries = 0;
-    // An entry that vanishes (LRU, expiry) between the key walk and the
-    // lookup is simply skipped.
-    let v4 = maps.ct4.iter().filter_map(Result::ok).map(|(_, e)| e);
-    for entry in maps
-        .ct
-        .iter()
-        .filter_map(Result::ok)
-        .map(|(_, e)| e)
-        .chain(v4)
-    {
-        conntrack_entries += 1;
-        conntrack_max = conntrack_max.max(Some(entry.table));
-    }
+    let (conntrack_max, conntrack_entries) = conntrack_ids(maps);
     Ok(KernelIds {
         tables: ids,
         conntrack_max,
@@ -312,4 +298,25 @@ pub(crate) fn sweep(maps: &mut Maps, keep: &HashSet<u32>) -> Result<usize, Datap
     sweep_map!(maps.classes, names::CLASSES, |k| k.table);
     sweep_map!(maps.rules, names::RULES, |k| k.table);
     Ok(removed)
+}
+
+/// The highest table id conntrack entries carry, and how many there are
+/// (entries outlive tables: an id either map still names must not be
+/// handed out again). IPv4 flows are in `sg_ct4`, IPv6 ones in `sg_ct`.
+/// An entry that vanishes during the walk (LRU, expiry) is skipped.
+pub(crate) fn conntrack_ids(maps: &Maps) -> (Option<u32>, usize) {
+    let mut max = None;
+    let mut count = 0;
+    let v4 = maps.ct4.iter().filter_map(Result::ok).map(|(_, e)| e);
+    for entry in maps
+        .ct
+        .iter()
+        .filter_map(Result::ok)
+        .map(|(_, e)| e)
+        .chain(v4)
+    {
+        count += 1;
+        max = max.max(Some(entry.table));
+    }
+    (max, count)
 }
