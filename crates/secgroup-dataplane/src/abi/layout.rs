@@ -105,6 +105,19 @@ fn rust_mirrors_match_the_c_abi() {
             ("addr", 4 + offset_of!(V6KeyData, addr)),
         ],
     );
+    // Host keys: the LPM keys' data alone, so the same Rust types.
+    check(
+        &layouts,
+        "sg_v4_host_key",
+        size_of::<V4KeyData>(),
+        fields!(V4KeyData; table => table, addr => addr),
+    );
+    check(
+        &layouts,
+        "sg_v6_host_key",
+        size_of::<V6KeyData>(),
+        fields!(V6KeyData; table => table, addr => addr),
+    );
     check(
         &layouts,
         "sg_l4_key",

@@ -424,7 +424,7 @@ pub struct Config {
 }
 
 /// `enum sg_abi`: the version of every pinned layout (see [`Meta`]).
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 pub const META_SOCKET_LEN: usize = 108;
 
 /// `struct sg_meta`: owned by userspace, never read by the programs.

@@ -215,19 +215,6 @@ pub(crate) fn write_marker(maps: &mut Maps, token: u64, clean: bool) -> Result<(
         .map_err(map_err(names::CLASSES))
 }
 
-/// The highest table id conntrack entries carry, and how many there are
-/// (entries outlive tables). An entry that vanishes during the walk (LRU,
-/// expiry) is skipped.
-pub(crate) fn conntrack_ids(maps: &Maps) -> (Option<u32>, usize) {
-    let mut max = None;
-    let mut count = 0;
-    for (_, entry) in maps.ct.iter().filter_map(Result::ok) {
-        count += 1;
-        max = max.max(Some(entry.table));
-    }
-    (max, count)
-}
-
 /// What a header's digest depends on besides the content: the layout
 /// version and this build of the programs and of the crate. Another build
 /// may lay a list out differently: its tables are rewritten, never

@@ -171,7 +171,7 @@ fn find_ids(
     let trusted =
         previous.owner_token != 0 && adopt::read_marker(maps) == Some((previous.owner_token, true));
     if trusted {
-        let (ct_max, conntrack_entries) = adopt::conntrack_ids(maps);
+        let (ct_max, conntrack_entries) = crate::tables::conntrack_ids(maps);
         let ids: HashSet<u32> = ifaces.values().flat_map(tables::ids_of).collect();
         let tables = ifaces
             .values()
