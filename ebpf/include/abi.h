@@ -446,6 +446,14 @@ struct sg_config {
 enum sg_abi {
 	SG_ABI_VERSION = 5,
 	SG_META_SOCKET_LEN = 108, /* sizeof(sockaddr_un.sun_path) */
+	/* In every sg_l4 value of a table (sg_class_ref.class_id), above the
+	 * class id: the table has IPv4 / IPv6 host entries (sg_v4_hosts,
+	 * sg_v6_hosts). A table without skips the host lookup, so remotes
+	 * that are not hosts pay for it only where hosts exist. The l4
+	 * lookup comes first anyway: it costs nothing to carry them there. */
+	SG_L4_F_V4_HOSTS = 1 << 30,
+	SG_L4_F_V6_HOSTS = 1 << 29,
+	SG_CLASS_ID_MASK = (1 << 29) - 1,
 };
 
 /*

@@ -147,6 +147,22 @@ impl<'t> RemoteEntries<'t> {
         }
         entries
     }
+
+    /// What every `sg_l4` value of the table carries above its class id:
+    /// which host maps hold entries of the table.
+    fn l4_flags(&self) -> u32 {
+        let v4 = if self.v4_hosts.is_empty() {
+            0
+        } else {
+            L4_F_V4_HOSTS
+        };
+        let v6 = if self.v6_hosts.is_empty() {
+            0
+        } else {
+            L4_F_V6_HOSTS
+        };
+        v4 | v6
+    }
 }
 
 fn l4_key(table: u32, prefix: &secgroup_classifier::L4Prefix) -> Key<L4KeyData> {
@@ -215,8 +231,12 @@ pub(crate) fn write(
     write_entries!(remotes.v4, maps.v4, names::V4);
     write_entries!(remotes.v6_hosts, maps.v6_hosts, names::V6_HOSTS);
     write_entries!(remotes.v6, maps.v6, names::V6);
+    // Class ids are below the number of classes, which the map's size
+    // (2^20) bounds well under the flags.
+    debug_assert!(table.classes.len() <= CLASS_ID_MASK as usize);
+    let flags = remotes.l4_flags();
     let l4: Vec<_> = (table.l4.iter())
-        .map(|(prefix, c)| (l4_key(id, prefix), class(c)))
+        .map(|(prefix, c)| (l4_key(id, prefix), class(&(c | flags))))
         .collect();
     batch::update(&maps.l4, &l4).map_err(map_err(names::L4))?;
     Ok(())
