@@ -207,6 +207,26 @@ struct sg_v6_key {
 };
 
 /*
+ * Exact-match keys for a table's full-length remote prefixes (/32, /128):
+ * the host addresses of address sets and security-group references, which
+ * can be tens of thousands per table. They live in sg_v4_hosts /
+ * sg_v6_hosts instead of the tries, so a host costs one hash lookup, not a
+ * walk down a trie of 10,000 leaves. A full-length hit is the longest
+ * match there is, and userspace folds every shorter covering prefix's
+ * rules into each entry's class, so the hash answers exactly what the trie
+ * would. Both keys are whole 32-bit words: no padding to zero.
+ */
+struct sg_v4_host_key {
+	__u32 table;
+	__u8 addr[4];
+};
+
+struct sg_v6_host_key {
+	__u32 table;
+	__u8 addr[16];
+};
+
+/*
  * LPM key for protocol + destination port: prefixlen counts the 32 table
  * bits, then 8 protocol bits, then 16 port bits (network order). "all
  * protocols" is prefixlen 32, "tcp any port" 40, "tcp 80" 56. Packets of
@@ -424,8 +444,16 @@ struct sg_config {
  * enum, not a #define, so that it is in the BTF the layout test reads.)
  */
 enum sg_abi {
-	SG_ABI_VERSION = 4,
+	SG_ABI_VERSION = 5,
 	SG_META_SOCKET_LEN = 108, /* sizeof(sockaddr_un.sun_path) */
+	/* In every sg_l4 value of a table (sg_class_ref.class_id), above the
+	 * class id: the table has IPv4 / IPv6 host entries (sg_v4_hosts,
+	 * sg_v6_hosts). A table without skips the host lookup, so remotes
+	 * that are not hosts pay for it only where hosts exist. The l4
+	 * lookup comes first anyway: it costs nothing to carry them there. */
+	SG_L4_F_V4_HOSTS = 1 << 30,
+	SG_L4_F_V6_HOSTS = 1 << 29,
+	SG_CLASS_ID_MASK = (1 << 29) - 1,
 };
 
 /*

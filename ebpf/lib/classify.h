@@ -4,7 +4,9 @@
  *
  * A table (one interface-direction's ordered rule list) is stored as:
  *  - sg_v4 / sg_v6: longest-prefix match on the remote address, giving the
- *    class of "rules whose remotes contain this address";
+ *    class of "rules whose remotes contain this address", with the
+ *    full-length prefixes (hosts) in the exact-match sg_v4_hosts /
+ *    sg_v6_hosts, looked up first;
  *  - sg_l4: longest-prefix match on protocol then destination port, giving
  *    the class of "rules whose services contain this protocol and port";
  *  - sg_classes: each class as a bit set over rule positions.
@@ -12,8 +14,8 @@
  * already includes every shorter prefix's rules. A rule matches iff its
  * bit is in both sets, and the first matching rule is the lowest common
  * bit. The summaries let the AND visit only words both sets populate, so a
- * lookup costs 3 trie walks, 2-3 hash lookups and a few word ANDs, whatever
- * the number of rules.
+ * lookup costs 2 trie walks (or 1 and a host hit), 3-4 hash lookups and a
+ * few word ANDs, whatever the number of rules.
  *
  * Any miss (no prefix covers the address, no protocol entry, a class or
  * rule absent) means no rule matches: the caller drops by default.
@@ -108,10 +110,28 @@ static __always_inline __u32 sg_ruleset_first(const struct sg_ruleset *a,
  * the trie compares a key 8 bytes at a time (see sg_u64_of() in common.h).
  * A lead word in front of the key puts its data, not its prefix length, on
  * the 8-byte boundary.
+ *
+ * The remote address is looked up as a host first (sg_v4_hosts,
+ * sg_v6_hosts: the table's full-length prefixes) and only on a miss in the
+ * trie, which then holds the shorter prefixes alone. A hit is the longest
+ * match possible and its class already includes the shorter prefixes'
+ * rules, so the answer is the trie's. The trie key's data, from the table
+ * id on, is laid out exactly as the host key: one key serves both. The
+ * host lookup is skipped for a table without hosts of the family
+ * (SG_L4_F_*_HOSTS, abi.h): a miss would be certain.
  */
 static __always_inline const struct sg_class_ref *sg_lookup_remote(__u32 table, __u8 family,
-								    const __u32 *remote)
+								    const __u32 *remote,
+								    __u32 l4_flags)
 {
+	const struct sg_class_ref *host;
+
+	_Static_assert(sizeof(struct sg_v4_host_key) == 8 && sizeof(struct sg_v6_host_key) == 20 &&
+			       __builtin_offsetof(struct sg_v4_key, table) + sizeof(struct sg_v4_host_key) ==
+				       sizeof(struct sg_v4_key) &&
+			       __builtin_offsetof(struct sg_v6_key, table) + sizeof(struct sg_v6_host_key) ==
+				       sizeof(struct sg_v6_key),
+		       "host keys: the LPM keys without their prefix length");
 	if (family == SG_AF_INET) {
 		struct {
 			__u32 lead;
@@ -120,6 +140,11 @@ static __always_inline const struct sg_class_ref *sg_lookup_remote(__u32 table, 
 
 		u.k.prefixlen = SG_LPM_TABLE_BITS + 32;
 		*(__u64 *)&u.k.table = sg_u64_of(table, remote[0]);
+		if (l4_flags & SG_L4_F_V4_HOSTS) {
+			host = bpf_map_lookup_elem(&sg_v4_hosts, &u.k.table);
+			if (host)
+				return host;
+		}
 		return bpf_map_lookup_elem(&sg_v4, &u.k);
 	} else {
 		struct {
@@ -132,6 +157,11 @@ static __always_inline const struct sg_class_ref *sg_lookup_remote(__u32 table, 
 		data[0] = sg_u64_of(table, remote[0]);
 		data[1] = sg_u64_of(remote[1], remote[2]);
 		((__u32 *)data)[4] = remote[3];
+		if (l4_flags & SG_L4_F_V6_HOSTS) {
+			host = bpf_map_lookup_elem(&sg_v6_hosts, &u.k.table);
+			if (host)
+				return host;
+		}
 		return bpf_map_lookup_elem(&sg_v6, &u.k);
 	}
 }
@@ -196,25 +226,27 @@ SG_SUBPROG int sg_classify(const struct sg_query *q, struct sg_match *m)
 	/* Written as one 64-bit word each (sg_u64_of() in common.h). */
 	struct sg_class_key ck SG_KEY_ALIGNED;
 	struct sg_rule_key rk SG_KEY_ALIGNED;
-	__u32 pos;
+	__u32 pos, l4_class, l4_value;
 
 	if (!q || !m)
 		return 0;
-	net = sg_lookup_remote(q->table, q->family, q->remote);
-	if (!net)
-		return 0;
 	l4 = sg_lookup_l4(q->table, q->proto, q->port);
 	if (!l4)
+		return 0;
+	l4_value = l4->class_id;
+	l4_class = l4_value & SG_CLASS_ID_MASK;
+	net = sg_lookup_remote(q->table, q->family, q->remote, l4_value);
+	if (!net)
 		return 0;
 
 	*(__u64 *)&ck = sg_u64_of(q->table, net->class_id);
 	a = bpf_map_lookup_elem(&sg_classes, &ck);
 	if (!a)
 		return 0;
-	if (l4->class_id == net->class_id) {
+	if (l4_class == net->class_id) {
 		b = a;
 	} else {
-		*(__u64 *)&ck = sg_u64_of(q->table, l4->class_id);
+		*(__u64 *)&ck = sg_u64_of(q->table, l4_class);
 		b = bpf_map_lookup_elem(&sg_classes, &ck);
 		if (!b)
 			return 0;

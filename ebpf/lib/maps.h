@@ -54,6 +54,25 @@ struct {
 	__uint(max_entries, 1 << 20);
 } sg_v6 SEC(".maps");
 
+/* {table, remote IPv4 host} -> class: the /32 entries of a table, looked
+ * up before sg_v4 (abi.h, struct sg_v4_host_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sg_v4_host_key);
+	__type(value, struct sg_class_ref);
+	__uint(max_entries, 1 << 20);
+} sg_v4_hosts SEC(".maps");
+
+/* {table, remote IPv6 host} -> class: the /128 entries, before sg_v6. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sg_v6_host_key);
+	__type(value, struct sg_class_ref);
+	__uint(max_entries, 1 << 20);
+} sg_v6_hosts SEC(".maps");
+
 /* {table, protocol, destination port prefix} -> class. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

@@ -10,6 +10,8 @@ pub(crate) mod names {
     pub const IFACES: &str = "sg_ifaces";
     pub const V4: &str = "sg_v4";
     pub const V6: &str = "sg_v6";
+    pub const V4_HOSTS: &str = "sg_v4_hosts";
+    pub const V6_HOSTS: &str = "sg_v6_hosts";
     pub const L4: &str = "sg_l4";
     pub const CLASSES: &str = "sg_classes";
     pub const RULES: &str = "sg_rules";
@@ -37,6 +39,8 @@ pub(crate) const PINNED: &[&str] = &[
     names::IFACES,
     names::V4,
     names::V6,
+    names::V4_HOSTS,
+    names::V6_HOSTS,
     names::L4,
     names::CLASSES,
     names::RULES,
@@ -59,6 +63,10 @@ pub(crate) struct Maps {
     pub ifaces: HashMap<MapData, u32, Iface>,
     pub v4: LpmTrie<MapData, V4KeyData, ClassRef>,
     pub v6: LpmTrie<MapData, V6KeyData, ClassRef>,
+    /// The full-length (host) entries of v4 and v6, keyed by the same data
+    /// without a prefix length.
+    pub v4_hosts: HashMap<MapData, V4KeyData, ClassRef>,
+    pub v6_hosts: HashMap<MapData, V6KeyData, ClassRef>,
     pub l4: LpmTrie<MapData, L4KeyData, ClassRef>,
     pub classes: HashMap<MapData, ClassKey, RuleSetBits>,
     pub rules: HashMap<MapData, RuleKey, RuleMeta>,
@@ -97,6 +105,8 @@ impl Maps {
             ifaces: typed!(ebpf, IFACES),
             v4: typed!(ebpf, V4),
             v6: typed!(ebpf, V6),
+            v4_hosts: typed!(ebpf, V4_HOSTS),
+            v6_hosts: typed!(ebpf, V6_HOSTS),
             l4: typed!(ebpf, L4),
             classes: typed!(ebpf, CLASSES),
             rules: typed!(ebpf, RULES),

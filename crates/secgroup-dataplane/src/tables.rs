@@ -109,6 +109,62 @@ fn v6_key(table: u32, net: &ipnet::Ipv6Net) -> Key<V6KeyData> {
     )
 }
 
+/// A table's remote entries as the maps hold them: full-length prefixes
+/// (hosts) in the exact-match hashes, the others in the tries. The
+/// classifier folds shorter prefixes' rules into every longer entry's
+/// class, so a host's class is already what a trie walk ending at it
+/// would give, and a miss in the hash leaves the trie's answer unchanged.
+struct RemoteEntries<'t> {
+    v4_hosts: Vec<(V4KeyData, &'t u32)>,
+    v4: Vec<(Key<V4KeyData>, &'t u32)>,
+    v6_hosts: Vec<(V6KeyData, &'t u32)>,
+    v6: Vec<(Key<V6KeyData>, &'t u32)>,
+}
+
+impl<'t> RemoteEntries<'t> {
+    fn of(id: u32, table: &'t Table) -> RemoteEntries<'t> {
+        let mut entries = RemoteEntries {
+            v4_hosts: Vec::new(),
+            v4: Vec::new(),
+            v6_hosts: Vec::new(),
+            v6: Vec::new(),
+        };
+        for (net, class) in &table.v4 {
+            let key = v4_key(id, net);
+            if net.prefix_len() == net.max_prefix_len() {
+                entries.v4_hosts.push((key.data(), class));
+            } else {
+                entries.v4.push((key, class));
+            }
+        }
+        for (net, class) in &table.v6 {
+            let key = v6_key(id, net);
+            if net.prefix_len() == net.max_prefix_len() {
+                entries.v6_hosts.push((key.data(), class));
+            } else {
+                entries.v6.push((key, class));
+            }
+        }
+        entries
+    }
+
+    /// What every `sg_l4` value of the table carries above its class id:
+    /// which host maps hold entries of the table.
+    fn l4_flags(&self) -> u32 {
+        let v4 = if self.v4_hosts.is_empty() {
+            0
+        } else {
+            L4_F_V4_HOSTS
+        };
+        let v6 = if self.v6_hosts.is_empty() {
+            0
+        } else {
+            L4_F_V6_HOSTS
+        };
+        v4 | v6
+    }
+}
+
 fn l4_key(table: u32, prefix: &secgroup_classifier::L4Prefix) -> Key<L4KeyData> {
     Key::new(
         LPM_TABLE_BITS + u32::from(prefix.len),
@@ -164,16 +220,23 @@ pub(crate) fn write(
     let class = |class_id: &u32| ClassRef {
         class_id: *class_id,
     };
-    let v4: Vec<_> = (table.v4.iter())
-        .map(|(net, c)| (v4_key(id, net), class(c)))
-        .collect();
-    batch::update(&maps.v4, &v4).map_err(map_err(names::V4))?;
-    let v6: Vec<_> = (table.v6.iter())
-        .map(|(net, c)| (v6_key(id, net), class(c)))
-        .collect();
-    batch::update(&maps.v6, &v6).map_err(map_err(names::V6))?;
+    let remotes = RemoteEntries::of(id, table);
+    macro_rules! write_entries {
+        ($entries:expr, $map:expr, $name:expr) => {{
+            let entries: Vec<_> = $entries.iter().map(|(k, c)| (*k, class(c))).collect();
+            batch::update(&$map, &entries).map_err(map_err($name))?;
+        }};
+    }
+    write_entries!(remotes.v4_hosts, maps.v4_hosts, names::V4_HOSTS);
+    write_entries!(remotes.v4, maps.v4, names::V4);
+    write_entries!(remotes.v6_hosts, maps.v6_hosts, names::V6_HOSTS);
+    write_entries!(remotes.v6, maps.v6, names::V6);
+    // Class ids are below the number of classes, which the map's size
+    // (2^20) bounds well under the flags.
+    debug_assert!(table.classes.len() <= CLASS_ID_MASK as usize);
+    let flags = remotes.l4_flags();
     let l4: Vec<_> = (table.l4.iter())
-        .map(|(prefix, c)| (l4_key(id, prefix), class(c)))
+        .map(|(prefix, c)| (l4_key(id, prefix), class(&(c | flags))))
         .collect();
     batch::update(&maps.l4, &l4).map_err(map_err(names::L4))?;
     Ok(())
@@ -185,10 +248,17 @@ pub(crate) fn write(
 pub(crate) fn delete(maps: &mut Maps, id: u32, table: &Table) {
     // Errors here can only be ENOENT for entries a failed write never
     // made, which `batch::delete` skips.
-    let v4: Vec<_> = table.v4.iter().map(|(net, _)| v4_key(id, net)).collect();
-    let _ = batch::delete(&maps.v4, &v4);
-    let v6: Vec<_> = table.v6.iter().map(|(net, _)| v6_key(id, net)).collect();
-    let _ = batch::delete(&maps.v6, &v6);
+    let remotes = RemoteEntries::of(id, table);
+    macro_rules! delete_entries {
+        ($entries:expr, $map:expr) => {{
+            let keys: Vec<_> = $entries.iter().map(|(k, _)| *k).collect();
+            let _ = batch::delete(&$map, &keys);
+        }};
+    }
+    delete_entries!(remotes.v4_hosts, maps.v4_hosts);
+    delete_entries!(remotes.v4, maps.v4);
+    delete_entries!(remotes.v6_hosts, maps.v6_hosts);
+    delete_entries!(remotes.v6, maps.v6);
     let l4: Vec<_> = table.l4.iter().map(|(p, _)| l4_key(id, p)).collect();
     let _ = batch::delete(&maps.l4, &l4);
     let classes: Vec<_> = (0..table.classes.len())
@@ -244,12 +314,38 @@ pub(crate) fn ids_in_kernel(maps: &Maps) -> Result<KernelIds, DataplaneError> {
     for key in maps.l4.keys() {
         ids.insert(key.map_err(map_err(names::L4))?.data().table);
     }
+    for key in maps.v4_hosts.keys() {
+        ids.insert(key.map_err(map_err(names::V4_HOSTS))?.table);
+    }
+    for key in maps.v6_hosts.keys() {
+        ids.insert(key.map_err(map_err(names::V6_HOSTS))?.table);
+    }
     let (conntrack_max, conntrack_entries) = conntrack_ids(maps);
     Ok(KernelIds {
         tables: ids,
         conntrack_max,
         conntrack_entries,
     })
+}
+
+/// The highest table id conntrack entries carry, and how many there are
+/// (entries outlive tables), IPv6 (`sg_ct`) and IPv4 (`sg_ct4`) flows
+/// alike. An entry that vanishes during the walk (LRU, expiry) is skipped.
+pub(crate) fn conntrack_ids(maps: &Maps) -> (Option<u32>, usize) {
+    let mut max = None;
+    let mut count = 0;
+    let v4 = maps.ct4.iter().filter_map(Result::ok).map(|(_, e)| e);
+    for entry in maps
+        .ct
+        .iter()
+        .filter_map(Result::ok)
+        .map(|(_, e)| e)
+        .chain(v4)
+    {
+        count += 1;
+        max = max.max(Some(entry.table));
+    }
+    (max, count)
 }
 
 /// The table ids and port-security set id an interface entry names (one
@@ -294,29 +390,10 @@ pub(crate) fn sweep(maps: &mut Maps, keep: &HashSet<u32>) -> Result<usize, Datap
     }
     sweep_map!(maps.v4, names::V4, |k| k.data().table);
     sweep_map!(maps.v6, names::V6, |k| k.data().table);
+    sweep_map!(maps.v4_hosts, names::V4_HOSTS, |k| k.table);
+    sweep_map!(maps.v6_hosts, names::V6_HOSTS, |k| k.table);
     sweep_map!(maps.l4, names::L4, |k| k.data().table);
     sweep_map!(maps.classes, names::CLASSES, |k| k.table);
     sweep_map!(maps.rules, names::RULES, |k| k.table);
     Ok(removed)
-}
-
-/// The highest table id conntrack entries carry, and how many there are
-/// (entries outlive tables: an id either map still names must not be
-/// handed out again). IPv4 flows are in `sg_ct4`, IPv6 ones in `sg_ct`.
-/// An entry that vanishes during the walk (LRU, expiry) is skipped.
-pub(crate) fn conntrack_ids(maps: &Maps) -> (Option<u32>, usize) {
-    let mut max = None;
-    let mut count = 0;
-    let v4 = maps.ct4.iter().filter_map(Result::ok).map(|(_, e)| e);
-    for entry in maps
-        .ct
-        .iter()
-        .filter_map(Result::ok)
-        .map(|(_, e)| e)
-        .chain(v4)
-    {
-        count += 1;
-        max = max.max(Some(entry.table));
-    }
-    (max, count)
 }

@@ -105,6 +105,19 @@ fn rust_mirrors_match_the_c_abi() {
             ("addr", 4 + offset_of!(V6KeyData, addr)),
         ],
     );
+    // Host keys: the LPM keys' data alone, so the same Rust types.
+    check(
+        &layouts,
+        "sg_v4_host_key",
+        size_of::<V4KeyData>(),
+        fields!(V4KeyData; table => table, addr => addr),
+    );
+    check(
+        &layouts,
+        "sg_v6_host_key",
+        size_of::<V6KeyData>(),
+        fields!(V6KeyData; table => table, addr => addr),
+    );
     check(
         &layouts,
         "sg_l4_key",
@@ -354,6 +367,9 @@ fn enum_values_match_the_c_abi() {
     for (name, value) in [
         ("SG_ABI_VERSION", i64::from(ABI_VERSION)),
         ("SG_META_SOCKET_LEN", META_SOCKET_LEN as i64),
+        ("SG_L4_F_V4_HOSTS", i64::from(L4_F_V4_HOSTS)),
+        ("SG_L4_F_V6_HOSTS", i64::from(L4_F_V6_HOSTS)),
+        ("SG_CLASS_ID_MASK", i64::from(CLASS_ID_MASK)),
     ] {
         assert!(
             abi.iter().any(|(n, v)| n == name && *v == value),

@@ -283,6 +283,14 @@ pub struct L4KeyData {
 
 /// Bits of an LPM key that the table id takes; the prefix proper follows.
 pub const LPM_TABLE_BITS: u32 = 32;
+/// In every `sg_l4` value of a table, above the class id: the table has
+/// IPv4 host entries (`sg_v4_hosts`); without it the program skips that
+/// lookup.
+pub const L4_F_V4_HOSTS: u32 = 1 << 30;
+/// The same for IPv6 (`sg_v6_hosts`).
+pub const L4_F_V6_HOSTS: u32 = 1 << 29;
+/// The class id part of an `sg_l4` value.
+pub const CLASS_ID_MASK: u32 = (1 << 29) - 1;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -424,7 +432,7 @@ pub struct Config {
 }
 
 /// `enum sg_abi`: the version of every pinned layout (see [`Meta`]).
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 pub const META_SOCKET_LEN: usize = 108;
 
 /// `struct sg_meta`: owned by userspace, never read by the programs.

@@ -70,6 +70,22 @@ impl Dataplane {
                     .push(((key.prefix_len(), key.data().addr), class.class_id));
             }
         }
+        // Hosts as the full-length prefixes they are: the dump is the
+        // table's entries, wherever the maps keep them.
+        for entry in self.maps.v4_hosts.iter() {
+            let (key, class) = entry.map_err(map_err(names::V4_HOSTS))?;
+            if key.table == id {
+                dump.v4
+                    .push(((LPM_TABLE_BITS + 32, key.addr), class.class_id));
+            }
+        }
+        for entry in self.maps.v6_hosts.iter() {
+            let (key, class) = entry.map_err(map_err(names::V6_HOSTS))?;
+            if key.table == id {
+                dump.v6
+                    .push(((LPM_TABLE_BITS + 128, key.addr), class.class_id));
+            }
+        }
         for entry in self.maps.l4.iter() {
             let (key, class): (Key<L4KeyData>, ClassRef) = entry.map_err(map_err(names::L4))?;
             let data = key.data();
