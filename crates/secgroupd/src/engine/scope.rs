@@ -147,16 +147,13 @@ impl Engine {
     /// binding of: `name` itself and whatever is hooked, bound or guarded
     /// there now (a rename, or an ifindex the kernel gave again).
     pub(super) fn names_at(&self, ifindex: u32, name: Option<&str>) -> Vec<String> {
-        let bound = self.now.bound.get(&ifindex).and_then(|id| {
-            self.now
-                .loaded
-                .as_ref()?
-                .policy
-                .instances
-                .get(id)?
-                .interface
-                .clone()
-        });
+        let loaded = self.now.loaded.as_ref();
+        let bound = self
+            .now
+            .bound
+            .get(&ifindex)
+            .and_then(|id| loaded.and_then(|l| l.policy.instances.get(id)))
+            .and_then(|instance| instance.interface.clone());
         name.map(str::to_owned)
             .into_iter()
             .chain(self.now.hooks.get(&ifindex).map(|h| h.name.clone()))
