@@ -7,7 +7,7 @@
 //!
 //! Events that pile up while one is handled are merged: any number of
 //! rule-file changes and SIGHUPs make one reload, any number of link events
-//! one resync.
+//! one resync, of only the interfaces they name.
 //!
 //! Two rules shape the code:
 //! - **All or nothing.** A reload validates and compiles the whole
@@ -24,6 +24,7 @@ mod applied;
 mod cuts;
 mod recorder;
 mod reload;
+mod scope;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -154,9 +155,30 @@ impl LinkView {
 #[derive(Default)]
 struct Batch {
     reload: Option<ReloadTrigger>,
-    resync: bool,
+    resync: Resync,
     check_pins: bool,
     stop: Option<Signal>,
+}
+
+/// Which interfaces a batch's link events ask to look at again.
+#[derive(Default)]
+enum Resync {
+    #[default]
+    Nothing,
+    /// The interfaces of these names (see [`scope::Scope::Named`]).
+    Named(BTreeSet<String>),
+    /// Every interface: a retry, or notifications lost.
+    All,
+}
+
+impl Resync {
+    fn add(&mut self, names: Vec<String>) {
+        match self {
+            Resync::All => {}
+            Resync::Named(named) => named.extend(names),
+            Resync::Nothing => *self = Resync::Named(names.into_iter().collect()),
+        }
+    }
 }
 
 impl Engine {
@@ -324,7 +346,7 @@ impl Engine {
             } => {
                 self.links.appeared(&name, ifindex, kind.as_deref());
                 if self.concerns(&name, ifindex) {
-                    batch.resync = true;
+                    batch.resync.add(self.names_at(ifindex, Some(&name)));
                 }
             }
             Event::LinkVanished { ifindex } => {
@@ -333,19 +355,25 @@ impl Engine {
                     || self.now.hooks.contains_key(&ifindex)
                     || self.dp.pinned_interfaces().contains(&ifindex)
                 {
+                    let names = self.names_at(ifindex, None);
                     // The kernel said so: this one may be released.
                     self.release(ifindex, "deleted");
-                    batch.resync = true;
+                    if names.is_empty() {
+                        // Pinned by a predecessor under a name we never knew.
+                        batch.resync = Resync::All;
+                    } else {
+                        batch.resync.add(names);
+                    }
                 }
             }
             Event::LinksResync => {
                 self.links.stale = true;
-                batch.resync = true;
+                batch.resync = Resync::All;
             }
             Event::CheckPins => batch.check_pins = true,
             Event::RetryAttach => {
                 self.retry.scheduled = false;
-                batch.resync = true;
+                batch.resync = Resync::All;
             }
             Event::Mutate(mutation, reply) => {
                 // Pending changes first: a reload or flush right after a
@@ -365,8 +393,15 @@ impl Engine {
         }
         if let Some(trigger) = batch.reload {
             self.reload(trigger);
-        } else if batch.resync {
-            self.sync();
+            return;
+        }
+        match &batch.resync {
+            Resync::Nothing => {}
+            // Without a policy of our own, `sync` looks at everything.
+            Resync::Named(names) if self.now.loaded.is_some() => {
+                self.sync(scope::Scope::Named(names));
+            }
+            Resync::Named(_) | Resync::All => self.sync(scope::Scope::All),
         }
     }
 

@@ -13,6 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use secgroup_dataplane::error_chain;
 
+use super::scope::{Lookup, Scope, lookup};
 use super::{Engine, instance_uid};
 use crate::event::Event;
 use crate::iface::Lookups;
@@ -21,23 +22,6 @@ use crate::state::{Failure, Hooked, Tampered};
 use crate::wire::unix_ms;
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
-
-/// How an interface name resolved.
-enum Lookup {
-    Found(u32),
-    /// The kernel says there is no such interface.
-    Absent,
-    /// The lookup failed for another reason: nothing is known.
-    Unknown(String),
-}
-
-fn lookup(lookups: &Lookups, name: &str) -> Lookup {
-    match lookups.index(name) {
-        Ok(ifindex) => Lookup::Found(ifindex),
-        Err(DataplaneError::UnknownInterface { .. }) => Lookup::Absent,
-        Err(e) => Lookup::Unknown(error_chain(&e)),
-    }
-}
 
 impl Engine {
     /// Reads, validates and compiles the rules directory and makes it the
@@ -71,7 +55,7 @@ impl Engine {
                     message: failure.message,
                     diagnostics: failure.diagnostics,
                 });
-                self.sync();
+                self.sync(Scope::All);
                 (ReloadOutcome::Failed, summary)
             }
             Ok((loaded, lint_input)) => {
@@ -170,7 +154,7 @@ impl Engine {
             self.now.loaded = Some(Arc::new(loaded));
             self.now.last_error = None;
             self.now.tampered = None;
-            self.sync();
+            self.sync(Scope::All);
             return (ReloadOutcome::Unchanged, "no changes".to_owned(), None);
         }
         let empty = Policy::default();
@@ -199,7 +183,7 @@ impl Engine {
         // The grace period before the old tables can go, and their
         // deletion, wait until the change is published (see `reload`).
         self.dp.set_deferred_frees(true);
-        let applied = self.sync_with(&loaded.policy, true);
+        let applied = self.sync_with(&loaded.policy, true, Scope::All);
         self.dp.set_deferred_frees(false);
         match applied {
             Ok(()) => {
@@ -268,11 +252,11 @@ impl Engine {
     }
 
     /// Brings the kernel in line with the policy in force after a link
-    /// event or a retry.
-    pub(crate) fn sync(&mut self) {
+    /// event or a retry, for the interfaces in `scope`.
+    pub(crate) fn sync(&mut self, scope: Scope<'_>) {
         match self.now.loaded.clone() {
             Some(loaded) => {
-                if let Err(e) = self.sync_with(&loaded.policy, false) {
+                if let Err(e) = self.sync_with(&loaded.policy, false, scope) {
                     let error = error_chain(&e);
                     error!(%error, "updating interface bindings failed; retried on the next link event or reload");
                     if let DataplaneError::ApplyNotUndone { .. } = e {
@@ -300,56 +284,31 @@ impl Engine {
             // With nothing pinned there is nothing to keep: the guarded
             // interfaces get their guard.
             None if !self.now.pinned => {
-                if let Err(e) = self.sync_with(&Policy::default(), false) {
+                if let Err(e) = self.sync_with(&Policy::default(), false, Scope::All) {
                     error!(error = %error_chain(&e), "guarding interfaces failed; retried on the next link event");
                     self.schedule_retry();
                 }
             }
-            None => self.release_vanished(),
+            None => self.release_vanished(&Policy::default(), Scope::All),
         }
     }
 
     /// Makes `policy` the enforced one on every interface that exists:
     /// releases interfaces that are gone, applies the bindings (always
     /// when `policy_changed`, else only if the set of interfaces changed),
-    /// then attaches the hooks where missing. Fails, changing nothing, if
-    /// the apply fails; attach failures are per interface, recorded and
-    /// retried with backoff.
+    /// then attaches the hooks where missing. Only the interfaces in
+    /// `scope` are looked up; the others keep their bindings (see
+    /// [`Scope`]). Fails, changing nothing, if the apply fails; attach
+    /// failures are per interface, recorded and retried with backoff.
     pub(crate) fn sync_with(
         &mut self,
         policy: &Policy,
         policy_changed: bool,
+        scope: Scope<'_>,
     ) -> Result<(), DataplaneError> {
-        self.release_vanished();
+        self.release_vanished(policy, scope);
 
-        let mut desired: BTreeMap<u32, InstanceId> = BTreeMap::new();
-        self.now.lookup_errors.clear();
-        let lookups = Lookups::new();
-        for instance in policy.instances.values() {
-            let Some(name) = &instance.interface else {
-                continue;
-            };
-            match lookup(&lookups, name) {
-                Lookup::Found(ifindex) => {
-                    desired.insert(ifindex, instance.id.clone());
-                }
-                Lookup::Absent => {
-                    // Waiting for the interface; an old failure is moot.
-                    self.now.failures.remove(name);
-                }
-                Lookup::Unknown(error) => {
-                    // Keep whatever binding it had: a failed lookup says
-                    // nothing about the interface.
-                    warn!(interface = %name, %error, "looking the interface up failed; its binding stays as it was");
-                    if let Some((ifindex, _)) =
-                        self.now.bound.iter().find(|(_, id)| **id == instance.id)
-                    {
-                        desired.insert(*ifindex, instance.id.clone());
-                    }
-                    self.now.lookup_errors.insert(name.clone(), error);
-                }
-            }
-        }
+        let desired = self.desired_bindings(policy, scope);
 
         let guarded = self.guarded_interfaces(&desired);
         if policy_changed
@@ -413,23 +372,28 @@ impl Engine {
 
         // Bound interfaces by their instance's interface name, guarded ones
         // by their own.
-        let mut wanted: Vec<(u32, String, String)> = Vec::new();
-        for (ifindex, id) in &self.now.bound {
-            if let Some(name) = policy.instances.get(id).and_then(|i| i.interface.clone()) {
-                wanted.push((*ifindex, name, id.to_string()));
-            }
-        }
-        for (ifindex, name) in &self.now.guarded {
-            wanted.push((*ifindex, name.clone(), "(guarded)".to_owned()));
-        }
         // Interfaces already hooked keep their hooks (a rename keeps them);
         // the others are attached together: one by one, a thousand took
         // seconds of kernel waits (see the data plane's `attach_many`).
+        let bound = self.now.bound.iter().filter_map(|(ifindex, id)| {
+            let name = policy.instances.get(id)?.interface.as_deref()?;
+            Some((*ifindex, name, Some(id)))
+        });
+        let guarded = self
+            .now
+            .guarded
+            .iter()
+            .map(|(ifindex, name)| (*ifindex, name.as_str(), None));
         let mut missing: Vec<(u32, String, String)> = Vec::new();
-        for (ifindex, name, id) in wanted {
+        for (ifindex, name, id) in bound.chain(guarded) {
             match self.now.hooks.get_mut(&ifindex) {
-                Some(hooked) => hooked.name = name,
-                None => missing.push((ifindex, name, id)),
+                Some(hooked) if hooked.name == name => {}
+                Some(hooked) => hooked.name = name.to_owned(),
+                None => missing.push((
+                    ifindex,
+                    name.to_owned(),
+                    id.map_or_else(|| "(guarded)".to_owned(), ToString::to_string),
+                )),
             }
         }
         let names: Vec<String> = missing.iter().map(|(_, name, _)| name.clone()).collect();
@@ -513,11 +477,12 @@ impl Engine {
         });
     }
 
-    /// Releases every interface with hooks that the kernel says is gone
-    /// (ENODEV / ENXIO). Any other lookup error keeps the hooks.
-    fn release_vanished(&mut self) {
+    /// Releases every interface with hooks in `scope` that the kernel
+    /// says is gone (ENODEV / ENXIO). Any other lookup error keeps the
+    /// hooks.
+    fn release_vanished(&mut self, policy: &Policy, scope: Scope<'_>) {
         let lookups = Lookups::new();
-        for ifindex in self.hooked_interfaces() {
+        for ifindex in self.hooked_in(policy, scope) {
             match lookups.name(ifindex) {
                 Ok(_) => {}
                 Err(DataplaneError::UnknownInterface { .. }) => self.release(ifindex, "gone"),
@@ -574,7 +539,7 @@ impl Engine {
             return;
         }
         if let Some(loaded) = self.now.loaded.clone() {
-            if let Err(e) = self.sync_with(&loaded.policy, true) {
+            if let Err(e) = self.sync_with(&loaded.policy, true, Scope::All) {
                 error!(error = %error_chain(&e), "re-applying the policy after foreign writes failed");
                 self.now.diverged = Some(error_chain(&e));
             } else {
