@@ -136,11 +136,26 @@ impl Flow<'_> {
 
 /// A TCP listener on `to` (port reused across probes; the kernel
 /// completes handshakes in the backlog without an accept).
+///
+/// A listener a probe just closed may still be open for a moment: a test
+/// running beside this one that spawns a process (`ip`, a daemon) holds a
+/// copy of every descriptor of the test process between its fork and its
+/// exec, close-on-exec or not. So the port being in use is retried for a
+/// while before it counts as an error.
 pub fn listen(to: Endpoint<'_>, port: u16) -> TcpListener {
     let addr = SocketAddr::new(to.ip, port);
-    to.ns
-        .run(|| TcpListener::bind(addr))
-        .unwrap_or_else(|e| panic!("listening on {addr} in {}: {e}", to.ns.name))
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match to.ns.run(|| TcpListener::bind(addr)) {
+            Ok(listener) => return listener,
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("listening on {addr} in {}: {e}", to.ns.name),
+        }
+    }
 }
 
 /// A TCP connection from `from` (bound to its address) to `to:port`.
