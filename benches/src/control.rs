@@ -182,7 +182,7 @@ pub fn apply_and_swap(settings: &Settings, results: &mut Results) -> Result<()> 
     for change in 0..settings.apply_changes {
         let mut host = base.clone();
         for list in &mut host.ingress {
-            flip(&mut list.rules[change % rules::GROUP_QUOTA]);
+            flip(&mut list.rules_mut()[change % rules::GROUP_QUOTA]);
         }
         let report = dp
             .apply(&host.bindings())
@@ -200,7 +200,7 @@ pub fn apply_and_swap(settings: &Settings, results: &mut Results) -> Result<()> 
     for change in 0..settings.apply_changes {
         let vm = change % host.ingress.len();
         let position = rules::GROUP_QUOTA + (change / host.ingress.len()) % own_rules;
-        flip(&mut host.ingress[vm].rules[position]);
+        flip(&mut host.ingress[vm].rules_mut()[position]);
         let report = dp
             .apply(&host.bindings())
             .context("applying a one-VM change")?;
@@ -287,7 +287,7 @@ fn hot_swap(
     let mut changed = base.clone();
     for list in &mut changed.ingress {
         for position in (0..rules::GROUP_QUOTA).step_by(5) {
-            flip(&mut list.rules[position]);
+            flip(&mut list.rules_mut()[position]);
         }
     }
     let (a, b) = (
@@ -560,7 +560,7 @@ mod tests {
         let base = Host::from_policy(&policy);
         let mut changed = base.ingress[0].clone();
         for position in (0..rules::GROUP_QUOTA).step_by(5) {
-            flip(&mut changed.rules[position]);
+            flip(&mut changed.rules_mut()[position]);
         }
         let differing = probes(&base.ingress[0])
             .iter()

@@ -132,7 +132,7 @@ fn instance(case: &Case, vm: &Vm) -> Result<InstancePolicy> {
         .ok_or_else(|| anyhow!("the compiled policy lacks {}", vm.id))?;
     for list in [&mut inst.ingress, &mut inst.egress] {
         let last = list
-            .rules
+            .rules_mut()
             .last_mut()
             .ok_or_else(|| anyhow!("an empty benchmark list"))?;
         last.log = case.rule_logged;
@@ -256,7 +256,7 @@ pub fn run(settings: &Settings, results: &mut Results) -> Result<()> {
         let plain = {
             let mut i = inst.clone();
             for list in [&mut i.ingress, &mut i.egress] {
-                list.rules.iter_mut().for_each(|r| r.log = false);
+                list.rules_mut().iter_mut().for_each(|r| r.log = false);
             }
             i
         };

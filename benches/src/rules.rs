@@ -626,7 +626,7 @@ mod tests {
                 let same_otherwise = old
                     .rules
                     .iter()
-                    .zip(&new.rules)
+                    .zip(new.rules.iter())
                     .all(|(o, n)| o.remotes == n.remotes && o.services == n.services);
                 assert!(
                     same_otherwise,

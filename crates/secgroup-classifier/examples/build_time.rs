@@ -21,7 +21,7 @@ fn main() {
     // compiler produces it); the rest are random.
     let groups: Vec<Vec<IpNet>> = (0..4u32).map(|g| members(g, 10_000)).collect();
     let mut referencing = random.clone();
-    for (position, rule) in referencing.rules.iter_mut().enumerate() {
+    for (position, rule) in referencing.rules_mut().iter_mut().enumerate() {
         if position % 2 == 0 {
             rule.remotes = groups[position / 2 % groups.len()].clone();
         }
@@ -33,7 +33,7 @@ fn main() {
 
     // Worst case for the fold: every rule names its own 16 host routes.
     let mut distinct = random;
-    for (position, rule) in distinct.rules.iter_mut().enumerate() {
+    for (position, rule) in distinct.rules_mut().iter_mut().enumerate() {
         rule.remotes = (0..16u32)
             .map(|i| {
                 let n = position as u32 * 16 + i;

@@ -63,7 +63,7 @@ pub fn random_rule_list(rng: &mut impl Rng, n_rules: usize) -> RuleList {
             log: rng.gen_bool(0.25),
         });
     }
-    RuleList { rules }
+    RuleList::from(rules)
 }
 
 /// A random packet, usually at an edge of something `list` names. Never

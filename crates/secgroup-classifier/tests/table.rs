@@ -45,12 +45,13 @@ fn big_group_members_share_one_class() {
     // 200 rules, each referencing the same 10,000 members, with a drop of
     // 10.0.0.0/20 in front: members inside and outside it get two classes,
     // not one per member.
-    let mut list = common::list(&["drop tcp:22 10.0.0.0/20"]);
+    let mut rules = common::list(&["drop tcp:22 10.0.0.0/20"]).rules.to_vec();
     for index in 1..=200 {
         let mut rule = common::rule("sg-web", index, "accept tcp:443 none");
         rule.remotes = hosts(10_000);
-        list.rules.push(rule);
+        rules.push(rule);
     }
+    let list = RuleList::from(rules);
     let table = build(&list).unwrap_or_else(|e| panic!("{e}"));
     let stats = table.stats();
     assert_eq!(stats.v4_entries, 10_001, "{stats}");
@@ -80,7 +81,7 @@ fn fingerprint_follows_content() {
     // Same matches, different origin: a different table (hits are counted
     // per origin).
     let mut moved = common::list(&lines);
-    moved.rules[1].origin.index = 7;
+    moved.rules_mut()[1].origin.index = 7;
     let c = build(&moved).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (c.v4.clone(), c.l4.clone(), c.classes.clone()),
@@ -91,7 +92,7 @@ fn fingerprint_follows_content() {
 
     // Different action.
     let mut flipped = common::list(&lines);
-    flipped.rules[0].action = secgroup_model::Action::Accept;
+    flipped.rules_mut()[0].action = secgroup_model::Action::Accept;
     assert_ne!(
         a.fingerprint(),
         build(&flipped)

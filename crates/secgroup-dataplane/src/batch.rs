@@ -179,3 +179,16 @@ where
     }
     Ok(deleted)
 }
+
+/// One `BPF_MAP_UPDATE_ELEM` through a bare descriptor: for a thread that
+/// holds a duplicate of a map's descriptor and not the map (the grace
+/// period barrier of `dataplane/reap.rs`).
+pub(crate) fn update_fd<K: Pod, V: Pod>(fd: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: std::ptr::from_ref(key) as u64,
+        value: std::ptr::from_ref(value) as u64,
+        ..ElemAttr::default()
+    };
+    sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr)
+}

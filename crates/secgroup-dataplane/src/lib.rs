@@ -31,9 +31,9 @@ mod uids;
 mod uninstall;
 
 pub use dataplane::{
-    AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, Expedite,
-    InterfaceBinding, LoadOptions, Owner, RCU_EXPEDITED, RuleHits, TableDump, Tampering,
-    XdpAttachMode,
+    AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, Dataplane, Expedite, GraceBarrier,
+    GraceToken, InterfaceBinding, LoadOptions, Owner, RCU_EXPEDITED, RuleHits, TableDump,
+    Tampering, XdpAttachMode,
 };
 pub use error::{DataplaneError, chain as error_chain};
 pub use events::{EventFlow, EventLimits, EventStream, VerdictEvent};

@@ -1,5 +1,7 @@
 //! Typed, owned handles on every map of the object, taken once at load.
 
+use std::os::fd::{AsFd, OwnedFd};
+
 use aya::Ebpf;
 use aya::maps::{Array, ArrayOfMaps, HashMap, LpmTrie, Map, MapData, PerCpuArray, PerCpuHashMap};
 
@@ -85,6 +87,9 @@ pub(crate) struct Maps {
     pub config: Array<MapData, Config>,
     pub meta: Array<MapData, Meta>,
     pub rcu_barrier: ArrayOfMaps<MapData, Array<MapData, u32>>,
+    /// A duplicate of `rcu_barrier`'s descriptor, for waiting a grace
+    /// period on another thread (`dataplane/reap.rs`).
+    pub rcu_barrier_fd: OwnedFd,
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, DataplaneError> {
@@ -101,6 +106,22 @@ macro_rules! typed {
 impl Maps {
     pub fn take_all(ebpf: &mut Ebpf) -> Result<Maps, DataplaneError> {
         use names::*;
+        let barrier = take(ebpf, RCU_BARRIER)?;
+        let barrier_fd = match &barrier {
+            Map::ArrayOfMaps(data) => {
+                data.fd()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| DataplaneError::Map {
+                        name: RCU_BARRIER,
+                        source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                            call: "dup",
+                            io_error: e,
+                        }),
+                    })?
+            }
+            _ => return Err(DataplaneError::MissingMap { name: RCU_BARRIER }),
+        };
         Ok(Maps {
             ifaces: typed!(ebpf, IFACES),
             v4: typed!(ebpf, V4),
@@ -122,7 +143,8 @@ impl Maps {
             log_state: typed!(ebpf, LOG_STATE),
             config: typed!(ebpf, CONFIG),
             meta: typed!(ebpf, META),
-            rcu_barrier: typed!(ebpf, RCU_BARRIER),
+            rcu_barrier_fd: barrier_fd,
+            rcu_barrier: barrier.try_into().map_err(map_err(RCU_BARRIER))?,
         })
     }
 }

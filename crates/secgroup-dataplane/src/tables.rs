@@ -82,6 +82,27 @@ impl TableStore {
         self.tables.insert(id, StoredTable { list, table });
     }
 
+    /// Table `id`, whose list is equal to `list`, keeps `list`'s
+    /// allocation from now on (`false`: no such table here). A policy
+    /// compiled again gives equal lists new allocations; once shared, the
+    /// next apply that passes the same list recognises it by its pointer
+    /// instead of comparing it rule by rule (a thousand lists per apply).
+    pub fn share(&mut self, id: u32, list: &RuleList) -> bool {
+        let Some(stored) = self.tables.get_mut(&id) else {
+            return false;
+        };
+        if stored.list.same_allocation(list) {
+            return true;
+        }
+        stored.list = list.clone();
+        // An equal key stays in a map that is inserted into: take it out.
+        if self.by_list.get(list) == Some(&id) {
+            self.by_list.remove(list);
+            self.by_list.insert(list.clone(), id);
+        }
+        true
+    }
+
     pub fn remove(&mut self, id: u32) -> Option<StoredTable> {
         let stored = self.tables.remove(&id)?;
         self.by_list.remove(&stored.list);

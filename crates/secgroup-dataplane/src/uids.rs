@@ -27,29 +27,85 @@ pub(crate) struct RuleUids {
     origins: HashMap<u32, RuleOrigin>,
     /// Which uid last registered at each position.
     at: HashMap<(SgId, Direction, usize), u32>,
+    /// While an apply may still be undone: what each change to `origins`
+    /// and `at` replaced, in order. A journal rather than a copy: an apply
+    /// that writes one table of a thousand touches a hundred entries of
+    /// tens of thousands.
+    journal: Option<Vec<Undo>>,
+    /// Counts the changes to `origins`: an owner that copied them need not
+    /// copy them again while it stays.
+    version: u64,
 }
 
-/// Where the rules sat at some point ([`RuleUids::placement`]); the uids
-/// handed out since are kept by [`RuleUids::restore`] (never reused).
-pub(crate) struct Placement {
-    origins: HashMap<u32, RuleOrigin>,
-    at: HashMap<(SgId, Direction, usize), u32>,
+type Place = (SgId, Direction, usize);
+
+/// One entry of [`RuleUids::journal`]: the value a key had before.
+#[derive(Debug)]
+enum Undo {
+    Origin(u32, Option<RuleOrigin>),
+    At(Place, Option<u32>),
 }
+
+/// Where the rules sat when an apply began ([`RuleUids::placement`]):
+/// [`RuleUids::restore`] puts them back if it fails, keeping the uids
+/// handed out since (never reused); [`RuleUids::settle`] if it succeeds.
+#[must_use]
+pub(crate) struct Placement(());
 
 impl RuleUids {
-    /// Where every rule sits now, to [`restore`](Self::restore) after a
-    /// failed apply.
-    pub fn placement(&self) -> Placement {
-        Placement {
-            origins: self.origins.clone(),
-            at: self.at.clone(),
+    /// Starts recording where rules move, to [`restore`](Self::restore)
+    /// after a failed apply.
+    pub fn placement(&mut self) -> Placement {
+        self.journal = Some(Vec::new());
+        Placement(())
+    }
+
+    /// Puts the rules back where they were at [`placement`](Self::placement).
+    pub fn restore(&mut self, _placement: Placement) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        self.version += 1;
+        for undo in journal.into_iter().rev() {
+            match undo {
+                Undo::Origin(uid, Some(origin)) => {
+                    self.origins.insert(uid, origin);
+                }
+                Undo::Origin(uid, None) => {
+                    self.origins.remove(&uid);
+                }
+                Undo::At(place, Some(uid)) => {
+                    self.at.insert(place, uid);
+                }
+                Undo::At(place, None) => {
+                    self.at.remove(&place);
+                }
+            }
         }
     }
 
-    /// Puts the rules back where `placement` saw them.
-    pub fn restore(&mut self, placement: Placement) {
-        self.origins = placement.origins;
-        self.at = placement.at;
+    /// The apply succeeded: where the rules sit now stays.
+    pub fn settle(&mut self, _placement: Placement) {
+        self.journal = None;
+    }
+
+    fn set_origin(&mut self, uid: u32, origin: Option<RuleOrigin>) {
+        self.version += 1;
+        let before = match origin {
+            Some(origin) => self.origins.insert(uid, origin),
+            None => self.origins.remove(&uid),
+        };
+        if let Some(journal) = &mut self.journal {
+            journal.push(Undo::Origin(uid, before));
+        }
+    }
+
+    fn set_at(&mut self, place: Place, uid: u32) -> Option<u32> {
+        let before = self.at.insert(place.clone(), uid);
+        if let Some(journal) = &mut self.journal {
+            journal.push(Undo::At(place, before));
+        }
+        before
     }
 
     /// The uid of `origin`'s rule, the same wherever it sits in its list;
@@ -73,15 +129,21 @@ impl RuleUids {
                 uid
             }
         };
-        self.origins.insert(uid, origin.clone());
+        if self.origins.get(&uid) != Some(origin) {
+            self.set_origin(uid, Some(origin.clone()));
+        }
         let place = (origin.sg.clone(), origin.direction, origin.index);
-        if let Some(before) = self.at.insert(place, uid)
+        let before = match self.at.get(&place) {
+            Some(&at) if at == uid => Some(uid),
+            _ => self.set_at(place, uid),
+        };
+        if let Some(before) = before
             && before != uid
             && self.origins.get(&before).is_some_and(|o| {
                 o.sg == origin.sg && o.direction == origin.direction && o.index == origin.index
             })
         {
-            self.origins.remove(&before);
+            self.set_origin(before, None);
         }
         uid
     }
@@ -98,6 +160,11 @@ impl RuleUids {
     /// registered, with its origin.
     pub fn all(&self) -> HashMap<u32, RuleOrigin> {
         self.origins.clone()
+    }
+
+    /// Changes whenever [`all`](Self::all) may have.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 }
 
@@ -149,6 +216,37 @@ mod tests {
 
     fn content(n: u64) -> RuleKey {
         RuleKey::Content { digest: n, nth: 0 }
+    }
+
+    /// A restore puts every rule back where it sat at the placement, after
+    /// moves, replacements and new rules; the new rules keep their uids.
+    #[test]
+    fn restore_undoes_every_move_since_the_placement() {
+        let mut uids = RuleUids::default();
+        let d = Direction::Ingress;
+        for index in 0..5 {
+            uids.uid(&origin("sg-a", d, index, content(index as u64)));
+        }
+        let before = (uids.origins.clone(), uids.at.clone());
+        let placement = uids.placement();
+        // Rule 0 moves to 3 (taking rule 3's place), a new rule at 0, rule
+        // 4 registered again where it is.
+        uids.uid(&origin("sg-a", d, 3, content(0)));
+        let new = uids.uid(&origin("sg-a", d, 0, content(99)));
+        uids.uid(&origin("sg-a", d, 4, content(4)));
+        assert_ne!((uids.origins.clone(), uids.at.clone()), before);
+        uids.restore(placement);
+        assert_eq!((uids.origins.clone(), uids.at.clone()), before);
+        assert_eq!(uids.get(&origin("sg-a", d, 0, content(99))), Some(new));
+        assert!(uids.journal.is_none());
+
+        // After a settle, what moved stays.
+        let placement = uids.placement();
+        uids.uid(&origin("sg-a", d, 3, content(0)));
+        let moved = (uids.origins.clone(), uids.at.clone());
+        uids.settle(placement);
+        assert_eq!((uids.origins.clone(), uids.at.clone()), moved);
+        assert!(uids.journal.is_none());
     }
 
     #[test]

@@ -28,10 +28,10 @@ fn policies(seed: u64) -> (RuleList, RuleList, Vec<Packet>) {
         let mut a = random_rule_list(&mut rng, 80);
         let mut b = random_rule_list(&mut rng, 120);
         // Same direction for both (the generator picks one at random).
-        for rule in &mut b.rules {
+        for rule in b.rules_mut() {
             rule.origin.direction = Direction::Ingress;
         }
-        for rule in &mut a.rules {
+        for rule in a.rules_mut() {
             rule.origin.direction = Direction::Ingress;
         }
         let packets: Vec<Packet> = (0..200)

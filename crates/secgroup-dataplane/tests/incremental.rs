@@ -28,7 +28,7 @@ const STEPS: usize = 15;
 fn list(rng: &mut StdRng, direction: Direction) -> RuleList {
     let n = rng.gen_range(0..60);
     let mut list = random_rule_list(rng, n);
-    for rule in &mut list.rules {
+    for rule in list.rules_mut() {
         rule.origin.direction = direction;
     }
     list
@@ -107,17 +107,28 @@ fn incremental_applies_leave_the_maps_as_a_fresh_apply_does() {
     }
     let seed: u64 = rand::thread_rng().r#gen();
     eprintln!("incremental: seed {seed}");
-    // As tests and tools apply (frees inside apply), and as the daemon
-    // does (frees deferred until after it has published the change).
-    for deferred in [false, true] {
-        run_sequence(seed, deferred);
+    // As tests and tools apply (frees inside apply), frees deferred until
+    // after the change is published, and as the daemon does: replaced
+    // tables retired, their grace period waited for on another thread,
+    // deleted later (sometimes only after more applies).
+    for frees in [Frees::Inline, Frees::Deferred, Frees::Reaped] {
+        run_sequence(seed, frees);
     }
 }
 
-fn run_sequence(seed: u64, deferred: bool) {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frees {
+    Inline,
+    Deferred,
+    Reaped,
+}
+
+fn run_sequence(seed: u64, frees: Frees) {
+    let deferred = frees != Frees::Inline;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut dp = load_dataplane();
     dp.set_deferred_frees(deferred);
+    let mut retired = Vec::new();
     let mut lists = Lists::new();
     let mut pool = Vec::new();
     let mut kept_tables = 0;
@@ -145,7 +156,7 @@ fn run_sequence(seed: u64, deferred: bool) {
                     assert_eq!(
                         Some(ids[d]),
                         ids_before.get(ifindex).map(|t| t[d]),
-                        "seed {seed} deferred {deferred} step {step}: interface {ifindex}'s unchanged list got a new table"
+                        "seed {seed} frees {frees:?} step {step}: interface {ifindex}'s unchanged list got a new table"
                     );
                     kept_tables += 1;
                 }
@@ -158,28 +169,52 @@ fn run_sequence(seed: u64, deferred: bool) {
         assert_eq!(
             ours.keys().collect::<Vec<_>>(),
             theirs.keys().collect::<Vec<_>>(),
-            "seed {seed} deferred {deferred} step {step}: interfaces with an entry"
+            "seed {seed} frees {frees:?} step {step}: interfaces with an entry"
         );
         for (ifindex, tables) in &ours {
             assert_eq!(
                 tables, &theirs[ifindex],
-                "seed {seed} deferred {deferred} step {step}: interface {ifindex}'s tables in the kernel differ from a fresh apply's"
+                "seed {seed} frees {frees:?} step {step}: interface {ifindex}'s tables in the kernel differ from a fresh apply's"
             );
             assert!(
                 !tables[0].is_empty() || next[ifindex].0.rules.is_empty(),
-                "seed {seed} deferred {deferred} step {step}: interface {ifindex} has an empty ingress table in the kernel"
+                "seed {seed} frees {frees:?} step {step}: interface {ifindex} has an empty ingress table in the kernel"
             );
         }
         // Deferred: the tables in use are right before the old ones go.
-        if deferred {
+        if frees == Frees::Deferred {
             dp.free_unused_now();
+        }
+        if frees == Frees::Reaped {
+            retired.extend(dp.retire_unused());
+            // Two steps of three leave the garbage for later.
+            if step % 3 != 2 {
+                lists = next;
+                continue;
+            }
+            let barrier = dp
+                .grace_barrier()
+                .unwrap_or_else(|e| panic!("grace barrier: {}", error_chain(&e)));
+            std::thread::spawn(move || barrier.wait())
+                .join()
+                .unwrap_or_else(|_| panic!("the grace thread panicked"))
+                .unwrap_or_else(|e| panic!("waiting for a grace period: {e}"));
+            if let Some(token) = retired.last() {
+                dp.grace_elapsed(*token);
+            }
+            retired.clear();
+            while dp.reap_step() {}
+            assert!(
+                !dp.reaping_pending() && dp.retired_entries() == 0,
+                "seed {seed} step {step}: retired tables left after their grace period"
+            );
         }
         // No leftovers: the kernel holds exactly the tables in use.
         let used: HashSet<u32> = dp.interfaces().flat_map(|(_, iface)| iface.table).collect();
         assert_eq!(
             dp.table_count(),
             used.len(),
-            "seed {seed} deferred {deferred} step {step}: tables kept that no interface uses"
+            "seed {seed} frees {frees:?} step {step}: tables kept that no interface uses"
         );
         seen.extend(used.iter().copied());
         for id in seen.difference(&used) {
@@ -188,7 +223,7 @@ fn run_sequence(seed: u64, deferred: bool) {
                 .unwrap_or_else(|e| panic!("dump: {}", error_chain(&e)));
             assert!(
                 left.is_empty(),
-                "seed {seed} deferred {deferred} step {step}: freed table {id} still has entries in the kernel: {left:?}"
+                "seed {seed} frees {frees:?} step {step}: freed table {id} still has entries in the kernel: {left:?}"
             );
         }
         lists = next;

@@ -183,11 +183,15 @@ fn instance_policy(instance: &Instance, groups: &Shared<SgId, GroupPolicy>) -> I
             .filter_map(|id| groups.get(id))
             .map(|group| group.rules(direction))
             .collect();
+        // One group: its list as it is (shared, not copied).
+        if let [only] = bound.as_slice() {
+            return (*only).clone();
+        }
         let mut rules = Vec::with_capacity(bound.iter().map(|list| list.rules.len()).sum());
         for list in bound {
             rules.extend(list.rules.iter().cloned());
         }
-        RuleList { rules }
+        RuleList::from(rules)
     };
     InstancePolicy {
         id: instance.id.clone(),

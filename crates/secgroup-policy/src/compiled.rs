@@ -47,9 +47,45 @@ pub struct EffectiveRule {
 
 /// An ordered first-match list for one instance and direction: the rules of
 /// its security groups concatenated in binding order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The rules are shared: a clone is a pointer, and a list compared with a
+/// clone of itself is equal at once (the pointers are compared first).
+/// That is what makes a reload of one file at a thousand VMs
+/// cheap: the instances it does not touch keep their lists' allocations
+/// (see [`recompile`](crate::recompile)), and the data plane, which keeps
+/// a clone of every list it wrote a table for, recognises them without
+/// comparing 110 rules each.
+#[derive(Debug, Clone, Default, Eq)]
 pub struct RuleList {
-    pub rules: Vec<EffectiveRule>,
+    pub rules: Arc<[EffectiveRule]>,
+}
+
+impl PartialEq for RuleList {
+    /// The pointer first: `Arc`'s own equality skips that for slices.
+    fn eq(&self, other: &RuleList) -> bool {
+        self.same_allocation(other) || self.rules == other.rules
+    }
+}
+
+impl From<Vec<EffectiveRule>> for RuleList {
+    fn from(rules: Vec<EffectiveRule>) -> RuleList {
+        RuleList {
+            rules: rules.into(),
+        }
+    }
+}
+
+impl RuleList {
+    /// Whether `self` and `other` share their rules' allocation (then they
+    /// are equal; unequal pointers say nothing).
+    pub fn same_allocation(&self, other: &RuleList) -> bool {
+        Arc::ptr_eq(&self.rules, &other.rules)
+    }
+
+    /// The rules to change in place: copied first if shared.
+    pub fn rules_mut(&mut self) -> &mut [EffectiveRule] {
+        Arc::make_mut(&mut self.rules)
+    }
 }
 
 impl Hash for RuleList {
@@ -63,7 +99,7 @@ impl Hash for RuleList {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_usize(self.rules.len());
         let mut group: Option<(&SgId, Direction)> = None;
-        for rule in &self.rules {
+        for rule in self.rules.iter() {
             let here = (&rule.origin.sg, rule.origin.direction);
             if group != Some(here) {
                 here.hash(state);

@@ -181,14 +181,12 @@ mod tests {
 
     #[test]
     fn rule_list() {
-        let list = RuleList {
-            rules: vec![rule(
-                Direction::Ingress,
-                Action::Accept,
-                vec![tcp_service("22")],
-                &["198.51.100.0/24"],
-            )],
-        };
+        let list = RuleList::from(vec![rule(
+            Direction::Ingress,
+            Action::Accept,
+            vec![tcp_service("22")],
+            &["198.51.100.0/24"],
+        )]);
         assert_eq!(
             list.to_string(),
             "   0  accept tcp:22 from 198.51.100.0/24 (sg-web ingress #2)\n   -  drop everything else\n"

@@ -143,12 +143,12 @@ fn instance_lists_are_their_groups_in_binding_order() {
                         .security_groups
                         .get(sg)
                         .unwrap_or_else(|| panic!("{}: unknown group {sg}", instance.id));
-                    group.rules(direction).rules.clone()
+                    group.rules(direction).rules.to_vec()
                 })
                 .collect();
             assert_eq!(
-                instance.rules(direction).rules,
-                expected,
+                instance.rules(direction).rules[..],
+                expected[..],
                 "{} {direction}",
                 instance.id
             );

@@ -99,10 +99,21 @@ pub struct Args {
     /// hundreds of VMs), turn the kernel's expedited RCU grace periods on
     /// (/sys/kernel/rcu_expedited), and back as they were right after:
     /// each TCX hook waits for a grace period under RTNL, 1,000 of them
-    /// 15 s, expedited 0.1 s. Host-wide while on (every CPU is interrupted
-    /// per grace period), so off by default; needs a writable /sys/kernel
-    /// (systemd: ProtectKernelTunables=no).
-    #[arg(long, env = "SECGROUP_EXPEDITE_GRACE_PERIODS")]
+    /// 15 s, expedited 0.1 s, and until its hook is attached a VM
+    /// receives unfiltered traffic. Host-wide while on (every CPU is
+    /// interrupted per grace period, for a second or two): `false` keeps
+    /// the normal pace. Needs a writable /sys/kernel (systemd:
+    /// ProtectKernelTunables=no); without one the attach runs at the
+    /// normal pace, logged.
+    #[arg(
+        long,
+        env = "SECGROUP_EXPEDITE_GRACE_PERIODS",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub expedite_grace_periods: bool,
 
     #[command(flatten)]
@@ -206,6 +217,17 @@ mod tests {
         assert_eq!(args.log_format, LogFormat::Text);
         assert!(!args.keep_established);
         assert_eq!(args.timeouts.resolve(), CtTimeouts::default());
+        assert!(args.expedite_grace_periods, "expedited by default");
+        for (flags, expedite) in [
+            (&["--expedite-grace-periods"][..], true),
+            (&["--expedite-grace-periods=false"][..], false),
+            (&["--expedite-grace-periods", "false"][..], false),
+            (&["--expedite-grace-periods=true"][..], true),
+        ] {
+            let args = parse(flags).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+            assert_eq!(args.expedite_grace_periods, expedite, "{flags:?}");
+        }
+        assert!(parse(&["--expedite-grace-periods=maybe"]).is_err());
 
         let args = parse(&[
             "--ct-tcp-established",

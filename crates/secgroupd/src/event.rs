@@ -33,6 +33,11 @@ pub enum Event {
     CheckPins,
     /// Time to try the interfaces that failed to attach again.
     RetryAttach,
+    /// A grace period passed after the retirement of replaced tables
+    /// (`engine/grace.rs`): they may go.
+    GraceElapsed(secgroup_dataplane::GraceToken),
+    /// Waiting for that grace period failed: the engine waits itself.
+    GraceFailed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -152,10 +152,10 @@ async fn serve_on(
     }
 
     if args.expedite_grace_periods {
-        warn!(
+        info!(
             switch = %expedite.switch.display(),
-            "--expedite-grace-periods: RCU grace periods are expedited HOST-WIDE while many interfaces \
-             are hooked at once, and put back right after"
+            "RCU grace periods are expedited host-wide while many interfaces are hooked at once, and put \
+             back right after (--expedite-grace-periods=false: at the normal pace)"
         );
         dp.set_expedite_grace_periods(Some(expedite));
     }

@@ -230,7 +230,7 @@ fn register_rules(registry: &mut Registry, now: &InForce, counts: &Counts) {
                 continue;
             };
             for direction in Direction::ALL {
-                for rule in &instance.rules(direction).rules {
+                for rule in instance.rules(direction).rules.iter() {
                     rules.entry(labels(id, &rule.origin)).or_default();
                 }
             }

@@ -223,7 +223,7 @@ pub fn lint_in_background(
 
 /// Nice 10 for the calling thread (Linux threads have their own): the
 /// engine and the API answers come first on a busy host.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     // SAFETY: plain syscalls on the calling thread.
     unsafe {
         let tid = libc::gettid();

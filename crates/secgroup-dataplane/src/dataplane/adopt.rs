@@ -89,6 +89,23 @@ impl AdoptedTables {
         self.lists.insert(id, list);
     }
 
+    /// See [`TableStore::share`](crate::tables::TableStore::share).
+    pub fn share(&mut self, id: u32, list: &RuleList) -> bool {
+        let Some(stored) = self.lists.get(&id) else {
+            return false;
+        };
+        if stored.same_allocation(list) {
+            return true;
+        }
+        let list = Arc::new(list.clone());
+        if self.by_list.get(&list) == Some(&id) {
+            self.by_list.remove(&list);
+            self.by_list.insert(list.clone(), id);
+        }
+        self.lists.insert(id, list);
+        true
+    }
+
     pub fn remove(&mut self, id: u32) -> Option<Arc<RuleList>> {
         let list = self.lists.remove(&id)?;
         self.by_list.remove(&list);
@@ -110,7 +127,7 @@ impl AdoptedTables {
 pub(crate) fn table_digest(uids: &mut RuleUids, list: &RuleList) -> Digest {
     let mut hasher = StableHasher::new(KIND_TABLE);
     hasher.write_usize(list.rules.len());
-    for rule in &list.rules {
+    for rule in list.rules.iter() {
         rule.hash(&mut hasher);
         hasher.write_u32(uids.uid(&rule.origin));
     }

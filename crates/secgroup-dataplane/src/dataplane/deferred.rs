@@ -26,6 +26,7 @@ impl Dataplane {
     /// stay untouched until this process has applied a policy of its own
     /// (a daemon started on invalid rules keeps enforcing them).
     pub fn free_unused_now(&mut self) -> ApplyReport {
+        self.reap_all_now();
         let mut report = ApplyReport::default();
         if std::mem::take(&mut self.free_pending) {
             self.free_unused(&mut report);

@@ -1,5 +1,6 @@
-//! Expedited RCU grace periods while many interfaces are hooked: an
-//! operator's opt-in (`secgroupd --expedite-grace-periods`).
+//! Expedited RCU grace periods while many interfaces are hooked: the
+//! daemon default (`secgroupd --expedite-grace-periods=false` keeps the
+//! normal pace).
 //!
 //! Creating a TCX link waits for an RCU grace period while holding RTNL
 //! (the kernel swaps the device's program array, then calls

@@ -128,6 +128,7 @@ impl Dataplane {
             sweep_pending: found.sweep,
             defer_frees: false,
             free_pending: false,
+            reaping: Default::default(),
             owned_links: HashMap::new(),
             expedite: None,
             expedite_failure: None,

@@ -21,6 +21,7 @@ mod dump;
 mod expedite;
 pub(crate) mod load;
 mod observe;
+mod reap;
 mod swap;
 mod types;
 
@@ -37,6 +38,7 @@ use secgroup_policy::{PortSecurity, RuleList, RuleOrigin};
 pub(crate) use attach::remove_pins;
 pub use dump::TableDump;
 pub use expedite::{Expedite, RCU_EXPEDITED};
+pub use reap::{GraceBarrier, GraceToken};
 pub use types::{
     AbiStamp, AdoptReport, ApplyReport, AttachInfo, CtTimeouts, InterfaceBinding, LoadOptions,
     Owner, RuleHits, Tampering, XdpAttachMode,
@@ -96,6 +98,9 @@ pub struct Dataplane {
     defer_frees: bool,
     /// An apply left its step 3 to `free_unused_now`.
     free_pending: bool,
+    /// Unused tables and sets waiting for a grace period, then deletion
+    /// (`reap.rs`).
+    reaping: reap::Reaping,
     owned_links: HashMap<u32, OwnedLinks>,
     /// Expedite grace periods during bulk attaches (`expedite.rs`).
     expedite: Option<Expedite>,

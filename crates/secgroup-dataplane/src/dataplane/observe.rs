@@ -41,6 +41,12 @@ impl Dataplane {
         self.uids.all()
     }
 
+    /// Changes whenever [`rule_origins`](Self::rule_origins) may have: a
+    /// copy taken at one version is current while it stays.
+    pub fn rule_origins_version(&self) -> u64 {
+        self.uids.version()
+    }
+
     /// Per-reason packet and byte counts of one interface and direction,
     /// summed over CPUs.
     pub fn interface_stats(

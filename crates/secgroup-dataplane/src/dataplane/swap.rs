@@ -91,6 +91,7 @@ impl Dataplane {
             self.uids.restore(placement);
             return Err(self.undo(e, switched, &written));
         }
+        self.uids.settle(placement);
         // Interfaces whose entry went keep their counts, under their ifindex.
         for change in &switched {
             if let Some(before) = &change.before
@@ -163,6 +164,11 @@ impl Dataplane {
                 let in_force = current
                     .map(|i| i.table[dir as usize])
                     .filter(|id| self.table_rules(*id) == Some(list));
+                if let Some(id) = in_force
+                    && !self.store.share(id, list)
+                {
+                    self.adopted.share(id, list);
+                }
                 let found = in_force.or_else(|| self.table_id_of(list));
                 let id = match found.or_else(|| self.adopt_table(list)) {
                     Some(id) => id,
@@ -342,7 +348,7 @@ impl Dataplane {
             self.sweep_pending = true;
         }
         if unused.is_empty() && !self.sweep_pending {
-            let _ = self.mark_clean(true);
+            self.mark_clean_if_reaped();
             return;
         }
         if self.rcu_barrier().is_err() {
@@ -376,13 +382,13 @@ impl Dataplane {
             }
         }
         if !self.sweep_pending {
-            let _ = self.mark_clean(true);
+            self.mark_clean_if_reaped();
         }
     }
 
     /// Records in the pins' marker whether the kernel holds only what
     /// interfaces name (see `adopt.rs`); written only when it changes.
-    fn mark_clean(&mut self, clean: bool) -> Result<(), DataplaneError> {
+    pub(super) fn mark_clean(&mut self, clean: bool) -> Result<(), DataplaneError> {
         if self.clean != clean {
             adopt::write_marker(&mut self.maps, self.meta.owner_token, clean)?;
             self.clean = clean;

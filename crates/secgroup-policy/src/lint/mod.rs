@@ -198,7 +198,7 @@ fn empty_text(rule: &crate::compiled::EffectiveRule) -> String {
 }
 
 fn extension_headers(list: &RuleList, places: &Places<'_>, out: &mut Vec<Diagnostic>) {
-    for rule in &list.rules {
+    for rule in list.rules.iter() {
         if !rule
             .remotes
             .iter()

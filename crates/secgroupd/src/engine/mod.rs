@@ -22,6 +22,7 @@
 
 mod applied;
 mod cuts;
+mod grace;
 mod recorder;
 mod reload;
 mod scope;
@@ -91,6 +92,12 @@ pub struct Engine {
     /// What the snapshot says of the interfaces, kept up to date from the
     /// link events rather than asked of the kernel on every publish.
     links: LinkView,
+    /// The data plane's rule-origin version `now.rule_origins` was copied
+    /// at (tens of thousands of entries on a big host: copied only when
+    /// they changed).
+    origins_version: Option<u64>,
+    /// Waits for the grace period of replaced tables off this thread.
+    grace: Option<grace::GraceWaiter>,
 }
 
 /// The VM-like interfaces of the host and the names of the hooked ones,
@@ -203,6 +210,13 @@ impl Engine {
             ..InForce::default()
         };
         let (publisher, snapshots) = watch::channel(Arc::new(now.clone()));
+        let grace = match dp.grace_barrier() {
+            Ok(barrier) => grace::GraceWaiter::start(barrier, events.clone()),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "no grace-period handle: replaced tables are freed inline");
+                None
+            }
+        };
         let engine = Engine {
             dp,
             settings,
@@ -222,6 +236,8 @@ impl Engine {
                 stale: true,
                 ..LinkView::default()
             },
+            origins_version: None,
+            grace,
         };
         (engine, snapshots)
     }
@@ -234,7 +250,22 @@ impl Engine {
         if let Err(e) = crate::sdnotify::notify(&ready) {
             tracing::warn!(error = %e, "telling systemd we are ready failed");
         }
-        while let Some(first) = events.blocking_recv() {
+        loop {
+            // Replaced tables past their grace period are deleted one by
+            // one while nothing else waits.
+            let first = match events.try_recv() {
+                Ok(event) => event,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if self.dp.reap_step() {
+                        continue;
+                    }
+                    match events.blocking_recv() {
+                        Some(event) => event,
+                        None => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            };
             let mut batch = Batch::default();
             let mut next = Some(first);
             while let Some(event) = next.take() {
@@ -245,6 +276,8 @@ impl Engine {
                 next = events.try_recv().ok();
             }
             if let Some(signal) = batch.stop {
+                // Leave the pins clean for the next daemon.
+                self.dp.reap_all_now();
                 info!(
                     ?signal,
                     "stopping; the pinned hooks keep filtering until the next secgroupd takes over"
@@ -281,7 +314,8 @@ impl Engine {
         // A restart that adopted its predecessor's tables wrote none, yet
         // their rules have uids now (hit counters are read through them).
         if self.dp.take_origins_adopted() {
-            self.now.rule_origins = Arc::new(self.dp.rule_origins());
+            self.origins_version = None;
+            self.refresh_rule_origins();
         }
         if let Some(failure) = self.dp.take_expedite_failure() {
             error!(%failure, "--expedite-grace-periods: could not expedite; interfaces were hooked at the normal pace");
@@ -308,6 +342,16 @@ impl Engine {
         self.now.tables = tables;
         self.now.unprotected = self.unprotected_interfaces();
         self.publisher.send_replace(Arc::new(self.now.clone()));
+    }
+
+    /// Copies the rules' origins (what hit counters are shown under) into
+    /// the snapshot if they changed since the last copy.
+    fn refresh_rule_origins(&mut self) {
+        let version = self.dp.rule_origins_version();
+        if self.origins_version != Some(version) {
+            self.now.rule_origins = Arc::new(self.dp.rule_origins());
+            self.origins_version = Some(version);
+        }
     }
 
     /// One line for systemd's status.
@@ -375,6 +419,8 @@ impl Engine {
                 self.retry.scheduled = false;
                 batch.resync = Resync::All;
             }
+            Event::GraceElapsed(token) => self.dp.grace_elapsed(token),
+            Event::GraceFailed => self.dp.reap_all_now(),
             Event::Mutate(mutation, reply) => {
                 // Pending changes first: a reload or flush right after a
                 // write sees the write.

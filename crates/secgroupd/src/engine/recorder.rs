@@ -33,6 +33,8 @@ impl Recorder {
         let writer = std::thread::Builder::new()
             .name("secgroupd-record".into())
             .spawn(move || {
+                // Behind the engine and the API on a busy host, as the lint.
+                crate::rules::lower_priority();
                 while let Ok(mut record) = records.recv() {
                     while let Ok(newer) = records.try_recv() {
                         record = newer;

@@ -23,6 +23,11 @@ use crate::wire::unix_ms;
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
+/// Map entries that replaced tables may still hold when an apply begins:
+/// beyond, they are deleted first. An eighth of one table map (2^20
+/// entries each): the new tables always fit beside.
+const REAP_BEFORE_APPLY: usize = 1 << 17;
+
 impl Engine {
     /// Reads, validates and compiles the rules directory and makes it the
     /// policy in force, or changes nothing. Either way the interfaces are
@@ -115,12 +120,10 @@ impl Engine {
             // longer changes what is enforced (the run loop publishes
             // again after the batch, harmlessly).
             self.publish();
-            // The old tables' grace period and deletions (`apply_loaded`
-            // deferred them).
-            let freed = self.dp.free_unused_now();
-            if freed.tables_freed > 0 || freed.psec_sets_freed > 0 {
-                debug!(?freed, "replaced tables freed");
-            }
+            // The old tables' grace period, on the grace thread, and
+            // their deletion when the engine is idle (`apply_loaded`
+            // deferred them; `grace.rs`).
+            self.retire_replaced();
             if let Some(loaded) = self.now.loaded.clone() {
                 super::cuts::log_cut_flows(self, &before, &loaded.policy, trigger);
             }
@@ -177,6 +180,11 @@ impl Engine {
             }
         }
         let loaded = Arc::new(loaded);
+        // Garbage of earlier reloads not deleted yet: if it is much, it
+        // goes first, so the maps never fill up with it.
+        if self.dp.retired_entries() > REAP_BEFORE_APPLY {
+            self.dp.reap_all_now();
+        }
         let tables_before = self.interface_tables();
         let compared = compare_started.elapsed();
         let apply_started = Instant::now();
@@ -235,6 +243,17 @@ impl Engine {
                     diagnostics: Vec::new(),
                 });
                 (ReloadOutcome::Failed, message, None)
+            }
+        }
+    }
+
+    /// Retires the tables and sets the last apply replaced and asks for
+    /// their grace period (inline without a grace thread).
+    pub(super) fn retire_replaced(&mut self) {
+        if let Some(token) = self.dp.retire_unused() {
+            let asked = self.grace.as_ref().is_some_and(|g| g.wait_for(token));
+            if !asked {
+                self.dp.reap_all_now();
             }
         }
     }
@@ -334,9 +353,7 @@ impl Engine {
             let guard_list: Vec<u32> = guarded.keys().copied().collect();
             let report = self.dp.apply_guarded(&bindings, &guard_list)?;
             debug!(?report, "applied");
-            if report.tables_written > 0 {
-                self.now.rule_origins = Arc::new(self.dp.rule_origins());
-            }
+            self.refresh_rule_origins();
             for (ifindex, id) in &desired {
                 if self.now.bound.get(ifindex) != Some(id) {
                     info!(instance = %id, ifindex, "interface bound");
