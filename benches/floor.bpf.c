@@ -19,17 +19,16 @@
  * so the figure cannot silently measure a miss. Nothing else is done:
  * no expiry, no state, no counters, no checks of fragments or options.
  */
-#include <stdbool.h>
-#include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/in.h>
 #include <linux/udp.h>
 #include <linux/pkt_cls.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
 
-#include "abi.h"
+/* The data plane's UAPI includes, ABI and sg_u64_of(); not its maps: the
+ * floors create only the two they look up in (a copy of each definition
+ * below), not the data plane's preallocated conntrack and counters. */
+#include "lib/common.h"
 
 SEC("xdp")
 int floor_xdp(struct xdp_md *ctx)
@@ -60,16 +59,6 @@ struct {
 	__uint(max_entries, 65536);
 } floor_ifaces SEC(".maps");
 
-/* ebpf/lib/common.h's sg_u64_of(): the word whose bytes are @first's, then @second's. */
-static __always_inline __u64 floor_u64_of(__u32 first, __u32 second)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	return (__u64)second << 32 | first;
-#else
-	return (__u64)first << 32 | second;
-#endif
-}
-
 /*
  * Whether the frame is IPv4/UDP and every lookup hits. @local_is_src: XDP
  * (what the VM sends), so the key's local side is the source.
@@ -77,7 +66,7 @@ static __always_inline __u64 floor_u64_of(__u32 first, __u32 second)
 static __always_inline int floor_stateful(void *data, void *data_end, __u32 ifindex,
 					  const bool local_is_src, const bool iface)
 {
-	struct sg_ct4_key k __attribute__((aligned(8)));
+	struct sg_ct4_key k SG_KEY_ALIGNED;
 	const struct ethhdr *eth = data;
 	const struct iphdr *ip;
 	const struct udphdr *uh;
@@ -99,8 +88,8 @@ static __always_inline int floor_stateful(void *data, void *data_end, __u32 ifin
 	if (!local_is_src)
 		ports = (ports >> 16) | (ports << 16);
 	/* ifindex, family, protocol, pad; ports, local; remote. */
-	((__u64 *)&k)[0] = floor_u64_of(ifindex, 2 | (__u32)IPPROTO_UDP << 8);
-	((__u64 *)&k)[1] = floor_u64_of(ports, local);
+	((__u64 *)&k)[0] = sg_u64_of(ifindex, SG_AF_INET | (__u32)IPPROTO_UDP << 8);
+	((__u64 *)&k)[1] = sg_u64_of(ports, local);
 	((__u32 *)&k)[4] = remote;
 	return bpf_map_lookup_elem(&floor_ct4, &k) != NULL;
 }
