@@ -63,6 +63,11 @@ SG_SUBPROG int sg_tc_parse(struct __sk_buff *skb, struct sg_pkt *pkt)
 
 	if (!pkt)
 		return 0;
+	/* The common packet, when linear, in one pass (parse.h). */
+	if (sg_parse_fast((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, pkt)) {
+		st = SG_PARSE_OK;
+		goto done;
+	}
 	st = sg_tc_parse_once(skb, pkt);
 	if (unlikely(st == SG_PARSE_PULL)) {
 		len = skb->len;
@@ -77,6 +82,7 @@ SG_SUBPROG int sg_tc_parse(struct __sk_buff *skb, struct sg_pkt *pkt)
 				st = SG_PARSE_UNSUPPORTED;
 		}
 	}
+done:
 	pkt->status = st;
 	pkt->ifindex = skb->ifindex;
 	pkt->len = skb->len;

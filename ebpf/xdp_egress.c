@@ -32,9 +32,15 @@ SG_SUBPROG int sg_xdp_parse(struct xdp_md *ctx, struct sg_pkt *pkt)
 	if (!pkt)
 		return 0;
 	sg_ctx_xdp(&c, ctx);
+	/* The common packet in one pass, without the second subprogram. */
+	if (sg_parse_fast(c.data, c.data_end, c.len, pkt)) {
+		st = SG_PARSE_OK;
+		goto done;
+	}
 	st = sg_parse_l3(&c, pkt);
 	if (st == SG_PARSE_L4)
 		st = sg_xdp_parse_l4(ctx, pkt);
+done:
 	pkt->status = st == SG_PARSE_PULL ? SG_PARSE_UNSUPPORTED : st;
 	pkt->ifindex = c.ifindex;
 	pkt->len = c.len;

@@ -4,6 +4,13 @@
 //! run is paired with a run of the floor program on the same frame, so
 //! the ratio to the floor is taken within a pair.
 //!
+//! The established flow is also divided by two stateful floors
+//! (`floor.bpf.c`): parse, then the flow's hit in an LRU hash like
+//! `sg_ct4`, without and with the interface's hit in a hash like
+//! `sg_ifaces` before it. They are the cheapest programs that can know a
+//! flow with BPF hashes, so the ratio to them says how much of the cost is
+//! the lookups any such design pays and how much is secgroup's own work.
+//!
 //! Why the new-flow scenarios end in a DROP rule: an accepted packet
 //! creates a conntrack entry, so with `repeat` every run after the first
 //! would be a conntrack hit, not a classification. A dropped packet leaves
@@ -26,14 +33,14 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use anyhow::{Context, Result, anyhow, bail};
-use secgroup_dataplane::abi::Reason;
+use secgroup_dataplane::abi::{Ct4Key, CtKey, Reason};
 use secgroup_dataplane::packet::Packet;
 use secgroup_dataplane::{
     Dataplane, Hook, InterfaceBinding, LoadOptions, TestRunOutcome, TestRunner,
 };
 use secgroup_model::{Action, InstanceId};
 
-use crate::floor::Floor;
+use crate::floor::{Floor, Kind};
 use crate::record::{Record, Results};
 use crate::rules::{self, LastRemote, ListSpec, Vm};
 use crate::stats::{median, median_ratio};
@@ -180,11 +187,34 @@ fn variant(hook: Hook) -> &'static str {
     }
 }
 
-fn floor_variant(hook: Hook) -> &'static str {
-    match hook {
-        Hook::Xdp => "floor-xdp",
-        Hook::Tc => "floor-tc",
+/// The floors a scenario's figures are divided by: the established flow's
+/// also by the stateful floors, which find its flow (see floor.rs).
+fn floors_of(scenario: Scenario) -> &'static [Kind] {
+    if scenario == Scenario::Established {
+        &Kind::ALL
+    } else {
+        &Kind::ALL[..1]
     }
+}
+
+/// The `sg_ct4` key of [`frame`]'s flow, as the programs build it: local =
+/// the VM.
+fn flow_key(hook: Hook, vm: &Vm, remote: IpAddr) -> Result<Ct4Key> {
+    let (local_port, remote_port) = match hook {
+        Hook::Xdp => (rules::PROBE_SRC_PORT, rules::PROBE_PORT),
+        Hook::Tc => (rules::PROBE_PORT, rules::PROBE_SRC_PORT),
+    };
+    let udp = 17;
+    CtKey::new(
+        TEST_IFINDEX,
+        udp,
+        IpAddr::V4(vm.v4),
+        local_port,
+        remote,
+        remote_port,
+    )
+    .to_v4()
+    .ok_or_else(|| anyhow!("the stateful floors know IPv4 flows only, not {remote}"))
 }
 
 /// The probe frame as `hook` sees it: XDP gets what the VM sends (egress,
@@ -213,7 +243,7 @@ fn ns(d: std::time::Duration) -> f64 {
 }
 
 pub fn run(settings: &Settings, results: &mut Results) -> Result<()> {
-    let floor = Floor::load()?;
+    let mut floor = Floor::load()?;
     let (mut dp, _) = Dataplane::load(&LoadOptions::default()).context("loading the data plane")?;
     let runner = dp.test_runner();
     // Unpinned, so the two planes share no map: the second is the same
@@ -265,16 +295,25 @@ pub fn run(settings: &Settings, results: &mut Results) -> Result<()> {
                 let frame = frame(hook, &vm, remote);
                 let outcome = runner.run(hook, &frame, None, 1)?;
                 first.check(&outcome, &what)?;
+                let kinds = floors_of(scenario);
+                if kinds.len() > 1 {
+                    floor.track(flow_key(hook, &vm, remote)?)?;
+                }
                 // Warm caches and the branch predictor before sampling.
                 runner.run(hook, &frame, None, settings.repeat / 10 + 1)?;
-                floor.run(hook, &frame, settings.repeat / 10 + 1)?;
+                for &kind in kinds {
+                    floor.run_kind(kind, hook, &frame, settings.repeat / 10 + 1)?;
+                }
 
                 // Timed without asking for a report, as real traffic runs
                 // (a requested run skips the counters); the verdict is
                 // checked by a requested run after each sample.
-                let (mut cost, mut floor_cost) = (Vec::new(), Vec::new());
+                let mut cost = Vec::new();
+                let mut floor_cost = vec![Vec::new(); kinds.len()];
                 for _ in 0..settings.runs {
-                    floor_cost.push(ns(floor.run(hook, &frame, settings.repeat)?));
+                    for (&kind, samples) in kinds.iter().zip(&mut floor_cost) {
+                        samples.push(ns(floor.run_kind(kind, hook, &frame, settings.repeat)?));
+                    }
                     let timed =
                         runner.run_unrequested_repeat(hook, &frame, None, &[], settings.repeat)?;
                     cost.push(ns(timed.duration));
@@ -291,8 +330,11 @@ pub fn run(settings: &Settings, results: &mut Results) -> Result<()> {
                         "ns",
                     ));
                 }
-                if let Some(r) = median_ratio(&cost, &floor_cost) {
-                    results.push(Record::new(name, variant(hook), rules, "x-floor", r, "x"));
+                for (&kind, samples) in kinds.iter().zip(&floor_cost) {
+                    if let Some(r) = median_ratio(&cost, samples) {
+                        let metric = kind.ratio_metric();
+                        results.push(Record::new(name, variant(hook), rules, metric, r, "x"));
+                    }
                 }
                 if psec && hook == Hook::Xdp {
                     let planes = [(&runner, "off"), (&runner_psec, "on")];
@@ -304,10 +346,12 @@ pub fn run(settings: &Settings, results: &mut Results) -> Result<()> {
                     };
                     port_security(&planes, &probe, settings, rules, name, results)?;
                 }
-                floors
-                    .entry(floor_variant(hook))
-                    .or_default()
-                    .extend(floor_cost);
+                for (&kind, samples) in kinds.iter().zip(floor_cost) {
+                    floors
+                        .entry(kind.variant(hook))
+                        .or_default()
+                        .extend(samples);
+                }
             }
         }
     }

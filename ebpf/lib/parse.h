@@ -457,6 +457,70 @@ static __always_inline void sg_parse_arp(struct sg_ctx *c, struct sg_pkt *pkt, _
 }
 
 /*
+ * The common case in one pass, before (instead of) the two stages below:
+ * Ethernet without a tag, IPv4 without options and not a fragment, TCP or
+ * UDP, every header inside the IP total length and in the linear data.
+ * @len is the whole packet's length (linear or not), as sg_ctx.len.
+ * Fills @pkt, which the caller has zeroed, with exactly what
+ * sg_parse_l3() and sg_parse_l4() would write for such a packet (the
+ * caller sets ifindex, len and status SG_PARSE_OK), and returns true.
+ * Anything else, valid or not, returns false with @pkt untouched, and the
+ * full parse decides: this never judges a packet itself, it only saves
+ * the common one two subprogram calls and the general code's branches.
+ */
+static __always_inline bool sg_parse_fast(void *data, void *data_end, __u32 len,
+					  struct sg_pkt *pkt)
+{
+	const struct ethhdr *eth = data;
+	const struct iphdr *ip = (const void *)(eth + 1);
+	const __u8 *l4 = (const void *)(ip + 1);
+	__u32 tot;
+	__u8 proto, tcp_flags = 0;
+
+	_Static_assert(sizeof(struct udphdr) == 8 && sizeof(struct tcphdr) == 20,
+		       "UDP and TCP headers without options");
+	if ((void *)(l4 + sizeof(struct udphdr)) > data_end)
+		return false;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return false;
+	/* Version 4, IHL 5: no options. */
+	if (*(const __u8 *)ip != 0x45 || (ip->frag_off & bpf_htons(SG_IP_OFFSET | SG_IP_MF)))
+		return false;
+	/* As sg_parse_ipv4(): longer than the frame is malformed (the full
+	 * parse says so), and a GSO packet's 0 is left to it too. */
+	tot = bpf_ntohs(ip->tot_len);
+	if (tot > len - sizeof(*eth))
+		return false;
+	proto = ip->protocol;
+	if (proto == IPPROTO_UDP) {
+		if (tot < sizeof(*ip) + sizeof(struct udphdr))
+			return false;
+	} else if (proto == IPPROTO_TCP) {
+		/* The header and its options inside the datagram. */
+		if ((void *)(l4 + sizeof(struct tcphdr)) > data_end ||
+		    tot < sizeof(*ip) + sizeof(struct tcphdr) ||
+		    ((const struct tcphdr *)l4)->doff < 5 ||
+		    sizeof(*ip) + ((const struct tcphdr *)l4)->doff * 4 > tot)
+			return false;
+		tcp_flags = l4[13];
+	} else {
+		return false;
+	}
+	__builtin_memcpy(pkt->src_mac, eth->h_source, sizeof(pkt->src_mac));
+	pkt->psec_flags = SG_PKT_ETH;
+	pkt->l2_proto = eth->h_proto;
+	pkt->t.family = SG_AF_INET;
+	pkt->t.proto = proto;
+	pkt->t.src.w[0] = ip->saddr;
+	pkt->t.dst.w[0] = ip->daddr;
+	sg_tuple_ports(&pkt->t, l4);
+	pkt->tcp_flags = tcp_flags;
+	pkt->l4_off = sizeof(*eth) + sizeof(*ip);
+	pkt->l4_end = sizeof(*eth) + tot;
+	return true;
+}
+
+/*
  * Parsing runs in two stages so the verifier sees the transport parse once
  * rather than once per network-layer path (each IPv6 extension chain length
  * is its own path): each hook wraps each stage in a global subprogram.

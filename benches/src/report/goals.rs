@@ -117,7 +117,18 @@ pub fn goals(r: &Results) -> Vec<Goal> {
             .into_iter()
             .filter_map(|n| Some((r.get("established", variant, n, "x-floor")?, n)))
             .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(x, n)| (x, format!("worst {} (at {})", format::ratio(x), rules(n))));
+            .map(|(x, n)| {
+                // What the lookups alone would cost: the stateful floor.
+                let lookups = r
+                    .get("established", variant, n, "x-floor-ct-iface")
+                    .map_or(String::new(), |y| {
+                        format!("; {} the two-lookup floor", format::ratio(y))
+                    });
+                (
+                    x,
+                    format!("worst {} (at {}{lookups})", format::ratio(x), rules(n)),
+                )
+            });
         goals.push(at_most(
             format!("{hook}: established ≤ 3× floor"),
             worst,

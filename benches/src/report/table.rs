@@ -120,6 +120,70 @@ fn per_packet(out: &mut String, r: &Results) {
         floor("floor-xdp"),
         floor("floor-tc")
     );
+    established_floors(out, r);
+}
+
+/// The established flow against each floor (floor.rs's `Kind`), the ratios'
+/// range over the rule counts.
+fn established_floors(out: &mut String, r: &Results) {
+    const FLOORS: [(&str, &str); 3] = [
+        ("floor", "x-floor"),
+        ("floor-ct", "x-floor-ct"),
+        ("floor-ct-iface", "x-floor-ct-iface"),
+    ];
+    let (variant, _) = HOOKS[0];
+    if r.rule_counts("established", variant).is_empty()
+        || r.get("floor", "floor-ct-xdp", 0, "ns-per-packet").is_none()
+    {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Established flows against the floors: the do-nothing program; the cheapest program that \
+         knows a flow with a BPF hash (Ethernet, IPv4 and UDP parsed, then the flow's hit in an LRU \
+         hash with `sg_ct4`'s key: \"ct\"); the same after the interface's hit in a hash like \
+         `sg_ifaces` (\"iface + ct\": the two lookups an established packet makes). ns per packet, \
+         and the ratios' range over the rule counts.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| hook | floor | ct | iface + ct | established | ÷ floor | ÷ ct | ÷ iface + ct |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (variant, hook) in HOOKS {
+        let counts = r.rule_counts("established", variant);
+        let suffix = variant.trim_start_matches("secgroup-");
+        let mut cells: Vec<String> = FLOORS
+            .iter()
+            .map(|(floor, _)| {
+                r.get("floor", &format!("{floor}-{suffix}"), 0, "ns-per-packet")
+                    .map_or("—".to_owned(), format::ns)
+            })
+            .collect();
+        let ns = range(r, variant, &counts, "ns-per-packet", |v| format!("{v:.0}"));
+        cells.push(if ns == "—" { ns } else { format!("{ns} ns") });
+        for (_, metric) in FLOORS {
+            cells.push(range(r, variant, &counts, metric, format::ratio));
+        }
+        let _ = writeln!(out, "| {hook} | {} |", cells.join(" | "));
+    }
+    out.push('\n');
+}
+
+/// "1.8–2.1×": the smallest and largest of an established figure over the
+/// rule counts.
+fn range(r: &Results, variant: &str, counts: &[u64], metric: &str, f: fn(f64) -> String) -> String {
+    let values: Vec<f64> = counts
+        .iter()
+        .filter_map(|&n| r.get("established", variant, n, metric))
+        .collect();
+    let lo = values.iter().copied().reduce(f64::min);
+    let hi = values.iter().copied().reduce(f64::max);
+    match (lo, hi) {
+        (Some(lo), Some(hi)) if f(lo) == f(hi) => f(lo),
+        (Some(lo), Some(hi)) => format!("{}–{}", f(lo), f(hi)),
+        _ => "—".to_owned(),
+    }
 }
 
 fn port_security(out: &mut String, r: &Results) {
@@ -452,6 +516,60 @@ fn daemon_table(out: &mut String, r: &Results) {
 mod tests {
     use super::*;
     use crate::record::Record;
+
+    #[test]
+    fn the_established_flow_is_shown_against_every_floor() {
+        let mut r = Results::default();
+        let floors = [
+            ("floor-xdp", 6.0),
+            ("floor-ct-xdp", 14.0),
+            ("floor-ct-iface-xdp", 22.0),
+        ];
+        for (variant, ns) in floors {
+            r.push(Record::new("floor", variant, 0, "ns-per-packet", ns, "ns"));
+        }
+        // The per-packet section is there when new flows were measured.
+        r.push(Record::new(
+            "new-flow-last-rule",
+            "secgroup-xdp",
+            1,
+            "ns-per-packet",
+            100.0,
+            "ns",
+        ));
+        for (rules, ns) in [(1, 44.0), (4096, 46.0)] {
+            for (metric, value, unit) in [
+                ("ns-per-packet", ns, "ns"),
+                ("x-floor", ns / 6.0, "x"),
+                ("x-floor-ct", ns / 14.0, "x"),
+                ("x-floor-ct-iface", ns / 22.0, "x"),
+            ] {
+                r.push(Record::new(
+                    "established",
+                    "secgroup-xdp",
+                    rules,
+                    metric,
+                    value,
+                    unit,
+                ));
+            }
+        }
+        let text = markdown(&r, None);
+        let row = format!(
+            "| XDP (egress) | 6 ns | 14 ns | 22 ns | 44–46 ns | {}–{} | {}–{} | {}–{} |",
+            format::ratio(44.0 / 6.0),
+            format::ratio(46.0 / 6.0),
+            format::ratio(44.0 / 14.0),
+            format::ratio(46.0 / 14.0),
+            format::ratio(2.0),
+            format::ratio(46.0 / 22.0),
+        );
+        assert!(text.contains(&row), "no row {row:?} in\n{text}");
+        assert!(
+            text.contains("| TC (ingress) | — | — | — | — | — | — | — |"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_port_security_section_pairs_off_on_and_their_ratio() {
