@@ -3,7 +3,9 @@
 //! directory (`secgroupctl import`) ask it which file holds a group;
 //! it is known whether or not the files validate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::fmt;
 use std::sync::Arc;
 

@@ -24,7 +24,7 @@
 //! a kept ctime with a same-size rewrite, and writes that bypass the
 //! file system (the block device under it).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -181,7 +181,7 @@ impl KeptFiles {
     }
 
     /// Forgets every file not among `paths` (gone since, or unreadable).
-    pub(crate) fn retain(&mut self, paths: &std::collections::HashSet<&Path>) {
+    pub(crate) fn retain(&mut self, paths: &foldhash::HashSet<&Path>) {
         self.files.retain(|path, _| paths.contains(path.as_path()));
     }
 }

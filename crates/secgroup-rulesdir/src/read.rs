@@ -93,7 +93,7 @@ pub fn read_sources_kept(
             });
         }
     }
-    let read: HashSet<&Path> = sources.files.iter().map(|f| f.path.as_path()).collect();
+    let read: foldhash::HashSet<&Path> = sources.files.iter().map(|f| f.path.as_path()).collect();
     reader.kept.retain(&read);
     Ok(sources)
 }
