@@ -25,9 +25,10 @@
 //! file system (the block device under it).
 
 use foldhash::{HashMap, HashMapExt};
+use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How much older than the start of a read a file's timestamps must be for
@@ -84,7 +85,8 @@ struct Entry {
 /// between reads of the same paths (the daemon does); a new one reads
 /// everything.
 pub struct KeptFiles {
-    files: HashMap<PathBuf, Entry>,
+    /// By path as given, as bytes: `Path`'s own hash walks its components.
+    files: HashMap<OsString, Entry>,
     margin: Duration,
     /// Of the last read: files whose kept bytes were used, and files read.
     reused_last: usize,
@@ -147,13 +149,13 @@ impl KeptFiles {
 
     /// Whether bytes of `path` are kept (worth a `stat` to reuse them).
     pub(crate) fn holds(&self, path: &Path) -> bool {
-        self.files.contains_key(path)
+        self.files.contains_key(path.as_os_str())
     }
 
     /// The kept bytes of `path` if `meta` (its metadata now, links
     /// followed) says they are still its contents.
     pub(crate) fn reuse(&mut self, path: &Path, meta: &Metadata) -> Option<Vec<u8>> {
-        let entry = self.files.get(path)?;
+        let entry = self.files.get(path.as_os_str())?;
         if entry.stamp != Stamp::of(meta) {
             return None;
         }
@@ -169,19 +171,20 @@ impl KeptFiles {
         self.read_last += 1;
         if stamp.settled(started_ns, self.margin) {
             self.files.insert(
-                path.to_owned(),
+                path.as_os_str().to_owned(),
                 Entry {
                     stamp,
                     bytes: bytes.to_vec(),
                 },
             );
         } else {
-            self.files.remove(path);
+            self.files.remove(path.as_os_str());
         }
     }
 
     /// Forgets every file not among `paths` (gone since, or unreadable).
-    pub(crate) fn retain(&mut self, paths: &foldhash::HashSet<&Path>) {
-        self.files.retain(|path, _| paths.contains(path.as_path()));
+    pub(crate) fn retain(&mut self, paths: &foldhash::HashSet<&OsStr>) {
+        self.files
+            .retain(|path, _| paths.contains(path.as_os_str()));
     }
 }

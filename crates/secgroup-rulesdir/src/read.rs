@@ -93,7 +93,8 @@ pub fn read_sources_kept(
             });
         }
     }
-    let read: foldhash::HashSet<&Path> = sources.files.iter().map(|f| f.path.as_path()).collect();
+    let read: foldhash::HashSet<&std::ffi::OsStr> =
+        sources.files.iter().map(|f| f.path.as_os_str()).collect();
     reader.kept.retain(&read);
     Ok(sources)
 }

@@ -247,6 +247,7 @@ fn cached_loads_equal_loads_from_scratch_through_random_edits() {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut cache = DecodeCache::default();
         let mut kept = KeptFiles::with_margin(KEPT_MARGIN);
+        let mut linter = secgroup_policy::Linter::default();
         // Each side keeps its own "known files", as the daemon does.
         let (mut known_cached, mut known_fresh) = (Vec::new(), Vec::new());
         // The last valid load's rules and policy, what `recompile` starts
@@ -284,7 +285,7 @@ fn cached_loads_equal_loads_from_scratch_through_random_edits() {
                 "seed {seed}, step {step}: the cache holds exactly the files of the directory"
             );
             if let Outcome::Loaded(loaded, compiled) = &cached {
-                if let Some((rules, policy)) = &last {
+                let next = if let Some((rules, policy)) = &last {
                     let recompiled = secgroup_policy::recompile(rules, policy, &loaded.rules);
                     assert!(
                         recompiled == **compiled,
@@ -298,8 +299,23 @@ fn cached_loads_equal_loads_from_scratch_through_random_edits() {
                         secgroup_policy::diff(policy, compiled),
                         "seed {seed}, step {step}: the diff of the recompiled policy differs"
                     );
-                }
-                last = Some((loaded.rules.clone(), (**compiled).clone()));
+                    // The lint through the reaches kept from the last
+                    // valid load's (shared lists reused): the same
+                    // warnings as a lint from scratch.
+                    assert_eq!(
+                        linter.lint(&loaded.rules, &recompiled, &loaded.index),
+                        secgroup_policy::lint(&loaded.rules, compiled, &loaded.index),
+                        "seed {seed}, step {step}: the kept lint differs after:\n{}",
+                        log.join("\n")
+                    );
+                    // Recompiled from recompiled policies, as the daemon
+                    // chains them.
+                    recompiled
+                } else {
+                    linter.lint(&loaded.rules, compiled, &loaded.index);
+                    (**compiled).clone()
+                };
+                last = Some((loaded.rules.clone(), next));
                 known_cached.clone_from(&loaded.files);
                 known_fresh.clone_from(&loaded.files);
                 valid += 1;

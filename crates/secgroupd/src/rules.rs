@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use secgroup_model::{DecodeCache, Diagnostic, HostView, Index, Limits, RuleSet};
-use secgroup_policy::Policy;
+use secgroup_policy::{Linter, Policy};
 use secgroup_rulesdir::{KeptFiles, RulesDirError};
 
 /// A valid rules directory: the rules as written (for showing them), the
@@ -184,12 +184,20 @@ pub fn load_view(
 /// path: message`): the loader's and `secgroup_policy::lint`'s
 /// (unbound groups, shadowed rules, ...), sorted.
 pub fn lint(loaded: &Loaded, input: LintInput) -> Vec<String> {
+    // Each list's analysis is kept for the next lint (the lists a reload
+    // did not recompile are the same allocations): a reload of one VM's
+    // file lints two lists again, not two thousand. One lint at a time
+    // uses it; a lint that panicked left it as valid as before (each
+    // entry is replaced whole).
+    static LINTER: Mutex<Option<Linter>> = Mutex::new(None);
+    let mut linter = LINTER.lock().unwrap_or_else(PoisonError::into_inner);
     let mut warnings = input.loader_warnings;
-    warnings.extend(secgroup_policy::lint(
+    warnings.extend(linter.get_or_insert_with(Linter::default).lint(
         &loaded.rules,
         &loaded.policy,
         &input.index,
     ));
+    drop(linter);
     warnings.sort();
     warnings.dedup();
     warnings.iter().map(ToString::to_string).collect()
