@@ -11,7 +11,7 @@
 //! on every load (see [`load_with_cache`](crate::load_with_cache)): a
 //! reload is applied only if the whole set of files is valid.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Document, Limits, Shape};

@@ -20,7 +20,7 @@ mod tencent;
 mod validate;
 mod values;
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::sync::Arc;
 
 pub use cache::DecodeCache;

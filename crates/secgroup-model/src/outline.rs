@@ -3,9 +3,11 @@
 //! directory (`secgroupctl import`) ask it which file holds a group;
 //! it is known whether or not the files validate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::diagnostic::{Diagnostic, Limits, SourceFile};
 use crate::model::{
@@ -312,17 +314,31 @@ pub fn outline(file: &SourceFile<'_>, limits: &Limits) -> Outline {
     Outline::new(file.name, raw.as_ref(), errors)
 }
 
+/// (kind, id) → (file, definition): where an id is defined.
+type Definitions = HashMap<ObjectKind, HashMap<String, (usize, usize)>>;
+
 /// What a set of rule files defines, file by file, in file-name order.
 /// Outlines are shared (a reload keeps those of unchanged files), and
 /// where each id is defined is looked up by id: the lint asks it for
 /// every rule of every list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Index {
     files: Vec<Arc<Outline>>,
     /// (kind, id) → (file, definition) of the first file by name that
-    /// defines it.
-    defined: HashMap<ObjectKind, HashMap<String, (usize, usize)>>,
+    /// defines it. Built on the first look-up: a reload hands its index
+    /// to the lint, off the engine's thread, and that is where it is
+    /// first asked (a few thousand ids copied).
+    defined: OnceLock<Definitions>,
 }
+
+/// `defined` is a function of `files`, whether built yet or not.
+impl PartialEq for Index {
+    fn eq(&self, other: &Index) -> bool {
+        self.files == other.files
+    }
+}
+
+impl Eq for Index {}
 
 impl Index {
     pub fn new(files: Vec<Outline>) -> Index {
@@ -332,17 +348,26 @@ impl Index {
     /// [`new`](Self::new) from outlines another index may hold too.
     pub fn of_shared(mut files: Vec<Arc<Outline>>) -> Index {
         files.sort_by(|a, b| a.file.cmp(&b.file));
-        let mut defined: HashMap<ObjectKind, HashMap<String, (usize, usize)>> = HashMap::new();
-        for (f, outline) in files.iter().enumerate() {
-            for (d, definition) in outline.definitions.iter().enumerate() {
-                defined
-                    .entry(definition.kind)
-                    .or_default()
-                    .entry(definition.id.clone())
-                    .or_insert((f, d));
-            }
+        Index {
+            files,
+            defined: OnceLock::new(),
         }
-        Index { files, defined }
+    }
+
+    fn defined(&self) -> &Definitions {
+        self.defined.get_or_init(|| {
+            let mut defined: Definitions = HashMap::new();
+            for (f, outline) in self.files.iter().enumerate() {
+                for (d, definition) in outline.definitions.iter().enumerate() {
+                    defined
+                        .entry(definition.kind)
+                        .or_default()
+                        .entry(definition.id.clone())
+                        .or_insert((f, d));
+                }
+            }
+            defined
+        })
     }
 
     /// The outline of every file, in file-name order.
@@ -359,7 +384,7 @@ impl Index {
     /// name when several do, which only an invalid set allows; the first
     /// definition in it when it defines the id twice).
     pub fn defining(&self, kind: ObjectKind, id: &str) -> Option<(&Outline, &Definition)> {
-        let (f, d) = *self.defined.get(&kind)?.get(id)?;
+        let (f, d) = *self.defined().get(&kind)?.get(id)?;
         let outline = &self.files[f];
         Some((outline, &outline.definitions[d]))
     }

@@ -242,6 +242,11 @@ impl<K: Ord, V> Shared<K, V> {
         self.0.iter().map(|(k, v)| (k, v.as_ref()))
     }
 
+    /// Each key with its value's allocation (what a lint's memo keys on).
+    pub fn shared(&self) -> impl DoubleEndedIterator<Item = (&K, &Arc<V>)> + ExactSizeIterator {
+        self.0.iter()
+    }
+
     /// The value of `key`, to change: copied first if another policy
     /// shares it.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V>

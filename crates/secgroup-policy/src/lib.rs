@@ -31,7 +31,7 @@ pub use compiled::*;
 pub use diff::{Changes, PolicyDiff, RuleCounts, diff};
 pub use evaluate::{ImplicitAllow, Matched, Packet, Verdict, implicit_allow};
 pub use key::RuleKey;
-pub use lint::{Reach, lint, reach};
+pub use lint::{Linter, Reach, lint, reach};
 pub use port_security::{
     AllowedSource, Frame, L4, Payload, PortSecurity, SpoofReason, ethertype, icmpv6, link_local,
 };

@@ -8,6 +8,7 @@
 //! entry of a directory that cannot be read is one more located problem
 //! of the rule files, reported with all the others.
 
+mod kept;
 mod read;
 
 use std::collections::HashSet;
@@ -19,7 +20,8 @@ use secgroup_model::{
     DecodeCache, Diagnostic, Diagnostics, Document, HostView, Index, Limits, RuleSet, SourceFile,
 };
 
-pub use read::{is_rule_file_name, read_sources, read_sources_limited};
+pub use kept::{KeptFiles, RACY_MARGIN};
+pub use read::{is_rule_file_name, read_sources, read_sources_kept, read_sources_limited};
 
 /// Where the daemon and `secgroupctl` look when given no path.
 pub const DEFAULT_RULES_DIR: &str = "/etc/secgroup/rules.d";

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use secgroup_model::Limits;
 
+use crate::kept::{self, KeptFiles, Stamp};
 use crate::{EntryError, LoadedFile, RulesDirError, Sources, Unreadable};
 
 /// Reads the rule files under `paths` with the default size limit.
@@ -25,6 +26,27 @@ pub fn read_sources_limited(
     paths: &[PathBuf],
     max_file_bytes: usize,
 ) -> Result<Sources, RulesDirError> {
+    read_sources_kept(paths, max_file_bytes, &mut KeptFiles::default())
+}
+
+/// [`read_sources_limited`], taking from `kept` the bytes of every file
+/// whose metadata says they are still its contents (see `kept.rs`) and
+/// leaving in `kept` what this read can offer the next one. The same
+/// result as reading every file.
+pub fn read_sources_kept(
+    paths: &[PathBuf],
+    max_file_bytes: usize,
+    kept: &mut KeptFiles,
+) -> Result<Sources, RulesDirError> {
+    // Before anything is looked at: a file changed after this instant has
+    // timestamps too recent to be trusted next time.
+    let started_ns = kept::now_ns();
+    kept.begin();
+    let mut reader = Reader {
+        max_file_bytes,
+        kept,
+        started_ns,
+    };
     let mut sources = Sources::default();
     // Canonical paths catch the same file reached two ways.
     let mut seen = HashSet::new();
@@ -37,10 +59,12 @@ pub fn read_sources_limited(
         if meta.is_file() {
             if seen.insert(fs::canonicalize(path).map_err(access)?) {
                 let file =
-                    read_limited(path, max_file_bytes).map_err(|source| RulesDirError::Read {
-                        path: path.to_owned(),
-                        source,
-                    })?;
+                    reader
+                        .read(path, Some(&meta))
+                        .map_err(|source| RulesDirError::Read {
+                            path: path.to_owned(),
+                            source,
+                        })?;
                 sources.files.push(file);
             }
         } else if meta.is_dir() {
@@ -53,7 +77,7 @@ pub fn read_sources_limited(
                     (true, Some(name)) => Some(canonical_dir.join(name)),
                     _ => None,
                 };
-                match read_entry(&entry, canonical, max_file_bytes, &mut seen) {
+                match reader.entry(&entry, canonical, &mut seen) {
                     Ok(Some(file)) => sources.files.push(file),
                     Ok(None) => {}
                     Err(error) => sources.unreadable.push(Unreadable {
@@ -69,6 +93,9 @@ pub fn read_sources_limited(
             });
         }
     }
+    let read: foldhash::HashSet<&std::ffi::OsStr> =
+        sources.files.iter().map(|f| f.path.as_os_str()).collect();
+    reader.kept.retain(&read);
     Ok(sources)
 }
 
@@ -106,32 +133,74 @@ fn rule_file_entries(dir: &Path) -> Result<Vec<(PathBuf, bool)>, RulesDirError> 
         .collect())
 }
 
-/// One directory entry: `None` when it was read already by another path.
-/// `canonical`: its canonical path when the directory listing says it is
-/// a regular file; anything else is looked at closer.
-fn read_entry(
-    path: &Path,
-    canonical: Option<PathBuf>,
+/// Reads files, through what was kept from the last read.
+struct Reader<'k> {
     max_file_bytes: usize,
-    seen: &mut HashSet<PathBuf>,
-) -> Result<Option<LoadedFile>, EntryError> {
-    let canonical = match canonical {
-        Some(canonical) => canonical,
-        None => {
-            // Follows symlinks: a link to a rule file is a rule file.
-            let meta = fs::metadata(path).map_err(io_error)?;
-            if !meta.is_file() {
-                return Err(EntryError::NotAFile(describe(&meta)));
+    kept: &'k mut KeptFiles,
+    started_ns: i128,
+}
+
+impl Reader<'_> {
+    /// One directory entry: `None` when it was read already by another
+    /// path. `canonical`: its canonical path when the directory listing
+    /// says it is a regular file; anything else is looked at closer.
+    fn entry(
+        &mut self,
+        path: &Path,
+        canonical: Option<PathBuf>,
+        seen: &mut HashSet<PathBuf>,
+    ) -> Result<Option<LoadedFile>, EntryError> {
+        let (canonical, meta) = match canonical {
+            Some(canonical) => (canonical, None),
+            None => {
+                // Follows symlinks: a link to a rule file is a rule file.
+                let meta = fs::metadata(path).map_err(io_error)?;
+                if !meta.is_file() {
+                    return Err(EntryError::NotAFile(describe(&meta)));
+                }
+                (fs::canonicalize(path).map_err(io_error)?, Some(meta))
             }
-            fs::canonicalize(path).map_err(io_error)?
+        };
+        if !seen.insert(canonical) {
+            return Ok(None);
         }
-    };
-    if !seen.insert(canonical) {
-        return Ok(None);
+        self.read(path, meta.as_ref()).map(Some).map_err(io_error)
     }
-    read_limited(path, max_file_bytes)
-        .map(Some)
-        .map_err(io_error)
+
+    /// The file at `path`: its kept bytes if its metadata (`meta` if
+    /// already looked up, links followed) says they are still what it
+    /// holds, else read now.
+    fn read(&mut self, path: &Path, meta: Option<&Metadata>) -> std::io::Result<LoadedFile> {
+        let file = |bytes| LoadedFile {
+            name: path.display().to_string(),
+            path: path.to_owned(),
+            bytes,
+        };
+        if self.kept.holds(path) {
+            let looked_up;
+            let meta = match meta {
+                Some(meta) => Some(meta),
+                None => {
+                    looked_up = fs::metadata(path).ok();
+                    looked_up.as_ref()
+                }
+            };
+            if let Some(bytes) = meta.and_then(|meta| self.kept.reuse(path, meta)) {
+                return Ok(file(bytes));
+            }
+        }
+        let opened = File::open(path)?;
+        // From the open file, before its bytes: a write after this shows
+        // in the next stamp (see `kept.rs`).
+        let stamp = Stamp::of(&opened.metadata()?);
+        let limit = u64::try_from(self.max_file_bytes)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let mut bytes = Vec::new();
+        opened.take(limit).read_to_end(&mut bytes)?;
+        self.kept.record(path, stamp, self.started_ns, &bytes);
+        Ok(file(bytes))
+    }
 }
 
 fn io_error(e: std::io::Error) -> EntryError {
@@ -152,20 +221,6 @@ fn describe(meta: &Metadata) -> &'static str {
     } else {
         "something else"
     }
-}
-
-fn read_limited(path: &Path, max_file_bytes: usize) -> std::io::Result<LoadedFile> {
-    let file = File::open(path)?;
-    let limit = u64::try_from(max_file_bytes)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    let mut bytes = Vec::new();
-    file.take(limit).read_to_end(&mut bytes)?;
-    Ok(LoadedFile {
-        name: path.display().to_string(),
-        path: path.to_owned(),
-        bytes,
-    })
 }
 
 #[cfg(test)]

@@ -9,11 +9,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use secgroup_model::{DecodeCache, Limits};
-use secgroup_rulesdir::{LoadError, Loaded, load_paths_cached, load_paths_with};
+use secgroup_rulesdir::{
+    KeptFiles, LoadError, Loaded, load_paths_cached, load_paths_with, read_sources_kept,
+};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -23,6 +26,11 @@ fn scratch(name: &str) -> PathBuf {
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
     dir
 }
+
+/// The kept files' margin here: a few jiffies (so that files are
+/// skipped by their metadata without waiting seconds), far below the
+/// default; the test's own writes are all on this machine's clock.
+const KEPT_MARGIN: Duration = Duration::from_millis(12);
 
 const NAMES: [&str; 6] = ["a.json", "b.json", "c.json", "d.json", "e.json", "f.json"];
 
@@ -124,7 +132,7 @@ fn change(rng: &mut StdRng, dir: &Path) -> String {
         .collect();
     let f = rng.gen_range(0..NAMES.len());
     let name = NAMES[f];
-    match rng.gen_range(0..14) {
+    match rng.gen_range(0..18) {
         // Rewrite in place, or through a temp file and a rename.
         0..=4 => {
             fs::write(dir.join(name), file_text(rng, f)).unwrap_or_else(|e| panic!("{e}"));
@@ -158,6 +166,43 @@ fn change(rng: &mut StdRng, dir: &Path) -> String {
             let f = NAMES.iter().position(|n| *n == fix).unwrap_or(0);
             fs::write(dir.join(&fix), valid_text(rng, f)).unwrap_or_else(|e| panic!("{e}"));
             format!("fix {fix}")
+        }
+        // The same size, other bytes, written in place: only the
+        // timestamps tell (and the inode stays).
+        14 | 15 if !existing.is_empty() => {
+            let edit = pick(rng, &existing).clone();
+            let path = dir.join(&edit);
+            let before = fs::metadata(&path).unwrap_or_else(|e| panic!("{e}"));
+            let mut bytes = fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+            let Some(digit) = bytes.iter().rposition(u8::is_ascii_digit) else {
+                return "nothing".to_owned();
+            };
+            bytes[digit] = if bytes[digit] == b'9' {
+                b'1'
+            } else {
+                bytes[digit] + 1
+            };
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("{e}"));
+            std::io::Write::write_all(&mut &file, &bytes).unwrap_or_else(|e| panic!("{e}"));
+            // And its mtime put back, as `touch -r` or a restore would.
+            let put_back = rng.gen_bool(0.5);
+            if put_back {
+                let mtime = before.modified().unwrap_or_else(|e| panic!("{e}"));
+                file.set_modified(mtime).unwrap_or_else(|e| panic!("{e}"));
+            }
+            format!(
+                "same size {edit}{}",
+                if put_back { ", mtime put back" } else { "" }
+            )
+        }
+        // Nothing for longer than the kept files' margin: every file is
+        // trusted by its metadata on the next read.
+        16 => {
+            std::thread::sleep(KEPT_MARGIN + KEPT_MARGIN / 2);
+            "settle".to_owned()
         }
         // Rewrite a file with its own bytes (new metadata, same content).
         _ if !existing.is_empty() => {
@@ -195,11 +240,14 @@ fn outcome(result: Result<Loaded, LoadError>) -> Outcome {
 fn cached_loads_equal_loads_from_scratch_through_random_edits() {
     let limits = Limits::default();
     let (mut valid, mut invalid) = (0, 0);
+    let (mut reused, mut read) = (0, 0);
     for seed in 0..12u64 {
         let dir = scratch(&format!("seed-{seed}"));
         let paths = [dir.clone()];
         let mut rng = StdRng::seed_from_u64(seed);
         let mut cache = DecodeCache::default();
+        let mut kept = KeptFiles::with_margin(KEPT_MARGIN);
+        let mut linter = secgroup_policy::Linter::default();
         // Each side keeps its own "known files", as the daemon does.
         let (mut known_cached, mut known_fresh) = (Vec::new(), Vec::new());
         // The last valid load's rules and policy, what `recompile` starts
@@ -208,12 +256,22 @@ fn cached_loads_equal_loads_from_scratch_through_random_edits() {
         let mut log = Vec::new();
         for step in 0..60 {
             log.push(change(&mut rng, &dir));
-            let cached = outcome(load_paths_cached(
-                &paths,
-                &limits,
-                &known_cached,
-                &mut cache,
-            ));
+            // Files skipped by their metadata, and decoding skipped for
+            // the same bytes.
+            let sources = read_sources_kept(&paths, limits.max_file_bytes, &mut kept)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let present = NAMES.iter().filter(|n| dir.join(n).exists()).count();
+            assert_eq!(
+                kept.reused_last() + kept.read_last(),
+                present,
+                "seed {seed}, step {step}: every file either read or reused"
+            );
+            (reused, read) = (reused + kept.reused_last(), read + kept.read_last());
+            let cached = outcome(
+                sources
+                    .load_cached(&limits, &known_cached, &mut cache)
+                    .map_err(LoadError::from),
+            );
             let fresh = outcome(load_paths_with(&paths, &limits, &known_fresh));
             assert_eq!(
                 cached,
@@ -227,7 +285,7 @@ fn cached_loads_equal_loads_from_scratch_through_random_edits() {
                 "seed {seed}, step {step}: the cache holds exactly the files of the directory"
             );
             if let Outcome::Loaded(loaded, compiled) = &cached {
-                if let Some((rules, policy)) = &last {
+                let next = if let Some((rules, policy)) = &last {
                     let recompiled = secgroup_policy::recompile(rules, policy, &loaded.rules);
                     assert!(
                         recompiled == **compiled,
@@ -241,8 +299,23 @@ fn cached_loads_equal_loads_from_scratch_through_random_edits() {
                         secgroup_policy::diff(policy, compiled),
                         "seed {seed}, step {step}: the diff of the recompiled policy differs"
                     );
-                }
-                last = Some((loaded.rules.clone(), (**compiled).clone()));
+                    // The lint through the reaches kept from the last
+                    // valid load's (shared lists reused): the same
+                    // warnings as a lint from scratch.
+                    assert_eq!(
+                        linter.lint(&loaded.rules, &recompiled, &loaded.index),
+                        secgroup_policy::lint(&loaded.rules, compiled, &loaded.index),
+                        "seed {seed}, step {step}: the kept lint differs after:\n{}",
+                        log.join("\n")
+                    );
+                    // Recompiled from recompiled policies, as the daemon
+                    // chains them.
+                    recompiled
+                } else {
+                    linter.lint(&loaded.rules, compiled, &loaded.index);
+                    (**compiled).clone()
+                };
+                last = Some((loaded.rules.clone(), next));
                 known_cached.clone_from(&loaded.files);
                 known_fresh.clone_from(&loaded.files);
                 valid += 1;
@@ -252,10 +325,15 @@ fn cached_loads_equal_loads_from_scratch_through_random_edits() {
         }
         let _ = fs::remove_dir_all(&dir);
     }
-    // Both kinds of outcome were exercised, many times.
+    // Both kinds of outcome were exercised, many times, and files were
+    // both skipped by their metadata and read.
     assert!(
         valid > 100 && invalid > 100,
         "{valid} valid, {invalid} invalid loads"
+    );
+    assert!(
+        reused > 300 && read > 300,
+        "{reused} files reused, {read} read"
     );
 }
 
@@ -296,5 +374,60 @@ fn only_changed_files_are_decoded_again() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(ids, ["sg-a", "sg-c"]);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn files_are_skipped_by_metadata_only_once_settled() {
+    let dir = scratch("kept");
+    let paths = [dir.clone()];
+    let max = Limits::default().max_file_bytes;
+    let write = |name: &str, text: &str| {
+        fs::write(dir.join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    };
+    write("a.json", r#"{"security_groups": [{"id": "sg-a"}]}"#);
+    write("b.json", r#"{"security_groups": [{"id": "sg-b"}]}"#);
+    let read = |kept: &mut KeptFiles| {
+        let sources = read_sources_kept(&paths, max, kept).unwrap_or_else(|e| panic!("{e}"));
+        (kept.reused_last(), kept.read_last(), sources.files)
+    };
+    // Just written: racily clean under the default margin, read every time.
+    let mut kept = KeptFiles::default();
+    assert_eq!(read(&mut kept).0, 0);
+    assert_eq!(
+        read(&mut kept).0,
+        0,
+        "files changed seconds ago are read again"
+    );
+    // Under a small margin, once it has passed: nothing read.
+    let mut kept = KeptFiles::with_margin(KEPT_MARGIN);
+    std::thread::sleep(KEPT_MARGIN * 2);
+    let (reused, opened, first) = read(&mut kept);
+    assert_eq!((reused, opened), (0, 2));
+    let (reused, opened, again) = read(&mut kept);
+    assert_eq!((reused, opened), (2, 0), "settled files are not opened");
+    assert_eq!(first, again);
+    // A save (a rename over it) is seen at once, and so is a rewrite of
+    // the same size in place.
+    let tmp = dir.join(".a.json.tmp");
+    fs::write(&tmp, r#"{"security_groups": [{"id": "sg-c"}]}"#).unwrap_or_else(|e| panic!("{e}"));
+    fs::rename(&tmp, dir.join("a.json")).unwrap_or_else(|e| panic!("{e}"));
+    write("b.json", r#"{"security_groups": [{"id": "sg-d"}]}"#);
+    let (reused, opened, files) = read(&mut kept);
+    assert_eq!((reused, opened), (0, 2));
+    let texts: Vec<&[u8]> = files.iter().map(|f| f.bytes.as_slice()).collect();
+    assert_eq!(
+        texts,
+        [
+            br#"{"security_groups": [{"id": "sg-c"}]}"#.as_slice(),
+            br#"{"security_groups": [{"id": "sg-d"}]}"#.as_slice()
+        ]
+    );
+    // Removed: forgotten.
+    fs::remove_file(dir.join("b.json")).unwrap_or_else(|e| panic!("{e}"));
+    let (_, _, files) = read(&mut kept);
+    assert_eq!(files.len(), 1);
+    // b.json is gone; a.json, written just before, may still be racy.
+    assert!(kept.len() <= 1, "{kept:?}");
     let _ = fs::remove_dir_all(&dir);
 }

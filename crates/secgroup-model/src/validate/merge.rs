@@ -17,7 +17,9 @@
 //! Only borrows the checks: a reload of a thousand files runs this, not
 //! the per-file checks, for every file that did not change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 use crate::diagnostic::{Diagnostic, HostView, Limits};

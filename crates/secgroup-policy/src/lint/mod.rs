@@ -16,15 +16,18 @@
 //! because a group bound earlier decides its traffic; that is reported too,
 //! once per binding order, naming the instances.
 
+mod memo;
 mod reach;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use secgroup_model::{
-    Diagnostic, Direction, Index, Location, ObjectKind, Protocol, Remote, RuleSet, SgId,
+    Diagnostic, Direction, Index, InstanceId, Location, ObjectKind, Protocol, Remote, RuleSet, SgId,
 };
 
-use crate::compiled::{Policy, RuleList, RuleOrigin};
+use crate::compiled::{GroupPolicy, InstancePolicy, Policy, RuleList, RuleOrigin};
+use memo::Memo;
 
 pub use reach::{Reach, reach};
 
@@ -47,15 +50,40 @@ pub const IPV6_EXTENSION_HEADERS: [(u8, &str); 5] = [
 /// Every warning about `rules` (compiled as `policy`, files as `index`),
 /// sorted like the loader's diagnostics.
 pub fn lint(rules: &RuleSet, policy: &Policy, index: &Index) -> Vec<Diagnostic> {
-    let places = Places { index };
-    let mut out = Vec::new();
-    unbound_groups(rules, &places, &mut out);
-    let group_reach = group_lists(policy, &places, &mut out);
-    instance_lists(policy, &group_reach, &places, &mut out);
-    deny_all(policy, &places, &mut out);
-    out.sort();
-    out.dedup();
-    out
+    Linter::default().lint(rules, policy, index)
+}
+
+/// [`lint`] that keeps each list's reach for the next lint (see
+/// `memo.rs`): the same warnings, but after a reload that recompiled a
+/// few groups and instances, only their lists are analysed again. Keep
+/// one across the lints of successive policies (the daemon does).
+#[derive(Default)]
+pub struct Linter {
+    groups: Memo<SgId, GroupPolicy>,
+    instances: Memo<InstanceId, InstancePolicy>,
+}
+
+impl std::fmt::Debug for Linter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Linter")
+    }
+}
+
+impl Linter {
+    /// [`lint`], through what the last call kept.
+    pub fn lint(&mut self, rules: &RuleSet, policy: &Policy, index: &Index) -> Vec<Diagnostic> {
+        let places = Places { index };
+        let mut out = Vec::new();
+        unbound_groups(rules, &places, &mut out);
+        let group_reach = group_lists(policy, &mut self.groups, &places, &mut out);
+        instance_lists(policy, &mut self.instances, &group_reach, &places, &mut out);
+        deny_all(policy, &places, &mut out);
+        self.groups.finish();
+        self.instances.finish();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// Where things are, from the loader's index.
@@ -132,11 +160,12 @@ fn unbound_groups(rules: &RuleSet, places: &Places<'_>, out: &mut Vec<Diagnostic
 /// there, by origin (without the key).
 fn group_lists(
     policy: &Policy,
+    memo: &mut Memo<SgId, GroupPolicy>,
     places: &Places<'_>,
     out: &mut Vec<Diagnostic>,
 ) -> BTreeMap<(SgId, Direction, usize), bool> {
     let mut decisive = BTreeMap::new();
-    for group in policy.security_groups.values() {
+    for (id, group) in policy.security_groups.shared() {
         let Some(def) = places.definition(ObjectKind::SecurityGroup, group.id.as_str()) else {
             continue;
         };
@@ -154,7 +183,11 @@ fn group_lists(
                 ));
             }
             extension_headers(list, places, out);
-            for (rule, reach) in list.rules.iter().zip(reach(list)) {
+            for (rule, reach) in list
+                .rules
+                .iter()
+                .zip(memo.reach(id, group, direction).iter())
+            {
                 let o = &rule.origin;
                 decisive.insert(
                     (o.sg.clone(), o.direction, o.index),
@@ -167,7 +200,7 @@ fn group_lists(
                         at,
                         format!(
                             "this rule never decides a packet: {} first",
-                            deciders_text(list, &deciders, places)
+                            deciders_text(list, deciders, places)
                         ),
                     )),
                     Reach::Empty => out.push(warning(at, empty_text(rule))),
@@ -229,28 +262,25 @@ fn extension_headers(list: &RuleList, places: &Places<'_>, out: &mut Vec<Diagnos
 /// list of the instances (of this host) bound in some order.
 fn instance_lists(
     policy: &Policy,
+    memo: &mut Memo<InstanceId, InstancePolicy>,
     group_reach: &BTreeMap<(SgId, Direction, usize), bool>,
     places: &Places<'_>,
     out: &mut Vec<Diagnostic>,
 ) {
-    let mut orders: BTreeMap<&[SgId], Vec<&str>> = BTreeMap::new();
-    for instance in policy.instances.values() {
+    // Each order with the first instance bound in it (every instance of
+    // one order has the same lists) and all of them.
+    type Bound<'p> = ((&'p InstanceId, &'p Arc<InstancePolicy>), Vec<&'p str>);
+    let mut orders: BTreeMap<&[SgId], Bound<'_>> = BTreeMap::new();
+    for (id, instance) in policy.instances.shared() {
         if instance.interface.is_some() && instance.security_groups.len() > 1 {
             orders
                 .entry(&instance.security_groups)
-                .or_default()
+                .or_insert_with(|| ((id, instance), Vec::new()))
+                .1
                 .push(instance.id.as_str());
         }
     }
-    for (order, instances) in orders {
-        // Every instance of one order has the same lists: take the first.
-        let Some(instance) = policy
-            .instances
-            .values()
-            .find(|i| i.security_groups.as_slice() == order)
-        else {
-            continue;
-        };
+    for (order, ((id, instance), instances)) in orders {
         let groups: Vec<&str> = order.iter().map(SgId::as_str).collect();
         let whose = match instances.as_slice() {
             [one] => format!("instance {one}"),
@@ -258,7 +288,11 @@ fn instance_lists(
         };
         for direction in Direction::ALL {
             let list = instance.rules(direction);
-            for (rule, reach) in list.rules.iter().zip(reach(list)) {
+            for (rule, reach) in list
+                .rules
+                .iter()
+                .zip(memo.reach(id, instance, direction).iter())
+            {
                 let o = &rule.origin;
                 let Reach::Shadowed(deciders) = reach else {
                     continue;
@@ -272,7 +306,7 @@ fn instance_lists(
                     format!(
                         "for {whose} (bound to {} in this order) this rule never decides a packet: {} first",
                         groups.join(", "),
-                        deciders_text(list, &deciders, places)
+                        deciders_text(list, deciders, places)
                     ),
                 ));
             }

@@ -7,10 +7,11 @@
 mod etcd;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use secgroup_api::{DegradedReason, SourceStatus};
 use secgroup_model::{DecodeCache, HostView};
+use secgroup_rulesdir::KeptFiles;
 use tokio::sync::mpsc;
 
 use crate::event::Event;
@@ -25,6 +26,10 @@ pub struct Source {
     dir: Option<PathBuf>,
     host: Arc<str>,
     etcd: Option<Arc<EtcdSource>>,
+    /// The rule files' bytes of the last load, reused while their
+    /// metadata says they did not change (shared by the clones: a load
+    /// through any of them is a read of the same directory).
+    kept: Arc<Mutex<KeptFiles>>,
 }
 
 impl std::fmt::Debug for Source {
@@ -40,6 +45,7 @@ impl Source {
             dir: Some(dir),
             host: Arc::from(host),
             etcd: None,
+            kept: Arc::default(),
         }
     }
 
@@ -53,6 +59,7 @@ impl Source {
             dir,
             host: Arc::from(host),
             etcd: Some(Arc::new(EtcdSource::new(options))),
+            kept: Arc::default(),
         }
     }
 
@@ -101,6 +108,10 @@ impl Source {
         previous: Option<&Loaded>,
     ) -> Result<(Loaded, LintInput), LoadFailure> {
         let view = HostView::Host(&self.host);
+        // A load that panicked left the kept files as valid as before:
+        // each entry is replaced whole.
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let caches = (&mut *kept, cache);
         let Some(etcd) = &self.etcd else {
             let dir = self.dir.as_deref();
             let what = format!(
@@ -109,7 +120,7 @@ impl Source {
             );
             let extra = secgroup_rulesdir::Extra::default();
             let view = (view, rules::Lists::All);
-            return rules::load_view(dir, &extra, view, &what, known, cache, previous);
+            return rules::load_view(dir, &extra, view, &what, known, caches, previous);
         };
         let entries = etcd.current()?;
         let extra = entries.documents();
@@ -124,7 +135,7 @@ impl Source {
             view,
             &what,
             known,
-            cache,
+            caches,
             previous,
         );
         etcd.loaded(&entries, result.is_ok());
