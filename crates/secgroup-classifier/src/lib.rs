@@ -112,13 +112,11 @@
 //! #     }],
 //! #     remotes: vec![remote.parse().unwrap()],
 //! # };
-//! let list = RuleList {
-//!     rules: vec![
-//!         rule(0, Action::Drop, Protocol::Number(6), &[(22, 22)], "10.1.0.0/16"),
-//!         rule(1, Action::Accept, Protocol::Number(6), &[(20, 25)], "10.0.0.0/8"),
-//!         rule(2, Action::Accept, Protocol::All, &[], "0.0.0.0/0"),
-//!     ],
-//! };
+//! let list = RuleList::from(vec![
+//!     rule(0, Action::Drop, Protocol::Number(6), &[(22, 22)], "10.1.0.0/16"),
+//!     rule(1, Action::Accept, Protocol::Number(6), &[(20, 25)], "10.0.0.0/8"),
+//!     rule(2, Action::Accept, Protocol::All, &[], "0.0.0.0/0"),
+//! ]);
 //! let table = build(&list).unwrap();
 //!
 //! let classes: Vec<Vec<usize>> = table.classes.iter().map(|c| c.iter().collect()).collect();
