@@ -180,13 +180,15 @@ impl Engine {
             }
         }
         let loaded = Arc::new(loaded);
+        let tables_before = self.interface_tables();
+        let compared = compare_started.elapsed();
         // Garbage of earlier reloads not deleted yet: if it is much, it
         // goes first, so the maps never fill up with it.
+        let reap_started = Instant::now();
         if self.dp.retired_entries() > REAP_BEFORE_APPLY {
             self.dp.reap_all_now();
         }
-        let tables_before = self.interface_tables();
-        let compared = compare_started.elapsed();
+        let reaped = reap_started.elapsed();
         let apply_started = Instant::now();
         // The grace period before the old tables can go, and their
         // deletion, wait until the change is published (see `reload`).
@@ -201,6 +203,7 @@ impl Engine {
                     read_validate_ms = ms(loaded.timings.read_validate),
                     compile_ms = ms(loaded.timings.compile),
                     compare_ms = ms(compared),
+                    reap_first_ms = ms(reaped),
                     apply_ms = ms(applied),
                     "reload phases"
                 );
