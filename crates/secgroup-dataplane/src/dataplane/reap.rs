@@ -103,13 +103,7 @@ impl Dataplane {
             self.free_unused(&mut report);
             return None;
         }
-        let unused: Vec<u32> = self
-            .store
-            .ids()
-            .chain(self.adopted.ids())
-            .chain(self.psec.ids())
-            .filter(|id| self.refs.get(id).copied().unwrap_or(0) == 0)
-            .collect();
+        let unused = self.unused_ids();
         if unused.is_empty() {
             self.mark_clean_if_reaped();
             return None;

@@ -327,17 +327,22 @@ impl Dataplane {
         }
     }
 
-    /// Step 3: frees tables and port-security sets nobody uses after one
-    /// grace period, and after an adoption sweeps every entry this process
-    /// did not write.
-    pub(super) fn free_unused(&mut self, report: &mut ApplyReport) {
-        let unused: Vec<u32> = self
-            .store
+    /// The tables and port-security sets this process knows that no
+    /// interface names.
+    pub(super) fn unused_ids(&self) -> Vec<u32> {
+        self.store
             .ids()
             .chain(self.adopted.ids())
             .chain(self.psec.ids())
             .filter(|id| self.refs.get(id).copied().unwrap_or(0) == 0)
-            .collect();
+            .collect()
+    }
+
+    /// Step 3: frees tables and port-security sets nobody uses after one
+    /// grace period, and after an adoption sweeps every entry this process
+    /// did not write.
+    pub(super) fn free_unused(&mut self, report: &mut ApplyReport) {
+        let unused = self.unused_ids();
         // An id some interface named before and nobody knows the content
         // of (adopted but not verified): only a sweep finds its entries.
         if self
