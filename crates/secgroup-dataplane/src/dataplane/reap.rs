@@ -46,7 +46,9 @@ struct Retired {
     contents: Contents,
     /// Safe to delete once a grace period of this epoch has passed.
     epoch: u64,
-    /// Its entries in the maps, for [`Dataplane::retired_entries`].
+    /// Its entries in the maps, for [`Dataplane::retired_entries`]: exact
+    /// for a table this process built, its rule count (a lower bound) for
+    /// an adopted one, whose classifier table is built only to delete it.
     entries: usize,
 }
 

@@ -267,8 +267,12 @@ impl Engine {
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             };
             let mut batch = Batch::default();
+            // A batch of grace-period notices changes nothing the
+            // snapshot shows: no publish for it.
+            let mut grace_only = true;
             let mut next = Some(first);
             while let Some(event) = next.take() {
+                grace_only &= matches!(event, Event::GraceElapsed(_));
                 self.absorb(event, &mut batch);
                 if batch.stop.is_some() {
                     break;
@@ -283,6 +287,9 @@ impl Engine {
                     "stopping; the pinned hooks keep filtering until the next secgroupd takes over"
                 );
                 return;
+            }
+            if grace_only {
+                continue;
             }
             self.handle_batch(batch);
             self.publish();
