@@ -61,6 +61,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "protobuf-compiler",
         "protoc, which the etcd-client crate's build runs on etcd's .proto files",
     ),
+    (
+        "libprotobuf-dev",
+        "the well-known types etcd's .proto files import (google/protobuf/descriptor.proto)",
+    ),
 ];
 
 fn installed(package: &str) -> bool {

@@ -175,7 +175,7 @@ pub fn stage(layout: &Layout) -> Result<()> {
     )?;
 
     let man = target_dir().join("man-staging");
-    for page in crate::man::render(&man, &secgroupd)? {
+    for page in crate::man::render(&man, &secgroupd, &secgroupctl)? {
         let section = crate::man::section(&page)?;
         let name = page.file_name().unwrap_or_default().to_string_lossy();
         let to = layout.under_prefix(&format!("share/man/man{section}/{name}.gz"));

@@ -2,11 +2,13 @@
 //! hand, so none can drift from what it describes:
 //!
 //! - secgroupctl.1 and one page per subcommand (secgroupctl-sg-show.1, ...)
-//!   from secgroupctl's clap definitions (`secgroupctl::command()`);
-//! - secgroupd.8 from `secgroupd --help` of a built daemon: its clap
-//!   definitions live in the binary crate, which needs clang and the data
-//!   plane to build, so xtask cannot link them; the help text is the same
-//!   definitions rendered;
+//!   from secgroupctl's clap definitions, written by a built secgroupctl
+//!   (its hidden `man --out-dir`);
+//! - secgroupd.8 from `secgroupd --help` of a built daemon.
+//!
+//! xtask links neither: they need clang (the data plane) and protoc (the
+//! etcd client) to build, and xtask must build on a machine that has
+//! nothing installed yet, since `cargo xtask deps` is what installs them.
 //! - secgroup-rules.5, the rule-file format, from docs/rule-files.md.
 
 use std::fmt::Write as _;
@@ -23,10 +25,10 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(extra) = args.first() {
         bail!("man takes no arguments, not {extra:?}");
     }
-    crate::run_cmd("cargo", &["build", "-p", "secgroupd"])?;
-    let secgroupd = crate::install::target_dir().join("debug/secgroupd");
+    crate::run_cmd("cargo", &["build", "-p", "secgroupd", "-p", "secgroupctl"])?;
+    let built = crate::install::target_dir().join("debug");
     let dir = crate::install::target_dir().join("man");
-    let pages = render(&dir, &secgroupd)?;
+    let pages = render(&dir, &built.join("secgroupd"), &built.join("secgroupctl"))?;
     let names: Vec<String> = pages
         .iter()
         .map(|p| {
@@ -48,14 +50,28 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// Writes every page into `dir` (emptied of earlier pages first) and
 /// returns their paths, sorted. `secgroupd` is the daemon binary whose
-/// `--help` becomes secgroupd.8.
-pub fn render(dir: &Path, secgroupd: &Path) -> Result<Vec<PathBuf>> {
+/// `--help` becomes secgroupd.8; `secgroupctl` the CLI binary that writes
+/// its own pages.
+pub fn render(dir: &Path, secgroupd: &Path, secgroupctl: &Path) -> Result<Vec<PathBuf>> {
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("emptying {}", dir.display()))?;
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    clap_mangen::generate_to(secgroupctl::command(), dir)
-        .with_context(|| format!("writing man pages into {}", dir.display()))?;
+    let out = Command::new(secgroupctl)
+        .arg("man")
+        .arg("--out-dir")
+        .arg(dir)
+        .output()
+        .with_context(|| format!("running {} man", secgroupctl.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} man --out-dir {} failed ({}): {}",
+            secgroupctl.display(),
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     fs::write(dir.join("secgroupd.8"), daemon_page(secgroupd)?).context("writing secgroupd.8")?;
     let rules = crate::root().join("docs/rule-files.md");
     let markdown =

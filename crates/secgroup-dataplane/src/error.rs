@@ -124,6 +124,9 @@ pub enum DataplaneError {
         found: String,
         expected: u32,
     },
+    /// [`LoadOptions`](crate::LoadOptions) that contradict each other.
+    #[error("invalid load options: {what}")]
+    InvalidOptions { what: &'static str },
     /// The embedded object could not be parsed.
     #[error("parsing the eBPF object: {message}")]
     Object { message: String },
@@ -149,6 +152,20 @@ pub enum DataplaneError {
 
 pub(crate) fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> DataplaneError {
     move |source| DataplaneError::Map { name, source }
+}
+
+impl DataplaneError {
+    /// A map had no room for an entry: a hash map at its `max_entries`
+    /// answers E2BIG, an LPM trie ENOSPC.
+    pub fn is_map_full(&self) -> bool {
+        match self {
+            DataplaneError::Map {
+                source: aya::maps::MapError::SyscallError(e),
+                ..
+            } => matches!(e.io_error.raw_os_error(), Some(libc::E2BIG | libc::ENOSPC)),
+            _ => false,
+        }
+    }
 }
 
 /// `error: cause: cause`, the whole chain on one line.

@@ -230,3 +230,140 @@ fn run_sequence(seed: u64, frees: Frees) {
     }
     assert!(kept_tables > 30, "only {kept_tables} unchanged lists seen");
 }
+
+/// A binding set's entries per table map kind (rules, classes, v4, v6,
+/// l4), as the classifier builds its tables: an upper bound of what each
+/// kernel map receives (v4 and v6 entries split between two maps each).
+fn entries(lists: &Lists) -> [usize; 5] {
+    let mut sum = [0; 5];
+    for (ingress, egress) in lists.values() {
+        for list in [ingress, egress] {
+            let s = secgroup_classifier::build(list)
+                .unwrap_or_else(|e| panic!("building a table: {e}"))
+                .stats();
+            for (total, n) in
+                sum.iter_mut()
+                    .zip([s.rules, s.classes, s.v4_entries, s.v6_entries, s.l4_entries])
+            {
+                *total += n;
+            }
+        }
+    }
+    sum
+}
+
+fn fresh_lists(rng: &mut StdRng, rules: usize) -> Lists {
+    let mut side = |direction| {
+        let mut list = random_rule_list(rng, rules);
+        for rule in list.rules_mut() {
+            rule.origin.direction = direction;
+        }
+        list
+    };
+    IFACES
+        .take(6)
+        .map(|ifindex| (ifindex, (side(Direction::Ingress), side(Direction::Egress))))
+        .collect()
+}
+
+/// Garbage waiting for deletion takes room only until a table needs it:
+/// with table maps sized for two policies but not three, a small change
+/// next to one policy's garbage leaves the garbage alone, a whole new
+/// policy deletes it first and is applied, and one too large for the maps
+/// even then fails whole, the policy in force untouched.
+#[test]
+fn garbage_makes_room_only_when_a_table_needs_it() {
+    if !kernel_tests_enabled("garbage_makes_room_only_when_a_table_needs_it") {
+        return;
+    }
+    let seed: u64 = rand::thread_rng().r#gen();
+    eprintln!("garbage room: seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let [a, b, c] = [(); 3].map(|()| fresh_lists(&mut rng, 40));
+    let mut small = b.clone();
+    let first = *small.keys().next().unwrap_or_else(|| unreachable!());
+    small.get_mut(&first).unwrap_or_else(|| unreachable!()).0 = random_rule_list(&mut rng, 2);
+    let [ea, eb, ec] = [&a, &b, &c].map(entries);
+    // Room for the tables of b and c together (old and new tables are in
+    // the maps at once during an apply), and for a's garbage beside b
+    // and the small change's new table; not for a, b and c at once.
+    let headroom = 64;
+    let capacity = (0..5)
+        .map(|k| (eb[k] + ec[k]).max(ea[k] + eb[k] + 16))
+        .max()
+        .unwrap_or(0)
+        + headroom;
+    let overflows = (0..5).any(|k| ea[k] + eb[k] + ec[k] > capacity + headroom);
+    assert!(
+        overflows,
+        "seed {seed}: the lists are too small to need the garbage's room ({ea:?} {eb:?} {ec:?}, capacity {capacity})"
+    );
+    let options = secgroup_dataplane::LoadOptions {
+        table_capacity: Some(u32::try_from(capacity).unwrap_or(u32::MAX)),
+        ..Default::default()
+    };
+    let (mut dp, _) = Dataplane::load(&options)
+        .unwrap_or_else(|e| panic!("loading the data plane: {}", error_chain(&e)));
+    dp.set_deferred_frees(true);
+    apply(&mut dp, &a);
+    assert_eq!(dp.retire_unused(), None, "nothing replaced yet");
+    apply(&mut dp, &b);
+    assert!(
+        dp.retire_unused().is_some(),
+        "seed {seed}: a's tables retired"
+    );
+    let garbage = dp.retired_entries();
+
+    // One table changed: written beside the garbage, which stays.
+    apply(&mut dp, &small);
+    assert!(
+        dp.reaping_pending() && dp.retired_entries() == garbage,
+        "seed {seed}: a small change deleted garbage it had room beside"
+    );
+    assert!(dp.retire_unused().is_some());
+
+    // A whole new policy: no room beside the garbage, which goes first.
+    apply(&mut dp, &c);
+    assert!(
+        !dp.reaping_pending() && dp.retired_entries() == 0,
+        "seed {seed}: the garbage was not deleted to make room"
+    );
+    let mut fresh = load_dataplane();
+    apply(&mut fresh, &c);
+    assert_eq!(
+        kernel_view(&dp),
+        kernel_view(&fresh),
+        "seed {seed}: after making room the kernel holds other tables than a fresh apply"
+    );
+    assert!(dp.retire_unused().is_some());
+
+    // Too large for the maps even without garbage: refused whole.
+    let too_big = fresh_lists(&mut rng, 120);
+    let bindings: Vec<InterfaceBinding<'_>> = too_big
+        .iter()
+        .map(|(ifindex, (ingress, egress))| InterfaceBinding {
+            ifindex: *ifindex,
+            ingress,
+            egress,
+            keep_established: false,
+            instance_uid: *ifindex,
+            port_security: None,
+            log: secgroup_policy::LogMode::None,
+            enforcement: secgroup_policy::Enforcement::Enforce,
+        })
+        .collect();
+    let refused = dp.apply(&bindings);
+    match refused {
+        Err(e) => assert!(
+            e.is_map_full(),
+            "seed {seed}: refused, but not for want of room: {}",
+            error_chain(&e)
+        ),
+        Ok(_) => panic!("seed {seed}: a policy larger than the maps was applied"),
+    }
+    assert_eq!(
+        kernel_view(&dp),
+        kernel_view(&fresh),
+        "seed {seed}: a refused apply changed the tables in force"
+    );
+}

@@ -53,7 +53,8 @@ pub fn arguments(command: &Command) -> Result<()> {
         | Command::Publish(_)
         | Command::Validate(_)
         | Command::Template(TemplateCommand::List)
-        | Command::Completions(_) => Ok(()),
+        | Command::Completions(_)
+        | Command::Man(_) => Ok(()),
     }
 }
 

@@ -78,6 +78,10 @@ pub enum Command {
     Template(TemplateCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Write the man pages (secgroupctl.1 and one per subcommand) into a directory. Hidden: it
+    /// is how `cargo xtask man` and the Debian package make them.
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,6 +329,13 @@ pub struct TemplateShowArgs {
     /// Id of the security group to define. Default: sg-NAME.
     #[arg(long, value_name = "SG_ID")]
     pub id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write the pages into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

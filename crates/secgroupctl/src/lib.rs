@@ -1,6 +1,8 @@
-//! `secgroupctl`, the operator's CLI of secgroup. A library only so that
-//! `cargo xtask man` can build man pages from [`command`]; the binary is
-//! a shim around [`main`].
+//! `secgroupctl`, the operator's CLI of secgroup. The binary is a shim
+//! around [`main`]; the hidden `man` subcommand writes the man pages from
+//! these clap definitions (`cargo xtask man` runs it: xtask itself does not
+//! link this crate, which needs protoc to build, so that xtask builds on a
+//! machine that has nothing installed yet).
 //!
 //! Three kinds of commands: those that ask secgroupd over its socket
 //! (`status`, `sg list|show`, `instance`, `conntrack`, `trace`, `reload`,
@@ -108,7 +110,16 @@ fn run(cli: &Cli) -> Result<Output> {
         Command::Template(TemplateCommand::List) => template::list(json),
         Command::Template(TemplateCommand::Show(args)) => template::show(args),
         Command::Completions(args) => Ok(completions(args.shell)),
+        Command::Man(args) => man_pages(&args.out_dir),
     }
+}
+
+fn man_pages(dir: &std::path::Path) -> Result<Output> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(command(), dir)
+        .with_context(|| format!("writing man pages into {}", dir.display()))?;
+    Ok(Output::success(String::new()))
 }
 
 fn completions(shell: clap_complete::Shell) -> Output {

@@ -129,6 +129,7 @@ async fn serve_on(
         timeouts: args.timeouts.resolve(),
         owner_socket: Some(args.socket.clone()),
         allow_private_bpffs: args.allow_private_bpffs,
+        table_capacity: None,
     })
     .map_err(|e| anyhow::anyhow!("loading the data plane: {}", error_chain(&e)))?;
     if adopted.private_bpffs {

@@ -33,6 +33,17 @@ pub(crate) fn io_err(
     }
 }
 
+/// The maps a rule table's entries go into.
+const TABLE_MAPS: [&str; 7] = [
+    names::V4,
+    names::V6,
+    names::V4_HOSTS,
+    names::V6_HOSTS,
+    names::L4,
+    names::CLASSES,
+    names::RULES,
+];
+
 impl Dataplane {
     /// Loads the programs and creates (or, with a pin directory, adopts) the
     /// maps. Attaches nothing.
@@ -58,6 +69,16 @@ impl Dataplane {
             }
             None => Vec::new(),
         };
+        if let Some(capacity) = options.table_capacity {
+            if options.pin_dir.is_some() {
+                return Err(DataplaneError::InvalidOptions {
+                    what: "a table capacity of its own is for private maps only, not with a pin directory",
+                });
+            }
+            for name in TABLE_MAPS {
+                loader.map_max_entries(name, capacity);
+            }
+        }
         // An existing pin is reused (adoption after a restart); a missing
         // one is created and pinned.
         for (name, path) in &pin_paths {

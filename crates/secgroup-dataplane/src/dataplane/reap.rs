@@ -15,13 +15,17 @@
 //! period that began after the retirement has passed
 //! ([`Dataplane::grace_elapsed`]); the owner then deletes what is safe one
 //! table at a time ([`Dataplane::reap_step`]) whenever it has nothing
-//! better to do, or all at once ([`Dataplane::reap_all_now`]) when the
-//! garbage grows large or before it stops. Until the queue is empty the
-//! pins' marker says "not clean", so a restart in between sweeps what was
-//! left.
+//! better to do, or all at once ([`Dataplane::reap_all_now`]) before it
+//! stops, and when a table being written finds a map full while garbage
+//! waits (the write is undone, the garbage deleted, the write tried
+//! again). So a change that comes while the last one's garbage is still
+//! being deleted waits for it only if it needs its room: a small change
+//! after a large one does not. Until the queue is empty the pins' marker
+//! says "not clean", so a restart in between sweeps what was left.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use aya::maps::IterableMap;
 use secgroup_classifier::Table;
@@ -61,6 +65,9 @@ pub(crate) struct Reaping {
     /// Every retirement of an epoch below this is past a grace period.
     safe_below: u64,
     entries: usize,
+    /// Time writes spent waiting for garbage to make room, since the
+    /// owner last asked ([`Dataplane::take_time_making_room`]).
+    making_room: Duration,
 }
 
 /// A retirement's ticket: what to wait a grace period for.
@@ -188,6 +195,30 @@ impl Dataplane {
         }
         self.reaping.safe_below = self.reaping.next_epoch;
         while self.reap_step() {}
+    }
+
+    /// Runs `write`, which undoes itself when it fails; if it failed on a
+    /// full map while retired garbage waits, deletes the garbage (after a
+    /// grace period) and runs it once more.
+    pub(super) fn making_room(
+        &mut self,
+        mut write: impl FnMut(&mut Dataplane) -> Result<(), DataplaneError>,
+    ) -> Result<(), DataplaneError> {
+        match write(self) {
+            Err(e) if e.is_map_full() && self.reaping_pending() => {
+                let started = Instant::now();
+                self.reap_all_now();
+                self.reaping.making_room += started.elapsed();
+                write(self)
+            }
+            written => written,
+        }
+    }
+
+    /// Time writes spent deleting earlier garbage to make room since the
+    /// last call.
+    pub fn take_time_making_room(&mut self) -> Duration {
+        std::mem::take(&mut self.reaping.making_room)
     }
 
     /// Entries of the maps that retired ids still hold.

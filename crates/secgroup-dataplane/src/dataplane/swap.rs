@@ -442,15 +442,17 @@ impl Dataplane {
                 source,
             })?;
         let id = self.store.allocate()?;
-        // The header last: it says the table is complete.
         let digest = adopt::table_digest(&mut self.uids, list);
-        if let Err(e) = tables::write(&mut self.maps, &mut self.uids, id, &table)
-            .and_then(|()| adopt::write_header(&mut self.maps, id, true, digest))
-        {
-            let _ = adopt::delete_header(&mut self.maps, id);
-            tables::delete(&mut self.maps, id, &table);
-            return Err(e);
-        }
+        self.making_room(|dp| {
+            // The header last: it says the table is complete.
+            let written = tables::write(&mut dp.maps, &mut dp.uids, id, &table)
+                .and_then(|()| adopt::write_header(&mut dp.maps, id, true, digest));
+            if written.is_err() {
+                let _ = adopt::delete_header(&mut dp.maps, id);
+                tables::delete(&mut dp.maps, id, &table);
+            }
+            written
+        })?;
         self.store.insert(id, list.clone(), table);
         Ok(id)
     }
@@ -458,13 +460,16 @@ impl Dataplane {
     /// Writes `spec`'s allowed sources under a fresh set id.
     fn write_new_psec(&mut self, spec: &PortSecurity) -> Result<u32, DataplaneError> {
         let set = self.store.allocate()?;
-        if let Err(e) = portsec::write(&mut self.maps, set, spec).and_then(|()| {
-            adopt::write_header(&mut self.maps, set, false, adopt::psec_digest(spec))
-        }) {
-            let _ = adopt::delete_header(&mut self.maps, set);
-            portsec::delete(&mut self.maps, set, spec);
-            return Err(e);
-        }
+        self.making_room(|dp| {
+            let written = portsec::write(&mut dp.maps, set, spec).and_then(|()| {
+                adopt::write_header(&mut dp.maps, set, false, adopt::psec_digest(spec))
+            });
+            if written.is_err() {
+                let _ = adopt::delete_header(&mut dp.maps, set);
+                portsec::delete(&mut dp.maps, set, spec);
+            }
+            written
+        })?;
         self.psec.insert(set, spec.clone());
         Ok(set)
     }

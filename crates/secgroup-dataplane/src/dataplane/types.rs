@@ -73,6 +73,10 @@ pub struct LoadOptions {
     /// namespace (its pins, and so its hooks, die with the process). The
     /// caller must say so loudly; refused by default.
     pub allow_private_bpffs: bool,
+    /// Room for this many entries in each of the table maps (`sg_v4` …
+    /// `sg_rules`) instead of the built-in 2^20: for tests that fill them.
+    /// Only without a pin directory (pinned maps keep their layout).
+    pub table_capacity: Option<u32>,
 }
 
 /// What one interface should enforce.

@@ -23,11 +23,6 @@ use crate::wire::unix_ms;
 
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
-/// Map entries that replaced tables may still hold when an apply begins:
-/// beyond, they are deleted first. An eighth of one table map (2^20
-/// entries each): the new tables always fit beside.
-const REAP_BEFORE_APPLY: usize = 1 << 17;
-
 impl Engine {
     /// Reads, validates and compiles the rules directory and makes it the
     /// policy in force, or changes nothing. Either way the interfaces are
@@ -182,13 +177,9 @@ impl Engine {
         let loaded = Arc::new(loaded);
         let tables_before = self.interface_tables();
         let compared = compare_started.elapsed();
-        // Garbage of earlier reloads not deleted yet: if it is much, it
-        // goes first, so the maps never fill up with it.
-        let reap_started = Instant::now();
-        if self.dp.retired_entries() > REAP_BEFORE_APPLY {
-            self.dp.reap_all_now();
-        }
-        let reaped = reap_started.elapsed();
+        // Garbage of earlier reloads not deleted yet stays until a table
+        // finds no room for it (the apply then deletes it first, counted
+        // in make_room_ms): a small change after a large one need not wait.
         let apply_started = Instant::now();
         // The grace period before the old tables can go, and their
         // deletion, wait until the change is published (see `reload`).
@@ -203,8 +194,8 @@ impl Engine {
                     read_validate_ms = ms(loaded.timings.read_validate),
                     compile_ms = ms(loaded.timings.compile),
                     compare_ms = ms(compared),
-                    reap_first_ms = ms(reaped),
                     apply_ms = ms(applied),
+                    make_room_ms = ms(self.dp.take_time_making_room()),
                     "reload phases"
                 );
                 self.now.loaded = Some(loaded.clone());
