@@ -267,35 +267,75 @@ pub(crate) fn write(
 /// Missing entries are fine (a half-written table is deleted this way
 /// too).
 pub(crate) fn delete(maps: &mut Maps, id: u32, table: &Table) {
-    // Errors here can only be ENOENT for entries a failed write never
-    // made, which `batch::delete` skips.
-    let remotes = RemoteEntries::of(id, table);
-    macro_rules! delete_entries {
-        ($entries:expr, $map:expr) => {{
-            let keys: Vec<_> = $entries.iter().map(|(k, _)| *k).collect();
-            let _ = batch::delete(&$map, &keys);
-        }};
+    TableKeys::of(id, table).delete(maps);
+}
+
+/// The keys of a table's entries and nothing else: what a replaced table
+/// waiting for its grace period keeps to be deleted (its class values, 520
+/// bytes each, are most of a table's memory).
+pub(crate) struct TableKeys {
+    id: u32,
+    v4_hosts: Vec<V4KeyData>,
+    v4: Vec<Key<V4KeyData>>,
+    v6_hosts: Vec<V6KeyData>,
+    v6: Vec<Key<V6KeyData>>,
+    l4: Vec<Key<L4KeyData>>,
+    classes: u32,
+    rules: u32,
+}
+
+impl TableKeys {
+    pub fn of(id: u32, table: &Table) -> TableKeys {
+        let remotes = RemoteEntries::of(id, table);
+        fn keys<K, V>(entries: Vec<(K, V)>) -> Vec<K> {
+            entries.into_iter().map(|(k, _)| k).collect()
+        }
+        TableKeys {
+            id,
+            v4_hosts: keys(remotes.v4_hosts),
+            v4: keys(remotes.v4),
+            v6_hosts: keys(remotes.v6_hosts),
+            v6: keys(remotes.v6),
+            l4: table.l4.iter().map(|(p, _)| l4_key(id, p)).collect(),
+            classes: table.classes.len() as u32,
+            rules: table.rules.len() as u32,
+        }
     }
-    delete_entries!(remotes.v4_hosts, maps.v4_hosts);
-    delete_entries!(remotes.v4, maps.v4);
-    delete_entries!(remotes.v6_hosts, maps.v6_hosts);
-    delete_entries!(remotes.v6, maps.v6);
-    let l4: Vec<_> = table.l4.iter().map(|(p, _)| l4_key(id, p)).collect();
-    let _ = batch::delete(&maps.l4, &l4);
-    let classes: Vec<_> = (0..table.classes.len())
-        .map(|class_id| ClassKey {
-            table: id,
-            class_id: class_id as u32,
-        })
-        .collect();
-    let _ = batch::delete(&maps.classes, &classes);
-    let rules: Vec<_> = (0..table.rules.len())
-        .map(|pos| RuleKey {
-            table: id,
-            pos: pos as u32,
-        })
-        .collect();
-    let _ = batch::delete(&maps.rules, &rules);
+
+    /// Entries in the maps.
+    pub fn entries(&self) -> usize {
+        self.v4_hosts.len()
+            + self.v4.len()
+            + self.v6_hosts.len()
+            + self.v6.len()
+            + self.l4.len()
+            + self.classes as usize
+            + self.rules as usize
+    }
+
+    pub fn delete(&self, maps: &mut Maps) {
+        // Errors here can only be ENOENT for entries a failed write never
+        // made, which `batch::delete` skips.
+        let _ = batch::delete(&maps.v4_hosts, &self.v4_hosts);
+        let _ = batch::delete(&maps.v4, &self.v4);
+        let _ = batch::delete(&maps.v6_hosts, &self.v6_hosts);
+        let _ = batch::delete(&maps.v6, &self.v6);
+        let _ = batch::delete(&maps.l4, &self.l4);
+        let classes: Vec<_> = (0..self.classes)
+            .map(|class_id| ClassKey {
+                table: self.id,
+                class_id,
+            })
+            .collect();
+        let _ = batch::delete(&maps.classes, &classes);
+        let rules: Vec<_> = (0..self.rules)
+            .map(|pos| RuleKey {
+                table: self.id,
+                pos,
+            })
+            .collect();
+        let _ = batch::delete(&maps.rules, &rules);
+    }
 }
 
 /// The table ids found in the kernel.

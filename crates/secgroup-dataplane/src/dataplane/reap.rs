@@ -28,17 +28,18 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use aya::maps::IterableMap;
-use secgroup_classifier::Table;
 use secgroup_policy::{PortSecurity, RuleList};
 
 use super::{ApplyReport, Dataplane, adopt};
 use crate::error::DataplaneError;
 use crate::maps::names;
+use crate::tables::TableKeys;
 use crate::{batch, portsec, tables};
 
 /// What a retired id held.
 enum Contents {
-    Table(Table),
+    /// A table this process wrote: only its keys are kept.
+    Table(TableKeys),
     /// Adopted from a previous owner: its keys are those this build writes
     /// for the list.
     Adopted(RuleList),
@@ -121,9 +122,9 @@ impl Dataplane {
         self.reaping.next_epoch += 1;
         for id in unused {
             let (contents, entries) = if let Some(stored) = self.store.remove(id) {
-                let s = stored.table.stats();
-                let entries = s.rules + s.classes + s.v4_entries + s.v6_entries + s.l4_entries;
-                (Contents::Table(stored.table), entries)
+                let keys = TableKeys::of(id, &stored.table);
+                let entries = keys.entries();
+                (Contents::Table(keys), entries)
             } else if let Some(list) = self.adopted.remove(id) {
                 let entries = list.rules.len();
                 (Contents::Adopted(RuleList::clone(&list)), entries)
@@ -226,6 +227,23 @@ impl Dataplane {
         self.reaping.entries
     }
 
+    /// Entries of the maps the tables in use hold (for an adopted table,
+    /// its rule count: a lower bound).
+    pub fn table_entries(&self) -> usize {
+        let built: usize = (self.store.ids())
+            .filter_map(|id| self.store.get(id))
+            .map(|stored| {
+                let s = stored.table.stats();
+                s.rules + s.classes + s.v4_entries + s.v6_entries + s.l4_entries
+            })
+            .sum();
+        let adopted: usize = (self.adopted.ids())
+            .filter_map(|id| self.adopted.get(id))
+            .map(|list| list.rules.len())
+            .sum();
+        built + adopted
+    }
+
     /// Whether retired ids wait for deletion.
     pub fn reaping_pending(&self) -> bool {
         !self.reaping.queue.is_empty()
@@ -241,7 +259,7 @@ impl Dataplane {
             return;
         }
         match retired.contents {
-            Contents::Table(table) => tables::delete(&mut self.maps, id, &table),
+            Contents::Table(keys) => keys.delete(&mut self.maps),
             Contents::Adopted(list) => match secgroup_classifier::build(&list) {
                 Ok(table) => tables::delete(&mut self.maps, id, &table),
                 Err(_) => self.sweep_pending = true,

@@ -177,9 +177,18 @@ impl Engine {
         let loaded = Arc::new(loaded);
         let tables_before = self.interface_tables();
         let compared = compare_started.elapsed();
-        // Garbage of earlier reloads not deleted yet stays until a table
-        // finds no room for it (the apply then deletes it first, counted
-        // in make_room_ms): a small change after a large one need not wait.
+        // Garbage of earlier reloads not deleted yet (the engine deletes it
+        // while idle) stays while it holds fewer entries than the tables
+        // in use, so a small change after a large one need not wait for
+        // it; beyond, it goes first, which bounds the memory it holds. A
+        // table that finds no room beside it makes it go too (the apply
+        // then deletes it first; both counted in make_room_ms).
+        let reap_started = Instant::now();
+        let _ = self.dp.take_time_making_room();
+        if self.dp.retired_entries() > self.dp.table_entries() {
+            self.dp.reap_all_now();
+        }
+        let made_room = reap_started.elapsed();
         let apply_started = Instant::now();
         // The grace period before the old tables can go, and their
         // deletion, wait until the change is published (see `reload`).
@@ -195,7 +204,7 @@ impl Engine {
                     compile_ms = ms(loaded.timings.compile),
                     compare_ms = ms(compared),
                     apply_ms = ms(applied),
-                    make_room_ms = ms(self.dp.take_time_making_room()),
+                    make_room_ms = ms(made_room + self.dp.take_time_making_room()),
                     "reload phases"
                 );
                 self.now.loaded = Some(loaded.clone());
