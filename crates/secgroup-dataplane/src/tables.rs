@@ -30,9 +30,13 @@ pub(crate) struct TableStore {
     next_id: u32,
 }
 
+/// A table in the kernel: its list, and the keys of its entries (to
+/// delete it). Not the classifier table itself: its class values, 520
+/// bytes each, are in the kernel, and kept here they were most of the
+/// daemon's memory (a thousand VMs: about 330 MB).
 pub(crate) struct StoredTable {
     pub list: RuleList,
-    pub table: Table,
+    pub keys: TableKeys,
 }
 
 impl TableStore {
@@ -77,9 +81,10 @@ impl TableStore {
         self.next_id = self.next_id.max(next_id).max(1);
     }
 
-    pub fn insert(&mut self, id: u32, list: RuleList, table: Table) {
+    pub fn insert(&mut self, id: u32, list: RuleList, table: &Table) {
         self.by_list.insert(list.clone(), id);
-        self.tables.insert(id, StoredTable { list, table });
+        let keys = TableKeys::of(id, table);
+        self.tables.insert(id, StoredTable { list, keys });
     }
 
     /// Table `id`, whose list is equal to `list`, keeps `list`'s
@@ -270,9 +275,9 @@ pub(crate) fn delete(maps: &mut Maps, id: u32, table: &Table) {
     TableKeys::of(id, table).delete(maps);
 }
 
-/// The keys of a table's entries and nothing else: what a replaced table
-/// waiting for its grace period keeps to be deleted (its class values, 520
-/// bytes each, are most of a table's memory).
+/// The keys of a table's entries and nothing else: what is kept of a
+/// table to delete it (its class values, 520 bytes each, are most of a
+/// table's memory).
 pub(crate) struct TableKeys {
     id: u32,
     v4_hosts: Vec<V4KeyData>,

@@ -229,12 +229,6 @@ impl Dataplane {
             .or_else(|| self.adopted.get(table))
     }
 
-    /// The classifier table behind a table id this process wrote (`None`
-    /// for one adopted from a previous owner: never built here).
-    pub fn table(&self, table: u32) -> Option<&secgroup_classifier::Table> {
-        self.store.get(table).map(|t| &t.table)
-    }
-
     /// The port-security spec behind a set id this process wrote (an
     /// interface's [`Iface::psec_set`]).
     pub fn port_security_set(&self, set: u32) -> Option<&PortSecurity> {

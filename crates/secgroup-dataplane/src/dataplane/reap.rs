@@ -122,9 +122,8 @@ impl Dataplane {
         self.reaping.next_epoch += 1;
         for id in unused {
             let (contents, entries) = if let Some(stored) = self.store.remove(id) {
-                let keys = TableKeys::of(id, &stored.table);
-                let entries = keys.entries();
-                (Contents::Table(keys), entries)
+                let entries = stored.keys.entries();
+                (Contents::Table(stored.keys), entries)
             } else if let Some(list) = self.adopted.remove(id) {
                 let entries = list.rules.len();
                 (Contents::Adopted(RuleList::clone(&list)), entries)
@@ -232,10 +231,7 @@ impl Dataplane {
     pub fn table_entries(&self) -> usize {
         let built: usize = (self.store.ids())
             .filter_map(|id| self.store.get(id))
-            .map(|stored| {
-                let s = stored.table.stats();
-                s.rules + s.classes + s.v4_entries + s.v6_entries + s.l4_entries
-            })
+            .map(|stored| stored.keys.entries())
             .sum();
         let adopted: usize = (self.adopted.ids())
             .filter_map(|id| self.adopted.get(id))

@@ -453,7 +453,7 @@ impl Dataplane {
             }
             written
         })?;
-        self.store.insert(id, list.clone(), table);
+        self.store.insert(id, list.clone(), &table);
         Ok(id)
     }
 
@@ -487,7 +487,7 @@ impl Dataplane {
             return;
         }
         if let Some(stored) = self.store.remove(id) {
-            tables::delete(&mut self.maps, id, &stored.table);
+            stored.keys.delete(&mut self.maps);
         }
         if let Some(list) = self.adopted.remove(id) {
             // An adopted table's keys: those this build writes for its list
