@@ -70,7 +70,12 @@ fn next_step(rng: &mut StdRng, before: &Lists, pool: &mut Vec<(RuleList, RuleLis
 }
 
 fn apply(dp: &mut Dataplane, lists: &Lists) {
-    let bindings: Vec<InterfaceBinding<'_>> = lists
+    dp.apply(&bindings(lists))
+        .unwrap_or_else(|e| panic!("apply: {}", error_chain(&e)));
+}
+
+fn bindings(lists: &Lists) -> Vec<InterfaceBinding<'_>> {
+    lists
         .iter()
         .map(|(ifindex, (ingress, egress))| InterfaceBinding {
             ifindex: *ifindex,
@@ -82,9 +87,7 @@ fn apply(dp: &mut Dataplane, lists: &Lists) {
             log: secgroup_policy::LogMode::None,
             enforcement: secgroup_policy::Enforcement::Enforce,
         })
-        .collect();
-    dp.apply(&bindings)
-        .unwrap_or_else(|e| panic!("apply: {}", error_chain(&e)));
+        .collect()
 }
 
 /// Each interface's two tables as the kernel holds them.
@@ -339,20 +342,7 @@ fn garbage_makes_room_only_when_a_table_needs_it() {
 
     // Too large for the maps even without garbage: refused whole.
     let too_big = fresh_lists(&mut rng, 120);
-    let bindings: Vec<InterfaceBinding<'_>> = too_big
-        .iter()
-        .map(|(ifindex, (ingress, egress))| InterfaceBinding {
-            ifindex: *ifindex,
-            ingress,
-            egress,
-            keep_established: false,
-            instance_uid: *ifindex,
-            port_security: None,
-            log: secgroup_policy::LogMode::None,
-            enforcement: secgroup_policy::Enforcement::Enforce,
-        })
-        .collect();
-    let refused = dp.apply(&bindings);
+    let refused = dp.apply(&bindings(&too_big));
     match refused {
         Err(e) => assert!(
             e.is_map_full(),
