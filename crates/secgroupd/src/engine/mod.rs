@@ -75,7 +75,7 @@ pub struct Engine {
     /// The rules a previous daemon last applied to these pins (from the
     /// state directory), until this one applies its own: what the first
     /// reload is compared with.
-    previous: Option<Arc<crate::rules::Loaded>>,
+    previous: applied::Previous,
     /// The rule files of the last successful load, for attributing
     /// conflicts to the file that introduced them.
     known_files: Vec<PathBuf>,
@@ -197,7 +197,11 @@ impl Engine {
         events: mpsc::Sender<Event>,
         runtime: tokio::runtime::Handle,
     ) -> (Engine, watch::Receiver<Arc<InForce>>) {
-        let previous = applied::read(&settings.state_dir, &settings.pin_dir, adopted);
+        let previous = applied::Previous::start(
+            settings.state_dir.clone(),
+            settings.pin_dir.clone(),
+            adopted.generation,
+        );
         let now = InForce {
             rules_dir: settings.rules_dir.display().to_string(),
             pin_dir: settings.pin_dir.display().to_string(),

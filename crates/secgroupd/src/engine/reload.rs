@@ -140,7 +140,10 @@ impl Engine {
         // What the kernel enforces now: our own last load, else what the
         // previous daemon last applied to these pins.
         let compare_started = Instant::now();
-        let before = self.now.loaded.clone().or_else(|| self.previous.clone());
+        let before = match &self.now.loaded {
+            Some(own) => Some(Arc::clone(own)),
+            None => self.previous.get().cloned(),
+        };
         let same = before.as_ref().is_some_and(|b| b.policy == loaded.policy);
         // A restart must rewrite the adopted tables even when nothing
         // changed; a daemon's own unchanged reload touches no map.
@@ -161,7 +164,7 @@ impl Engine {
             &loaded.policy,
         );
         if self.now.loaded.is_none() {
-            match &self.previous {
+            match self.previous.get() {
                 Some(_) => info!(
                     changes = %diff,
                     "compared with the rules the previous secgroupd applied to these pins"
@@ -208,7 +211,7 @@ impl Engine {
                     "reload phases"
                 );
                 self.now.loaded = Some(loaded.clone());
-                self.previous = None;
+                self.previous.forget();
                 self.now.pinned = false;
                 self.now.diverged = None;
                 self.now.tampered = None;
