@@ -33,6 +33,18 @@ pub(crate) mod names {
     pub const RCU_BARRIER: &str = "sg_rcu_barrier";
 }
 
+/// The maps a rule table's entries go into (sized together by
+/// `LoadOptions::table_capacity`).
+pub(crate) const TABLE_MAPS: [&str; 7] = [
+    names::V4,
+    names::V6,
+    names::V4_HOSTS,
+    names::V6_HOSTS,
+    names::L4,
+    names::CLASSES,
+    names::RULES,
+];
+
 /// The maps that outlive the process when a pin directory is given: all
 /// but the barrier, which holds nothing. The C definitions carry no
 /// `pinning` attribute on purpose: aya would pin those in /sys/fs/bpf even

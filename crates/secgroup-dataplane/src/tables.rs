@@ -59,6 +59,14 @@ impl TableStore {
         self.tables.keys().copied()
     }
 
+    /// Entries of the maps its tables hold.
+    pub fn entries(&self) -> usize {
+        self.tables
+            .values()
+            .map(|stored| stored.keys.entries())
+            .sum()
+    }
+
     pub fn allocate(&mut self) -> Result<u32, DataplaneError> {
         let id = self.next_id;
         if id == u32::MAX {

@@ -83,6 +83,11 @@ impl AdoptedTables {
         self.lists.keys().copied()
     }
 
+    /// The rules of its tables: a lower bound of the map entries they hold.
+    pub fn rules(&self) -> usize {
+        self.lists.values().map(|list| list.rules.len()).sum()
+    }
+
     pub fn insert(&mut self, id: u32, list: RuleList) {
         let list = Arc::new(list);
         self.by_list.insert(list.clone(), id);

@@ -12,7 +12,7 @@ use super::{AdoptReport, Dataplane, LoadOptions, adopt};
 use crate::abi::*;
 use crate::bpffs;
 use crate::error::{DataplaneError, map_err};
-use crate::maps::{Maps, PINNED, names};
+use crate::maps::{Maps, PINNED, TABLE_MAPS, names};
 use crate::object::{BYTES, PROG_TC_INGRESS, PROG_XDP_EGRESS};
 use crate::observer::Observer;
 use crate::pins::{self, PinLock};
@@ -32,17 +32,6 @@ pub(crate) fn io_err(
         source,
     }
 }
-
-/// The maps a rule table's entries go into.
-const TABLE_MAPS: [&str; 7] = [
-    names::V4,
-    names::V6,
-    names::V4_HOSTS,
-    names::V6_HOSTS,
-    names::L4,
-    names::CLASSES,
-    names::RULES,
-];
 
 impl Dataplane {
     /// Loads the programs and creates (or, with a pin directory, adopts) the

@@ -229,15 +229,7 @@ impl Dataplane {
     /// Entries of the maps the tables in use hold (for an adopted table,
     /// its rule count: a lower bound).
     pub fn table_entries(&self) -> usize {
-        let built: usize = (self.store.ids())
-            .filter_map(|id| self.store.get(id))
-            .map(|stored| stored.keys.entries())
-            .sum();
-        let adopted: usize = (self.adopted.ids())
-            .filter_map(|id| self.adopted.get(id))
-            .map(|list| list.rules.len())
-            .sum();
-        built + adopted
+        self.store.entries() + self.adopted.rules()
     }
 
     /// Whether retired ids wait for deletion.
